@@ -1,0 +1,1 @@
+"""Créneau: SNP slots, SAS booking and médecin traitant queue for a CPTS."""

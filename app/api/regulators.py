@@ -1,0 +1,70 @@
+import uuid
+from collections.abc import Sequence
+
+from fastapi import APIRouter, Response, status
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.api.deps import CallerDep, SessionDep
+from app.directory import schemas, service
+from app.directory.models import Regulator
+from app.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, Page
+
+router = APIRouter(prefix="/v1/regulators", tags=["directory"])
+
+
+async def _out(
+    session: AsyncSession, regulators: Sequence[Regulator]
+) -> list[schemas.RegulatorOut]:
+    links = await service.regulator_territory_ids(session, [r.id for r in regulators])
+    return [
+        schemas.RegulatorOut(
+            id=r.id,
+            name=r.name,
+            department=r.department,
+            territory_ids=links[r.id],
+            created_at=r.created_at,
+        )
+        for r in regulators
+    ]
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=schemas.RegulatorOut)
+async def create_regulator(
+    body: schemas.RegulatorIn, session: SessionDep, caller: CallerDep
+) -> schemas.RegulatorOut:
+    """Create a SAS (admin)."""
+    return (await _out(session, [await service.create_regulator(session, caller, body)]))[0]
+
+
+@router.get("", response_model=Page[schemas.RegulatorOut])
+async def list_regulators(
+    session: SessionDep,
+    caller: CallerDep,
+    cursor: CursorQuery = None,
+    limit: LimitQuery = DEFAULT_LIMIT,
+) -> Page[schemas.RegulatorOut]:
+    rows, next_cursor = await service.list_regulators(session, caller, cursor=cursor, limit=limit)
+    return Page(items=await _out(session, rows), next_cursor=next_cursor)
+
+
+@router.get("/{regulator_id}", response_model=schemas.RegulatorOut)
+async def get_regulator(
+    regulator_id: uuid.UUID, session: SessionDep, caller: CallerDep
+) -> schemas.RegulatorOut:
+    return (await _out(session, [await service.get_regulator(session, caller, regulator_id)]))[0]
+
+
+@router.patch("/{regulator_id}", response_model=schemas.RegulatorOut)
+async def update_regulator(
+    regulator_id: uuid.UUID, body: schemas.RegulatorPatch, session: SessionDep, caller: CallerDep
+) -> schemas.RegulatorOut:
+    regulator = await service.update_regulator(session, caller, regulator_id, body)
+    return (await _out(session, [regulator]))[0]
+
+
+@router.delete("/{regulator_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def delete_regulator(
+    regulator_id: uuid.UUID, session: SessionDep, caller: CallerDep
+) -> Response:
+    await service.delete_regulator(session, caller, regulator_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

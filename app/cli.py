@@ -1,0 +1,129 @@
+"""The `creneau` command."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Annotated, TypeVar
+
+import typer
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.config import get_settings
+from app.db import make_engine, make_sessionmaker, resolve_database_url
+from app.logging_setup import configure_logging
+from app.migrate import upgrade_to_head
+
+app = typer.Typer(help="Créneau: SNP slots, SAS booking and the médecin traitant queue.")
+T = TypeVar("T")
+
+
+def _database() -> str:
+    """Resolve the database (starting the embedded one if needed) and bring it to head."""
+    url = resolve_database_url()
+    upgrade_to_head(url)
+    return url
+
+
+def _in_session(fn: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    url = _database()
+
+    async def run() -> T:
+        engine = make_engine(url, pool_size=2, max_overflow=0)
+        try:
+            async with make_sessionmaker(engine)() as session:
+                result = await fn(session)
+                await session.commit()
+                return result
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(run())
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port")] = 8000,
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes")] = 1,
+) -> None:
+    """Run the HTTP service (embedded PostgreSQL when DATABASE_URL is unset)."""
+    import uvicorn
+
+    settings = get_settings()
+    configure_logging(settings.log_level, settings.log_format)
+    _database()  # migrate once here, before the workers start
+    uvicorn.run(
+        "app.main:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_config=None,
+        proxy_headers=True,
+    )
+
+
+@app.command()
+def migrate() -> None:
+    """Apply the database migrations."""
+    configure_logging(get_settings().log_level, "text")
+    _database()
+    typer.echo("database is at the latest migration")
+
+
+@app.command("create-key")
+def create_key(
+    role: Annotated[
+        str, typer.Option(help="admin, coordinator, practice, regulator, dashboard, sas_platform")
+    ],
+    name: Annotated[str, typer.Option(help="Who the key is for")],
+    territory: Annotated[str | None, typer.Option(help="Territory id")] = None,
+    practice: Annotated[str | None, typer.Option(help="Practice id")] = None,
+    regulator: Annotated[str | None, typer.Option(help="Regulator (SAS) id")] = None,
+) -> None:
+    """Create an API key and print it once."""
+    from pydantic import ValidationError
+
+    from app.directory import schemas, service
+    from app.errors import AppError
+
+    configure_logging("WARNING", "text")
+    try:
+        data = schemas.KeyIn(
+            role=role,
+            name=name,
+            territory_id=uuid.UUID(territory) if territory else None,
+            practice_id=uuid.UUID(practice) if practice else None,
+            regulator_id=uuid.UUID(regulator) if regulator else None,
+        )
+    except (ValidationError, ValueError) as exc:
+        typer.echo(f"invalid key request: {exc}", err=True)
+        raise typer.Exit(2) from exc
+
+    async def run(session: AsyncSession) -> str:
+        _, secret = await service.create_key(session, None, data)
+        return secret
+
+    try:
+        secret = _in_session(run)
+    except AppError as exc:
+        typer.echo(f"error: {exc.detail}", err=True)
+        raise typer.Exit(2) from exc
+    typer.echo(secret)
+
+
+@app.command("seed-demo")
+def seed_demo() -> None:
+    """Create a realistic demo territory (practices, GPs, rules, a SAS) and print its keys."""
+    from app.demo import seed
+
+    configure_logging("WARNING", "text")
+    keys = _in_session(seed)
+    for label, secret in keys.items():
+        typer.echo(f"{label}: {secret}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

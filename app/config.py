@@ -1,0 +1,55 @@
+"""The one Settings object, read from the environment (documented in README.md)."""
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    # postgresql:// or postgresql+asyncpg:// URL; unset: embedded PostgreSQL in DATA_DIR.
+    database_url: str | None = None
+    data_dir: Path = Path(".data")
+    db_pool_size: int = Field(default=10, ge=1, le=200)
+    db_max_overflow: int = Field(default=10, ge=0, le=200)
+
+    public_base_url: str = "http://127.0.0.1:8000"
+    log_level: str = "INFO"
+    # JSON logs in production; "text" is easier to read at a terminal.
+    log_format: str = "json"
+
+    hold_seconds: int = Field(default=300, ge=10, le=3600)
+    horizon_days: int = Field(default=14, ge=1, le=90)
+    # Upper bound of slots one availability rule may create over the horizon.
+    max_slots_per_rule: int = Field(default=2000, ge=1)
+    max_body_bytes: int = Field(default=1_000_000, ge=1024)
+
+    # Retention of patient data, in days after the booking / MT request is closed.
+    booking_retention_days: int = Field(default=365, ge=1)
+    mt_request_retention_days: int = Field(default=730, ge=1)
+    idempotency_ttl_hours: int = Field(default=24, ge=1)
+
+    # Background jobs (materialisation, hold expiry...). Off in tests, which run jobs by hand.
+    scheduler_enabled: bool = True
+
+    @field_validator("public_base_url")
+    @classmethod
+    def _strip_slash(cls, value: str) -> str:
+        return value.rstrip("/")
+
+    @field_validator("log_level")
+    @classmethod
+    def _upper(cls, value: str) -> str:
+        return value.upper()
+
+    @property
+    def problem_base(self) -> str:
+        return f"{self.public_base_url}/problems"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,144 @@
+"""Territories (CPTS), SAS regulators, practices, practitioners and API keys."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    Column,
+    DateTime,
+    Double,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Table,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.types import Uuid
+
+from app.db import Base, CreatedAtMixin, IdMixin
+
+ROLES = ("admin", "coordinator", "practice", "regulator", "dashboard", "sas_platform")
+PROFESSIONS = ("general_practitioner", "pediatrician", "nurse", "midwife", "other")
+
+regulator_territory = Table(
+    "regulator_territory",
+    Base.metadata,
+    Column(
+        "regulator_id",
+        Uuid,
+        ForeignKey("regulator.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column(
+        "territory_id",
+        Uuid,
+        ForeignKey("territory.id", ondelete="CASCADE"),
+        primary_key=True,
+        index=True,
+    ),
+)
+
+
+class Territory(IdMixin, CreatedAtMixin, Base):
+    """A CPTS territory; its IANA zone rules every wall-clock time inside it."""
+
+    __tablename__ = "territory"
+
+    name: Mapped[str] = mapped_column(String(200))
+    timezone: Mapped[str] = mapped_column(String(64))
+    department: Mapped[str] = mapped_column(String(3))
+    population: Mapped[int | None] = mapped_column(Integer)
+    finess: Mapped[str | None] = mapped_column(String(9))
+    phone: Mapped[str | None] = mapped_column(String(32))
+
+
+class Regulator(IdMixin, CreatedAtMixin, Base):
+    """A SAS (departmental regulation) that may serve several territories."""
+
+    __tablename__ = "regulator"
+
+    name: Mapped[str] = mapped_column(String(200))
+    department: Mapped[str] = mapped_column(String(3))
+
+
+class Practice(IdMixin, CreatedAtMixin, Base):
+    __tablename__ = "practice"
+    __table_args__ = (
+        CheckConstraint("lat BETWEEN -90 AND 90 AND lon BETWEEN -180 AND 180", name="coordinates"),
+        Index("ix_practice_lat_lon", "lat", "lon"),
+    )
+
+    territory_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("territory.id", ondelete="RESTRICT"), index=True
+    )
+    name: Mapped[str] = mapped_column(String(200))
+    address: Mapped[str] = mapped_column(String(300))
+    commune_insee: Mapped[str] = mapped_column(String(5), index=True)
+    lat: Mapped[float] = mapped_column(Double)
+    lon: Mapped[float] = mapped_column(Double)
+    finess: Mapped[str | None] = mapped_column(String(9))
+    postal_code: Mapped[str | None] = mapped_column(String(5))
+    city: Mapped[str | None] = mapped_column(String(200))
+    phone: Mapped[str | None] = mapped_column(String(32))
+    siret: Mapped[str | None] = mapped_column(String(14))
+
+
+class Practitioner(IdMixin, CreatedAtMixin, Base):
+    __tablename__ = "practitioner"
+    __table_args__ = (
+        UniqueConstraint("territory_id", "rpps", name="uq_practitioner_territory_rpps"),
+        CheckConstraint("rpps ~ '^[0-9]{11}$'", name="rpps_format"),
+        CheckConstraint("overbooking_daily_cap >= 0", name="overbooking_cap"),
+        CheckConstraint("mt_capacity >= 0", name="mt_capacity"),
+    )
+
+    practice_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("practice.id", ondelete="RESTRICT"), index=True
+    )
+    # Denormalised from the practice so that RPPS uniqueness per territory is a constraint.
+    territory_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("territory.id", ondelete="RESTRICT"), index=True
+    )
+    rpps: Mapped[str] = mapped_column(String(11), index=True)
+    family_name: Mapped[str] = mapped_column(String(200))
+    given_name: Mapped[str] = mapped_column(String(200))
+    gender: Mapped[str | None] = mapped_column(String(16))
+    profession: Mapped[str] = mapped_column(String(40), default="general_practitioner")
+    specialty: Mapped[str | None] = mapped_column(String(100))
+    accepts_overbooking: Mapped[bool] = mapped_column(Boolean, default=False)
+    overbooking_daily_cap: Mapped[int] = mapped_column(Integer, default=0)
+    mt_capacity: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class ApiKey(IdMixin, CreatedAtMixin, Base):
+    """An API key; only its SHA-256 digest is stored, the secret is shown once."""
+
+    __tablename__ = "api_key"
+    __table_args__ = (
+        CheckConstraint(
+            "role IN ('admin','coordinator','practice','regulator','dashboard','sas_platform')",
+            name="role",
+        ),
+    )
+
+    name: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(20))
+    prefix: Mapped[str] = mapped_column(String(16))
+    digest: Mapped[str] = mapped_column(String(64), unique=True)
+    territory_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("territory.id", ondelete="CASCADE"), index=True
+    )
+    practice_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("practice.id", ondelete="CASCADE"), index=True
+    )
+    regulator_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("regulator.id", ondelete="CASCADE"), index=True
+    )
+    created_by: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -1,0 +1,249 @@
+"""Directory input and output shapes."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from app.validators import (
+    Department,
+    Finess,
+    InseeCode,
+    Latitude,
+    Longitude,
+    Name,
+    OutModel,
+    Phone,
+    PostalCode,
+    Rpps,
+    Siret,
+    StrictModel,
+    Text300,
+    TimeZoneName,
+)
+
+Role = Literal["admin", "coordinator", "practice", "regulator", "dashboard", "sas_platform"]
+Profession = Literal["general_practitioner", "pediatrician", "nurse", "midwife", "other"]
+Gender = Literal["female", "male", "other"]
+
+
+def _no_nulls(model: StrictModel, *fields: str) -> None:
+    """PATCH bodies may omit a required field but may not set it to null."""
+    for name in fields:
+        if name in model.model_fields_set and getattr(model, name) is None:
+            raise ValueError(f"{name} cannot be null")
+
+
+# Territories ------------------------------------------------------------------------------
+
+
+class TerritoryIn(StrictModel):
+    name: Name
+    timezone: TimeZoneName = Field(examples=["Europe/Paris"])
+    department: Department
+    population: int | None = Field(default=None, ge=0, le=100_000_000)
+    finess: Finess | None = None
+    phone: Phone | None = None
+
+
+class TerritoryPatch(StrictModel):
+    name: Name | None = None
+    timezone: TimeZoneName | None = None
+    department: Department | None = None
+    population: int | None = Field(default=None, ge=0, le=100_000_000)
+    finess: Finess | None = None
+    phone: Phone | None = None
+
+    @model_validator(mode="after")
+    def _required_not_null(self) -> TerritoryPatch:
+        _no_nulls(self, "name", "timezone", "department")
+        return self
+
+
+class TerritoryOut(OutModel):
+    id: uuid.UUID
+    name: str
+    timezone: str
+    department: str
+    population: int | None
+    finess: str | None
+    phone: str | None
+    created_at: datetime
+
+
+# Regulators (SAS) -----------------------------------------------------------------------
+
+
+class RegulatorIn(StrictModel):
+    name: Name
+    department: Department
+
+
+class RegulatorPatch(StrictModel):
+    name: Name | None = None
+    department: Department | None = None
+
+    @model_validator(mode="after")
+    def _required_not_null(self) -> RegulatorPatch:
+        _no_nulls(self, "name", "department")
+        return self
+
+
+class RegulatorOut(OutModel):
+    id: uuid.UUID
+    name: str
+    department: str
+    territory_ids: list[uuid.UUID] = Field(default_factory=list)
+    created_at: datetime
+
+
+class RegulatorLinkIn(StrictModel):
+    regulator_id: uuid.UUID
+
+
+# Practices ------------------------------------------------------------------------------
+
+
+class PracticeIn(StrictModel):
+    territory_id: uuid.UUID
+    name: Name
+    address: Text300
+    commune_insee: InseeCode
+    lat: Latitude
+    lon: Longitude
+    finess: Finess | None = None
+    postal_code: PostalCode | None = None
+    city: Name | None = None
+    phone: Phone | None = None
+    siret: Siret | None = None
+
+
+class PracticePatch(StrictModel):
+    name: Name | None = None
+    address: Text300 | None = None
+    commune_insee: InseeCode | None = None
+    lat: Latitude | None = None
+    lon: Longitude | None = None
+    finess: Finess | None = None
+    postal_code: PostalCode | None = None
+    city: Name | None = None
+    phone: Phone | None = None
+    siret: Siret | None = None
+
+    @model_validator(mode="after")
+    def _required_not_null(self) -> PracticePatch:
+        _no_nulls(self, "name", "address", "commune_insee", "lat", "lon")
+        return self
+
+
+class TerritoryStamped(OutModel):
+    """Output of a resource that belongs to a territory; `created_at` is shown in its zone."""
+
+    territory_id: uuid.UUID
+    created_at: datetime
+
+
+class PracticeOut(TerritoryStamped):
+    id: uuid.UUID
+    name: str
+    address: str
+    commune_insee: str
+    lat: float
+    lon: float
+    finess: str | None
+    postal_code: str | None
+    city: str | None
+    phone: str | None
+    siret: str | None
+
+
+# Practitioners --------------------------------------------------------------------------
+
+
+class PractitionerIn(StrictModel):
+    practice_id: uuid.UUID
+    rpps: Rpps
+    family_name: Name
+    given_name: Name
+    gender: Gender | None = None
+    profession: Profession = "general_practitioner"
+    specialty: Name | None = None
+    accepts_overbooking: bool = False
+    overbooking_daily_cap: int = Field(default=0, ge=0, le=50)
+    mt_capacity: int = Field(default=0, ge=0, le=5000)
+
+
+class PractitionerPatch(StrictModel):
+    practice_id: uuid.UUID | None = None
+    rpps: Rpps | None = None
+    family_name: Name | None = None
+    given_name: Name | None = None
+    gender: Gender | None = None
+    profession: Profession | None = None
+    specialty: Name | None = None
+    accepts_overbooking: bool | None = None
+    overbooking_daily_cap: int | None = Field(default=None, ge=0, le=50)
+    mt_capacity: int | None = Field(default=None, ge=0, le=5000)
+
+    @model_validator(mode="after")
+    def _required_not_null(self) -> PractitionerPatch:
+        _no_nulls(
+            self,
+            "practice_id",
+            "rpps",
+            "family_name",
+            "given_name",
+            "profession",
+            "accepts_overbooking",
+            "overbooking_daily_cap",
+            "mt_capacity",
+        )
+        return self
+
+
+class PractitionerOut(TerritoryStamped):
+    id: uuid.UUID
+    practice_id: uuid.UUID
+    rpps: str
+    family_name: str
+    given_name: str
+    gender: str | None
+    profession: str
+    specialty: str | None
+    accepts_overbooking: bool
+    overbooking_daily_cap: int
+    mt_capacity: int
+
+
+class MtCapacityIn(StrictModel):
+    mt_capacity: int = Field(ge=0, le=5000)
+
+
+# API keys -------------------------------------------------------------------------------
+
+
+class KeyIn(StrictModel):
+    role: Role
+    name: Name
+    territory_id: uuid.UUID | None = None
+    practice_id: uuid.UUID | None = None
+    regulator_id: uuid.UUID | None = None
+
+
+class KeyOut(OutModel):
+    id: uuid.UUID
+    name: str
+    role: str
+    prefix: str
+    territory_id: uuid.UUID | None
+    practice_id: uuid.UUID | None
+    regulator_id: uuid.UUID | None
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+class KeyCreated(KeyOut):
+    key: str = Field(description="The secret, shown this once; only its digest is stored")

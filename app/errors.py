@@ -1,0 +1,189 @@
+"""One error hierarchy, rendered as RFC 9457 problem+json in one place."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import JSONResponse
+
+from app.config import get_settings
+
+log = logging.getLogger(__name__)
+
+PROBLEM_JSON = "application/problem+json"
+
+
+class ProblemResponse(JSONResponse):
+    media_type = PROBLEM_JSON
+
+
+class AppError(Exception):
+    """Base of every error a client may see. Subclasses fix status, type slug and title."""
+
+    status: int = 500
+    slug: str = "internal-error"
+    title: str = "Internal server error"
+
+    def __init__(
+        self,
+        detail: str,
+        *,
+        errors: Sequence[dict[str, Any]] | None = None,
+        headers: dict[str, str] | None = None,
+        **extra: Any,
+    ) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.errors = list(errors) if errors is not None else None
+        self.headers = headers
+        self.extra = extra
+
+
+class BadRequest(AppError):
+    status, slug, title = 400, "bad-request", "Bad request"
+
+
+class MalformedJSON(BadRequest):
+    slug, title = "malformed-json", "Malformed JSON body"
+
+
+class Unauthorized(AppError):
+    status, slug, title = 401, "unauthorized", "Authentication required"
+
+    def __init__(self, detail: str, **extra: Any) -> None:
+        super().__init__(detail, headers={"WWW-Authenticate": "Bearer"}, **extra)
+
+
+class Forbidden(AppError):
+    status, slug, title = 403, "forbidden", "Forbidden"
+
+
+class NotFound(AppError):
+    status, slug, title = 404, "not-found", "Not found"
+
+
+class MethodNotAllowed(AppError):
+    status, slug, title = 405, "method-not-allowed", "Method not allowed"
+
+
+class Conflict(AppError):
+    status, slug, title = 409, "conflict", "Conflict"
+
+
+class SlotUnavailable(Conflict):
+    slug, title = "slot-unavailable", "Slot not bookable"
+
+
+class PayloadTooLarge(AppError):
+    status, slug, title = 413, "payload-too-large", "Request body too large"
+
+
+class UnsupportedMediaType(AppError):
+    status, slug, title = 415, "unsupported-media-type", "Unsupported media type"
+
+
+class ValidationFailed(AppError):
+    status, slug, title = 422, "validation-error", "Invalid request"
+
+    @classmethod
+    def field(cls, loc: Sequence[str | int], msg: str) -> ValidationFailed:
+        """A business-rule error on one field, shaped like request validation errors."""
+        where = ".".join(str(part) for part in loc)
+        return cls(f"{where}: {msg}", errors=[{"loc": list(loc), "msg": msg}])
+
+
+class TooManyRequests(AppError):
+    status, slug, title = 429, "too-many-requests", "Too many requests"
+
+
+class ServiceUnavailable(AppError):
+    status, slug, title = 503, "service-unavailable", "Service unavailable"
+
+
+def problem_body(error: AppError, request: Request | None = None) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "type": f"{get_settings().problem_base}/{error.slug}",
+        "title": error.title,
+        "status": error.status,
+        "detail": error.detail,
+    }
+    if request is not None:
+        body["instance"] = request.url.path
+    if error.errors is not None:
+        body["errors"] = error.errors
+    body.update(error.extra)
+    return body
+
+
+def problem_response(error: AppError, request: Request | None = None) -> ProblemResponse:
+    return ProblemResponse(
+        jsonable_encoder(problem_body(error, request)),
+        status_code=error.status,
+        headers=error.headers,
+    )
+
+
+def _validation_error(exc: RequestValidationError) -> AppError:
+    errors: list[dict[str, Any]] = []
+    for err in exc.errors():
+        if err.get("type") == "json_invalid":
+            ctx = err.get("ctx") or {}
+            return MalformedJSON(f"The request body is not valid JSON: {ctx.get('error', 'parse')}")
+        loc = [part for part in err.get("loc", ()) if part != "body" or len(err["loc"]) == 1]
+        msg = str(err.get("msg", "invalid value"))
+        if err.get("type") == "extra_forbidden":
+            msg = "unknown field"
+        errors.append({"loc": loc, "msg": msg})
+    first = errors[0] if errors else {"loc": [], "msg": "invalid request"}
+    where = ".".join(str(part) for part in first["loc"]) or "request"
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    return ValidationFailed(f"{where}: {first['msg']}{more}", errors=errors)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    async def app_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, AppError)
+        return render(request, exc)
+
+    async def validation_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        return render(request, _validation_error(exc))
+
+    async def http_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, StarletteHTTPException)
+        error: AppError
+        if exc.status_code == 404:
+            error = NotFound(f"No resource at {request.url.path}")
+        elif exc.status_code == 405:
+            error = MethodNotAllowed(f"{request.method} is not allowed on {request.url.path}")
+        else:
+            error = AppError(str(exc.detail))
+            error.status = exc.status_code
+            error.slug, error.title = "http-error", "HTTP error"
+        if exc.headers:
+            error.headers = dict(exc.headers)
+        return render(request, error)
+
+    async def unhandled(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error", extra={"path": request.url.path})
+        return render(request, AppError("An unexpected error occurred; it has been logged."))
+
+    app.add_exception_handler(AppError, app_error)
+    app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(Exception, unhandled)
+
+
+def render(request: Request, error: AppError) -> JSONResponse:
+    """The single place errors become responses. FHIR paths get an OperationOutcome."""
+    if request.url.path.startswith("/fhir"):
+        from app.sas_bridge.fhir_errors import operation_outcome_response
+
+        return operation_outcome_response(error)
+    return problem_response(error, request)

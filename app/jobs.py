@@ -1,0 +1,94 @@
+"""The background scheduler. It decides *when*; domain services decide *what*.
+
+Each job takes a PostgreSQL advisory lock, so with several workers only one runs it at a
+time, and every job is safe to run twice."""
+
+from __future__ import annotations
+
+import logging
+import time
+import zlib
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.metrics import JOB_RUNS
+
+log = logging.getLogger(__name__)
+
+JobFn = Callable[[AsyncSession], Awaitable[dict[str, Any]]]
+
+
+def lock_key(name: str) -> int:
+    """A stable 32-bit advisory-lock key per job name."""
+    return zlib.crc32(f"creneau.job.{name}".encode())
+
+
+async def run_exclusive(
+    factory: async_sessionmaker[AsyncSession], name: str, job: JobFn
+) -> dict[str, Any] | None:
+    """Run `job` in one transaction if no other process holds its lock; None if skipped.
+
+    pg_try_advisory_xact_lock is released by the commit or rollback, whatever happens."""
+    started = time.perf_counter()
+    async with factory() as session:
+        got = await session.scalar(
+            text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": lock_key(name)}
+        )
+        if not got:
+            JOB_RUNS.labels(name, "skipped").inc()
+            log.info("job skipped: another process runs it", extra={"job": name})
+            return None
+        try:
+            result = await job(session)
+            await session.commit()
+        except Exception:
+            await session.rollback()
+            JOB_RUNS.labels(name, "failed").inc()
+            log.exception("job failed", extra={"job": name})
+            raise
+    JOB_RUNS.labels(name, "ok").inc()
+    log.info(
+        "job done",
+        extra={
+            "job": name,
+            "duration_ms": round((time.perf_counter() - started) * 1000, 1),
+            **result,
+        },
+    )
+    return result
+
+
+class JobSpec:
+    def __init__(self, name: str, fn: JobFn, *, seconds: int) -> None:
+        self.name, self.fn, self.seconds = name, fn, seconds
+
+
+def registered_jobs() -> list[JobSpec]:
+    """Every periodic job of the service; each domain contributes its own."""
+    return []
+
+
+def build_scheduler(factory: async_sessionmaker[AsyncSession]) -> AsyncIOScheduler:
+    scheduler = AsyncIOScheduler(timezone="UTC")
+    for spec in registered_jobs():
+
+        async def tick(spec: JobSpec = spec) -> None:
+            try:
+                await run_exclusive(factory, spec.name, spec.fn)
+            except Exception:  # already logged and counted; the next tick retries
+                return
+
+        scheduler.add_job(
+            tick,
+            "interval",
+            seconds=spec.seconds,
+            id=spec.name,
+            max_instances=1,
+            coalesce=True,
+            next_run_time=None,
+        )
+    return scheduler

@@ -1,0 +1,73 @@
+"""create_app(): routers, error handlers, middleware and the lifespan."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+
+from fastapi import FastAPI
+
+from app.api import health, keys, practices, practitioners, regulators, territories
+from app.config import Settings, get_settings
+from app.db import make_engine, make_sessionmaker, resolve_database_url
+from app.errors import install_error_handlers
+from app.jobs import build_scheduler
+from app.logging_setup import configure_logging
+from app.middleware import EdgeMiddleware
+from app.migrate import upgrade_to_head
+
+log = logging.getLogger(__name__)
+
+DESCRIPTION = """
+Créneau turns the shared agendas of a CPTS's GPs into bookable unscheduled-care (SNP) slots,
+lets SAS regulators search and book them, runs the médecin traitant queue and logs every step
+for the CPTS's indicators.
+
+Authenticate with `Authorization: Bearer <api key>`. Errors are RFC 9457 `application/problem+json`.
+"""
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: Settings = app.state.settings
+    engine = None
+    if getattr(app.state, "sessionmaker", None) is None:
+        url = resolve_database_url(settings)
+        await asyncio.to_thread(upgrade_to_head, url)
+        engine = make_engine(url, settings)
+        app.state.sessionmaker = make_sessionmaker(engine)
+    scheduler = None
+    if settings.scheduler_enabled:
+        scheduler = build_scheduler(app.state.sessionmaker)
+        scheduler.start()
+        for job in scheduler.get_jobs():
+            job.modify(next_run_time=datetime.now(UTC))
+    log.info("creneau started")
+    try:
+        yield
+    finally:
+        if scheduler is not None:
+            scheduler.shutdown(wait=False)
+        if engine is not None:
+            await engine.dispose()
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    configure_logging(settings.log_level, settings.log_format)
+    app = FastAPI(
+        title="Créneau",
+        version="0.1.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.sessionmaker = None
+    install_error_handlers(app)
+    for module in (health, territories, regulators, practices, practitioners, keys):
+        app.include_router(module.router)
+    app.add_middleware(EdgeMiddleware, max_body_bytes=settings.max_body_bytes)
+    return app

@@ -1,0 +1,112 @@
+"""API keys (SHA-256 digests at rest), roles and the caller's scope."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import uuid
+from dataclasses import dataclass, field
+from typing import Final
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.directory.models import ApiKey, Practice, regulator_territory
+from app.errors import Forbidden, NotFound, Unauthorized
+
+KEY_PREFIX: Final = "crn_"
+
+ADMIN, COORDINATOR, PRACTICE, REGULATOR, DASHBOARD, SAS_PLATFORM = (
+    "admin",
+    "coordinator",
+    "practice",
+    "regulator",
+    "dashboard",
+    "sas_platform",
+)
+
+
+def new_secret() -> tuple[str, str, str]:
+    """Return (key shown once, display prefix, digest stored)."""
+    token = secrets.token_urlsafe(32)
+    key = f"{KEY_PREFIX}{token}"
+    return key, key[:12], digest(key)
+
+
+def digest(key: str) -> str:
+    # Keys carry 256 bits of entropy: a fast hash is safe and allows an indexed lookup.
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class Caller:
+    key_id: uuid.UUID
+    role: str
+    territory_id: uuid.UUID | None = None
+    practice_id: uuid.UUID | None = None
+    regulator_id: uuid.UUID | None = None
+    # Territories whose data the caller may read; meaningless for instance-wide roles.
+    territory_ids: frozenset[uuid.UUID] = field(default_factory=frozenset)
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == ADMIN
+
+    @property
+    def instance_wide(self) -> bool:
+        return self.role in (ADMIN, SAS_PLATFORM)
+
+    def require(self, *roles: str) -> None:
+        if self.role not in roles:
+            raise Forbidden(f"This operation needs one of the roles {', '.join(roles)}")
+
+    def sees_territory(self, territory_id: uuid.UUID) -> bool:
+        return self.instance_wide or territory_id in self.territory_ids
+
+    def check_territory(self, territory_id: uuid.UUID, what: str = "Resource") -> None:
+        """404 rather than 403: another territory's resources must not be revealed."""
+        if not self.sees_territory(territory_id):
+            raise NotFound(f"{what} not found")
+
+
+async def authenticate(session: AsyncSession, authorization: str | None) -> Caller:
+    if not authorization:
+        raise Unauthorized("Missing Authorization header: send 'Authorization: Bearer <api key>'")
+    scheme, _, key = authorization.partition(" ")
+    key = key.strip()
+    if scheme.lower() != "bearer" or not key:
+        raise Unauthorized("The Authorization header must be 'Bearer <api key>'")
+    wanted = digest(key)
+    row = (
+        await session.execute(
+            select(ApiKey).where(ApiKey.digest == wanted, ApiKey.revoked_at.is_(None))
+        )
+    ).scalar_one_or_none()
+    # The digest lookup is by index; the constant-time comparison guards the final match.
+    if row is None or not hmac.compare_digest(row.digest, wanted):
+        raise Unauthorized("Unknown or revoked API key")
+    territory_ids: frozenset[uuid.UUID] = frozenset()
+    territory_id = row.territory_id
+    if row.role == PRACTICE and row.practice_id is not None:
+        territory_id = await session.scalar(
+            select(Practice.territory_id).where(Practice.id == row.practice_id)
+        )
+        territory_ids = frozenset([territory_id]) if territory_id else frozenset()
+    elif row.role == REGULATOR and row.regulator_id is not None:
+        linked = await session.scalars(
+            select(regulator_territory.c.territory_id).where(
+                regulator_territory.c.regulator_id == row.regulator_id
+            )
+        )
+        territory_ids = frozenset(linked)
+    elif territory_id is not None:
+        territory_ids = frozenset([territory_id])
+    return Caller(
+        key_id=row.id,
+        role=row.role,
+        territory_id=territory_id,
+        practice_id=row.practice_id,
+        regulator_id=row.regulator_id,
+        territory_ids=territory_ids,
+    )

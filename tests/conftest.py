@@ -1,0 +1,203 @@
+"""Tests run against real PostgreSQL, built from empty by the Alembic migrations. Each test
+runs inside a transaction that is rolled back at the end (savepoints absorb the app's commits)."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
+
+from app.config import Settings
+from app.db import make_engine
+from app.directory import schemas as dir_schemas
+from app.directory import service as dir_service
+from app.main import create_app
+from app.migrate import upgrade_to_head
+from tests.dbtools import recreate_database, server_url, with_database
+
+
+@pytest.fixture(scope="session")
+def database_url() -> str:
+    return with_database(server_url(), "creneau_test")
+
+
+@pytest.fixture(scope="session")
+async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    await recreate_database(database_url)
+    # Migrations from an empty database: the same path production takes.
+    await asyncio.to_thread(upgrade_to_head, database_url)
+    engine = make_engine(database_url, pool_size=5, max_overflow=20)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture
+async def connection(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    async with engine.connect() as conn:
+        transaction = await conn.begin()
+        try:
+            yield conn
+        finally:
+            await transaction.rollback()
+
+
+@pytest.fixture
+def sessionmaker(connection: AsyncConnection) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(
+        bind=connection,
+        join_transaction_mode="create_savepoint",
+        expire_on_commit=False,
+        autoflush=False,
+    )
+
+
+@pytest.fixture
+async def session(sessionmaker: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
+    async with sessionmaker() as session:
+        yield session
+
+
+@pytest.fixture
+def settings(database_url: str) -> Settings:
+    return Settings(
+        database_url=database_url,
+        scheduler_enabled=False,
+        log_level="WARNING",
+        max_body_bytes=64_000,
+    )
+
+
+@pytest.fixture
+async def client(
+    settings: Settings, sessionmaker: async_sessionmaker[AsyncSession]
+) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(settings)
+    app.state.sessionmaker = sessionmaker
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        yield client
+
+
+class World:
+    """Builds directory data through the services and hands out API keys for each role."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def key(self, role: str, **scope: uuid.UUID) -> dict[str, str]:
+        data = dir_schemas.KeyIn(role=role, name=f"test {role}", **scope)  # type: ignore[arg-type]
+        _, secret = await dir_service.create_key(self.session, None, data)
+        await self.session.commit()
+        return {"Authorization": f"Bearer {secret}"}
+
+
+@pytest.fixture
+def world(session: AsyncSession) -> World:
+    return World(session)
+
+
+@pytest.fixture
+async def admin(world: World) -> dict[str, str]:
+    return await world.key("admin")
+
+
+def territory_body(**over: Any) -> dict[str, Any]:
+    return {"name": "CPTS Test", "timezone": "Europe/Paris", "department": "15", **over}
+
+
+def practice_body(territory_id: str, **over: Any) -> dict[str, Any]:
+    return {
+        "territory_id": territory_id,
+        "name": "Maison de santé d'Aurillac",
+        "address": "2 place de l'Hôtel de Ville",
+        "commune_insee": "15014",
+        "lat": 44.9264,
+        "lon": 2.4396,
+        **over,
+    }
+
+
+_rpps_counter = iter(range(10_000_000_000, 10_999_999_999, 7))
+
+
+def practitioner_body(practice_id: str, **over: Any) -> dict[str, Any]:
+    return {
+        "practice_id": practice_id,
+        "rpps": str(next(_rpps_counter)),
+        "family_name": "Martin",
+        "given_name": "Claire",
+        **over,
+    }
+
+
+class Territory:
+    """A territory with a practice, a practitioner, and keys for each role."""
+
+    id: str
+    practice_id: str
+    practitioner_id: str
+    coordinator: dict[str, str]
+    practice: dict[str, str]
+    regulator: dict[str, str]
+    regulator_id: str
+    dashboard: dict[str, str]
+
+
+async def make_territory(
+    client: httpx.AsyncClient, world: World, admin: dict[str, str], **over: Any
+) -> Territory:
+    t = Territory()
+    r = await client.post("/v1/territories", json=territory_body(**over), headers=admin)
+    assert r.status_code == 201, r.text
+    t.id = r.json()["id"]
+    r = await client.post(
+        "/v1/regulators", json={"name": "SAS Cantal", "department": "15"}, headers=admin
+    )
+    assert r.status_code == 201, r.text
+    t.regulator_id = r.json()["id"]
+    r = await client.post(
+        f"/v1/territories/{t.id}/regulators", json={"regulator_id": t.regulator_id}, headers=admin
+    )
+    assert r.status_code == 204, r.text
+    r = await client.post("/v1/practices", json=practice_body(t.id), headers=admin)
+    assert r.status_code == 201, r.text
+    t.practice_id = r.json()["id"]
+    r = await client.post("/v1/practitioners", json=practitioner_body(t.practice_id), headers=admin)
+    assert r.status_code == 201, r.text
+    t.practitioner_id = r.json()["id"]
+    t.coordinator = await world.key("coordinator", territory_id=uuid.UUID(t.id))
+    t.practice = await world.key("practice", practice_id=uuid.UUID(t.practice_id))
+    t.regulator = await world.key("regulator", regulator_id=uuid.UUID(t.regulator_id))
+    t.dashboard = await world.key("dashboard", territory_id=uuid.UUID(t.id))
+    return t
+
+
+@pytest.fixture
+async def territory(client: httpx.AsyncClient, world: World, admin: dict[str, str]) -> Territory:
+    return await make_territory(client, world, admin)
+
+
+@pytest.fixture
+async def other_territory(
+    client: httpx.AsyncClient, world: World, admin: dict[str, str]
+) -> Territory:
+    return await make_territory(client, world, admin, name="CPTS Autre", department="48")
+
+
+def assert_problem(
+    response: httpx.Response, status: int, type_suffix: str | None = None
+) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    body: dict[str, Any] = response.json()
+    assert body["status"] == status
+    assert body["title"] and body["detail"] and body["type"]
+    if type_suffix:
+        assert body["type"].endswith(type_suffix), body["type"]
+    assert "Traceback" not in response.text
+    return body

