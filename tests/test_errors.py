@@ -63,9 +63,7 @@ async def test_bad_uuid_in_path_is_a_422(client, admin):
 
 async def test_oversized_body_is_a_413_and_writes_nothing(client, admin, session):
     before = await _count(session, Territory)
-    r = await client.post(
-        "/v1/territories", json=territory_body(name="x" * 100_000), headers=admin
-    )
+    r = await client.post("/v1/territories", json=territory_body(name="x" * 100_000), headers=admin)
     assert_problem(r, 413, "/payload-too-large")
     assert await _count(session, Territory) == before
 
@@ -88,9 +86,7 @@ async def test_body_that_is_not_an_object_is_a_422(client, admin):
     assert_problem(r, 422)
 
 
-async def test_out_of_range_coordinates_are_a_422_and_write_nothing(
-    client, territory, session
-):
+async def test_out_of_range_coordinates_are_a_422_and_write_nothing(client, territory, session):
     before = await _count(session, Practice)
     r = await client.post(
         "/v1/practices",
