@@ -18,6 +18,7 @@ COPY migrations ./migrations
 COPY app ./app
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
+    PYTHONPATH=/srv/creneau \
     DATA_DIR=/srv/creneau/data
 RUN mkdir -p /srv/creneau/data && chown -R creneau:creneau /srv/creneau
 USER creneau

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Annotated, TypeVar
@@ -123,6 +124,30 @@ def seed_demo() -> None:
     keys = _in_session(seed)
     for label, secret in keys.items():
         typer.echo(f"{label}: {secret}")
+
+
+@app.command()
+def materialize(
+    days: Annotated[int | None, typer.Option(help="Horizon in days (default HORIZON_DAYS)")] = None,
+) -> None:
+    """Extend every availability rule's slots to the horizon now (what the job does hourly)."""
+    from sqlalchemy import func, select
+
+    from app.scheduling.models import AvailabilityRule
+    from app.scheduling.service import materialize_all
+
+    configure_logging("WARNING", "text")
+
+    async def run(session: AsyncSession) -> dict[str, int]:
+        total = await session.scalar(select(func.count()).select_from(AvailabilityRule)) or 0
+        with typer.progressbar(length=total, label="Expanding rules", file=sys.stderr) as bar:
+            return await materialize_all(session, horizon_days=days, progress=bar.update)
+
+    result = _in_session(run)
+    typer.echo(
+        f"{result['rules']} rules, {result['slots_created']} slots created, "
+        f"{result['skipped']} skipped (already there or overlapping)"
+    )
 
 
 if __name__ == "__main__":  # pragma: no cover

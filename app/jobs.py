@@ -67,9 +67,20 @@ class JobSpec:
         self.name, self.fn, self.seconds = name, fn, seconds
 
 
+async def _materialize(session: AsyncSession) -> dict[str, Any]:
+    from app.scheduling.service import materialize_all
+
+    return await materialize_all(session)
+
+
 def registered_jobs() -> list[JobSpec]:
-    """Every periodic job of the service; each domain contributes its own."""
-    return []
+    """Every periodic job of the service; each domain contributes its own. Each runs once at
+    start-up, then at its interval."""
+    return [
+        # Hourly rather than daily: a restart or a DST change never leaves a gap for long,
+        # and a run that finds nothing to do costs one query.
+        JobSpec("materialize", _materialize, seconds=3600),
+    ]
 
 
 def build_scheduler(factory: async_sessionmaker[AsyncSession]) -> AsyncIOScheduler:

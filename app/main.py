@@ -10,7 +10,16 @@ from datetime import UTC, datetime
 
 from fastapi import FastAPI
 
-from app.api import health, keys, practices, practitioners, regulators, territories
+from app.api import (
+    availability,
+    health,
+    keys,
+    practices,
+    practitioners,
+    regulators,
+    slots,
+    territories,
+)
 from app.config import Settings, get_settings
 from app.db import make_engine, make_sessionmaker, resolve_database_url
 from app.errors import install_error_handlers
@@ -67,7 +76,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.sessionmaker = None
     install_error_handlers(app)
-    for module in (health, territories, regulators, practices, practitioners, keys):
+    for module in (
+        health,
+        territories,
+        regulators,
+        practices,
+        practitioners,
+        keys,
+        availability,
+        slots,
+    ):
         app.include_router(module.router)
     app.add_middleware(EdgeMiddleware, max_body_bytes=settings.max_body_bytes)
     return app

@@ -1,6 +1,8 @@
 """Imports every domain's models so that Base.metadata knows the whole schema (Alembic)."""
 
+from app.activity import models as activity_models
 from app.db import Base
 from app.directory import models as directory_models
+from app.scheduling import models as scheduling_models
 
-__all__ = ["Base", "directory_models"]
+__all__ = ["Base", "activity_models", "directory_models", "scheduling_models"]

@@ -1,0 +1,32 @@
+"""The append-only activity log: the single source of every indicator. No patient data."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import BigInteger, DateTime, ForeignKey, Identity, Index, String, text
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.types import Uuid
+
+from app.db import Base
+
+
+class ActivityEvent(Base):
+    __tablename__ = "activity_event"
+    __table_args__ = (Index("ix_activity_event_territory_type_at", "territory_id", "type", "at"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=text("now()"), nullable=False
+    )
+    type: Mapped[str] = mapped_column(String(60))
+    territory_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("territory.id", ondelete="RESTRICT")
+    )
+    practitioner_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    subject_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    actor_key_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    data: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)

@@ -1,0 +1,164 @@
+"""Publishing availability: rules, one-off slots, unavailabilities, a practitioner's agenda."""
+
+import uuid
+from datetime import timedelta
+from typing import Annotated
+from zoneinfo import ZoneInfo
+
+from fastapi import APIRouter, Query, Response, status
+from pydantic import AwareDatetime
+
+from app.api.deps import CallerDep, SessionDep
+from app.scheduling import schemas, service
+from app.scheduling.models import AvailabilityRule, Slot
+from app.validators import local
+
+router = APIRouter(prefix="/v1/practitioners/{practitioner_id}", tags=["availability"])
+
+
+def _rule_out(rule: AvailabilityRule, tz: ZoneInfo | None = None) -> schemas.RuleOut:
+    out = schemas.RuleOut.model_validate(rule)
+    if tz is not None:
+        out.created_at = out.created_at.astimezone(tz)
+        if out.materialized_until is not None:
+            out.materialized_until = out.materialized_until.astimezone(tz)
+    return out
+
+
+def _slot_out(slot: Slot, tz: ZoneInfo) -> schemas.SlotOut:
+    out = schemas.SlotOut.model_validate(slot)
+    out.start, out.end = out.start.astimezone(tz), out.end.astimezone(tz)
+    return out
+
+
+@router.post(
+    "/availability-rules",
+    status_code=status.HTTP_201_CREATED,
+    response_model=schemas.RuleCreated,
+    responses={409: {"description": "A generated slot overlaps an existing one"}},
+)
+async def create_rule(
+    practitioner_id: uuid.UUID, body: schemas.RuleIn, session: SessionDep, caller: CallerDep
+) -> schemas.RuleCreated:
+    """Publish a recurring availability; its slots over the horizon exist (and show in search)
+    as soon as this returns."""
+    rule, created = await service.create_rule(session, caller, practitioner_id, body)
+    _, tz = await service.publishing_practitioner(session, caller, practitioner_id)
+    return schemas.RuleCreated(
+        **_rule_out(rule, tz).model_dump(), slots=schemas.MaterializationOut(created=created)
+    )
+
+
+@router.get("/availability-rules", response_model=list[schemas.RuleOut])
+async def list_rules(
+    practitioner_id: uuid.UUID, session: SessionDep, caller: CallerDep
+) -> list[schemas.RuleOut]:
+    _, tz = await service.publishing_practitioner(session, caller, practitioner_id)
+    return [_rule_out(r, tz) for r in await service.list_rules(session, caller, practitioner_id)]
+
+
+@router.get("/availability-rules/{rule_id}", response_model=schemas.RuleOut)
+async def get_rule(
+    practitioner_id: uuid.UUID, rule_id: uuid.UUID, session: SessionDep, caller: CallerDep
+) -> schemas.RuleOut:
+    rule, _, tz = await service.get_rule(session, caller, practitioner_id, rule_id)
+    return _rule_out(rule, tz)
+
+
+@router.patch("/availability-rules/{rule_id}", response_model=schemas.RuleCreated)
+async def update_rule(
+    practitioner_id: uuid.UUID,
+    rule_id: uuid.UUID,
+    body: schemas.RulePatch,
+    session: SessionDep,
+    caller: CallerDep,
+) -> schemas.RuleCreated:
+    """Change a rule: its future free slots are replaced; held and booked slots stay."""
+    rule, counts = await service.update_rule(session, caller, practitioner_id, rule_id, body)
+    _, tz = await service.publishing_practitioner(session, caller, practitioner_id)
+    return schemas.RuleCreated(**_rule_out(rule, tz).model_dump(), slots=counts)
+
+
+@router.delete("/availability-rules/{rule_id}", response_model=schemas.MaterializationOut)
+async def delete_rule(
+    practitioner_id: uuid.UUID, rule_id: uuid.UUID, session: SessionDep, caller: CallerDep
+) -> schemas.MaterializationOut:
+    """End a rule: its future free slots disappear; held and booked slots stay."""
+    return await service.delete_rule(session, caller, practitioner_id, rule_id)
+
+
+@router.post(
+    "/slots",
+    status_code=status.HTTP_201_CREATED,
+    response_model=schemas.SlotOut,
+    responses={409: {"description": "Overlaps an existing slot or an unavailability"}},
+)
+async def create_slot(
+    practitioner_id: uuid.UUID, body: schemas.OneOffSlotIn, session: SessionDep, caller: CallerDep
+) -> schemas.SlotOut:
+    """Publish a one-off slot."""
+    slot = await service.create_one_off_slot(session, caller, practitioner_id, body)
+    _, tz = await service.publishing_practitioner(session, caller, practitioner_id)
+    return _slot_out(slot, tz)
+
+
+@router.get("/slots", response_model=list[schemas.SlotOut])
+async def list_slots(
+    practitioner_id: uuid.UUID,
+    session: SessionDep,
+    caller: CallerDep,
+    from_: Annotated[AwareDatetime | None, Query(alias="from")] = None,
+    to: AwareDatetime | None = None,
+) -> list[schemas.SlotOut]:
+    """The practitioner's agenda in every status (default: the next 7 days)."""
+    start = from_ or service.now_utc()
+    end = to or start + timedelta(days=7)
+    slots, tz = await service.list_practitioner_slots(session, caller, practitioner_id, start, end)
+    return [_slot_out(s, tz) for s in slots]
+
+
+@router.post(
+    "/unavailabilities",
+    status_code=status.HTTP_201_CREATED,
+    response_model=schemas.UnavailabilityOut,
+)
+async def create_unavailability(
+    practitioner_id: uuid.UUID,
+    body: schemas.UnavailabilityIn,
+    session: SessionDep,
+    caller: CallerDep,
+) -> schemas.UnavailabilityOut:
+    """Declare an absence: free and held slots inside become unavailable; booked slots stay
+    booked and are listed as `conflicts` for the practice to handle."""
+    unavailability, count, conflicts, tz = await service.create_unavailability(
+        session, caller, practitioner_id, body
+    )
+    return schemas.UnavailabilityOut(
+        id=unavailability.id,
+        practitioner_id=unavailability.practitioner_id,
+        start=local(unavailability.start, str(tz)),
+        end=local(unavailability.end, str(tz)),
+        reason=unavailability.reason,
+        slots_made_unavailable=count,
+        conflicts=[
+            schemas.ConflictOut(
+                slot_id=s.id,
+                start=s.start.astimezone(tz),
+                end=s.end.astimezone(tz),
+                status=s.status,
+            )
+            for s in conflicts
+        ],
+        created_at=local(unavailability.created_at, str(tz)),
+    )
+
+
+@router.delete("/unavailabilities/{unavailability_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def delete_unavailability(
+    practitioner_id: uuid.UUID,
+    unavailability_id: uuid.UUID,
+    session: SessionDep,
+    caller: CallerDep,
+) -> Response:
+    await service.delete_unavailability(session, caller, practitioner_id, unavailability_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

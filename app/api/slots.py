@@ -1,0 +1,90 @@
+"""The slot search regulators use with a patient on the phone."""
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from pydantic import AwareDatetime
+
+from app.api.deps import CallerDep, SessionDep
+from app.errors import ValidationFailed
+from app.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, Page
+from app.scheduling import schemas, service
+from app.scheduling.schemas import Modality
+from app.validators import InseeCode
+
+
+def _parse_near(near: str | None) -> tuple[float, float] | None:
+    if near is None:
+        return None
+    try:
+        lat_s, lon_s = near.split(",")
+        lat, lon = float(lat_s), float(lon_s)
+    except ValueError as exc:
+        raise ValidationFailed.field(["query", "near"], "expected near=lat,lon") from exc
+    if not (-90 <= lat <= 90 and -180 <= lon <= 180):
+        raise ValidationFailed.field(["query", "near"], "latitude or longitude out of range")
+    return lat, lon
+
+
+router = APIRouter(prefix="/v1/slots", tags=["search"])
+
+
+@router.get("", response_model=Page[schemas.SlotSearchItem])
+async def search_slots(
+    session: SessionDep,
+    caller: CallerDep,
+    from_: Annotated[AwareDatetime | None, Query(alias="from", description="Default: now")] = None,
+    to: Annotated[
+        AwareDatetime | None, Query(description="Default: from + 48 h; max 7 days")
+    ] = None,
+    modality: Modality | None = None,
+    commune_insee: Annotated[InseeCode | None, Query()] = None,
+    near: Annotated[str | None, Query(description="lat,lon", examples=["45.03,2.45"])] = None,
+    radius_km: Annotated[float | None, Query(gt=0, le=500)] = None,
+    practitioner_id: uuid.UUID | None = None,
+    cursor: CursorQuery = None,
+    limit: LimitQuery = DEFAULT_LIMIT,
+) -> Page[schemas.SlotSearchItem]:
+    """Bookable slots (free, or held with an expired hold), by start then distance."""
+    rows, next_cursor = await service.search(
+        session,
+        caller,
+        start=from_,
+        end=to,
+        modality=modality,
+        commune_insee=commune_insee,
+        near=_parse_near(near),
+        radius_km=radius_km,
+        practitioner_id=practitioner_id,
+        cursor=cursor,
+        limit=limit,
+    )
+    near_given = near is not None
+    items = [
+        schemas.SlotSearchItem(
+            id=r.id,
+            start=r.start.astimezone(service.zone(r.timezone)),
+            end=r.end.astimezone(service.zone(r.timezone)),
+            modality=r.modality,
+            visibility=r.visibility,
+            status="free",
+            practitioner=schemas.SearchPractitioner(
+                id=r.practitioner_id,
+                family_name=r.family_name,
+                given_name=r.given_name,
+                rpps=r.rpps,
+            ),
+            practice=schemas.SearchPractice(
+                id=r.practice_id,
+                name=r.practice_name,
+                address=r.address,
+                commune_insee=r.commune_insee,
+                lat=r.lat,
+                lon=r.lon,
+            ),
+            distance_km=round(r.distance_km, 2) if near_given else None,
+        )
+        for r in rows
+    ]
+    return Page(items=items, next_cursor=next_cursor)

@@ -1,0 +1,666 @@
+"""Publishing availability: rules, their materialisation into slots, one-off slots and
+unavailabilities. Services flush, never commit."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from functools import lru_cache
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import (
+    ARRAY,
+    DateTime,
+    String,
+    and_,
+    bindparam,
+    delete,
+    func,
+    or_,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.types import Uuid
+
+from app.activity.service import record
+from app.config import get_settings
+from app.directory.models import Practitioner, Territory
+from app.directory.service import get_practitioner
+from app.errors import Conflict, NotFound, ValidationFailed
+from app.pagination import decode_cursor, encode_cursor
+from app.scheduling import schemas
+from app.scheduling.models import AvailabilityRule, Slot, Unavailability
+from app.scheduling.queries import SlotSearch, search_slots
+from app.scheduling.rules import RuleError, RuleSpec, expand_rule, validate_rule
+from app.security import ADMIN, COORDINATOR, PRACTICE, Caller
+
+PUBLISHERS = (ADMIN, COORDINATOR, PRACTICE)
+_INSERT_CHUNK = 20_000
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC)
+
+
+@lru_cache(maxsize=64)
+def zone(name: str) -> ZoneInfo:
+    return ZoneInfo(name)
+
+
+async def publishing_practitioner(
+    session: AsyncSession, caller: Caller, practitioner_id: uuid.UUID
+) -> tuple[Practitioner, ZoneInfo]:
+    """The practitioner (visible to the caller, who must be allowed to publish) and its zone."""
+    caller.require(*PUBLISHERS)
+    practitioner = await get_practitioner(session, caller, practitioner_id)
+    tz = await session.scalar(
+        select(Territory.timezone).where(Territory.id == practitioner.territory_id)
+    )
+    assert tz is not None
+    return practitioner, ZoneInfo(tz)
+
+
+# Slot insertion -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NewSlot:
+    practitioner_id: uuid.UUID
+    territory_id: uuid.UUID
+    rule_id: uuid.UUID | None
+    source: str
+    start: datetime
+    end: datetime
+    modality: str
+    visibility: str
+
+
+_INSERT_SLOTS = text(
+    """
+    INSERT INTO slot (id, practitioner_id, territory_id, rule_id, source, start, "end",
+                      modality, visibility, status)
+    SELECT gen_random_uuid(), g.practitioner_id, g.territory_id, g.rule_id, g.source,
+           g.start, g."end", g.modality, g.visibility,
+           CASE WHEN EXISTS (
+               SELECT 1 FROM unavailability u
+               WHERE u.practitioner_id = g.practitioner_id
+                 AND tstzrange(u.start, u."end") && tstzrange(g.start, g."end")
+           ) THEN 'unavailable' ELSE 'free' END
+    FROM unnest(:practitioner_ids, :territory_ids, :rule_ids, :sources, :starts, :ends,
+                :modalities, :visibilities)
+         AS g(practitioner_id, territory_id, rule_id, source, start, "end", modality, visibility)
+    ON CONFLICT DO NOTHING
+    RETURNING practitioner_id, start
+    """
+).bindparams(
+    bindparam("practitioner_ids", type_=ARRAY(Uuid)),
+    bindparam("territory_ids", type_=ARRAY(Uuid)),
+    bindparam("rule_ids", type_=ARRAY(Uuid)),
+    bindparam("sources", type_=ARRAY(String)),
+    bindparam("starts", type_=ARRAY(DateTime(timezone=True))),
+    bindparam("ends", type_=ARRAY(DateTime(timezone=True))),
+    bindparam("modalities", type_=ARRAY(String)),
+    bindparam("visibilities", type_=ARRAY(String)),
+)
+
+
+async def insert_slots(
+    session: AsyncSession, slots: Sequence[NewSlot]
+) -> set[tuple[uuid.UUID, datetime]]:
+    """Insert in bulk; a slot that would overlap another (exclusion constraint) is skipped.
+    Returns the (practitioner_id, start) of the slots actually inserted."""
+    inserted: set[tuple[uuid.UUID, datetime]] = set()
+    for i in range(0, len(slots), _INSERT_CHUNK):
+        chunk = slots[i : i + _INSERT_CHUNK]
+        rows = await session.execute(
+            _INSERT_SLOTS,
+            {
+                "practitioner_ids": [s.practitioner_id for s in chunk],
+                "territory_ids": [s.territory_id for s in chunk],
+                "rule_ids": [s.rule_id for s in chunk],
+                "sources": [s.source for s in chunk],
+                "starts": [s.start for s in chunk],
+                "ends": [s.end for s in chunk],
+                "modalities": [s.modality for s in chunk],
+                "visibilities": [s.visibility for s in chunk],
+            },
+        )
+        inserted.update((pid, start) for pid, start in rows)
+    return inserted
+
+
+async def overlapping_slots(
+    session: AsyncSession,
+    practitioner_id: uuid.UUID,
+    periods: Iterable[tuple[datetime, datetime]],
+    *,
+    limit: int = 20,
+) -> list[Slot]:
+    conditions = [and_(Slot.start < end, Slot.end > start) for start, end in periods]
+    if not conditions:
+        return []
+    stmt = (
+        select(Slot)
+        .where(Slot.practitioner_id == practitioner_id, or_(*conditions))
+        .order_by(Slot.start)
+        .limit(limit)
+    )
+    return list((await session.scalars(stmt)).all())
+
+
+def _overlap_conflict(existing: Sequence[Slot], tz: ZoneInfo) -> Conflict:
+    first = existing[0]
+    when = first.start.astimezone(tz).isoformat()
+    return Conflict(
+        f"Overlaps {len(existing)} existing slot(s) of this practitioner, the first at {when}",
+        overlapping=[
+            {
+                "slot_id": str(s.id),
+                "start": s.start.astimezone(tz).isoformat(),
+                "end": s.end.astimezone(tz).isoformat(),
+                "status": s.status,
+            }
+            for s in existing
+        ],
+    )
+
+
+# Rules ------------------------------------------------------------------------------------
+
+
+def _spec(rule: AvailabilityRule | schemas.RuleIn) -> RuleSpec:
+    return RuleSpec(
+        rrule=rule.rrule,
+        start_time=rule.start_time,
+        end_time=rule.end_time,
+        slot_minutes=rule.slot_minutes,
+        valid_from=rule.valid_from,
+        valid_until=rule.valid_until,
+    )
+
+
+def _validate(spec: RuleSpec) -> None:
+    settings = get_settings()
+    try:
+        validate_rule(
+            spec, max_slots=settings.max_slots_per_rule, horizon_days=settings.horizon_days
+        )
+    except RuleError as exc:
+        raise ValidationFailed.field(["body", exc.field], exc.message) from exc
+
+
+def rule_slots(
+    rule: AvailabilityRule,
+    practitioner: Practitioner,
+    tz: ZoneInfo,
+    window_start: datetime,
+    window_end: datetime,
+) -> list[NewSlot]:
+    return [
+        NewSlot(
+            practitioner_id=practitioner.id,
+            territory_id=practitioner.territory_id,
+            rule_id=rule.id,
+            source="rule",
+            start=start,
+            end=end,
+            modality=rule.modality,
+            visibility=rule.visibility,
+        )
+        for start, end in expand_rule(_spec(rule), tz, window_start, window_end)
+    ]
+
+
+async def _materialize_new(
+    session: AsyncSession,
+    rule: AvailabilityRule,
+    practitioner: Practitioner,
+    tz: ZoneInfo,
+    *,
+    now: datetime,
+) -> int:
+    """Create the rule's slots over the horizon; 409 if any overlaps a slot that is not one
+    of this rule's own held or booked slots (those are kept as they are)."""
+    window_end = now + timedelta(days=get_settings().horizon_days)
+    wanted = rule_slots(rule, practitioner, tz, now, window_end)
+    inserted = await insert_slots(session, wanted)
+    skipped = [(s.start, s.end) for s in wanted if (s.practitioner_id, s.start) not in inserted]
+    if skipped:
+        blocking = [
+            s
+            for s in await overlapping_slots(session, practitioner.id, skipped, limit=200)
+            if not (s.rule_id == rule.id and s.status in ("held", "booked"))
+        ]
+        if blocking:
+            raise _overlap_conflict(blocking[:20], tz)
+    rule.materialized_until = window_end
+    await session.flush()
+    return len(inserted)
+
+
+async def _record_published(
+    session: AsyncSession,
+    caller: Caller,
+    type_: str,
+    rule: AvailabilityRule,
+    practitioner: Practitioner,
+    **data: Any,
+) -> None:
+    await record(
+        session,
+        type_,
+        territory_id=practitioner.territory_id,
+        practitioner_id=practitioner.id,
+        subject_id=rule.id,
+        actor_key_id=caller.key_id,
+        modality=rule.modality,
+        visibility=rule.visibility,
+        **data,
+    )
+
+
+async def create_rule(
+    session: AsyncSession, caller: Caller, practitioner_id: uuid.UUID, data: schemas.RuleIn
+) -> tuple[AvailabilityRule, int]:
+    practitioner, tz = await publishing_practitioner(session, caller, practitioner_id)
+    _validate(_spec(data))
+    now = now_utc()
+    async with session.begin_nested():  # an overlap undoes the rule and its slots together
+        rule = AvailabilityRule(practitioner_id=practitioner.id, **data.model_dump())
+        session.add(rule)
+        await session.flush()
+        created = await _materialize_new(session, rule, practitioner, tz, now=now)
+    await _record_published(session, caller, "rule.created", rule, practitioner, slots=created)
+    return rule, created
+
+
+async def get_rule(
+    session: AsyncSession, caller: Caller, practitioner_id: uuid.UUID, rule_id: uuid.UUID
+) -> tuple[AvailabilityRule, Practitioner, ZoneInfo]:
+    practitioner, tz = await publishing_practitioner(session, caller, practitioner_id)
+    rule = await session.scalar(
+        select(AvailabilityRule).where(
+            AvailabilityRule.id == rule_id, AvailabilityRule.practitioner_id == practitioner.id
+        )
+    )
+    if rule is None:
+        raise NotFound("Availability rule not found")
+    return rule, practitioner, tz
+
+
+async def list_rules(
+    session: AsyncSession, caller: Caller, practitioner_id: uuid.UUID
+) -> list[AvailabilityRule]:
+    practitioner, _ = await publishing_practitioner(session, caller, practitioner_id)
+    rows = await session.scalars(
+        select(AvailabilityRule)
+        .where(AvailabilityRule.practitioner_id == practitioner.id)
+        .order_by(AvailabilityRule.created_at, AvailabilityRule.id)
+    )
+    return list(rows.all())
+
+
+async def _remove_future_free_slots(
+    session: AsyncSession, rule: AvailabilityRule, now: datetime
+) -> tuple[int, int]:
+    """Delete the rule's future free or unavailable slots; held and booked ones stay."""
+    removed = await session.execute(
+        delete(Slot).where(
+            Slot.rule_id == rule.id,
+            Slot.start > now,
+            Slot.status.in_(("free", "unavailable")),
+        )
+    )
+    kept = await session.scalar(
+        select(func.count())
+        .select_from(Slot)
+        .where(Slot.rule_id == rule.id, Slot.start > now, Slot.status.in_(("held", "booked")))
+    )
+    return removed.rowcount or 0, kept or 0  # type: ignore[attr-defined]
+
+
+async def update_rule(
+    session: AsyncSession,
+    caller: Caller,
+    practitioner_id: uuid.UUID,
+    rule_id: uuid.UUID,
+    data: schemas.RulePatch,
+) -> tuple[AvailabilityRule, schemas.MaterializationOut]:
+    rule, practitioner, tz = await get_rule(session, caller, practitioner_id, rule_id)
+    changes = data.model_dump(exclude_unset=True)
+    merged = schemas.RuleIn.model_validate(
+        {**schemas.RuleIn.model_validate(rule, from_attributes=True).model_dump(), **changes}
+    )
+    _validate(_spec(merged))
+    now = now_utc()
+    async with session.begin_nested():
+        removed, kept = await _remove_future_free_slots(session, rule, now)
+        for name, value in changes.items():
+            setattr(rule, name, value)
+        await session.flush()
+        created = await _materialize_new(session, rule, practitioner, tz, now=now)
+    await _record_published(
+        session, caller, "rule.updated", rule, practitioner, slots=created, removed=removed
+    )
+    return rule, schemas.MaterializationOut(created=created, removed=removed, kept=kept)
+
+
+async def delete_rule(
+    session: AsyncSession, caller: Caller, practitioner_id: uuid.UUID, rule_id: uuid.UUID
+) -> schemas.MaterializationOut:
+    rule, practitioner, _ = await get_rule(session, caller, practitioner_id, rule_id)
+    removed, kept = await _remove_future_free_slots(session, rule, now_utc())
+    await _record_published(session, caller, "rule.deleted", rule, practitioner, removed=removed)
+    await session.delete(rule)  # kept slots lose their rule_id (ON DELETE SET NULL)
+    await session.flush()
+    return schemas.MaterializationOut(created=0, removed=removed, kept=kept)
+
+
+# The materialisation job ----------------------------------------------------------------
+
+
+async def materialize_all(
+    session: AsyncSession,
+    *,
+    now: datetime | None = None,
+    horizon_days: int | None = None,
+    progress: Any = None,
+) -> dict[str, int]:
+    """Extend every live rule's slots to now + horizon. Running it twice changes nothing:
+    rules remember how far they were materialised and inserts skip existing slots."""
+    now = now or now_utc()
+    horizon_end = now + timedelta(days=horizon_days or get_settings().horizon_days)
+    today_min = (now - timedelta(days=1)).date()
+    rows = (
+        await session.execute(
+            select(AvailabilityRule, Practitioner, Territory.timezone)
+            .join(Practitioner, Practitioner.id == AvailabilityRule.practitioner_id)
+            .join(Territory, Territory.id == Practitioner.territory_id)
+            .where(
+                or_(
+                    AvailabilityRule.materialized_until.is_(None),
+                    AvailabilityRule.materialized_until < horizon_end,
+                ),
+                or_(
+                    AvailabilityRule.valid_until.is_(None),
+                    AvailabilityRule.valid_until >= today_min,
+                ),
+            )
+            .order_by(AvailabilityRule.id)
+        )
+    ).all()
+    zones: dict[str, ZoneInfo] = {}
+    pending: list[NewSlot] = []
+    for rule, practitioner, tz_name in rows:
+        tz = zones.setdefault(tz_name, ZoneInfo(tz_name))
+        start = max(now, rule.materialized_until or now)
+        pending.extend(rule_slots(rule, practitioner, tz, start, horizon_end))
+        if progress is not None:
+            progress(1)
+    inserted = await insert_slots(session, pending)
+    if rows:
+        await session.execute(
+            update(AvailabilityRule)
+            .where(AvailabilityRule.id.in_([rule.id for rule, _, _ in rows]))
+            .values(materialized_until=horizon_end)
+            .execution_options(synchronize_session=False)
+        )
+    per_practitioner: dict[tuple[uuid.UUID, uuid.UUID], int] = {}
+    territory_of = {p.id: p.territory_id for _, p, _ in rows}
+    for practitioner_id, _start in inserted:
+        key = (territory_of[practitioner_id], practitioner_id)
+        per_practitioner[key] = per_practitioner.get(key, 0) + 1
+    for (territory_id, practitioner_id), count in per_practitioner.items():
+        await record(
+            session,
+            "slots.materialized",
+            territory_id=territory_id,
+            practitioner_id=practitioner_id,
+            slots=count,
+        )
+    return {
+        "rules": len(rows),
+        "slots_created": len(inserted),
+        "skipped": len(pending) - len(inserted),
+    }
+
+
+# Search -----------------------------------------------------------------------------------
+
+MAX_SEARCH_WINDOW = timedelta(days=7)
+DEFAULT_SEARCH_WINDOW = timedelta(hours=48)
+_ROLE_VISIBILITY = {
+    "regulator": ("sas", "public"),
+    "sas_platform": ("sas", "public"),
+    "coordinator": ("sas", "cpts", "public"),
+    "practice": ("sas", "cpts", "public"),
+    "admin": ("sas", "cpts", "public"),
+}
+
+
+async def search(
+    session: AsyncSession,
+    caller: Caller,
+    *,
+    start: datetime | None,
+    end: datetime | None,
+    modality: str | None,
+    commune_insee: str | None,
+    near: tuple[float, float] | None,
+    radius_km: float | None,
+    practitioner_id: uuid.UUID | None,
+    cursor: str | None,
+    limit: int,
+) -> tuple[list[Any], str | None]:
+    """Bookable slots visible to the caller, by start then distance."""
+    caller.require(*_ROLE_VISIBILITY)
+    now = now_utc()
+    start = start or now
+    end = end or start + DEFAULT_SEARCH_WINDOW
+    if end <= start:
+        raise ValidationFailed.field(["query", "to"], "must be after from")
+    if end - start > MAX_SEARCH_WINDOW:
+        raise ValidationFailed.field(["query", "to"], "the window is at most 7 days")
+    if radius_km is not None and near is None:
+        raise ValidationFailed.field(["query", "radius_km"], "needs near=lat,lon")
+    after = None
+    if cursor:
+        after = decode_search_cursor(cursor)
+    q = SlotSearch(
+        start=max(start, now),
+        end=end,
+        now=now,
+        territory_ids=None if caller.instance_wide else caller.territory_ids,
+        visibilities=_ROLE_VISIBILITY[caller.role],
+        modality=modality,
+        commune_insee=commune_insee,
+        practitioner_id=practitioner_id,
+        near=near,
+        radius_km=radius_km,
+        limit=limit,
+        after=after,
+    )
+    rows = await search_slots(session, q)
+    next_cursor = None
+    if len(rows) > limit:
+        rows = rows[:limit]
+        last = rows[-1]
+        next_cursor = encode_cursor([last.start.isoformat(), repr(last.distance_km), last.id])
+    return rows, next_cursor
+
+
+def decode_search_cursor(cursor: str) -> tuple[datetime, float, uuid.UUID]:
+    at, distance, ident = decode_cursor(cursor, 3)
+    try:
+        return datetime.fromisoformat(at), float(distance), uuid.UUID(ident)
+    except ValueError as exc:
+        raise ValidationFailed.field(["query", "cursor"], "invalid cursor") from exc
+
+
+# One-off slots ----------------------------------------------------------------------------
+
+
+async def create_one_off_slot(
+    session: AsyncSession, caller: Caller, practitioner_id: uuid.UUID, data: schemas.OneOffSlotIn
+) -> Slot:
+    practitioner, tz = await publishing_practitioner(session, caller, practitioner_id)
+    if data.start <= now_utc():
+        raise ValidationFailed.field(["body", "start"], "must be in the future")
+    unavailable = await session.scalar(
+        select(func.count())
+        .select_from(Unavailability)
+        .where(
+            Unavailability.practitioner_id == practitioner.id,
+            Unavailability.start < data.end,
+            Unavailability.end > data.start,
+        )
+    )
+    if unavailable:
+        raise Conflict("The practitioner is declared unavailable over this period")
+    slot = Slot(
+        practitioner_id=practitioner.id,
+        territory_id=practitioner.territory_id,
+        source="manual",
+        start=data.start,
+        end=data.end,
+        modality=data.modality,
+        visibility=data.visibility,
+        status="free",
+    )
+    try:
+        async with session.begin_nested():
+            session.add(slot)
+            await session.flush()
+    except IntegrityError as exc:
+        existing = await overlapping_slots(session, practitioner.id, [(data.start, data.end)])
+        raise _overlap_conflict(existing, tz) if existing else Conflict(str(exc.orig)) from exc
+    await record(
+        session,
+        "slot.created",
+        territory_id=practitioner.territory_id,
+        practitioner_id=practitioner.id,
+        subject_id=slot.id,
+        actor_key_id=caller.key_id,
+        modality=slot.modality,
+        visibility=slot.visibility,
+        slots=1,
+    )
+    return slot
+
+
+async def list_practitioner_slots(
+    session: AsyncSession,
+    caller: Caller,
+    practitioner_id: uuid.UUID,
+    start: datetime,
+    end: datetime,
+) -> tuple[list[Slot], ZoneInfo]:
+    """The practitioner's agenda, every status (practice and coordinator view)."""
+    practitioner, tz = await publishing_practitioner(session, caller, practitioner_id)
+    rows = await session.scalars(
+        select(Slot)
+        .where(Slot.practitioner_id == practitioner.id, Slot.start >= start, Slot.start < end)
+        .order_by(Slot.start)
+        .limit(5000)
+    )
+    return list(rows.all()), tz
+
+
+# Unavailabilities -------------------------------------------------------------------------
+
+
+async def create_unavailability(
+    session: AsyncSession,
+    caller: Caller,
+    practitioner_id: uuid.UUID,
+    data: schemas.UnavailabilityIn,
+) -> tuple[Unavailability, int, list[Slot], ZoneInfo]:
+    """Free and held slots inside become unavailable; booked ones stay and are reported."""
+    practitioner, tz = await publishing_practitioner(session, caller, practitioner_id)
+    unavailability = Unavailability(
+        practitioner_id=practitioner.id, start=data.start, end=data.end, reason=data.reason
+    )
+    session.add(unavailability)
+    await session.flush()
+    inside = and_(
+        Slot.practitioner_id == practitioner.id, Slot.start < data.end, Slot.end > data.start
+    )
+    changed = await session.execute(
+        update(Slot)
+        .where(inside, Slot.status.in_(("free", "held")))
+        .values(status="unavailable", hold_expires_at=None)
+        .execution_options(synchronize_session=False)
+    )
+    conflicts = list(
+        (
+            await session.scalars(
+                select(Slot).where(inside, Slot.status == "booked").order_by(Slot.start)
+            )
+        ).all()
+    )
+    made_unavailable = changed.rowcount or 0  # type: ignore[attr-defined]
+    await record(
+        session,
+        "unavailability.created",
+        territory_id=practitioner.territory_id,
+        practitioner_id=practitioner.id,
+        subject_id=unavailability.id,
+        actor_key_id=caller.key_id,
+        slots_made_unavailable=made_unavailable,
+        conflicts=len(conflicts),
+    )
+    return unavailability, made_unavailable, conflicts, tz
+
+
+async def delete_unavailability(
+    session: AsyncSession, caller: Caller, practitioner_id: uuid.UUID, unavailability_id: uuid.UUID
+) -> int:
+    """Lift an unavailability; its slots that no other unavailability covers are free again."""
+    practitioner, _ = await publishing_practitioner(session, caller, practitioner_id)
+    unavailability = await session.scalar(
+        select(Unavailability).where(
+            Unavailability.id == unavailability_id,
+            Unavailability.practitioner_id == practitioner.id,
+        )
+    )
+    if unavailability is None:
+        raise NotFound("Unavailability not found")
+    await session.delete(unavailability)
+    await session.flush()
+    other = (
+        select(Unavailability.id)
+        .where(
+            Unavailability.practitioner_id == practitioner.id,
+            Unavailability.start < Slot.end,
+            Unavailability.end > Slot.start,
+        )
+        .exists()
+    )
+    freed = await session.execute(
+        update(Slot)
+        .where(
+            Slot.practitioner_id == practitioner.id,
+            Slot.start < unavailability.end,
+            Slot.end > unavailability.start,
+            Slot.status == "unavailable",
+            ~other,
+        )
+        .values(status="free")
+        .execution_options(synchronize_session=False)
+    )
+    await record(
+        session,
+        "unavailability.deleted",
+        territory_id=practitioner.territory_id,
+        practitioner_id=practitioner.id,
+        subject_id=unavailability.id,
+        actor_key_id=caller.key_id,
+        slots_freed=freed.rowcount or 0,  # type: ignore[attr-defined]
+    )
+    return freed.rowcount or 0  # type: ignore[attr-defined]
