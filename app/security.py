@@ -9,7 +9,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Final
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.directory.models import ApiKey, Practice, regulator_territory
@@ -70,6 +70,27 @@ class Caller:
             raise NotFound(f"{what} not found")
 
 
+# One round trip: the key, its practice's territory and its SAS's linked territories.
+_KEY_LOOKUP = (
+    select(
+        ApiKey.id,
+        ApiKey.role,
+        ApiKey.digest,
+        ApiKey.territory_id,
+        ApiKey.practice_id,
+        ApiKey.regulator_id,
+        Practice.territory_id.label("practice_territory_id"),
+        func.array(
+            select(regulator_territory.c.territory_id)
+            .where(regulator_territory.c.regulator_id == ApiKey.regulator_id)
+            .scalar_subquery()
+        ).label("linked_territory_ids"),
+    )
+    .outerjoin(Practice, Practice.id == ApiKey.practice_id)
+    .where(ApiKey.digest == bindparam("digest"), ApiKey.revoked_at.is_(None))
+)
+
+
 async def authenticate(session: AsyncSession, authorization: str | None) -> Caller:
     if not authorization:
         raise Unauthorized("Missing Authorization header: send 'Authorization: Bearer <api key>'")
@@ -78,30 +99,18 @@ async def authenticate(session: AsyncSession, authorization: str | None) -> Call
     if scheme.lower() != "bearer" or not key:
         raise Unauthorized("The Authorization header must be 'Bearer <api key>'")
     wanted = digest(key)
-    row = (
-        await session.execute(
-            select(ApiKey).where(ApiKey.digest == wanted, ApiKey.revoked_at.is_(None))
-        )
-    ).scalar_one_or_none()
+    row = (await session.execute(_KEY_LOOKUP, {"digest": wanted})).one_or_none()
     # The digest lookup is by index; the constant-time comparison guards the final match.
     if row is None or not hmac.compare_digest(row.digest, wanted):
         raise Unauthorized("Unknown or revoked API key")
-    territory_ids: frozenset[uuid.UUID] = frozenset()
     territory_id = row.territory_id
-    if row.role == PRACTICE and row.practice_id is not None:
-        territory_id = await session.scalar(
-            select(Practice.territory_id).where(Practice.id == row.practice_id)
-        )
+    if row.role == PRACTICE:
+        territory_id = row.practice_territory_id
         territory_ids = frozenset([territory_id]) if territory_id else frozenset()
-    elif row.role == REGULATOR and row.regulator_id is not None:
-        linked = await session.scalars(
-            select(regulator_territory.c.territory_id).where(
-                regulator_territory.c.regulator_id == row.regulator_id
-            )
-        )
-        territory_ids = frozenset(linked)
-    elif territory_id is not None:
-        territory_ids = frozenset([territory_id])
+    elif row.role == REGULATOR:
+        territory_ids = frozenset(row.linked_territory_ids or ())
+    else:
+        territory_ids = frozenset([territory_id]) if territory_id else frozenset()
     return Caller(
         key_id=row.id,
         role=row.role,

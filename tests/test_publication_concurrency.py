@@ -2,6 +2,7 @@
 materialisation job runs once even when two runners start together."""
 
 import asyncio
+import itertools
 import uuid
 from datetime import UTC, date, datetime, timedelta
 
@@ -114,7 +115,7 @@ async def test_concurrent_overlapping_publications_leave_no_overlap(engine, comm
             )
         ).all()
     assert rows
-    for (_, end), (next_start, _) in zip(rows, rows[1:], strict=False):
+    for (_, end), (next_start, _) in itertools.pairwise(rows):
         assert end <= next_start
 
 

@@ -1,9 +1,10 @@
 """The slot search regulators use with a patient on the phone."""
 
+import json
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 from pydantic import AwareDatetime
 
 from app.api.deps import CallerDep, SessionDep
@@ -45,7 +46,7 @@ async def search_slots(
     practitioner_id: uuid.UUID | None = None,
     cursor: CursorQuery = None,
     limit: LimitQuery = DEFAULT_LIMIT,
-) -> Page[schemas.SlotSearchItem]:
+) -> Response:
     """Bookable slots (free, or held with an expired hold), by start then distance."""
     rows, next_cursor = await service.search(
         session,
@@ -60,31 +61,35 @@ async def search_slots(
         cursor=cursor,
         limit=limit,
     )
+    # The hot path of the product: serialised straight to JSON, shaped as SlotSearchItem.
     near_given = near is not None
-    items = [
-        schemas.SlotSearchItem(
-            id=r.id,
-            start=r.start.astimezone(service.zone(r.timezone)),
-            end=r.end.astimezone(service.zone(r.timezone)),
-            modality=r.modality,
-            visibility=r.visibility,
-            status="free",
-            practitioner=schemas.SearchPractitioner(
-                id=r.practitioner_id,
-                family_name=r.family_name,
-                given_name=r.given_name,
-                rpps=r.rpps,
-            ),
-            practice=schemas.SearchPractice(
-                id=r.practice_id,
-                name=r.practice_name,
-                address=r.address,
-                commune_insee=r.commune_insee,
-                lat=r.lat,
-                lon=r.lon,
-            ),
-            distance_km=round(r.distance_km, 2) if near_given else None,
+    items = []
+    for r in rows:
+        tz = service.zone(r.timezone)
+        items.append(
+            {
+                "id": str(r.id),
+                "start": r.start.astimezone(tz).isoformat(),
+                "end": r.end.astimezone(tz).isoformat(),
+                "modality": r.modality,
+                "visibility": r.visibility,
+                "status": "free",
+                "practitioner": {
+                    "id": str(r.practitioner_id),
+                    "family_name": r.family_name,
+                    "given_name": r.given_name,
+                    "rpps": r.rpps,
+                },
+                "practice": {
+                    "id": str(r.practice_id),
+                    "name": r.practice_name,
+                    "address": r.address,
+                    "commune_insee": r.commune_insee,
+                    "lat": r.lat,
+                    "lon": r.lon,
+                },
+                "distance_km": round(r.distance_km, 2) if near_given else None,
+            }
         )
-        for r in rows
-    ]
-    return Page(items=items, next_cursor=next_cursor)
+    body = json.dumps({"items": items, "next_cursor": next_cursor}, ensure_ascii=False)
+    return Response(body.encode(), media_type="application/json")

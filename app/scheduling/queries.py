@@ -6,10 +6,26 @@ import math
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Unpack
+from functools import lru_cache
+from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, func, literal, or_, select, tuple_
+from sqlalchemy import (
+    ColumnElement,
+    DateTime,
+    Float,
+    Integer,
+    Select,
+    String,
+    and_,
+    bindparam,
+    func,
+    literal,
+    or_,
+    select,
+    tuple_,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.types import Uuid
 
 from app.directory.models import Practice, Practitioner, Territory
 from app.scheduling.models import Slot
@@ -29,25 +45,29 @@ def bookable(now: datetime | ColumnElement[datetime]) -> ColumnElement[bool]:
     )
 
 
-def great_circle_km(lat: float, lon: float) -> ColumnElement[float]:
+def great_circle_km(
+    lat: float | ColumnElement[float], lon: float | ColumnElement[float]
+) -> ColumnElement[float]:
     """Haversine distance from (lat, lon) to the practice, in km."""
     dlat = func.radians(Practice.lat - lat)
     dlon = func.radians(Practice.lon - lon)
-    a = func.power(func.sin(dlat / 2), 2) + math.cos(math.radians(lat)) * func.cos(
+    a = func.power(func.sin(dlat / 2), 2) + func.cos(func.radians(lat)) * func.cos(
         func.radians(Practice.lat)
     ) * func.power(func.sin(dlon / 2), 2)
     return 2 * EARTH_RADIUS_KM * func.asin(func.sqrt(func.least(1.0, a)))
 
 
-def bounding_box(lat: float, lon: float, radius_km: float) -> ColumnElement[bool]:
-    """A cheap, index-friendly prefilter that contains the radius circle."""
+def bounding_box(lat: float, lon: float, radius_km: float) -> dict[str, float]:
+    """A cheap, index-friendly box that contains the radius circle."""
     dlat = math.degrees(radius_km / EARTH_RADIUS_KM)
     cos_lat = max(math.cos(math.radians(lat)), 1e-6)
     dlon = min(180.0, math.degrees(radius_km / (EARTH_RADIUS_KM * cos_lat)))
-    return and_(
-        Practice.lat.between(lat - dlat, lat + dlat),
-        Practice.lon.between(lon - dlon, lon + dlon),
-    )
+    return {
+        "lat_min": lat - dlat,
+        "lat_max": lat + dlat,
+        "lon_min": lon - dlon,
+        "lon_max": lon + dlon,
+    }
 
 
 @dataclass(frozen=True)
@@ -65,11 +85,87 @@ class SlotSearch:
     limit: int = 50
     after: tuple[datetime, float, uuid.UUID] | None = None  # keyset cursor
 
+    def shape(self) -> tuple[bool, ...]:
+        return (
+            self.territory_ids is not None,
+            self.modality is not None,
+            self.commune_insee is not None,
+            self.practitioner_id is not None,
+            self.near is not None,
+            self.near is not None and self.radius_km is not None,
+            self.after is not None,
+        )
 
-def search_statement(q: SlotSearch) -> Select[Unpack[tuple[Any, ...]]]:
-    distance: ColumnElement[float] = (
-        great_circle_km(*q.near) if q.near is not None else literal(0.0)
+    def params(self) -> dict[str, Any]:
+        params: dict[str, Any] = {
+            "now": self.now,
+            "win_start": self.start,
+            "win_end": self.end,
+            "visibilities": list(self.visibilities),
+            "row_limit": self.limit + 1,
+        }
+        if self.territory_ids is not None:
+            params["territory_ids"] = list(self.territory_ids)
+        if self.modality is not None:
+            params["modality"] = self.modality
+        if self.commune_insee is not None:
+            params["commune_insee"] = self.commune_insee
+        if self.practitioner_id is not None:
+            params["practitioner_id"] = self.practitioner_id
+        if self.near is not None:
+            params["lat"], params["lon"] = self.near
+            if self.radius_km is not None:
+                params["radius_km"] = self.radius_km
+                params.update(bounding_box(*self.near, self.radius_km))
+        if self.after is not None:
+            params["after_start"], params["after_distance"], params["after_id"] = self.after
+        return params
+
+
+def _p(name: str, type_: Any = None, **kw: Any) -> Any:
+    return bindparam(name, type_=type_, **kw)
+
+
+@lru_cache(maxsize=128)
+def _search_shape(
+    territories: bool,
+    modality: bool,
+    commune: bool,
+    practitioner: bool,
+    near: bool,
+    radius: bool,
+    after: bool,
+) -> Select[*tuple[Any, ...]]:
+    """The search statement for one combination of filters, built once and reused with
+    bound parameters (building SQLAlchemy expressions costs more than running the query)."""
+    # Distances are computed once per candidate practice (a materialised CTE), not once per
+    # slot row: a territory has hundreds of practices but tens of thousands of slots.
+    lat, lon = _p("lat", Float), _p("lon", Float)
+    distance_expr = great_circle_km(lat, lon) if near else literal(0.0, Float)
+    practices = select(
+        Practice.id,
+        Practice.name,
+        Practice.address,
+        Practice.commune_insee,
+        Practice.lat,
+        Practice.lon,
+        distance_expr.label("distance_km"),
     )
+    if territories:
+        practices = practices.where(
+            Practice.territory_id.in_(_p("territory_ids", Uuid, expanding=True))
+        )
+    if commune:
+        practices = practices.where(Practice.commune_insee == _p("commune_insee", String))
+    if radius:
+        practices = practices.where(
+            Practice.lat.between(_p("lat_min", Float), _p("lat_max", Float)),
+            Practice.lon.between(_p("lon_min", Float), _p("lon_max", Float)),
+            distance_expr <= _p("radius_km", Float),
+        )
+    nearby = practices.cte("nearby").prefix_with("MATERIALIZED")
+    distance = nearby.c.distance_km
+    now = _p("now", DateTime(timezone=True))
     stmt = (
         select(
             Slot.id,
@@ -81,41 +177,48 @@ def search_statement(q: SlotSearch) -> Select[Unpack[tuple[Any, ...]]]:
             Practitioner.family_name,
             Practitioner.given_name,
             Practitioner.rpps,
-            Practice.id.label("practice_id"),
-            Practice.name.label("practice_name"),
-            Practice.address,
-            Practice.commune_insee,
-            Practice.lat,
-            Practice.lon,
+            nearby.c.id.label("practice_id"),
+            nearby.c.name.label("practice_name"),
+            nearby.c.address,
+            nearby.c.commune_insee,
+            nearby.c.lat,
+            nearby.c.lon,
             Territory.timezone,
-            distance.label("distance_km"),
+            distance,
         )
         .join(Practitioner, Practitioner.id == Slot.practitioner_id)
-        .join(Practice, Practice.id == Practitioner.practice_id)
+        .join(nearby, nearby.c.id == Practitioner.practice_id)
         .join(Territory, Territory.id == Slot.territory_id)
         .where(
-            Slot.start >= q.start,
-            Slot.start < q.end,
+            Slot.start >= _p("win_start", DateTime(timezone=True)),
+            Slot.start < _p("win_end", DateTime(timezone=True)),
             # Repeats the partial index's condition so the planner can use it.
             Slot.status.in_(("free", "held")),
-            bookable(q.now),
-            Slot.visibility.in_(q.visibilities),
+            bookable(now),
+            Slot.visibility.in_(_p("visibilities", String, expanding=True)),
         )
     )
-    if q.territory_ids is not None:
-        stmt = stmt.where(Slot.territory_id.in_(q.territory_ids))
-    if q.modality is not None:
-        stmt = stmt.where(Slot.modality == q.modality)
-    if q.commune_insee is not None:
-        stmt = stmt.where(Practice.commune_insee == q.commune_insee)
-    if q.practitioner_id is not None:
-        stmt = stmt.where(Slot.practitioner_id == q.practitioner_id)
-    if q.near is not None and q.radius_km is not None:
-        stmt = stmt.where(bounding_box(*q.near, q.radius_km), distance <= q.radius_km)
-    if q.after is not None:
-        stmt = stmt.where(tuple_(Slot.start, distance, Slot.id) > tuple_(*q.after))
-    return stmt.order_by(Slot.start, distance, Slot.id).limit(q.limit + 1)
+    if territories:
+        stmt = stmt.where(Slot.territory_id.in_(_p("territory_ids", Uuid, expanding=True)))
+    if modality:
+        stmt = stmt.where(Slot.modality == _p("modality", String))
+    if practitioner:
+        stmt = stmt.where(Slot.practitioner_id == _p("practitioner_id", Uuid))
+    if after:
+        stmt = stmt.where(
+            tuple_(Slot.start, distance, Slot.id)
+            > tuple_(
+                _p("after_start", DateTime(timezone=True)),
+                _p("after_distance", Float),
+                _p("after_id", Uuid),
+            )
+        )
+    return stmt.order_by(Slot.start, distance, Slot.id).limit(_p("row_limit", Integer))
+
+
+def search_statement(q: SlotSearch) -> Select[*tuple[Any, ...]]:
+    return _search_shape(*q.shape())
 
 
 async def search_slots(session: AsyncSession, q: SlotSearch) -> list[Any]:
-    return list((await session.execute(search_statement(q))).all())
+    return list((await session.execute(search_statement(q), q.params())).all())

@@ -51,7 +51,8 @@ def upgrade() -> None:
         """
         CREATE FUNCTION activity_event_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
         BEGIN
-            RAISE EXCEPTION 'activity_event is append-only' USING ERRCODE = 'insufficient_privilege';
+            RAISE EXCEPTION 'activity_event is append-only'
+                USING ERRCODE = 'insufficient_privilege';
         END $$
         """
     )

@@ -1,0 +1,260 @@
+"""The 48-hour slot search under load, against the same SQL run raw with asyncpg.
+
+Seeds 2,000 practitioners over 20 territories with 14 days of slots, times the materialisation,
+then measures GET /v1/slots?near=…&radius_km=… through the HTTP API (uvicorn subprocess) at
+1, 4, 10 and 50 closed-loop clients, and the identical SQL statement through an asyncpg pool at
+the same concurrency, in the same run. Prints the figures and the API/raw throughput ratio.
+
+    .venv/bin/python bench/search.py [--seconds 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import time
+import uuid
+from datetime import UTC, date, datetime, time as dtime, timedelta
+
+import asyncpg
+import httpx
+from sqlalchemy.dialects import postgresql
+
+from bench.common import Server, bench_database_url, closed_loop, fresh_database
+from app.db import make_engine, make_sessionmaker
+from app.scheduling.queries import SlotSearch, search_statement
+from app.scheduling.service import materialize_all
+from app.security import digest
+
+TERRITORIES = 20
+PRACTICES_PER_TERRITORY = 25
+PRACTITIONERS_PER_PRACTICE = 4
+RNG = random.Random(42)
+# Territory centres spread over metropolitan France.
+CENTRES = [(43.3 + (i % 5) * 1.6, -0.5 + (i // 5) * 1.7) for i in range(TERRITORIES)]
+
+
+async def seed(url: str) -> tuple[list[uuid.UUID], list[tuple[float, float]], str]:
+    conn = await asyncpg.connect(url.replace("+asyncpg", ""))
+    territories, practices, practitioners, rules, centres = [], [], [], [], []
+    today = date.today()
+    for t in range(TERRITORIES):
+        tid = uuid.uuid4()
+        territories.append((tid, f"CPTS bench {t}", "Europe/Paris", f"{(t % 90) + 1:02d}"))
+        lat0, lon0 = CENTRES[t]
+        centres.append((lat0, lon0))
+        for p in range(PRACTICES_PER_TERRITORY):
+            pid = uuid.uuid4()
+            practices.append(
+                (
+                    pid,
+                    tid,
+                    f"MSP {t}-{p}",
+                    "1 place de la Mairie",
+                    "15014",
+                    lat0 + RNG.uniform(-0.2, 0.2),
+                    lon0 + RNG.uniform(-0.25, 0.25),
+                )
+            )
+            for g in range(PRACTITIONERS_PER_PRACTICE):
+                gid = uuid.uuid4()
+                rpps = f"{10_000_000_000 + len(practitioners):011d}"
+                practitioners.append((gid, pid, tid, rpps, f"Nom{len(practitioners)}", "Prénom"))
+                # About 11 SNP slots a working day: a generous SNP supply per GP.
+                rules.append(
+                    (
+                        uuid.uuid4(),
+                        gid,
+                        "FREQ=WEEKLY;BYDAY=MO,TU,WE,TH,FR",
+                        dtime(8),
+                        dtime(10),
+                        20,
+                        "cabinet",
+                        "sas",
+                        today,
+                    )
+                )
+                rules.append(
+                    (
+                        uuid.uuid4(),
+                        gid,
+                        "FREQ=WEEKLY;BYDAY=MO,TU,WE,TH,FR,SA",
+                        dtime(17),
+                        dtime(19),
+                        20,
+                        RNG.choice(["cabinet", "visite", "teleconsultation"]),
+                        "sas",
+                        today,
+                    )
+                )
+    await conn.copy_records_to_table(
+        "territory", records=territories, columns=["id", "name", "timezone", "department"]
+    )
+    await conn.copy_records_to_table(
+        "practice",
+        records=practices,
+        columns=["id", "territory_id", "name", "address", "commune_insee", "lat", "lon"],
+    )
+    await conn.copy_records_to_table(
+        "practitioner",
+        records=[(*p, "general_practitioner", False, 0, 0) for p in practitioners],
+        columns=[
+            "id",
+            "practice_id",
+            "territory_id",
+            "rpps",
+            "family_name",
+            "given_name",
+            "profession",
+            "accepts_overbooking",
+            "overbooking_daily_cap",
+            "mt_capacity",
+        ],
+    )
+    await conn.copy_records_to_table(
+        "availability_rule",
+        records=rules,
+        columns=[
+            "id",
+            "practitioner_id",
+            "rrule",
+            "start_time",
+            "end_time",
+            "slot_minutes",
+            "modality",
+            "visibility",
+            "valid_from",
+        ],
+    )
+    regulator = uuid.uuid4()
+    await conn.execute(
+        "INSERT INTO regulator (id, name, department) VALUES ($1, 'SAS bench', '15')", regulator
+    )
+    # The SAS serves the first four territories, as a department's SAS serves its CPTS.
+    await conn.executemany(
+        "INSERT INTO regulator_territory (regulator_id, territory_id) VALUES ($1, $2)",
+        [(regulator, t[0]) for t in territories[:4]],
+    )
+    key = f"crn_bench_{uuid.uuid4().hex}"
+    await conn.execute(
+        "INSERT INTO api_key (id, name, role, prefix, digest, regulator_id) "
+        "VALUES ($1, 'bench', 'regulator', 'crn_bench', $2, $3)",
+        uuid.uuid4(),
+        digest(key),
+        regulator,
+    )
+    await conn.close()
+    return [t[0] for t in territories[:4]], centres[:4], key
+
+
+async def materialize(url: str) -> tuple[float, dict[str, int]]:
+    engine = make_engine(url)
+    async with make_sessionmaker(engine)() as session:
+        t0 = time.perf_counter()
+        result = await materialize_all(session)
+        await session.commit()
+        elapsed = time.perf_counter() - t0
+    await engine.dispose()
+    return elapsed, result
+
+
+def raw_sql(territory_ids: list[uuid.UUID], near: tuple[float, float]) -> tuple[str, list[object]]:
+    now = datetime.now(UTC)
+    q = SlotSearch(
+        start=now,
+        end=now + timedelta(hours=48),
+        now=now,
+        territory_ids=frozenset(territory_ids),
+        visibilities=("sas", "public"),
+        near=near,
+        radius_km=30,
+        limit=50,
+    )
+    compiled = (
+        search_statement(q)
+        .params(q.params())
+        .compile(dialect=postgresql.asyncpg.dialect(), compile_kwargs={"render_postcompile": True})
+    )
+    params = [compiled.params[name] for name in compiled.positiontup or []]
+    return str(compiled), params
+
+
+async def main(seconds: float, client_counts: list[int]) -> None:
+    url = bench_database_url("creneau_bench_search")
+    print(f"database: {url.split('@')[-1]}")
+    await fresh_database(url)
+    t0 = time.perf_counter()
+    territory_ids, centres, key = await seed(url)
+    print(
+        f"seeded {TERRITORIES * PRACTICES_PER_TERRITORY * PRACTITIONERS_PER_PRACTICE} "
+        f"practitioners, 2 rules each, in {time.perf_counter() - t0:.1f} s"
+    )
+    elapsed, result = await materialize(url)
+    print(
+        f"materialise 14 days: {result['slots_created']} slots from {result['rules']} rules "
+        f"in {elapsed:.2f} s (target < 3 s)"
+    )
+    conn = await asyncpg.connect(url.replace("+asyncpg", ""))
+    await conn.execute("ANALYZE")
+    await conn.close()
+
+    points = [
+        (lat + RNG.uniform(-0.1, 0.1), lon + RNG.uniform(-0.1, 0.1))
+        for lat, lon in centres
+        for _ in range(5)
+    ]
+    server = Server(url)
+    try:
+        server.wait_ready()
+        headers = {"Authorization": f"Bearer {key}"}
+        limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
+        async with httpx.AsyncClient(
+            base_url=server.url, headers=headers, limits=limits, timeout=30
+        ) as client:
+            check = await client.get(
+                "/v1/slots", params={"near": "%f,%f" % points[0], "radius_km": 30}
+            )
+            n_items = len(check.json()["items"])
+            print(
+                f"a search returns {n_items} slots (limit 50); server RSS {server.rss_mb():.0f} MB"
+            )
+
+            async def api_call(i: int) -> bool:
+                lat, lon = points[i % len(points)]
+                r = await client.get("/v1/slots", params={"near": f"{lat},{lon}", "radius_km": 30})
+                return r.status_code == 200
+
+            pool = await asyncpg.create_pool(
+                url.replace("+asyncpg", ""), min_size=1, max_size=max(client_counts)
+            )
+            statements = [raw_sql(territory_ids, p) for p in points]
+
+            async def raw_call(i: int) -> bool:
+                sql, params = statements[i % len(statements)]
+                async with pool.acquire() as c:
+                    await c.fetch(sql, *params)
+                return True
+
+            print(f"\n{seconds:.0f} s per run, closed loop; load generator shares the 2 cores")
+            for n in client_counts:
+                api = await closed_loop(n, seconds, api_call)
+                raw = await closed_loop(n, seconds, raw_call)
+                print(api.line("API"))
+                print(raw.line("raw SQL"))
+                print(
+                    f"{'':<10} API/raw throughput = {api.throughput / raw.throughput:.0%}  "
+                    f"(target >= 40 %; p95 target < 25 ms up to 10 clients)"
+                )
+            print(f"server RSS after load: {server.rss_mb():.0f} MB")
+            await pool.close()
+    finally:
+        server.stop()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--clients", default="1,4,10,50")
+    args = parser.parse_args()
+    asyncio.run(main(args.seconds, [int(c) for c in args.clients.split(",")]))
