@@ -15,17 +15,18 @@ import asyncio
 import random
 import time
 import uuid
-from datetime import UTC, date, datetime, time as dtime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from datetime import time as dtime
 
 import asyncpg
 import httpx
 from sqlalchemy.dialects import postgresql
 
-from bench.common import Server, bench_database_url, closed_loop, fresh_database
 from app.db import make_engine, make_sessionmaker
 from app.scheduling.queries import SlotSearch, search_statement
 from app.scheduling.service import materialize_all
 from app.security import digest
+from bench.common import Server, bench_database_url, closed_loop, fresh_database
 
 TERRITORIES = 20
 PRACTICES_PER_TERRITORY = 25
@@ -57,7 +58,7 @@ async def seed(url: str) -> tuple[list[uuid.UUID], list[tuple[float, float]], st
                     lon0 + RNG.uniform(-0.25, 0.25),
                 )
             )
-            for g in range(PRACTITIONERS_PER_PRACTICE):
+            for _g in range(PRACTITIONERS_PER_PRACTICE):
                 gid = uuid.uuid4()
                 rpps = f"{10_000_000_000 + len(practitioners):011d}"
                 practitioners.append((gid, pid, tid, rpps, f"Nom{len(practitioners)}", "Prénom"))
@@ -213,7 +214,7 @@ async def main(seconds: float, client_counts: list[int]) -> None:
             base_url=server.url, headers=headers, limits=limits, timeout=30
         ) as client:
             check = await client.get(
-                "/v1/slots", params={"near": "%f,%f" % points[0], "radius_km": 30}
+                "/v1/slots", params={"near": "{:f},{:f}".format(*points[0]), "radius_km": 30}
             )
             n_items = len(check.json()["items"])
             print(
