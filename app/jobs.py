@@ -73,6 +73,18 @@ async def _materialize(session: AsyncSession) -> dict[str, Any]:
     return await materialize_all(session)
 
 
+async def _expire_holds(session: AsyncSession) -> dict[str, Any]:
+    from app.scheduling.booking_service import expire_holds
+
+    return await expire_holds(session)
+
+
+async def _purge_idempotency(session: AsyncSession) -> dict[str, Any]:
+    from app.idempotency import purge_expired
+
+    return await purge_expired(session)
+
+
 def registered_jobs() -> list[JobSpec]:
     """Every periodic job of the service; each domain contributes its own. Each runs once at
     start-up, then at its interval."""
@@ -80,6 +92,8 @@ def registered_jobs() -> list[JobSpec]:
         # Hourly rather than daily: a restart or a DST change never leaves a gap for long,
         # and a run that finds nothing to do costs one query.
         JobSpec("materialize", _materialize, seconds=3600),
+        JobSpec("expire_holds", _expire_holds, seconds=30),
+        JobSpec("purge_idempotency", _purge_idempotency, seconds=3600),
     ]
 
 

@@ -12,6 +12,7 @@ from fastapi import FastAPI
 
 from app.api import (
     availability,
+    bookings,
     health,
     keys,
     practices,
@@ -85,6 +86,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         keys,
         availability,
         slots,
+        bookings,
     ):
         app.include_router(module.router)
     app.add_middleware(EdgeMiddleware, max_body_bytes=settings.max_body_bytes)

@@ -3,6 +3,7 @@
 from app.activity import models as activity_models
 from app.db import Base
 from app.directory import models as directory_models
+from app.scheduling import booking_models
 from app.scheduling import models as scheduling_models
 
-__all__ = ["Base", "activity_models", "directory_models", "scheduling_models"]
+__all__ = ["Base", "activity_models", "booking_models", "directory_models", "scheduling_models"]

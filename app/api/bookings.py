@@ -1,0 +1,116 @@
+"""Booking by SAS regulators; practices and coordinators see, cancel and record outcomes."""
+
+import uuid
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query
+from pydantic import AwareDatetime
+from starlette.responses import JSONResponse
+
+from app.api.deps import CallerDep, SessionDep
+from app.errors import ValidationFailed
+from app.idempotency import IdempotencyKeyHeader, idempotent
+from app.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, Page
+from app.scheduling import booking_service as service
+from app.scheduling.booking_schemas import (
+    BookingIn,
+    BookingOut,
+    CancelIn,
+    ConfirmIn,
+    OutcomeIn,
+    OverbookIn,
+)
+
+router = APIRouter(prefix="/v1/bookings", tags=["bookings"])
+
+BookingStatus = Literal["held", "booked", "cancelled", "expired", "honored", "no_show"]
+_CONFLICTS: dict[int | str, dict[str, Any]] = {
+    404: {"description": "Slot or booking not found (or not visible to this key)"},
+    409: {"description": "Slot not bookable (`type` ends with /slot-unavailable) or bad state"},
+}
+
+
+@router.post("", status_code=201, response_model=BookingOut, responses=_CONFLICTS)
+async def create_booking(
+    body: BookingIn,
+    session: SessionDep,
+    caller: CallerDep,
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> JSONResponse:
+    """Book a slot for the patient on the phone, or hold it (`hold: true`) for HOLD_SECONDS
+    while the patient's details are taken. A slot is given to one booking only, whatever the
+    concurrency; when it is gone the answer is a 409 whose `type` ends with
+    `/slot-unavailable`. Requires an `Idempotency-Key`."""
+
+    async def run() -> BookingOut:
+        return service.render(await service.book(session, caller, body))
+
+    return await idempotent(session, caller, idempotency_key, "POST /v1/bookings", body, run)
+
+
+@router.post("/overbook", status_code=201, response_model=BookingOut, responses=_CONFLICTS)
+async def overbook(
+    body: OverbookIn,
+    session: SessionDep,
+    caller: CallerDep,
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> JSONResponse:
+    """Book a "surnuméraire" consultation outside published slots, for practitioners who
+    accept them, within their daily cap (counted in local days). Requires an
+    `Idempotency-Key`."""
+
+    async def run() -> BookingOut:
+        return service.render(await service.overbook(session, caller, body))
+
+    return await idempotent(
+        session, caller, idempotency_key, "POST /v1/bookings/overbook", body, run
+    )
+
+
+@router.get("", response_model=Page[BookingOut])
+async def list_bookings(
+    session: SessionDep,
+    caller: CallerDep,
+    status: BookingStatus | None = None,
+    from_: Annotated[AwareDatetime | None, Query(alias="from")] = None,
+    to: AwareDatetime | None = None,
+    cursor: CursorQuery = None,
+    limit: LimitQuery = DEFAULT_LIMIT,
+) -> Page[BookingOut]:
+    """A regulator sees its own bookings, a practice those on its slots, a coordinator its
+    territory's; ordered by consultation start."""
+    if from_ is not None and to is not None and to <= from_:
+        raise ValidationFailed.field(["query", "to"], "must be after from")
+    views, next_cursor = await service.list_bookings(
+        session, caller, status=status, start=from_, end=to, cursor=cursor, limit=limit
+    )
+    return Page(items=[service.render(v) for v in views], next_cursor=next_cursor)
+
+
+@router.get("/{booking_id}", response_model=BookingOut, responses=_CONFLICTS)
+async def get_booking(booking_id: uuid.UUID, session: SessionDep, caller: CallerDep) -> BookingOut:
+    return service.render(await service.get_booking(session, caller, booking_id))
+
+
+@router.post("/{booking_id}/confirm", response_model=BookingOut, responses=_CONFLICTS)
+async def confirm_booking(
+    booking_id: uuid.UUID, body: ConfirmIn, session: SessionDep, caller: CallerDep
+) -> BookingOut:
+    """Turn a live hold into a booking; an expired hold is a 409."""
+    return service.render(await service.confirm(session, caller, booking_id, body))
+
+
+@router.post("/{booking_id}/cancel", response_model=BookingOut, responses=_CONFLICTS)
+async def cancel_booking(
+    booking_id: uuid.UUID, body: CancelIn, session: SessionDep, caller: CallerDep
+) -> BookingOut:
+    """Cancel; the slot is bookable again if it has not started."""
+    return service.render(await service.cancel(session, caller, booking_id, body))
+
+
+@router.post("/{booking_id}/outcome", response_model=BookingOut, responses=_CONFLICTS)
+async def record_outcome(
+    booking_id: uuid.UUID, body: OutcomeIn, session: SessionDep, caller: CallerDep
+) -> BookingOut:
+    """Record whether the patient came (practice, coordinator), once the slot has started."""
+    return service.render(await service.record_outcome(session, caller, booking_id, body))

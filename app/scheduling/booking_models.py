@@ -1,0 +1,96 @@
+"""Bookings of slots by SAS regulators, and the idempotency records of retried writes."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.types import Uuid
+
+from app.db import Base, CreatedAtMixin, IdMixin
+
+BOOKING_STATUSES = ("held", "booked", "cancelled", "expired", "honored", "no_show")
+# Statuses in which a booking occupies its slot; at most one per slot (partial unique index).
+OCCUPYING = ("held", "booked", "honored", "no_show")
+
+
+class Booking(IdMixin, CreatedAtMixin, Base):
+    __tablename__ = "booking"
+    __table_args__ = (
+        CheckConstraint(f"status IN {BOOKING_STATUSES}", name="status"),
+        CheckConstraint('"end" > start', name="positive_length"),
+        CheckConstraint("(status = 'held') = (hold_expires_at IS NOT NULL)", name="hold_expiry"),
+        CheckConstraint("overbooked = (slot_id IS NULL)", name="overbooked_has_no_slot"),
+        Index(
+            "uq_booking_active_slot",
+            "slot_id",
+            unique=True,
+            postgresql_where=text(f"status IN {OCCUPYING}"),
+        ),
+        Index("ix_booking_territory_start", "territory_id", "start"),
+        Index("ix_booking_practitioner_start", "practitioner_id", "start"),
+        Index("ix_booking_regulator_created", "regulator_id", "created_at"),
+    )
+
+    slot_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("slot.id", ondelete="RESTRICT"))
+    practitioner_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("practitioner.id", ondelete="RESTRICT")
+    )
+    practice_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("practice.id", ondelete="RESTRICT"))
+    territory_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("territory.id", ondelete="RESTRICT"))
+    regulator_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("regulator.id", ondelete="RESTRICT")
+    )
+    created_by_key_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    status: Mapped[str] = mapped_column(String(12))
+    start: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    end: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    modality: Mapped[str] = mapped_column(String(20))
+    overbooked: Mapped[bool] = mapped_column(Boolean, default=False)
+    hold_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    booked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    cancelled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    cancel_reason: Mapped[str | None] = mapped_column(String(300))
+    outcome_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    sas_case_ref: Mapped[str | None] = mapped_column(String(64))
+    reason: Mapped[str | None] = mapped_column(String(300))
+    # The minimum needed to receive the patient; erased by the retention job.
+    patient_family_name: Mapped[str | None] = mapped_column(String(200))
+    patient_given_name: Mapped[str | None] = mapped_column(String(200))
+    patient_birth_date: Mapped[date | None] = mapped_column(Date)
+    patient_phone: Mapped[str | None] = mapped_column(String(20))
+    patient_ins: Mapped[str | None] = mapped_column(String(15))
+    patient_commune_insee: Mapped[str | None] = mapped_column(String(5))
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=text("now()"), onupdate=text("now()")
+    )
+
+
+class IdempotencyRecord(Base):
+    """The first response to a write sent with an Idempotency-Key, replayed for 24 h."""
+
+    __tablename__ = "idempotency_record"
+
+    api_key_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    endpoint: Mapped[str] = mapped_column(String(200))
+    body_hash: Mapped[str] = mapped_column(String(64))
+    status_code: Mapped[int] = mapped_column(Integer)
+    response: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=text("now()"), index=True
+    )

@@ -1,0 +1,156 @@
+"""Booking input and output shapes, and the validation of patient data."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime, timedelta
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, AwareDatetime, Field, StringConstraints, model_validator
+
+from app.scheduling.schemas import Modality
+from app.validators import E164Phone, InseeCode, Name, OutModel, StrictModel
+
+_INS_PATTERN = r"^[1-478][0-9]{4}(?:[0-9]{2}|2A|2B)[0-9]{6}[0-9]{2}$"
+
+
+def _check_ins(value: str) -> str:
+    """The INS matricule is the 13-character NIR and its 2-digit key (97 - NIR mod 97);
+    Corsica's 2A/2B count as 19/18 in the key."""
+    body = value[:13].replace("2A", "19").replace("2B", "18")
+    if 97 - int(body) % 97 != int(value[13:]):
+        raise ValueError("the INS key (last 2 digits) does not match")
+    return value
+
+
+def _check_birth_date(value: date) -> date:
+    if value > date.today():
+        raise ValueError("must not be in the future")
+    if value < date(1900, 1, 1):
+        raise ValueError("must be after 1900-01-01")
+    return value
+
+
+Ins = Annotated[
+    str,
+    StringConstraints(pattern=_INS_PATTERN),
+    AfterValidator(_check_ins),
+    Field(description="INS matricule: 15 characters (NIR + key)", examples=["180017512345603"]),
+]
+
+
+class PatientIn(StrictModel):
+    family_name: Name
+    given_name: Name
+    birth_date: Annotated[date, AfterValidator(_check_birth_date)]
+    phone: E164Phone
+    ins: Ins | None = None
+    commune_insee: InseeCode | None = None
+
+
+class Operator(StrictModel):
+    system: str = Field(min_length=1, max_length=200)
+    value: str = Field(min_length=1, max_length=200)
+
+
+class BookingIn(StrictModel):
+    slot_id: uuid.UUID
+    patient: PatientIn | None = None
+    sas_case_ref: str | None = Field(default=None, max_length=64)
+    reason: str | None = Field(default=None, max_length=300)
+    hold: bool = False
+
+    @model_validator(mode="after")
+    def _patient_unless_hold(self) -> BookingIn:
+        if not self.hold and self.patient is None:
+            raise ValueError("patient is required unless hold is true")
+        return self
+
+
+class ConfirmIn(StrictModel):
+    patient: PatientIn
+    sas_case_ref: str | None = Field(default=None, max_length=64)
+    reason: str | None = Field(default=None, max_length=300)
+
+
+class CancelIn(StrictModel):
+    reason: str = Field(min_length=1, max_length=300)
+
+
+class OutcomeIn(StrictModel):
+    outcome: Literal["honored", "no_show"]
+
+
+class OverbookIn(StrictModel):
+    practitioner_id: uuid.UUID
+    start: AwareDatetime
+    end: AwareDatetime | None = Field(default=None, description="Default: start + 15 minutes")
+    modality: Modality = "cabinet"
+    patient: PatientIn
+    sas_case_ref: str | None = Field(default=None, max_length=64)
+    reason: str | None = Field(default=None, max_length=300)
+
+    @model_validator(mode="after")
+    def _period(self) -> OverbookIn:
+        if self.end is None:
+            self.end = self.start + timedelta(minutes=15)
+        if self.end <= self.start:
+            raise ValueError("end must be after start")
+        if self.end - self.start > timedelta(hours=2):
+            raise ValueError("a consultation lasts at most 2 hours")
+        return self
+
+
+class PatientOut(OutModel):
+    family_name: str
+    given_name: str
+    birth_date: date
+    phone: str
+    ins: str | None
+    commune_insee: str | None
+
+
+class BookingSlotOut(OutModel):
+    id: uuid.UUID
+    start: datetime
+    end: datetime
+    modality: str
+
+
+class BookingPractitionerOut(OutModel):
+    id: uuid.UUID
+    family_name: str
+    given_name: str
+    rpps: str
+
+
+class BookingPracticeOut(OutModel):
+    id: uuid.UUID
+    name: str
+    address: str
+    phone: str | None
+
+
+class BookingOut(OutModel):
+    id: uuid.UUID
+    status: str
+    slot: BookingSlotOut | None
+    start: datetime
+    end: datetime
+    modality: str
+    overbooked: bool
+    practitioner: BookingPractitionerOut
+    practice: BookingPracticeOut
+    territory_id: uuid.UUID
+    regulator_id: uuid.UUID | None
+    patient: PatientOut | None = Field(
+        description="Only for the booking SAS, the slot's practice and the coordinator"
+    )
+    sas_case_ref: str | None
+    reason: str | None
+    hold_expires_at: datetime | None
+    created_at: datetime
+    booked_at: datetime | None
+    cancelled_at: datetime | None
+    cancel_reason: str | None
+    outcome_at: datetime | None

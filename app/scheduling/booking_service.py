@@ -1,0 +1,484 @@
+"""Booking: hold, book, confirm, cancel, outcome, surnuméraire. Services flush, never commit.
+
+No double booking, whatever the concurrency: the slot is taken by one conditional UPDATE on
+the shared availability predicate (the row lock makes concurrent attempts re-check it), in the
+same transaction as the booking row, and a partial unique index allows one occupying booking
+per slot."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Select, and_, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.activity.service import record
+from app.config import get_settings
+from app.directory.models import Practice, Practitioner, Territory
+from app.errors import Conflict, NotFound, SlotUnavailable, ValidationFailed
+from app.scheduling import booking_schemas as schemas
+from app.scheduling.booking_models import Booking
+from app.scheduling.models import Slot
+from app.scheduling.queries import bookable
+from app.scheduling.service import now_utc, zone
+from app.security import ADMIN, COORDINATOR, PRACTICE, REGULATOR, Caller
+
+BOOKABLE_VISIBILITY = ("sas", "public")
+READERS = (ADMIN, COORDINATOR, PRACTICE, REGULATOR)
+
+
+@dataclass
+class BookingView:
+    """A booking with what its readers need, and whether this caller may see the patient."""
+
+    booking: Booking
+    practitioner: Practitioner
+    practice: Practice
+    timezone: str
+    show_patient: bool
+
+
+def _patient_columns(patient: schemas.PatientIn) -> dict[str, Any]:
+    return {
+        "patient_family_name": patient.family_name,
+        "patient_given_name": patient.given_name,
+        "patient_birth_date": patient.birth_date,
+        "patient_phone": patient.phone,
+        "patient_ins": patient.ins,
+        "patient_commune_insee": patient.commune_insee,
+    }
+
+
+def _lead_minutes(start: datetime, now: datetime) -> int:
+    return int((start - now).total_seconds() // 60)
+
+
+async def _event(
+    session: AsyncSession, caller: Caller | None, type_: str, booking: Booking, **data: Any
+) -> None:
+    await record(
+        session,
+        type_,
+        territory_id=booking.territory_id,
+        practitioner_id=booking.practitioner_id,
+        subject_id=booking.id,
+        actor_key_id=caller.key_id if caller else None,
+        modality=booking.modality,
+        **data,
+    )
+
+
+# Reading ----------------------------------------------------------------------------------
+
+
+def _visible(caller: Caller) -> Select[Booking, Practitioner, Practice, str]:
+    caller.require(*READERS)
+    stmt = (
+        select(Booking, Practitioner, Practice, Territory.timezone)
+        .join(Practitioner, Practitioner.id == Booking.practitioner_id)
+        .join(Practice, Practice.id == Booking.practice_id)
+        .join(Territory, Territory.id == Booking.territory_id)
+    )
+    if caller.role == REGULATOR:
+        return stmt.where(Booking.regulator_id == caller.regulator_id)
+    if caller.role == PRACTICE:
+        return stmt.where(Booking.practice_id == caller.practice_id)
+    if caller.role == COORDINATOR:
+        return stmt.where(Booking.territory_id.in_(caller.territory_ids))
+    return stmt
+
+
+def _view(caller: Caller, row: Any) -> BookingView:
+    booking, practitioner, practice, tz = row
+    # Patient data: the booking SAS, the slot's practice and the coordinator; never others.
+    return BookingView(booking, practitioner, practice, tz, caller.role != ADMIN)
+
+
+async def get_booking(session: AsyncSession, caller: Caller, booking_id: uuid.UUID) -> BookingView:
+    row = (await session.execute(_visible(caller).where(Booking.id == booking_id))).one_or_none()
+    if row is None:
+        raise NotFound("Booking not found")
+    return _view(caller, row)
+
+
+async def _lock_booking(
+    session: AsyncSession, caller: Caller, booking_id: uuid.UUID
+) -> BookingView:
+    row = (
+        await session.execute(
+            _visible(caller).where(Booking.id == booking_id).with_for_update(of=Booking)
+        )
+    ).one_or_none()
+    if row is None:
+        raise NotFound("Booking not found")
+    return _view(caller, row)
+
+
+async def list_bookings(
+    session: AsyncSession,
+    caller: Caller,
+    *,
+    status: str | None,
+    start: datetime | None,
+    end: datetime | None,
+    cursor: str | None,
+    limit: int,
+) -> tuple[list[BookingView], str | None]:
+    from app.pagination import decode_time_id_cursor, encode_cursor
+
+    stmt = _visible(caller)
+    if status is not None:
+        stmt = stmt.where(Booking.status == status)
+    if start is not None:
+        stmt = stmt.where(Booking.start >= start)
+    if end is not None:
+        stmt = stmt.where(Booking.start < end)
+    if cursor:
+        at, ident = decode_time_id_cursor(cursor)
+        stmt = stmt.where((Booking.start > at) | and_(Booking.start == at, Booking.id > ident))
+    rows = (await session.execute(stmt.order_by(Booking.start, Booking.id).limit(limit + 1))).all()
+    views = [_view(caller, row) for row in rows[:limit]]
+    next_cursor = None
+    if len(rows) > limit:
+        last = views[-1].booking
+        next_cursor = encode_cursor([last.start.isoformat(), last.id])
+    return views, next_cursor
+
+
+# Booking a slot ---------------------------------------------------------------------------
+
+
+async def _slot_context(session: AsyncSession, slot: Slot) -> tuple[Practitioner, Practice, str]:
+    row = (
+        await session.execute(
+            select(Practitioner, Practice, Territory.timezone)
+            .join(Practice, Practice.id == Practitioner.practice_id)
+            .join(Territory, Territory.id == Practitioner.territory_id)
+            .where(Practitioner.id == slot.practitioner_id)
+        )
+    ).one()
+    return row[0], row[1], row[2]
+
+
+async def _expire_stale_holds(session: AsyncSession, slot_id: uuid.UUID, now: datetime) -> None:
+    """A hold that expired before anyone cleaned it up gives way to the new booking."""
+    expired = (
+        await session.scalars(
+            update(Booking)
+            .where(
+                Booking.slot_id == slot_id,
+                Booking.status == "held",
+                Booking.hold_expires_at <= now,
+            )
+            .values(status="expired", hold_expires_at=None)
+            .returning(Booking)
+            .execution_options(synchronize_session=False)
+        )
+    ).all()
+    for booking in expired:
+        await _event(session, None, "hold.expired", booking)
+
+
+async def book(session: AsyncSession, caller: Caller, data: schemas.BookingIn) -> BookingView:
+    caller.require(REGULATOR)
+    now = now_utc()
+    hold_until = now + timedelta(seconds=get_settings().hold_seconds) if data.hold else None
+    taken = (
+        await session.execute(
+            update(Slot)
+            .where(
+                Slot.id == data.slot_id,
+                bookable(now),
+                Slot.visibility.in_(BOOKABLE_VISIBILITY),
+                Slot.territory_id.in_(caller.territory_ids),
+            )
+            .values(status="held" if data.hold else "booked", hold_expires_at=hold_until)
+            .returning(Slot)
+            .execution_options(synchronize_session=False)
+        )
+    ).scalar_one_or_none()
+    if taken is None:
+        await _explain_unbookable(session, caller, data.slot_id, now)
+    assert taken is not None
+    await _expire_stale_holds(session, taken.id, now)
+    practitioner, practice, tz = await _slot_context(session, taken)
+    booking = Booking(
+        slot_id=taken.id,
+        practitioner_id=taken.practitioner_id,
+        practice_id=practice.id,
+        territory_id=taken.territory_id,
+        regulator_id=caller.regulator_id,
+        created_by_key_id=caller.key_id,
+        status="held" if data.hold else "booked",
+        start=taken.start,
+        end=taken.end,
+        modality=taken.modality,
+        overbooked=False,
+        hold_expires_at=hold_until,
+        created_at=now,
+        booked_at=None if data.hold else now,
+        sas_case_ref=data.sas_case_ref,
+        reason=data.reason,
+        **(_patient_columns(data.patient) if data.patient else {}),
+    )
+    session.add(booking)
+    await session.flush()
+    await _event(
+        session,
+        caller,
+        "booking.held" if data.hold else "booking.booked",
+        booking,
+        lead_minutes=_lead_minutes(booking.start, now),
+    )
+    return BookingView(booking, practitioner, practice, tz, True)
+
+
+async def _explain_unbookable(
+    session: AsyncSession, caller: Caller, slot_id: uuid.UUID, now: datetime
+) -> None:
+    """404 for a slot the caller cannot see, else a 409 saying why it cannot be booked."""
+    slot = await session.get(Slot, slot_id)
+    if (
+        slot is None
+        or slot.territory_id not in caller.territory_ids
+        or slot.visibility not in BOOKABLE_VISIBILITY
+    ):
+        raise NotFound("Slot not found")
+    if slot.start <= now:
+        why = "it has already started"
+    elif slot.status == "held":
+        why = "another regulator is holding it"
+    elif slot.status == "booked":
+        why = "it has just been booked"
+    else:
+        why = "the practitioner is unavailable"
+    raise SlotUnavailable(f"This slot cannot be booked: {why}", slot_id=str(slot_id))
+
+
+async def confirm(
+    session: AsyncSession, caller: Caller, booking_id: uuid.UUID, data: schemas.ConfirmIn
+) -> BookingView:
+    caller.require(REGULATOR)
+    view = await _lock_booking(session, caller, booking_id)
+    booking, now = view.booking, now_utc()
+    if booking.status != "held":
+        raise Conflict(f"Only a held booking can be confirmed; this one is {booking.status}")
+    assert booking.hold_expires_at is not None
+    if booking.hold_expires_at <= now:
+        raise SlotUnavailable("The hold has expired; search again and book another slot")
+    await session.execute(
+        update(Slot)
+        .where(Slot.id == booking.slot_id)
+        .values(status="booked", hold_expires_at=None)
+        .execution_options(synchronize_session=False)
+    )
+    booking.status, booking.hold_expires_at, booking.booked_at = "booked", None, now
+    booking.sas_case_ref = data.sas_case_ref or booking.sas_case_ref
+    booking.reason = data.reason or booking.reason
+    for name, value in _patient_columns(data.patient).items():
+        setattr(booking, name, value)
+    await session.flush()
+    await _event(
+        session, caller, "booking.booked", booking, lead_minutes=_lead_minutes(booking.start, now)
+    )
+    return view
+
+
+async def cancel(
+    session: AsyncSession, caller: Caller, booking_id: uuid.UUID, data: schemas.CancelIn
+) -> BookingView:
+    caller.require(REGULATOR, PRACTICE, COORDINATOR)
+    view = await _lock_booking(session, caller, booking_id)
+    booking, now = view.booking, now_utc()
+    if booking.status not in ("held", "booked"):
+        raise Conflict(f"A {booking.status} booking cannot be cancelled")
+    was = booking.status
+    if booking.slot_id is not None:
+        # The slot is bookable again if it has not started; a past slot stays as it was.
+        await session.execute(
+            update(Slot)
+            .where(Slot.id == booking.slot_id, Slot.start > now)
+            .values(status="free", hold_expires_at=None)
+            .execution_options(synchronize_session=False)
+        )
+    booking.status, booking.hold_expires_at = "cancelled", None
+    booking.cancelled_at, booking.cancel_reason = now, data.reason
+    await session.flush()
+    await _event(session, caller, "booking.cancelled", booking, was=was, by_role=caller.role)
+    return view
+
+
+async def record_outcome(
+    session: AsyncSession, caller: Caller, booking_id: uuid.UUID, data: schemas.OutcomeIn
+) -> BookingView:
+    caller.require(PRACTICE, COORDINATOR)
+    view = await _lock_booking(session, caller, booking_id)
+    booking, now = view.booking, now_utc()
+    if booking.status != "booked":
+        raise Conflict(
+            f"An outcome is recorded on a booked consultation, not a {booking.status} one"
+        )
+    if booking.start > now:
+        raise Conflict("The outcome can only be recorded once the consultation has started")
+    booking.status, booking.outcome_at = data.outcome, now
+    await session.flush()
+    await _event(session, caller, f"booking.{data.outcome}", booking)
+    return view
+
+
+# Surnuméraire -----------------------------------------------------------------------------
+
+
+async def overbook(session: AsyncSession, caller: Caller, data: schemas.OverbookIn) -> BookingView:
+    """A consultation beyond published slots, within the practitioner's daily cap (local
+    day). The practitioner row is locked so concurrent requests count one after the other."""
+    caller.require(REGULATOR)
+    now = now_utc()
+    row = (
+        await session.execute(
+            select(Practitioner, Practice, Territory.timezone)
+            .join(Practice, Practice.id == Practitioner.practice_id)
+            .join(Territory, Territory.id == Practitioner.territory_id)
+            .where(
+                Practitioner.id == data.practitioner_id,
+                Practitioner.territory_id.in_(caller.territory_ids),
+            )
+            .with_for_update(of=Practitioner)
+        )
+    ).one_or_none()
+    if row is None:
+        raise ValidationFailed.field(["body", "practitioner_id"], "unknown practitioner")
+    practitioner, practice, tz = row
+    assert data.end is not None
+    if data.start <= now:
+        raise ValidationFailed.field(["body", "start"], "must be in the future")
+    if not practitioner.accepts_overbooking:
+        raise Conflict("This practitioner does not accept surnuméraire patients")
+    local_day = data.start.astimezone(ZoneInfo(tz)).date()
+    day_start = datetime.combine(local_day, time(), ZoneInfo(tz))
+    day_end = datetime.combine(local_day + timedelta(days=1), time(), ZoneInfo(tz))
+    used = await session.scalar(
+        select(func.count())
+        .select_from(Booking)
+        .where(
+            Booking.practitioner_id == practitioner.id,
+            Booking.overbooked.is_(True),
+            Booking.status != "cancelled",
+            Booking.start >= day_start,
+            Booking.start < day_end,
+        )
+    )
+    if (used or 0) >= practitioner.overbooking_daily_cap:
+        raise Conflict(
+            f"The daily surnuméraire cap ({practitioner.overbooking_daily_cap}) is reached "
+            f"for {local_day.isoformat()}",
+        )
+    booking = Booking(
+        slot_id=None,
+        practitioner_id=practitioner.id,
+        practice_id=practice.id,
+        territory_id=practitioner.territory_id,
+        regulator_id=caller.regulator_id,
+        created_by_key_id=caller.key_id,
+        status="booked",
+        start=data.start,
+        end=data.end,
+        modality=data.modality,
+        overbooked=True,
+        created_at=now,
+        booked_at=now,
+        sas_case_ref=data.sas_case_ref,
+        reason=data.reason,
+        **_patient_columns(data.patient),
+    )
+    session.add(booking)
+    await session.flush()
+    await _event(
+        session, caller, "booking.overbooked", booking, lead_minutes=_lead_minutes(data.start, now)
+    )
+    return BookingView(booking, practitioner, practice, tz, True)
+
+
+# Hold expiry job ------------------------------------------------------------------------
+
+
+async def expire_holds(session: AsyncSession, *, now: datetime | None = None) -> dict[str, int]:
+    """Release holds that have expired. Search and booking never wait for this: an expired
+    hold is bookable the moment it expires; this only tidies statuses. Safe to run twice."""
+    now = now or now_utc()
+    expired = (
+        await session.scalars(
+            update(Booking)
+            .where(Booking.status == "held", Booking.hold_expires_at <= now)
+            .values(status="expired", hold_expires_at=None)
+            .returning(Booking)
+            .execution_options(synchronize_session=False)
+        )
+    ).all()
+    slot_ids = [b.slot_id for b in expired if b.slot_id is not None]
+    if slot_ids:
+        await session.execute(
+            update(Slot)
+            .where(Slot.id.in_(slot_ids), Slot.status == "held", Slot.hold_expires_at <= now)
+            .values(status="free", hold_expires_at=None)
+            .execution_options(synchronize_session=False)
+        )
+    for booking in expired:
+        await _event(session, None, "hold.expired", booking)
+    return {"holds_expired": len(expired)}
+
+
+def render(view: BookingView) -> schemas.BookingOut:
+    """The response shape, timestamps in the territory's local offset."""
+    tz = zone(view.timezone)
+    b = view.booking
+
+    def loc(value: datetime | None) -> datetime | None:
+        return value.astimezone(tz) if value is not None else None
+
+    patient = None
+    if view.show_patient and b.patient_family_name is not None:
+        assert b.patient_given_name and b.patient_birth_date and b.patient_phone
+        patient = schemas.PatientOut(
+            family_name=b.patient_family_name,
+            given_name=b.patient_given_name,
+            birth_date=b.patient_birth_date,
+            phone=b.patient_phone,
+            ins=b.patient_ins,
+            commune_insee=b.patient_commune_insee,
+        )
+    return schemas.BookingOut(
+        id=b.id,
+        status=b.status,
+        slot=(
+            schemas.BookingSlotOut(
+                id=b.slot_id,
+                start=b.start.astimezone(tz),
+                end=b.end.astimezone(tz),
+                modality=b.modality,
+            )
+            if b.slot_id is not None
+            else None
+        ),
+        start=b.start.astimezone(tz),
+        end=b.end.astimezone(tz),
+        modality=b.modality,
+        overbooked=b.overbooked,
+        practitioner=schemas.BookingPractitionerOut.model_validate(view.practitioner),
+        practice=schemas.BookingPracticeOut.model_validate(view.practice),
+        territory_id=b.territory_id,
+        regulator_id=b.regulator_id,
+        patient=patient,
+        sas_case_ref=b.sas_case_ref,
+        reason=b.reason,
+        hold_expires_at=loc(b.hold_expires_at),
+        created_at=b.created_at.astimezone(tz),
+        booked_at=loc(b.booked_at),
+        cancelled_at=loc(b.cancelled_at),
+        cancel_reason=b.cancel_reason,
+        outcome_at=loc(b.outcome_at),
+    )
