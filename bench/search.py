@@ -172,13 +172,9 @@ def raw_sql(territory_ids: list[uuid.UUID], near: tuple[float, float]) -> tuple[
         radius_km=30,
         limit=50,
     )
-    compiled = (
-        search_statement(q)
-        .params(q.params())
-        .compile(dialect=postgresql.asyncpg.dialect(), compile_kwargs={"render_postcompile": True})
-    )
-    params = [compiled.params[name] for name in compiled.positiontup or []]
-    return str(compiled), params
+    compiled = search_statement(q).compile(dialect=postgresql.asyncpg.dialect())
+    state = compiled.construct_expanded_state(q.params())
+    return state.statement, list(state.positional_parameters or ())
 
 
 async def main(seconds: float, client_counts: list[int]) -> None:
