@@ -16,8 +16,10 @@ from app.config import Settings
 from app.db import make_engine
 from app.directory import schemas as dir_schemas
 from app.directory import service as dir_service
+from app.directory.models import Practitioner
 from app.main import create_app
 from app.migrate import upgrade_to_head
+from app.security import Caller
 from tests.dbtools import recreate_database, server_url, with_database
 
 
@@ -201,3 +203,37 @@ def assert_problem(
         assert body["type"].endswith(type_suffix), body["type"]
     assert "Traceback" not in response.text
     return body
+
+
+ADMIN_CALLER = Caller(key_id=uuid.UUID(int=1), role="admin")
+
+
+async def create_gp(session: AsyncSession, name: str, **practitioner: Any) -> Practitioner:
+    """A territory, a practice and a GP, made through the services in `session` (the caller
+    commits). For tests that need committed data on several connections."""
+    territory = await dir_service.create_territory(
+        session,
+        ADMIN_CALLER,
+        dir_schemas.TerritoryIn(name=name, timezone="Europe/Paris", department="15"),
+    )
+    practice = await dir_service.create_practice(
+        session,
+        ADMIN_CALLER,
+        dir_schemas.PracticeIn(
+            territory_id=territory.id,
+            name="MSP",
+            address="1 rue de la Mairie",
+            commune_insee="15014",
+            lat=44.9,
+            lon=2.4,
+        ),
+    )
+    fields = {
+        "rpps": f"{uuid.uuid4().int % 10**11:011d}",
+        "family_name": "Durand",
+        "given_name": "Léa",
+        **practitioner,
+    }
+    return await dir_service.create_practitioner(
+        session, ADMIN_CALLER, dir_schemas.PractitionerIn(practice_id=practice.id, **fields)
+    )

@@ -19,6 +19,7 @@ from app.scheduling import booking_schemas, booking_service
 from app.scheduling import schemas as sched_schemas
 from app.scheduling import service as sched_service
 from app.security import Caller
+from tests.conftest import create_gp
 
 PATIENT = {
     "family_name": "Roche",
@@ -41,39 +42,17 @@ async def live(engine: AsyncEngine) -> Live:
     admin = Caller(key_id=uuid.uuid4(), role="admin")
     out = Live()
     async with make_sessionmaker(engine)() as s:
-        t = await dir_service.create_territory(
+        gp = await create_gp(
             s,
-            admin,
-            dir_schemas.TerritoryIn(name="CPTS charge", timezone="Europe/Paris", department="15"),
+            "CPTS charge",
+            family_name="Blanc",
+            accepts_overbooking=True,
+            overbooking_daily_cap=3,
         )
         reg = await dir_service.create_regulator(
             s, admin, dir_schemas.RegulatorIn(name="SAS charge", department="15")
         )
-        await dir_service.link_regulator(s, admin, t.id, reg.id)
-        p = await dir_service.create_practice(
-            s,
-            admin,
-            dir_schemas.PracticeIn(
-                territory_id=t.id,
-                name="MSP",
-                address="1 rue",
-                commune_insee="15014",
-                lat=44.9,
-                lon=2.4,
-            ),
-        )
-        gp = await dir_service.create_practitioner(
-            s,
-            admin,
-            dir_schemas.PractitionerIn(
-                practice_id=p.id,
-                rpps=f"{uuid.uuid4().int % 10**11:011d}",
-                family_name="Blanc",
-                given_name="Léo",
-                accepts_overbooking=True,
-                overbooking_daily_cap=3,
-            ),
-        )
+        await dir_service.link_regulator(s, admin, gp.territory_id, reg.id)
         start = datetime.now(UTC).replace(microsecond=0) + timedelta(hours=2)
         out.slot_ids = []
         for i in range(20):
@@ -98,7 +77,7 @@ async def live(engine: AsyncEngine) -> Live:
             key_id=uuid.uuid4(),
             role="regulator",
             regulator_id=reg.id,
-            territory_ids=frozenset([t.id]),
+            territory_ids=frozenset([gp.territory_id]),
         )
         out.headers = {"Authorization": f"Bearer {secret}"}
     return out

@@ -11,49 +11,19 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.db import make_sessionmaker
-from app.directory import schemas as dir_schemas
-from app.directory import service as dir_service
 from app.errors import Conflict
 from app.jobs import run_exclusive
 from app.scheduling import schemas, service
 from app.scheduling.models import Slot
 from app.security import Caller
+from tests.conftest import create_gp
 
 
 @pytest.fixture
 async def committed_practitioner(engine: AsyncEngine) -> uuid.UUID:
     """A territory, practice and practitioner committed for real (not rolled back)."""
-    admin = Caller(key_id=uuid.uuid4(), role="admin")
     async with make_sessionmaker(engine)() as session:
-        territory = await dir_service.create_territory(
-            session,
-            admin,
-            dir_schemas.TerritoryIn(
-                name="CPTS concurrence", timezone="Europe/Paris", department="15"
-            ),
-        )
-        practice = await dir_service.create_practice(
-            session,
-            admin,
-            dir_schemas.PracticeIn(
-                territory_id=territory.id,
-                name="MSP",
-                address="1 rue",
-                commune_insee="15014",
-                lat=44.9,
-                lon=2.4,
-            ),
-        )
-        practitioner = await dir_service.create_practitioner(
-            session,
-            admin,
-            dir_schemas.PractitionerIn(
-                practice_id=practice.id,
-                rpps=str(10_500_000_000 + uuid.uuid4().int % 10**9),
-                family_name="Durand",
-                given_name="Léa",
-            ),
-        )
+        practitioner = await create_gp(session, "CPTS concurrence")
         await session.commit()
         return practitioner.id
 
