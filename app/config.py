@@ -31,6 +31,8 @@ class Settings(BaseSettings):
     booking_retention_days: int = Field(default=365, ge=1)
     mt_request_retention_days: int = Field(default=730, ge=1)
     idempotency_ttl_hours: int = Field(default=24, ge=1)
+    # How long a GP has to answer a médecin traitant proposal before it lapses.
+    mt_proposal_days: int = Field(default=7, ge=1, le=90)
 
     # Background jobs (materialisation, hold expiry...). Off in tests, which run jobs by hand.
     scheduler_enabled: bool = True

@@ -85,6 +85,12 @@ async def _purge_idempotency(session: AsyncSession) -> dict[str, Any]:
     return await purge_expired(session)
 
 
+async def _expire_mt_proposals(session: AsyncSession) -> dict[str, Any]:
+    from app.medecin_traitant.service import expire_proposals
+
+    return await expire_proposals(session)
+
+
 def registered_jobs() -> list[JobSpec]:
     """Every periodic job of the service; each domain contributes its own. Each runs once at
     start-up, then at its interval."""
@@ -94,6 +100,7 @@ def registered_jobs() -> list[JobSpec]:
         JobSpec("materialize", _materialize, seconds=3600),
         JobSpec("expire_holds", _expire_holds, seconds=30),
         JobSpec("purge_idempotency", _purge_idempotency, seconds=3600),
+        JobSpec("expire_mt_proposals", _expire_mt_proposals, seconds=900),
     ]
 
 

@@ -15,6 +15,7 @@ from app.api import (
     bookings,
     health,
     keys,
+    mt_requests,
     practices,
     practitioners,
     regulators,
@@ -87,6 +88,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         availability,
         slots,
         bookings,
+        mt_requests,
     ):
         app.include_router(module.router)
     app.add_middleware(EdgeMiddleware, max_body_bytes=settings.max_body_bytes)

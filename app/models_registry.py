@@ -1,9 +1,19 @@
 """Imports every domain's models so that Base.metadata knows the whole schema (Alembic)."""
 
+from app import idempotency
 from app.activity import models as activity_models
 from app.db import Base
 from app.directory import models as directory_models
+from app.medecin_traitant import models as mt_models
 from app.scheduling import booking_models
 from app.scheduling import models as scheduling_models
 
-__all__ = ["Base", "activity_models", "booking_models", "directory_models", "scheduling_models"]
+__all__ = [
+    "Base",
+    "activity_models",
+    "booking_models",
+    "directory_models",
+    "idempotency",
+    "mt_models",
+    "scheduling_models",
+]

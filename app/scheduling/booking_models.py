@@ -1,10 +1,9 @@
-"""Bookings of slots by SAS regulators, and the idempotency records of retried writes."""
+"""Bookings of slots by SAS regulators."""
 
 from __future__ import annotations
 
 import uuid
 from datetime import date, datetime
-from typing import Any
 
 from sqlalchemy import (
     Boolean,
@@ -13,11 +12,9 @@ from sqlalchemy import (
     DateTime,
     ForeignKey,
     Index,
-    Integer,
     String,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.types import Uuid
 
@@ -77,20 +74,4 @@ class Booking(IdMixin, CreatedAtMixin, Base):
     patient_commune_insee: Mapped[str | None] = mapped_column(String(5))
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=text("now()"), onupdate=text("now()")
-    )
-
-
-class IdempotencyRecord(Base):
-    """The first response to a write sent with an Idempotency-Key, replayed for 24 h."""
-
-    __tablename__ = "idempotency_record"
-
-    api_key_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
-    key: Mapped[str] = mapped_column(String(255), primary_key=True)
-    endpoint: Mapped[str] = mapped_column(String(200))
-    body_hash: Mapped[str] = mapped_column(String(64))
-    status_code: Mapped[int] = mapped_column(Integer)
-    response: Mapped[dict[str, Any]] = mapped_column(JSONB)
-    created_at: Mapped[datetime] = mapped_column(
-        DateTime(timezone=True), server_default=text("now()"), index=True
     )

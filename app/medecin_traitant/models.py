@@ -1,0 +1,97 @@
+"""Patients looking for a médecin traitant, and the GPs proposed to them."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    String,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.types import Uuid
+
+from app.db import Base, IdMixin
+
+MT_STATUSES = ("waiting", "proposed", "attached", "withdrawn")
+MT_SOURCES = ("assurance_maladie", "hotline", "sas", "practice", "cpts", "other")
+_OPEN = "status <> 'withdrawn'"
+
+
+class MtRequest(IdMixin, Base):
+    __tablename__ = "mt_request"
+    __table_args__ = (
+        CheckConstraint(f"status IN {MT_STATUSES}", name="status"),
+        CheckConstraint(f"source IN {MT_SOURCES}", name="source"),
+        CheckConstraint(
+            "(status = 'proposed') = (proposed_practitioner_id IS NOT NULL)", name="proposal"
+        ),
+        CheckConstraint(
+            "(status = 'attached') = (attached_practitioner_id IS NOT NULL)", name="attachment"
+        ),
+        # A patient is registered once per territory while their request is open.
+        Index(
+            "uq_mt_request_open_ins",
+            "territory_id",
+            "patient_ins",
+            unique=True,
+            postgresql_where=text(f"{_OPEN} AND patient_ins IS NOT NULL"),
+        ),
+        Index(
+            "uq_mt_request_open_identity",
+            "territory_id",
+            func.lower(text("patient_family_name")),
+            func.lower(text("patient_given_name")),
+            "patient_birth_date",
+            "patient_phone",
+            unique=True,
+            postgresql_where=text(_OPEN),
+        ),
+        Index("ix_mt_request_territory_status", "territory_id", "status", "registered_at"),
+        Index(
+            "ix_mt_request_attached",
+            "attached_practitioner_id",
+            postgresql_where=text("status = 'attached'"),
+        ),
+    )
+
+    territory_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("territory.id", ondelete="RESTRICT"))
+    status: Mapped[str] = mapped_column(String(12))
+    source: Mapped[str] = mapped_column(String(20))
+    ald: Mapped[bool] = mapped_column(Boolean)
+    precarity: Mapped[bool] = mapped_column(Boolean)
+    # Waiting time counts from here, whatever happens to proposals.
+    registered_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_by_key_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    preferred_communes: Mapped[list[str]] = mapped_column(ARRAY(String(5)), default=list)
+    preferred_gender: Mapped[str | None] = mapped_column(String(10))
+    proposed_practitioner_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("practitioner.id", ondelete="RESTRICT")
+    )
+    proposed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    proposal_deadline: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    attached_practitioner_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("practitioner.id", ondelete="RESTRICT")
+    )
+    attached_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    withdrawn_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    withdraw_reason: Mapped[str | None] = mapped_column(String(300))
+    # The minimum needed to contact the patient; erased by the retention job once closed.
+    patient_family_name: Mapped[str | None] = mapped_column(String(200))
+    patient_given_name: Mapped[str | None] = mapped_column(String(200))
+    patient_birth_date: Mapped[date | None] = mapped_column(Date)
+    patient_phone: Mapped[str | None] = mapped_column(String(20))
+    patient_ins: Mapped[str | None] = mapped_column(String(15))
+    patient_commune_insee: Mapped[str | None] = mapped_column(String(5))
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=text("now()"), onupdate=text("now()")
+    )

@@ -1,0 +1,80 @@
+"""Médecin traitant request shapes."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Literal
+
+from pydantic import Field
+
+from app.scheduling.booking_schemas import PatientIn, PatientOut
+from app.validators import InseeCode, OutModel, StrictModel
+
+Source = Literal["assurance_maladie", "hotline", "sas", "practice", "cpts", "other"]
+MtStatus = Literal["waiting", "proposed", "attached", "withdrawn"]
+
+
+class Preferences(StrictModel):
+    communes_insee: list[InseeCode] | None = Field(default=None, max_length=50)
+    practitioner_gender: Literal["female", "male"] | None = None
+
+
+class MtRequestIn(StrictModel):
+    patient: PatientIn
+    ald: bool
+    precarity: bool
+    source: Source
+    preferences: Preferences | None = None
+    territory_id: uuid.UUID | None = Field(
+        default=None, description="Needed only when the caller serves several territories"
+    )
+
+
+class ProposalIn(StrictModel):
+    practitioner_id: uuid.UUID
+
+
+class ReasonIn(StrictModel):
+    reason: str = Field(min_length=1, max_length=300)
+
+
+class PractitionerRef(OutModel):
+    id: uuid.UUID
+    family_name: str
+    given_name: str
+    rpps: str
+
+
+class MtRequestOut(OutModel):
+    id: uuid.UUID
+    territory_id: uuid.UUID
+    status: str
+    priority: int = Field(description="Number of fragility criteria met (ALD, 70+, precarity)")
+    fragile: bool
+    criteria: list[str]
+    ald: bool
+    precarity: bool
+    aged_70_or_more: bool
+    source: str
+    preferences: Preferences
+    registered_at: datetime
+    waiting_days: int
+    proposed_practitioner: PractitionerRef | None
+    proposal_deadline: datetime | None
+    attached_practitioner: PractitionerRef | None
+    attached_at: datetime | None
+    withdrawn_at: datetime | None
+    withdraw_reason: str | None
+    patient: PatientOut | None
+
+
+class CandidateOut(OutModel):
+    practitioner: PractitionerRef
+    practice_id: uuid.UUID
+    practice_name: str
+    commune_insee: str
+    gender: str | None
+    mt_capacity: int
+    remaining_capacity: int
+    distance_km: float | None

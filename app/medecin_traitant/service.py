@@ -1,0 +1,501 @@
+"""The médecin traitant queue: census, priority, proposals and the patient's free choice.
+
+States: waiting → proposed → attached; proposed → waiting on a decline or a lapsed deadline;
+withdrawn from any open state. The waiting time always counts from the first registration,
+so a decline never costs the patient their place. Services flush, never commit."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, and_, case, func, null, or_, select, text
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
+
+from app.activity.service import record
+from app.config import get_settings
+from app.directory.models import Practice, Practitioner
+from app.errors import Conflict, NotFound, ValidationFailed
+from app.medecin_traitant import schemas
+from app.medecin_traitant.models import MtRequest
+from app.pagination import decode_cursor, encode_cursor
+from app.scheduling.booking_schemas import PatientOut
+from app.scheduling.queries import great_circle_km
+from app.scheduling.service import now_utc
+from app.security import ADMIN, COORDINATOR, PRACTICE, REGULATOR, Caller
+
+OPEN = ("waiting", "proposed", "attached")
+
+
+def aged_70() -> ColumnElement[bool]:
+    seventy = func.current_date() - text("interval '70 years'")
+    return func.coalesce(MtRequest.patient_birth_date <= seventy, False)
+
+
+def priority_expr() -> ColumnElement[int]:
+    """Fragility criteria met: ALD, aged 70 or more, precarity. More criteria rank higher."""
+    return (
+        case((MtRequest.ald, 1), else_=0)
+        + case((MtRequest.precarity, 1), else_=0)
+        + case((aged_70(), 1), else_=0)
+    )
+
+
+def _is_70(birth_date: date | None, today: date) -> bool:
+    if birth_date is None:
+        return False
+    years = (
+        today.year
+        - birth_date.year
+        - ((today.month, today.day) < (birth_date.month, birth_date.day))
+    )
+    return years >= 70
+
+
+@dataclass
+class MtView:
+    request: MtRequest
+    proposed: Practitioner | None
+    attached: Practitioner | None
+    show_patient: bool
+
+
+def render(view: MtView, tz_now: datetime | None = None) -> schemas.MtRequestOut:
+    r, now = view.request, tz_now or now_utc()
+    is_70 = _is_70(r.patient_birth_date, now.date())
+    criteria = [
+        name for name, met in (("ald", r.ald), ("70+", is_70), ("precarity", r.precarity)) if met
+    ]
+    patient = None
+    if view.show_patient and r.patient_family_name is not None:
+        assert r.patient_given_name and r.patient_birth_date and r.patient_phone
+        patient = PatientOut(
+            family_name=r.patient_family_name,
+            given_name=r.patient_given_name,
+            birth_date=r.patient_birth_date,
+            phone=r.patient_phone,
+            ins=r.patient_ins,
+            commune_insee=r.patient_commune_insee,
+        )
+    return schemas.MtRequestOut(
+        id=r.id,
+        territory_id=r.territory_id,
+        status=r.status,
+        priority=len(criteria),
+        fragile=bool(criteria),
+        criteria=criteria,
+        ald=r.ald,
+        precarity=r.precarity,
+        aged_70_or_more=is_70,
+        source=r.source,
+        preferences=schemas.Preferences(
+            communes_insee=r.preferred_communes or None,
+            practitioner_gender=r.preferred_gender,
+        ),
+        registered_at=r.registered_at,
+        waiting_days=(now - r.registered_at).days,
+        proposed_practitioner=(
+            schemas.PractitionerRef.model_validate(view.proposed) if view.proposed else None
+        ),
+        proposal_deadline=r.proposal_deadline,
+        attached_practitioner=(
+            schemas.PractitionerRef.model_validate(view.attached) if view.attached else None
+        ),
+        attached_at=r.attached_at,
+        withdrawn_at=r.withdrawn_at,
+        withdraw_reason=r.withdraw_reason,
+        patient=patient,
+    )
+
+
+async def _event(
+    session: AsyncSession, caller: Caller | None, type_: str, r: MtRequest, **data: Any
+) -> None:
+    is_70 = _is_70(r.patient_birth_date, now_utc().date())
+    await record(
+        session,
+        type_,
+        territory_id=r.territory_id,
+        practitioner_id=r.attached_practitioner_id or r.proposed_practitioner_id,
+        subject_id=r.id,
+        actor_key_id=caller.key_id if caller else None,
+        priority=int(r.ald) + int(r.precarity) + int(is_70),
+        ald=r.ald,
+        precarity=r.precarity,
+        aged_70=is_70,
+        source=r.source,
+        **data,
+    )
+
+
+# Registration -----------------------------------------------------------------------------
+
+
+async def register(session: AsyncSession, caller: Caller, data: schemas.MtRequestIn) -> MtView:
+    caller.require(COORDINATOR, REGULATOR, ADMIN)
+    territory_id = data.territory_id
+    if territory_id is None:
+        if len(caller.territory_ids) != 1:
+            raise ValidationFailed.field(
+                ["body", "territory_id"], "required: this key serves several territories"
+            )
+        territory_id = next(iter(caller.territory_ids))
+    elif not caller.sees_territory(territory_id):
+        raise ValidationFailed.field(["body", "territory_id"], "unknown territory")
+    patient = data.patient
+    duplicate = await session.scalar(
+        select(MtRequest.id).where(
+            MtRequest.territory_id == territory_id,
+            MtRequest.status.in_(OPEN),
+            or_(
+                and_(MtRequest.patient_ins.is_not(None), MtRequest.patient_ins == patient.ins),
+                and_(
+                    func.lower(MtRequest.patient_family_name) == patient.family_name.lower(),
+                    func.lower(MtRequest.patient_given_name) == patient.given_name.lower(),
+                    MtRequest.patient_birth_date == patient.birth_date,
+                    MtRequest.patient_phone == patient.phone,
+                ),
+            ),
+        )
+    )
+    if duplicate is not None:
+        raise _duplicate(duplicate)
+    prefs = data.preferences or schemas.Preferences()
+    request = MtRequest(
+        territory_id=territory_id,
+        status="waiting",
+        source=data.source,
+        ald=data.ald,
+        precarity=data.precarity,
+        registered_at=now_utc(),
+        created_by_key_id=caller.key_id,
+        preferred_communes=prefs.communes_insee or [],
+        preferred_gender=prefs.practitioner_gender,
+        patient_family_name=patient.family_name,
+        patient_given_name=patient.given_name,
+        patient_birth_date=patient.birth_date,
+        patient_phone=patient.phone,
+        patient_ins=patient.ins,
+        patient_commune_insee=patient.commune_insee,
+    )
+    try:
+        async with session.begin_nested():
+            session.add(request)
+            await session.flush()
+    except IntegrityError as exc:  # a concurrent registration of the same patient
+        existing = await session.scalar(
+            select(MtRequest.id).where(
+                MtRequest.territory_id == territory_id,
+                MtRequest.status.in_(OPEN),
+                MtRequest.patient_phone == patient.phone,
+                MtRequest.patient_birth_date == patient.birth_date,
+            )
+        )
+        raise _duplicate(existing) from exc
+    await _event(session, caller, "mt.registered", request)
+    return MtView(request, None, None, caller.role != ADMIN)
+
+
+def _duplicate(existing: uuid.UUID | None) -> Conflict:
+    return Conflict(
+        "This patient is already registered in this territory",
+        existing_id=str(existing) if existing else None,
+    )
+
+
+# Reading ----------------------------------------------------------------------------------
+
+_Proposed = aliased(Practitioner)
+_Attached = aliased(Practitioner)
+
+
+def _visible(caller: Caller) -> Select[MtRequest, Practitioner | None, Practitioner | None]:
+    caller.require(COORDINATOR, REGULATOR, PRACTICE, ADMIN)
+    stmt = (
+        select(MtRequest, _Proposed, _Attached)
+        .outerjoin(_Proposed, _Proposed.id == MtRequest.proposed_practitioner_id)
+        .outerjoin(_Attached, _Attached.id == MtRequest.attached_practitioner_id)
+    )
+    if caller.role == COORDINATOR:
+        return stmt.where(MtRequest.territory_id.in_(caller.territory_ids))
+    if caller.role == REGULATOR:
+        return stmt.where(MtRequest.created_by_key_id == caller.key_id)
+    if caller.role == PRACTICE:
+        return stmt.where(
+            or_(
+                _Proposed.practice_id == caller.practice_id,
+                _Attached.practice_id == caller.practice_id,
+            )
+        )
+    return stmt
+
+
+def _view(caller: Caller, row: Any) -> MtView:
+    return MtView(row[0], row[1], row[2], caller.role != ADMIN)
+
+
+async def get(
+    session: AsyncSession, caller: Caller, request_id: uuid.UUID, *, lock: bool = False
+) -> MtView:
+    stmt = _visible(caller).where(MtRequest.id == request_id)
+    if lock:
+        stmt = stmt.with_for_update(of=MtRequest)
+    row = (await session.execute(stmt)).one_or_none()
+    if row is None:
+        raise NotFound("MT request not found")
+    return _view(caller, row)
+
+
+async def list_requests(
+    session: AsyncSession,
+    caller: Caller,
+    *,
+    status: str | None,
+    priority: int | None,
+    cursor: str | None,
+    limit: int,
+) -> tuple[list[MtView], str | None]:
+    """Fragile patients first (more criteria first), then the longest waiting."""
+    prio = priority_expr()
+    stmt = _visible(caller).add_columns(prio.label("prio"))
+    if status is not None:
+        stmt = stmt.where(MtRequest.status == status)
+    if priority is not None:
+        stmt = stmt.where(prio == priority)
+    if cursor:
+        p, at, ident = decode_cursor(cursor, 3)
+        try:
+            after = (int(p), datetime.fromisoformat(at), uuid.UUID(ident))
+        except ValueError as exc:
+            raise ValidationFailed.field(["query", "cursor"], "invalid cursor") from exc
+        # Descending priority: compare (-priority, registered_at, id) ascending.
+        stmt = stmt.where(
+            or_(
+                prio < after[0],
+                and_(prio == after[0], MtRequest.registered_at > after[1]),
+                and_(
+                    prio == after[0],
+                    MtRequest.registered_at == after[1],
+                    MtRequest.id > after[2],
+                ),
+            )
+        )
+    rows = (
+        await session.execute(
+            stmt.order_by(prio.desc(), MtRequest.registered_at, MtRequest.id).limit(limit + 1)
+        )
+    ).all()
+    views = [_view(caller, row) for row in rows[:limit]]
+    next_cursor = None
+    if len(rows) > limit:
+        last = rows[limit - 1]
+        next_cursor = encode_cursor([last.prio, last[0].registered_at.isoformat(), last[0].id])
+    return views, next_cursor
+
+
+# Capacity and candidates ------------------------------------------------------------------
+
+
+def _attached_to(practitioner_id: Any) -> Select[int]:
+    return select(func.count()).where(
+        MtRequest.attached_practitioner_id == practitioner_id, MtRequest.status == "attached"
+    )
+
+
+def attached_count(practitioner_id: Any) -> ColumnElement[int]:
+    return _attached_to(practitioner_id).scalar_subquery()
+
+
+async def remaining_capacity(session: AsyncSession, practitioner: Practitioner) -> int:
+    """Capacity less attachments: derived, never stored, so it cannot drift."""
+    used = await session.scalar(_attached_to(practitioner.id)) or 0
+    return practitioner.mt_capacity - used
+
+
+async def candidates(
+    session: AsyncSession, caller: Caller, request_id: uuid.UUID, *, limit: int = 50
+) -> list[schemas.CandidateOut]:
+    """GPs of the territory with room left, honouring the patient's preferences, nearest to
+    the patient's commune first (commune position: its practices in the directory)."""
+    caller.require(COORDINATOR, ADMIN)
+    view = await get(session, caller, request_id)
+    r = view.request
+    remaining = (Practitioner.mt_capacity - attached_count(Practitioner.id)).label("remaining")
+    origin = None
+    if r.patient_commune_insee:
+        row = (
+            await session.execute(
+                select(func.avg(Practice.lat), func.avg(Practice.lon)).where(
+                    Practice.commune_insee == r.patient_commune_insee
+                )
+            )
+        ).one()
+        if row[0] is not None:
+            origin = (float(row[0]), float(row[1]))
+    distance = (great_circle_km(*origin) if origin else null()).label("distance_km")
+    stmt = (
+        select(Practitioner, Practice, remaining, distance)
+        .join(Practice, Practice.id == Practitioner.practice_id)
+        .where(
+            Practitioner.territory_id == r.territory_id,
+            Practitioner.profession == "general_practitioner",
+            remaining > 0,
+        )
+    )
+    if r.preferred_communes:
+        stmt = stmt.where(Practice.commune_insee.in_(r.preferred_communes))
+    if r.preferred_gender:
+        stmt = stmt.where(Practitioner.gender == r.preferred_gender)
+    stmt = stmt.order_by(distance.asc().nulls_last(), remaining.desc(), Practitioner.id).limit(
+        limit
+    )
+    return [
+        schemas.CandidateOut(
+            practitioner=schemas.PractitionerRef.model_validate(p),
+            practice_id=pr.id,
+            practice_name=pr.name,
+            commune_insee=pr.commune_insee,
+            gender=p.gender,
+            mt_capacity=p.mt_capacity,
+            remaining_capacity=rem,
+            distance_km=round(dist, 2) if dist is not None else None,
+        )
+        for p, pr, rem, dist in (await session.execute(stmt)).all()
+    ]
+
+
+# Transitions ------------------------------------------------------------------------------
+
+
+def _expect(r: MtRequest, *statuses: str, action: str) -> None:
+    if r.status not in statuses:
+        raise Conflict(f"Cannot {action} a request that is {r.status}")
+
+
+async def _territory_gp(
+    session: AsyncSession, r: MtRequest, practitioner_id: uuid.UUID, *, lock: bool = False
+) -> Practitioner:
+    stmt = select(Practitioner).where(
+        Practitioner.id == practitioner_id, Practitioner.territory_id == r.territory_id
+    )
+    if lock:
+        stmt = stmt.with_for_update()
+    practitioner = await session.scalar(stmt)
+    if practitioner is None:
+        raise ValidationFailed.field(["body", "practitioner_id"], "unknown practitioner")
+    return practitioner
+
+
+async def propose(
+    session: AsyncSession, caller: Caller, request_id: uuid.UUID, data: schemas.ProposalIn
+) -> MtView:
+    caller.require(COORDINATOR, ADMIN)
+    view = await get(session, caller, request_id, lock=True)
+    r = view.request
+    _expect(r, "waiting", action="propose a GP for")
+    practitioner = await _territory_gp(session, r, data.practitioner_id)
+    if await remaining_capacity(session, practitioner) <= 0:
+        raise Conflict("This GP takes no new médecin traitant patients (capacity reached)")
+    now = now_utc()
+    r.status, r.proposed_practitioner_id, r.proposed_at = "proposed", practitioner.id, now
+    r.proposal_deadline = now + timedelta(days=get_settings().mt_proposal_days)
+    await session.flush()
+    await _event(session, caller, "mt.proposed", r)
+    view.proposed = practitioner
+    return view
+
+
+async def _answering(
+    session: AsyncSession, caller: Caller, request_id: uuid.UUID, action: str
+) -> MtView:
+    caller.require(COORDINATOR, PRACTICE, ADMIN)
+    view = await get(session, caller, request_id, lock=True)
+    _expect(view.request, "proposed", action=action)
+    if caller.role == PRACTICE and (
+        view.proposed is None or view.proposed.practice_id != caller.practice_id
+    ):
+        raise NotFound("MT request not found")
+    return view
+
+
+async def accept(session: AsyncSession, caller: Caller, request_id: uuid.UUID) -> MtView:
+    """The patient chose this GP and the GP agrees: attached. The GP row is locked while the
+    remaining capacity is counted, so concurrent accepts can never exceed it."""
+    view = await _answering(session, caller, request_id, "accept")
+    r, now = view.request, now_utc()
+    assert r.proposed_practitioner_id is not None and r.proposal_deadline is not None
+    if r.proposal_deadline <= now:
+        raise Conflict("The proposal has lapsed; propose again")
+    practitioner = await _territory_gp(session, r, r.proposed_practitioner_id, lock=True)
+    if await remaining_capacity(session, practitioner) <= 0:
+        raise Conflict("This GP has no médecin traitant place left")
+    r.status, r.attached_practitioner_id, r.attached_at = "attached", practitioner.id, now
+    r.proposed_practitioner_id = r.proposed_at = r.proposal_deadline = None
+    await session.flush()
+    await _event(
+        session,
+        caller,
+        "mt.attached",
+        r,
+        waiting_days=(now - r.registered_at).total_seconds() / 86400,
+    )
+    view.attached, view.proposed = practitioner, None
+    return view
+
+
+async def _back_to_waiting(session: AsyncSession, r: MtRequest) -> None:
+    r.status = "waiting"
+    r.proposed_practitioner_id = r.proposed_at = r.proposal_deadline = None
+    await session.flush()
+
+
+async def decline(
+    session: AsyncSession, caller: Caller, request_id: uuid.UUID, data: schemas.ReasonIn
+) -> MtView:
+    """The patient or the GP says no: back to the queue, with the original waiting time."""
+    view = await _answering(session, caller, request_id, "decline")
+    practitioner_id = view.request.proposed_practitioner_id
+    await _back_to_waiting(session, view.request)
+    await _event(
+        session, caller, "mt.declined", view.request, declined_practitioner=str(practitioner_id)
+    )
+    view.proposed = None
+    return view
+
+
+async def withdraw(
+    session: AsyncSession, caller: Caller, request_id: uuid.UUID, data: schemas.ReasonIn
+) -> MtView:
+    caller.require(COORDINATOR, ADMIN)
+    view = await get(session, caller, request_id, lock=True)
+    r = view.request
+    _expect(r, *OPEN, action="withdraw")
+    was = r.status
+    r.status, r.withdrawn_at, r.withdraw_reason = "withdrawn", now_utc(), data.reason
+    r.proposed_practitioner_id = r.proposed_at = r.proposal_deadline = None
+    r.attached_practitioner_id = None
+    await session.flush()
+    await _event(session, caller, "mt.withdrawn", r, was=was)
+    view.proposed = view.attached = None
+    return view
+
+
+async def expire_proposals(session: AsyncSession, *, now: datetime | None = None) -> dict[str, int]:
+    """Job: proposals past their deadline go back to the queue (original waiting time kept)."""
+    now = now or now_utc()
+    lapsed = (
+        await session.scalars(
+            select(MtRequest)
+            .where(MtRequest.status == "proposed", MtRequest.proposal_deadline <= now)
+            .with_for_update(skip_locked=True)
+        )
+    ).all()
+    for r in lapsed:
+        practitioner_id = r.proposed_practitioner_id
+        await _back_to_waiting(session, r)
+        await _event(session, None, "mt.proposal_expired", r, practitioner=str(practitioner_id))
+    return {"proposals_expired": len(lapsed)}
