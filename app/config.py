@@ -34,6 +34,13 @@ class Settings(BaseSettings):
     # How long a GP has to answer a médecin traitant proposal before it lapses.
     mt_proposal_days: int = Field(default=7, ge=1, le=90)
 
+    # Webhooks: delivery attempts before a message is dead-lettered, and whether plain http
+    # and private addresses are allowed (tests and closed networks only).
+    outbox_max_attempts: int = Field(default=8, ge=1, le=30)
+    outbox_retry_base_seconds: float = Field(default=5.0, gt=0)
+    webhook_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
+    webhook_allow_insecure_urls: bool = False
+
     # Background jobs (materialisation, hold expiry...). Off in tests, which run jobs by hand.
     scheduler_enabled: bool = True
 

@@ -11,6 +11,7 @@ import zlib
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import httpx
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -104,8 +105,26 @@ def registered_jobs() -> list[JobSpec]:
     ]
 
 
-def build_scheduler(factory: async_sessionmaker[AsyncSession]) -> AsyncIOScheduler:
+def build_scheduler(
+    factory: async_sessionmaker[AsyncSession], http: httpx.AsyncClient
+) -> AsyncIOScheduler:
     scheduler = AsyncIOScheduler(timezone="UTC")
+
+    async def deliver() -> None:
+        # Not under an advisory lock: messages are claimed with SKIP LOCKED, so every
+        # worker may deliver, and HTTP calls never run inside a transaction.
+        from app.sas_bridge.outbox import deliver_due
+
+        try:
+            await deliver_due(factory, http)
+            JOB_RUNS.labels("deliver_outbox", "ok").inc()
+        except Exception:
+            JOB_RUNS.labels("deliver_outbox", "failed").inc()
+            log.exception("outbox delivery failed", extra={"job": "deliver_outbox"})
+
+    scheduler.add_job(
+        deliver, "interval", seconds=2, id="deliver_outbox", max_instances=1, coalesce=True
+    )
     for spec in registered_jobs():
 
         async def tick(spec: JobSpec = spec) -> None:

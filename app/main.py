@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 
+import httpx
 from fastapi import FastAPI
 
 from app.api import (
@@ -21,6 +22,7 @@ from app.api import (
     regulators,
     slots,
     territories,
+    webhooks,
 )
 from app.config import Settings, get_settings
 from app.db import make_engine, make_sessionmaker, resolve_database_url
@@ -50,9 +52,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await asyncio.to_thread(upgrade_to_head, url)
         engine = make_engine(url, settings)
         app.state.sessionmaker = make_sessionmaker(engine)
+    app.state.http = httpx.AsyncClient(
+        timeout=httpx.Timeout(settings.webhook_timeout_seconds), follow_redirects=False
+    )
     scheduler = None
     if settings.scheduler_enabled:
-        scheduler = build_scheduler(app.state.sessionmaker)
+        scheduler = build_scheduler(app.state.sessionmaker, app.state.http)
         scheduler.start()
         for job in scheduler.get_jobs():
             job.modify(next_run_time=datetime.now(UTC))
@@ -62,6 +67,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     finally:
         if scheduler is not None:
             scheduler.shutdown(wait=False)
+        await app.state.http.aclose()
         if engine is not None:
             await engine.dispose()
 
@@ -89,6 +95,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         slots,
         bookings,
         mt_requests,
+        webhooks,
     ):
         app.include_router(module.router)
     app.add_middleware(EdgeMiddleware, max_body_bytes=settings.max_body_bytes)

@@ -20,6 +20,8 @@ from app.activity.service import record
 from app.config import get_settings
 from app.directory.models import Practice, Practitioner, Territory
 from app.errors import Conflict, NotFound, SlotUnavailable, ValidationFailed
+from app.metrics import BOOKING_CONFLICTS
+from app.sas_bridge.outbox import enqueue_webhooks
 from app.scheduling import booking_schemas as schemas
 from app.scheduling.booking_models import Booking
 from app.scheduling.models import Slot
@@ -60,6 +62,27 @@ def _lead_minutes(start: datetime, now: datetime) -> int:
 async def _event(
     session: AsyncSession, caller: Caller | None, type_: str, booking: Booking, **data: Any
 ) -> None:
+    """The activity event and the webhooks of a booking change, in its transaction."""
+    await enqueue_webhooks(
+        session,
+        type_,
+        {
+            "booking": {
+                "id": str(booking.id),
+                "status": booking.status,
+                "slot_id": str(booking.slot_id) if booking.slot_id else None,
+                "practitioner_id": str(booking.practitioner_id),
+                "practice_id": str(booking.practice_id),
+                "start": booking.start.isoformat(),
+                "end": booking.end.isoformat(),
+                "modality": booking.modality,
+                "overbooked": booking.overbooked,
+                "sas_case_ref": booking.sas_case_ref,
+            }
+        },
+        practice_id=booking.practice_id,
+        regulator_id=booking.regulator_id,
+    )
     await record(
         session,
         type_,
@@ -256,6 +279,7 @@ async def _explain_unbookable(
         why = "it has just been booked"
     else:
         why = "the practitioner is unavailable"
+    BOOKING_CONFLICTS.inc()
     raise SlotUnavailable(f"This slot cannot be booked: {why}", slot_id=str(slot_id))
 
 

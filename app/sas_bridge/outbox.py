@@ -1,0 +1,211 @@
+"""The outbox: messages written in the transaction of the change they describe, delivered
+after commit by a dispatcher, with exponential backoff and jitter, then a dead-letter state.
+
+Several workers may dispatch at once: a message is claimed with FOR UPDATE SKIP LOCKED and a
+lease, so it is sent by one of them; the HTTP call happens outside any transaction, so a slow
+or dead receiver never holds a lock, a connection or a booking."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import logging
+import random
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import httpx
+from sqlalchemy import func, insert, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.config import get_settings
+from app.metrics import OUTBOX_DELIVERIES, OUTBOX_PENDING
+from app.sas_bridge.models import OutboxMessage, WebhookEndpoint
+from app.scheduling.service import now_utc
+
+log = logging.getLogger(__name__)
+
+LEASE = timedelta(seconds=60)
+SIGNATURE_HEADER = "Creneau-Signature"
+
+
+def sign(secret: str, timestamp: int, body: bytes) -> str:
+    """`t=<unix time>,v1=<hex HMAC-SHA256 of "<t>." + body>`: receivers recompute it and
+    refuse old timestamps, which defeats replays."""
+    mac = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
+    return f"t={timestamp},v1={mac.hexdigest()}"
+
+
+async def enqueue_webhooks(
+    session: AsyncSession,
+    event_type: str,
+    payload: dict[str, Any],
+    *,
+    practice_id: uuid.UUID | None,
+    regulator_id: uuid.UUID | None,
+) -> int:
+    """One message per active endpoint of the practice or the SAS that wants this event."""
+    owners = []
+    if practice_id is not None:
+        owners.append(WebhookEndpoint.practice_id == practice_id)
+    if regulator_id is not None:
+        owners.append(WebhookEndpoint.regulator_id == regulator_id)
+    if not owners:
+        return 0
+    endpoints = (
+        await session.scalars(
+            select(WebhookEndpoint.id).where(
+                WebhookEndpoint.active.is_(True),
+                or_(*owners),
+                or_(
+                    func.cardinality(WebhookEndpoint.event_types) == 0,
+                    WebhookEndpoint.event_types.any_() == event_type,
+                ),
+            )
+        )
+    ).all()
+    for endpoint_id in endpoints:
+        event_id = uuid.uuid4()
+        body = {"id": str(event_id), "type": event_type, "created": now_utc().isoformat(),
+                "data": payload}  # fmt: skip
+        await session.execute(
+            insert(OutboxMessage).values(
+                kind="webhook",
+                endpoint_id=endpoint_id,
+                event_id=event_id,
+                event_type=event_type,
+                payload=body,
+            )
+        )
+    return len(endpoints)
+
+
+@dataclass(frozen=True)
+class Claimed:
+    id: int
+    event_id: uuid.UUID
+    event_type: str
+    payload: dict[str, Any]
+    attempts: int
+    url: str
+    secret: str
+    active: bool
+
+
+async def _claim(factory: async_sessionmaker[AsyncSession], batch: int) -> list[Claimed]:
+    async with factory() as session:
+        now = now_utc()
+        due = (
+            select(OutboxMessage.id)
+            .where(OutboxMessage.status == "pending", OutboxMessage.next_attempt_at <= now)
+            .order_by(OutboxMessage.next_attempt_at)
+            .limit(batch)
+            .with_for_update(skip_locked=True)
+            .scalar_subquery()
+        )
+        ids = (
+            await session.scalars(
+                update(OutboxMessage)
+                .where(OutboxMessage.id.in_(due))
+                .values(next_attempt_at=now + LEASE)
+                .returning(OutboxMessage.id)
+            )
+        ).all()
+        rows = (
+            await session.execute(
+                select(OutboxMessage, WebhookEndpoint)
+                .join(WebhookEndpoint, WebhookEndpoint.id == OutboxMessage.endpoint_id)
+                .where(OutboxMessage.id.in_(ids))
+            )
+        ).all()
+        await session.commit()
+    return [
+        Claimed(m.id, m.event_id, m.event_type, m.payload, m.attempts, e.url, e.secret, e.active)
+        for m, e in rows
+    ]
+
+
+async def _send(client: httpx.AsyncClient, message: Claimed) -> tuple[int | None, str | None]:
+    body = json.dumps(message.payload, separators=(",", ":"), ensure_ascii=False).encode()
+    headers = {
+        "Content-Type": "application/json",
+        SIGNATURE_HEADER: sign(message.secret, int(time.time()), body),
+        "Creneau-Event-Id": str(message.event_id),
+        "Creneau-Event-Type": message.event_type,
+        "User-Agent": "Creneau-Webhooks/1",
+    }
+    try:
+        response = await client.post(message.url, content=body, headers=headers)
+    except httpx.HTTPError as exc:
+        return None, f"{type(exc).__name__}: {exc}"[:500]
+    if 200 <= response.status_code < 300:
+        return response.status_code, None
+    return response.status_code, f"HTTP {response.status_code}"
+
+
+def backoff(attempts: int) -> timedelta:
+    """Exponential, capped at an hour, with full jitter so that retries do not stampede."""
+    settings = get_settings()
+    ceiling = min(3600.0, settings.outbox_retry_base_seconds * 2 ** (attempts - 1))
+    return timedelta(seconds=random.uniform(ceiling / 2, ceiling))
+
+
+async def deliver_due(
+    factory: async_sessionmaker[AsyncSession], client: httpx.AsyncClient, *, batch: int = 50
+) -> dict[str, int]:
+    """Send the messages that are due; record each outcome. Safe to run on every worker."""
+    claimed = await _claim(factory, batch)
+    if not claimed:
+        await _update_backlog(factory)
+        return {"delivered": 0, "retried": 0, "failed": 0}
+    results = await asyncio.gather(
+        *(_send(client, m) if m.active else _inactive() for m in claimed)
+    )
+    settings = get_settings()
+    counts = {"delivered": 0, "retried": 0, "failed": 0}
+    async with factory() as session:
+        now = now_utc()
+        for message, (status_code, error) in zip(claimed, results, strict=True):
+            attempts = message.attempts + 1
+            values: dict[str, Any] = {"attempts": attempts, "last_status_code": status_code,
+                                      "last_error": error}  # fmt: skip
+            if error is None:
+                values.update(status="delivered", delivered_at=now)
+                outcome = "delivered"
+            elif attempts >= settings.outbox_max_attempts:
+                values.update(status="failed")
+                outcome = "failed"
+            else:
+                values.update(next_attempt_at=now + backoff(attempts))
+                outcome = "retried"
+            counts[outcome] += 1
+            OUTBOX_DELIVERIES.labels(outcome).inc()
+            await session.execute(
+                update(OutboxMessage).where(OutboxMessage.id == message.id).values(**values)
+            )
+        await session.commit()
+    await _update_backlog(factory)
+    if counts["failed"] or counts["retried"]:
+        log.warning("webhook deliveries not acknowledged", extra=counts)
+    return counts
+
+
+async def _inactive() -> tuple[int | None, str | None]:
+    return None, "endpoint disabled"
+
+
+async def _update_backlog(factory: async_sessionmaker[AsyncSession]) -> None:
+    async with factory() as session:
+        rows = await session.execute(
+            select(OutboxMessage.status, func.count())
+            .where(OutboxMessage.status.in_(("pending", "failed")))
+            .group_by(OutboxMessage.status)
+        )
+        counts = {status: count for status, count in rows}
+    for status in ("pending", "failed"):
+        OUTBOX_PENDING.labels(status).set(counts.get(status, 0))
