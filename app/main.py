@@ -14,6 +14,7 @@ from fastapi import FastAPI
 from app.api import (
     availability,
     bookings,
+    fhir,
     health,
     keys,
     mt_requests,
@@ -96,6 +97,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         bookings,
         mt_requests,
         webhooks,
+        fhir,
     ):
         app.include_router(module.router)
     app.add_middleware(EdgeMiddleware, max_body_bytes=settings.max_body_bytes)

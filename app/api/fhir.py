@@ -1,0 +1,96 @@
+"""FHIR R4 under /fhir, in the shape of the ANS SAS guide (application/fhir+json)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import APIRouter, Request
+from starlette.responses import JSONResponse
+
+from app.api.deps import CallerDep, SessionDep
+from app.config import get_settings
+from app.errors import NotFound
+from app.sas_bridge import fhir_resources as res
+from app.sas_bridge import fhir_search
+from app.sas_bridge.capability import capability_statement
+from app.sas_bridge.fhir_errors import FHIR_JSON
+
+router = APIRouter(prefix="/fhir", tags=["FHIR (SAS guide)"])
+
+
+def fhir(body: dict[str, Any], status: int = 200) -> JSONResponse:
+    return JSONResponse(body, status_code=status, media_type=FHIR_JSON)
+
+
+def _id(value: str, type_: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(value)
+    except ValueError as exc:
+        raise NotFound(f"{type_}/{value} not found") from exc
+
+
+@router.get("/metadata")
+async def metadata(request: Request) -> JSONResponse:
+    """The CapabilityStatement (no key needed)."""
+    return fhir(capability_statement(get_settings().public_base_url, request.app.version))
+
+
+@router.get("/Slot")
+async def search_slots(request: Request, session: SessionDep, caller: CallerDep) -> JSONResponse:
+    """Slot search. The guide's search (`schedule.actor:Practitioner.identifier`, up to 25 and
+    more, with or without the `8` prefix; `start=ge…&start=le…`; `status=free`; the four
+    `_include`s) returns every match in one Bundle with one `self` link; other searches are
+    paged with `_count` and a `next` link."""
+    params = list(request.query_params.multi_items())
+    q = fhir_search.parse(params)
+    rows, total = await fhir_search.search_rows(session, caller, q)
+    base = get_settings().public_base_url
+    query = request.url.query
+    self_url = f"{base}/fhir/Slot" + (f"?{query}" if query else "")
+    return fhir(fhir_search.bundle(rows, total, q, self_url, params))
+
+
+@router.get("/Slot/{slot_id}")
+async def read_slot(slot_id: str, session: SessionDep, caller: CallerDep) -> JSONResponse:
+    q = fhir_search.SlotQuery(slot_ids=[_id(slot_id, "Slot")], count=1)
+    rows, _ = await fhir_search.search_rows(session, caller, q)
+    if not rows:
+        raise NotFound(f"Slot/{slot_id} not found")
+    return fhir(res.slot(rows[0], get_settings().public_base_url))
+
+
+def _reader(type_: str, build: Callable[[res.Context], dict[str, Any]], by_practice: bool = False):  # type: ignore[no-untyped-def]
+    async def read(resource_id: str, session: SessionDep, caller: CallerDep) -> JSONResponse:
+        ident = _id(resource_id, type_)
+        if by_practice:
+            found = await fhir_search.contexts(session, caller, practice_id=ident)
+        elif type_ in ("HealthcareService", "Organization"):
+            found = [
+                c for c in await fhir_search.contexts(session, caller) if c.territory_id == ident
+            ][:1]
+        else:
+            found = await fhir_search.contexts(session, caller, practitioner_id=ident)
+        if not found:
+            raise NotFound(f"{type_}/{resource_id} not found")
+        return fhir(build(found[0]))
+
+    read.__name__ = f"read_{type_.lower()}"
+    return read
+
+
+for _type, _build, _by_practice in (
+    ("Schedule", res.schedule, False),
+    ("Practitioner", res.practitioner, False),
+    ("PractitionerRole", res.practitioner_role, False),
+    ("Location", res.location, True),
+    ("HealthcareService", res.healthcare_service, False),
+    ("Organization", res.organization, False),
+):
+    router.add_api_route(
+        f"/{_type}/{{resource_id}}",
+        _reader(_type, _build, _by_practice),
+        methods=["GET"],
+        summary=f"Read a {_type}",
+    )

@@ -1,0 +1,266 @@
+"""FHIR R4 resources in the shape of the ANS "Service d'Accès aux Soins" guide (CPTS agenda
+manager). Pure functions from directory and slot data to JSON-ready dicts; `prune` removes
+every empty element, since the guide forbids sending one."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from app.validators import phone_e164
+
+IG = "https://interop.esante.gouv.fr/ig/fhir/sas/StructureDefinition"
+SAS = "http://sas.fr/fhir/StructureDefinition"
+PROFILE = {
+    "Slot": f"{IG}/sas-cpts-slot-aggregator",
+    "Bundle": f"{IG}/sas-cpts-bundle-aggregator",
+    "HealthcareService": f"{IG}/sas-cpts-healthcareservice-aggregator",
+    "Organization": f"{IG}/sas-cpts-organization-aggregator",
+    "Schedule": f"{SAS}/FrScheduleAgregateur",
+    "Practitioner": f"{SAS}/FrPractitionerAgregateur",
+    "PractitionerRole": f"{SAS}/FrPractitionerRoleExerciceAgregateur",
+    "Location": f"{SAS}/FrLocationAgregateur",
+}
+RPPS_SYSTEM = "urn:oid:1.2.250.1.71.4.2.1"
+STRUCTURE_SYSTEM = "urn:oid:1.2.250.1.71.4.2.2"
+ID_TYPE_SYSTEM = "http://interopsante.org/fhir/CodeSystem/fr-v2-0203"
+FR_CORE_ID_TYPE_SYSTEM = "https://hl7.fr/ig/fhir/core/CodeSystem/fr-core-cs-v2-0203"
+TYPE_CRENEAU = "https://mos.esante.gouv.fr/NOS/TRE_R314-TypeCreneau/FHIR/TRE-R314-TypeCreneau"
+ACT_CODE = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
+CATEGORIE_ETABLISSEMENT = (
+    "https://mos.esante.gouv.fr/NOS/TRE_R66-CategorieEtablissement/FHIR/"
+    "TRE-R66-CategorieEtablissement"
+)
+SPECIALITE = (
+    "https://mos.esante.gouv.fr/NOS/TRE_R38-SpecialiteOrdinale/FHIR/TRE-R38-SpecialiteOrdinale"
+)
+APPOINTMENT_REASON = "http://terminology.hl7.org/CodeSystem/v2-0276"
+SERVICE_TYPE_R5 = "http://hl7.org/fhir/5.0/StructureDefinition/extension-Slot.serviceType"
+
+MODALITY_CODE = {"cabinet": "AMB", "visite": "HH", "teleconsultation": "VR"}
+# Audiences of a slot (meta.security). `cpts` slots never reach the national platform.
+VISIBILITY_SECURITY = {
+    "public": ("PUBLIC", "PRO", "SNP", "CPTS"),
+    "sas": ("SNP", "CPTS"),
+    "cpts": ("CPTS",),
+}
+SPECIALTY_CODE = {"general_practitioner": "SM54"}
+
+
+def prune(value: Any) -> Any:
+    """Drop None, empty strings, lists and objects, recursively."""
+    if isinstance(value, dict):
+        cleaned = {k: prune(v) for k, v in value.items()}
+        return {k: v for k, v in cleaned.items() if v not in (None, "", [], {})}
+    if isinstance(value, list):
+        items = [prune(v) for v in value]
+        return [v for v in items if v not in (None, "", [], {})]
+    return value
+
+
+def resource(value: dict[str, Any]) -> dict[str, Any]:
+    cleaned = prune(value)
+    assert isinstance(cleaned, dict)
+    return cleaned
+
+
+def _phone(value: str | None) -> str | None:
+    if not value:
+        return None
+    try:
+        return phone_e164(value)
+    except ValueError:
+        return None
+
+
+def rpps_identifier(rpps: str) -> dict[str, Any]:
+    return {
+        "type": {"coding": [{"system": ID_TYPE_SYSTEM, "code": "IDNPS"}]},
+        "system": RPPS_SYSTEM,
+        "value": f"8{rpps}",
+    }
+
+
+@dataclass(frozen=True)
+class Context:
+    """A practitioner with its practice and territory: what every resource but Slot needs."""
+
+    practitioner_id: uuid.UUID
+    rpps: str
+    family_name: str
+    given_name: str
+    profession: str
+    specialty: str | None
+    practice_id: uuid.UUID
+    practice_name: str
+    address: str
+    postal_code: str | None
+    city: str | None
+    practice_phone: str | None
+    practice_finess: str | None
+    siret: str | None
+    lat: float
+    lon: float
+    territory_id: uuid.UUID
+    territory_name: str
+    territory_finess: str | None
+    territory_phone: str | None
+
+
+@dataclass(frozen=True)
+class SlotRow:
+    """One slot of the search, with its context."""
+
+    id: uuid.UUID
+    start: datetime
+    end: datetime
+    modality: str
+    visibility: str
+    fhir_status: str
+    ctx: Context
+
+
+def slot(row: SlotRow, base_url: str) -> dict[str, Any]:
+    ctx = row.ctx
+    specialty_code = SPECIALTY_CODE.get(ctx.profession)
+    return resource(
+        {
+            "resourceType": "Slot",
+            "id": str(row.id),
+            "meta": {
+                "profile": [PROFILE["Slot"]],
+                "security": [
+                    {"system": TYPE_CRENEAU, "code": code}
+                    for code in VISIBILITY_SECURITY[row.visibility]
+                ],
+            },
+            "serviceType": [
+                {"coding": [{"system": ACT_CODE, "code": MODALITY_CODE[row.modality]}]},
+                {
+                    "extension": [
+                        {
+                            "url": SERVICE_TYPE_R5,
+                            "valueReference": {
+                                "reference": f"HealthcareService/{ctx.territory_id}"
+                            },
+                        }
+                    ],
+                    "coding": [{"system": CATEGORIE_ETABLISSEMENT, "code": "604"}],
+                },
+            ],
+            "specialty": [
+                {"coding": [{"system": SPECIALITE, "code": specialty_code}]}
+                if specialty_code
+                else {"text": ctx.specialty or ctx.profession}
+            ],
+            "appointmentType": {"coding": [{"system": APPOINTMENT_REASON, "code": "ROUTINE"}]},
+            "schedule": {"reference": f"Schedule/{ctx.practitioner_id}"},
+            "status": row.fhir_status,
+            "start": row.start.isoformat(timespec="milliseconds"),
+            "end": row.end.isoformat(timespec="milliseconds"),
+            "comment": f"{base_url}/agenda/{ctx.practitioner_id}",
+        }
+    )
+
+
+def schedule(row: Context) -> dict[str, Any]:
+    """One Schedule per practitioner and place of consultation (a GP has one practice)."""
+    return {
+        "resourceType": "Schedule",
+        "id": str(row.practitioner_id),
+        "meta": {"profile": [PROFILE["Schedule"]]},
+        "active": True,
+        "actor": [
+            {"reference": f"Practitioner/{row.practitioner_id}"},
+            {"reference": f"PractitionerRole/{row.practitioner_id}"},
+        ],
+    }
+
+
+def practitioner(row: Context) -> dict[str, Any]:
+    return resource(
+        {
+            "resourceType": "Practitioner",
+            "id": str(row.practitioner_id),
+            "meta": {"profile": [PROFILE["Practitioner"]]},
+            "identifier": [rpps_identifier(row.rpps)],
+            "name": [{"family": row.family_name, "given": [row.given_name]}],
+        }
+    )
+
+
+def _location_body(row: Context) -> dict[str, Any]:
+    return {
+        "meta": {"profile": [PROFILE["Location"]]},
+        "name": row.practice_name,
+        "address": {"line": [row.address], "city": row.city, "postalCode": row.postal_code},
+        "position": {"latitude": row.lat, "longitude": row.lon},
+        "telecom": [{"system": "phone", "value": _phone(row.practice_phone)}],
+    }
+
+
+def location(row: Context) -> dict[str, Any]:
+    return resource({"resourceType": "Location", "id": str(row.practice_id), **_location_body(row)})
+
+
+def _structure_identifier(finess: str | None, siret: str | None) -> dict[str, Any] | None:
+    value = f"1{finess}" if finess else f"3{siret}" if siret else None
+    if value is None:
+        return None
+    return {
+        "type": {"coding": [{"system": ID_TYPE_SYSTEM, "code": "IDNST"}]},
+        "system": STRUCTURE_SYSTEM,
+        "value": value,
+    }
+
+
+def practitioner_role(row: Context) -> dict[str, Any]:
+    structure = _structure_identifier(row.practice_finess, row.siret)
+    return resource(
+        {
+            "resourceType": "PractitionerRole",
+            "id": str(row.practitioner_id),
+            "meta": {"profile": [PROFILE["PractitionerRole"]]},
+            "contained": [{"resourceType": "Location", "id": "location", **_location_body(row)}],
+            "active": True,
+            "practitioner": {"reference": f"Practitioner/{row.practitioner_id}"},
+            "organization": {"identifier": structure} if structure else None,
+            "location": [{"reference": "#location"}],
+            "telecom": [{"system": "phone", "value": _phone(row.practice_phone)}],
+        }
+    )
+
+
+def healthcare_service(row: Context) -> dict[str, Any]:
+    return {
+        "resourceType": "HealthcareService",
+        "id": str(row.territory_id),
+        "meta": {"profile": [PROFILE["HealthcareService"]]},
+        "active": True,
+        "providedBy": {"reference": f"Organization/{row.territory_id}"},
+    }
+
+
+def organization(row: Context) -> dict[str, Any]:
+    """The CPTS. Its one identifier is `1` + its FINESS; without a FINESS it is left out
+    rather than sent empty or wrong."""
+    identifier = None
+    if row.territory_finess and row.territory_finess.isdigit():
+        identifier = {
+            "type": {"coding": [{"system": FR_CORE_ID_TYPE_SYSTEM, "code": "IDNST"}]},
+            "system": STRUCTURE_SYSTEM,
+            "value": f"1{row.territory_finess}",
+        }
+    return resource(
+        {
+            "resourceType": "Organization",
+            "id": str(row.territory_id),
+            "meta": {"profile": [PROFILE["Organization"]]},
+            "identifier": [identifier],
+            "active": True,
+            "name": row.territory_name,
+            "telecom": [{"system": "phone", "value": _phone(row.territory_phone)}],
+        }
+    )

@@ -1,0 +1,326 @@
+"""The FHIR Slot search: the ANS SAS guide's search (chained practitioner identifiers, the four
+`_include`s, every match in one Bundle) and ordinary paged searches, through one query.
+
+Whatever the number of practitioners asked for, the search is one SQL statement: slots joined
+with their practitioner, practice and territory; the included resources are built from it."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlencode
+
+from sqlalchemy import ColumnElement, and_, case, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.config import get_settings
+from app.directory.models import Practice, Practitioner, Territory
+from app.errors import BadRequest
+from app.sas_bridge import fhir_resources as res
+from app.scheduling.models import Slot
+from app.scheduling.queries import bookable
+from app.scheduling.service import now_utc, zone
+from app.security import ADMIN, COORDINATOR, REGULATOR, SAS_PLATFORM, Caller
+
+FHIR_STATUSES = ("free", "busy", "busy-tentative", "busy-unavailable")
+IDENTIFIER_PARAMS = ("schedule.actor:Practitioner.identifier", "schedule.actor.identifier")
+GUIDE_MAX_RESULTS = 20_000
+DEFAULT_COUNT, MAX_COUNT = 100, 1000
+_PREFIXES = ("ge", "gt", "le", "lt", "eq")
+READERS = (SAS_PLATFORM, REGULATOR, COORDINATOR, ADMIN)
+
+
+def fhir_status(now: datetime) -> ColumnElement[str]:
+    """FHIR Slot.status from the one availability predicate."""
+    return case(
+        (bookable(now), "free"),
+        (and_(Slot.status == "held", Slot.hold_expires_at > now), "busy-tentative"),
+        (Slot.status == "booked", "busy"),
+        else_="busy-unavailable",
+    )
+
+
+@dataclass
+class SlotQuery:
+    start_bounds: list[tuple[str, datetime]] = field(default_factory=list)
+    statuses: list[str] = field(default_factory=list)
+    practitioner_ids: list[uuid.UUID] = field(default_factory=list)
+    rpps: list[str] | None = None  # None: no identifier filter; []: none known (no match)
+    slot_ids: list[uuid.UUID] = field(default_factory=list)
+    includes: set[str] = field(default_factory=set)
+    count: int = DEFAULT_COUNT
+    offset: int = 0
+
+    @property
+    def guide_search(self) -> bool:
+        """The platform's search: every match in one Bundle, no paging."""
+        return self.rpps is not None
+
+
+def _date(value: str, name: str) -> tuple[str, datetime]:
+    prefix = value[:2] if value[:2] in _PREFIXES else "eq"
+    raw = value[2:] if value[:2] in _PREFIXES else value
+    raw = raw.replace(" ", "+")  # a '+' of an offset sent unencoded arrives as a space
+    try:
+        when = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise BadRequest(f"{name}: {value!r} is not a FHIR dateTime") from exc
+    if when.tzinfo is None:
+        raise BadRequest(f"{name}: {value!r} needs a time zone offset")
+    return prefix, when
+
+
+def _uuid(value: str, name: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(value.rsplit("/", 1)[-1])
+    except ValueError as exc:
+        raise BadRequest(f"{name}: {value!r} is not a known id") from exc
+
+
+def _rpps(token: str) -> str | None:
+    """`system|value` or `value`; the value with or without its `8` prefix. Another system,
+    or something that is not an RPPS, matches nothing."""
+    system, _, value = token.rpartition("|")
+    if system and system != res.RPPS_SYSTEM:
+        return None
+    value = value.strip()
+    if len(value) == 12 and value.startswith("8") and value.isdigit():
+        return value[1:]
+    if len(value) == 11 and value.isdigit():
+        return value
+    return None
+
+
+def parse(params: list[tuple[str, str]]) -> SlotQuery:
+    q = SlotQuery()
+    for name, value in params:
+        if name == "start":
+            q.start_bounds.append(_date(value, name))
+        elif name == "status":
+            for code in value.split(","):
+                if code not in FHIR_STATUSES:
+                    raise BadRequest(f"status: {code!r} is not one of {', '.join(FHIR_STATUSES)}")
+                q.statuses.append(code)
+        elif name == "schedule":
+            q.practitioner_ids += [_uuid(v, name) for v in value.split(",") if v]
+        elif name in IDENTIFIER_PARAMS:
+            found = [_rpps(token) for token in value.split(",") if token]
+            q.rpps = (q.rpps or []) + [r for r in found if r is not None]
+        elif name == "_id":
+            q.slot_ids += [_uuid(v, name) for v in value.split(",") if v]
+        elif name in ("_include", "_include:iterate"):
+            q.includes.add(value)
+        elif name in ("_count", "_offset"):
+            try:
+                number = int(value)
+            except ValueError as exc:
+                raise BadRequest(f"{name}: {value!r} is not an integer") from exc
+            if number < 0 or (name == "_count" and number == 0):
+                raise BadRequest(f"{name}: must be positive")
+            if name == "_count":
+                q.count = min(number, MAX_COUNT)
+            else:
+                q.offset = number
+        # Other parameters (_format, _summary…) are ignored, as FHIR's lenient handling allows.
+    return q
+
+
+def context_columns() -> list[Any]:
+    return [
+        Practitioner.id.label("practitioner_id"),
+        Practitioner.rpps,
+        Practitioner.family_name,
+        Practitioner.given_name,
+        Practitioner.profession,
+        Practitioner.specialty,
+        Practice.id.label("practice_id"),
+        Practice.name.label("practice_name"),
+        Practice.address,
+        Practice.postal_code,
+        Practice.city,
+        Practice.phone.label("practice_phone"),
+        Practice.finess.label("practice_finess"),
+        Practice.siret,
+        Practice.lat,
+        Practice.lon,
+        Territory.id.label("territory_id"),
+        Territory.name.label("territory_name"),
+        Territory.finess.label("territory_finess"),
+        Territory.phone.label("territory_phone"),
+    ]
+
+
+CONTEXT_FIELDS = tuple(c.key for c in context_columns())
+
+
+async def contexts(
+    session: AsyncSession,
+    caller: Caller,
+    *,
+    practitioner_id: uuid.UUID | None = None,
+    practice_id: uuid.UUID | None = None,
+    territory_id: uuid.UUID | None = None,
+) -> list[res.Context]:
+    """Practitioners (with practice and territory) this caller may read through FHIR."""
+    territories, _ = _visibility(caller)
+    stmt = (
+        select(*context_columns())
+        .select_from(Practitioner)
+        .join(Practice, Practice.id == Practitioner.practice_id)
+        .join(Territory, Territory.id == Practitioner.territory_id)
+    )
+    if territories is not None:
+        stmt = stmt.where(Practitioner.territory_id.in_(territories))
+    if practitioner_id is not None:
+        stmt = stmt.where(Practitioner.id == practitioner_id)
+    if practice_id is not None:
+        stmt = stmt.where(Practice.id == practice_id)
+    if territory_id is not None:
+        stmt = stmt.where(Practitioner.territory_id == territory_id)
+    rows = (await session.execute(stmt.limit(1000))).all()
+    return [res.Context(**r._asdict()) for r in rows]
+
+
+def _visibility(caller: Caller) -> tuple[frozenset[uuid.UUID] | None, tuple[str, ...]]:
+    caller.require(*READERS)
+    if caller.role == SAS_PLATFORM:
+        return None, ("sas", "public")
+    if caller.role == REGULATOR:
+        return caller.territory_ids, ("sas", "public")
+    if caller.role == COORDINATOR:
+        return caller.territory_ids, ("sas", "cpts", "public")
+    return None, ("sas", "cpts", "public")
+
+
+async def search_rows(
+    session: AsyncSession, caller: Caller, q: SlotQuery
+) -> tuple[list[res.SlotRow], int]:
+    territories, visibilities = _visibility(caller)
+    now = now_utc()
+    status = fhir_status(now).label("fhir_status")
+    stmt = (
+        select(
+            Slot.id,
+            Slot.start,
+            Slot.end,
+            Slot.modality,
+            Slot.visibility,
+            status,
+            *context_columns(),
+            Territory.timezone,
+            func.count().over().label("total"),
+        )
+        .join(Practitioner, Practitioner.id == Slot.practitioner_id)
+        .join(Practice, Practice.id == Practitioner.practice_id)
+        .join(Territory, Territory.id == Slot.territory_id)
+        .where(Slot.visibility.in_(visibilities))
+    )
+    if territories is not None:
+        stmt = stmt.where(Slot.territory_id.in_(territories))
+    for prefix, when in q.start_bounds:
+        stmt = stmt.where(
+            {
+                "ge": Slot.start >= when,
+                "gt": Slot.start > when,
+                "le": Slot.start <= when,
+                "lt": Slot.start < when,
+                "eq": Slot.start == when,
+            }[prefix]
+        )
+    if q.statuses == ["free"]:
+        stmt = stmt.where(bookable(now))  # the common case keeps the plain predicate
+    elif q.statuses:
+        stmt = stmt.where(status.in_(q.statuses))
+    if q.practitioner_ids:
+        stmt = stmt.where(Slot.practitioner_id.in_(q.practitioner_ids))
+    if q.rpps is not None:
+        stmt = stmt.where(Practitioner.rpps.in_(q.rpps or ["-"]))
+    if q.slot_ids:
+        stmt = stmt.where(Slot.id.in_(q.slot_ids))
+    stmt = stmt.order_by(Slot.start, Slot.id)
+    if q.guide_search:
+        stmt = stmt.limit(GUIDE_MAX_RESULTS + 1)
+    else:
+        stmt = stmt.limit(q.count).offset(q.offset)
+    rows = (await session.execute(stmt)).all()
+    if q.guide_search and len(rows) > GUIDE_MAX_RESULTS:
+        raise BadRequest(
+            f"More than {GUIDE_MAX_RESULTS} slots match: narrow the start range or practitioners"
+        )
+    total = rows[0].total if rows else 0
+    if not rows and q.offset:
+        total = await _count_only(session, stmt)
+    out = []
+    for r in rows:
+        tz = zone(r.timezone)
+        values = r._asdict()
+        ctx = res.Context(**{name: values[name] for name in CONTEXT_FIELDS})
+        out.append(
+            res.SlotRow(
+                id=r.id,
+                start=r.start.astimezone(tz),
+                end=r.end.astimezone(tz),
+                modality=r.modality,
+                visibility=r.visibility,
+                fhir_status=r.fhir_status,
+                ctx=ctx,
+            )
+        )
+    return out, total
+
+
+async def _count_only(session: AsyncSession, stmt: Any) -> int:
+    inner = stmt.limit(None).offset(None).order_by(None).subquery()
+    return int(await session.scalar(select(func.count()).select_from(inner)) or 0)
+
+
+def _entry(base: str, resource: dict[str, Any], mode: str) -> dict[str, Any]:
+    return {
+        "fullUrl": f"{base}/fhir/{resource['resourceType']}/{resource['id']}",
+        "resource": resource,
+        "search": {"mode": mode},
+    }
+
+
+def bundle(
+    rows: list[res.SlotRow], total: int, q: SlotQuery, self_url: str, params: list[tuple[str, str]]
+) -> dict[str, Any]:
+    base = get_settings().public_base_url
+    entries = [_entry(base, res.slot(r, base), "match") for r in rows]
+    included: dict[tuple[str, str], dict[str, Any]] = {}
+
+    def include(resource: dict[str, Any]) -> None:
+        included.setdefault((resource["resourceType"], resource["id"]), resource)
+
+    schedules = "Slot:schedule" in q.includes
+    actors = schedules and "Schedule:actor" in q.includes
+    services = "Slot:service-type-reference" in q.includes
+    organizations = services and "HealthcareService:organization" in q.includes
+    for ctx in {r.ctx.practitioner_id: r.ctx for r in rows}.values():
+        if schedules:
+            include(res.schedule(ctx))
+        if actors:
+            include(res.practitioner(ctx))
+            include(res.practitioner_role(ctx))
+        if services:
+            include(res.healthcare_service(ctx))
+        if organizations:
+            include(res.organization(ctx))
+    entries += [_entry(base, resource, "include") for resource in included.values()]
+    links = [{"relation": "self", "url": self_url}]
+    if not q.guide_search and q.offset + len(rows) < total:
+        following = [(k, v) for k, v in params if k != "_offset"]
+        following.append(("_offset", str(q.offset + q.count)))
+        links.append({"relation": "next", "url": f"{base}/fhir/Slot?{urlencode(following)}"})
+    return res.resource(
+        {
+            "resourceType": "Bundle",
+            "meta": {"profile": [res.PROFILE["Bundle"]]},
+            "type": "searchset",
+            "total": total,
+            "link": links,
+            "entry": entries,
+        }
+    )
