@@ -233,3 +233,30 @@ async def test_dashboard_key_cannot_write_anything(client, territory):
         "/v1/practices", json=practice_body(territory.id), headers=territory.dashboard
     )
     assert_problem(r, 403)
+
+
+async def test_sas_platform_key_reads_slots_but_not_the_directory(client, world, territory):
+    platform = await world.key("sas_platform")
+    assert (await client.get("/v1/slots", headers=platform)).status_code == 200
+    for path in (
+        "/v1/territories",
+        f"/v1/territories/{territory.id}",
+        "/v1/practices",
+        f"/v1/practitioners/{territory.practitioner_id}",
+        "/v1/regulators",
+        "/v1/bookings",
+        "/v1/mt-requests",
+        "/v1/keys",
+    ):
+        assert_problem(await client.get(path, headers=platform), 403)
+
+
+async def test_only_admin_creates_sas_platform_keys(client, territory, admin):
+    r = await client.post(
+        "/v1/keys", json={"role": "sas_platform", "name": "PFN SAS"}, headers=territory.coordinator
+    )
+    assert_problem(r, 403)
+    r = await client.post(
+        "/v1/keys", json={"role": "sas_platform", "name": "PFN SAS"}, headers=admin
+    )
+    assert r.status_code == 201 and r.json()["role"] == "sas_platform"

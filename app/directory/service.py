@@ -32,6 +32,12 @@ from app.validators import StrictModel
 DIRECTORY_WRITERS = (ADMIN, COORDINATOR)
 
 
+def _directory_reader(caller: Caller) -> None:
+    """The national SAS platform reads slots and manages regulator accounts, nothing else."""
+    if caller.role == SAS_PLATFORM:
+        raise Forbidden("The SAS platform key cannot read the directory")
+
+
 async def _flush_or_conflict(session: AsyncSession, message: str) -> None:
     """Flush inside a savepoint so a constraint violation becomes a 409, not a broken session."""
     try:
@@ -62,6 +68,7 @@ async def create_territory(
 async def get_territory(
     session: AsyncSession, caller: Caller, territory_id: uuid.UUID
 ) -> Territory:
+    _directory_reader(caller)
     territory = await session.get(Territory, territory_id)
     if territory is None or not caller.sees_territory(territory.id):
         raise NotFound("Territory not found")
@@ -71,6 +78,7 @@ async def get_territory(
 async def list_territories(
     session: AsyncSession, caller: Caller, *, cursor: str | None, limit: int
 ) -> tuple[list[Territory], str | None]:
+    _directory_reader(caller)
     stmt = select(Territory)
     if not caller.instance_wide:
         stmt = stmt.where(Territory.id.in_(caller.territory_ids))
@@ -133,6 +141,7 @@ async def regulator_territory_ids(
 
 
 def _visible_regulators(caller: Caller) -> Select[Regulator]:
+    _directory_reader(caller)
     stmt = select(Regulator)
     if caller.instance_wide:
         return stmt
@@ -217,6 +226,7 @@ async def unlink_regulator(
 
 
 def _visible_practices(caller: Caller) -> Select[Practice]:
+    _directory_reader(caller)
     stmt = select(Practice)
     if caller.instance_wide:
         return stmt
@@ -290,6 +300,7 @@ async def delete_practice(session: AsyncSession, caller: Caller, practice_id: uu
 
 
 def _visible_practitioners(caller: Caller) -> Select[Practitioner]:
+    _directory_reader(caller)
     stmt = select(Practitioner)
     if caller.instance_wide:
         return stmt
