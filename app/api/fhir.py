@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, StreamingResponse
 
 from app.api.deps import CallerDep, SessionDep
 from app.config import get_settings
 from app.errors import NotFound
+from app.sas_bridge import bulk_publish, fhir_search
 from app.sas_bridge import fhir_resources as res
-from app.sas_bridge import fhir_search
 from app.sas_bridge.capability import capability_statement
 from app.sas_bridge.fhir_errors import FHIR_JSON
 
@@ -50,6 +51,42 @@ async def search_slots(request: Request, session: SessionDep, caller: CallerDep)
     query = request.url.query
     self_url = f"{base}/fhir/Slot" + (f"?{query}" if query else "")
     return fhir(fhir_search.bundle(rows, total, q, self_url, params))
+
+
+@router.get("/$bulk-publish")
+async def bulk_publish_manifest(request: Request, caller: CallerDep) -> JSONResponse:
+    """SMART Scheduling Links manifest: NDJSON files of Location, Schedule and Slot.
+    `_since` limits the Slot file to slots changed since that instant."""
+    caller.require(*fhir_search.READERS)
+    since = _since(request)
+    base = get_settings().public_base_url
+    query = request.url.query
+    request_url = f"{base}/fhir/$bulk-publish" + (f"?{query}" if query else "")
+    return JSONResponse(bulk_publish.manifest(base, request_url, since))
+
+
+@router.get("/$bulk-publish/{type_}.ndjson")
+async def bulk_publish_file(type_: str, request: Request, caller: CallerDep) -> StreamingResponse:
+    """One NDJSON file, streamed: flat memory whatever the number of slots."""
+    caller.require(*fhir_search.READERS)
+    if type_ not in bulk_publish.TYPES:
+        raise NotFound(f"No {type_} file: the files are Location, Schedule and Slot")
+    stream = bulk_publish.stream(
+        request.app.state.sessionmaker,
+        caller,
+        type_,
+        get_settings().public_base_url,
+        _since(request) if type_ == "Slot" else None,
+    )
+    return StreamingResponse(stream, media_type="application/fhir+ndjson")
+
+
+def _since(request: Request) -> datetime | None:
+    raw = request.query_params.get("_since")
+    if raw is None:
+        return None
+    _, when = fhir_search.parse_date(raw, "_since")
+    return when
 
 
 @router.get("/Slot/{slot_id}")

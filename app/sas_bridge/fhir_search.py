@@ -59,7 +59,7 @@ class SlotQuery:
         return self.rpps is not None
 
 
-def _date(value: str, name: str) -> tuple[str, datetime]:
+def parse_date(value: str, name: str) -> tuple[str, datetime]:
     prefix = value[:2] if value[:2] in _PREFIXES else "eq"
     raw = value[2:] if value[:2] in _PREFIXES else value
     raw = raw.replace(" ", "+")  # a '+' of an offset sent unencoded arrives as a space
@@ -97,7 +97,7 @@ def parse(params: list[tuple[str, str]]) -> SlotQuery:
     q = SlotQuery()
     for name, value in params:
         if name == "start":
-            q.start_bounds.append(_date(value, name))
+            q.start_bounds.append(parse_date(value, name))
         elif name == "status":
             for code in value.split(","):
                 if code not in FHIR_STATUSES:
@@ -164,7 +164,7 @@ async def contexts(
     territory_id: uuid.UUID | None = None,
 ) -> list[res.Context]:
     """Practitioners (with practice and territory) this caller may read through FHIR."""
-    territories, _ = _visibility(caller)
+    territories, _ = visibility_for(caller)
     stmt = (
         select(*context_columns())
         .select_from(Practitioner)
@@ -183,7 +183,7 @@ async def contexts(
     return [res.Context(**r._asdict()) for r in rows]
 
 
-def _visibility(caller: Caller) -> tuple[frozenset[uuid.UUID] | None, tuple[str, ...]]:
+def visibility_for(caller: Caller) -> tuple[frozenset[uuid.UUID] | None, tuple[str, ...]]:
     caller.require(*READERS)
     if caller.role == SAS_PLATFORM:
         return None, ("sas", "public")
@@ -197,7 +197,7 @@ def _visibility(caller: Caller) -> tuple[frozenset[uuid.UUID] | None, tuple[str,
 async def search_rows(
     session: AsyncSession, caller: Caller, q: SlotQuery
 ) -> tuple[list[res.SlotRow], int]:
-    territories, visibilities = _visibility(caller)
+    territories, visibilities = visibility_for(caller)
     now = now_utc()
     status = fhir_status(now).label("fhir_status")
     stmt = (

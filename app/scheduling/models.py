@@ -84,6 +84,7 @@ class Slot(IdMixin, CreatedAtMixin, Base):
         ),
         Index("ix_slot_practitioner_start", "practitioner_id", "start"),
         Index("ix_slot_rule_start", "rule_id", "start"),
+        Index("ix_slot_territory_updated", "territory_id", "updated_at"),
     )
 
     practitioner_id: Mapped[uuid.UUID] = mapped_column(
@@ -102,6 +103,10 @@ class Slot(IdMixin, CreatedAtMixin, Base):
     visibility: Mapped[str] = mapped_column(String(10))
     status: Mapped[str] = mapped_column(String(12), default="free")
     hold_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # For incremental feeds (SMART Scheduling Links `_since`): every UPDATE bumps it.
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=text("now()"), onupdate=text("now()")
+    )
 
 
 class Unavailability(IdMixin, CreatedAtMixin, Base):
