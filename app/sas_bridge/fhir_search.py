@@ -194,11 +194,10 @@ def visibility_for(caller: Caller) -> tuple[frozenset[uuid.UUID] | None, tuple[s
     return None, ("sas", "cpts", "public")
 
 
-async def search_rows(
-    session: AsyncSession, caller: Caller, q: SlotQuery
-) -> tuple[list[res.SlotRow], int]:
+def build_statement(caller: Caller, q: SlotQuery, now: datetime | None = None) -> Any:
+    """The one statement of a Slot search (also compiled by bench/fhir.py)."""
     territories, visibilities = visibility_for(caller)
-    now = now_utc()
+    now = now or now_utc()
     status = fhir_status(now).label("fhir_status")
     stmt = (
         select(
@@ -241,9 +240,14 @@ async def search_rows(
         stmt = stmt.where(Slot.id.in_(q.slot_ids))
     stmt = stmt.order_by(Slot.start, Slot.id)
     if q.guide_search:
-        stmt = stmt.limit(GUIDE_MAX_RESULTS + 1)
-    else:
-        stmt = stmt.limit(q.count).offset(q.offset)
+        return stmt.limit(GUIDE_MAX_RESULTS + 1)
+    return stmt.limit(q.count).offset(q.offset)
+
+
+async def search_rows(
+    session: AsyncSession, caller: Caller, q: SlotQuery
+) -> tuple[list[res.SlotRow], int]:
+    stmt = build_statement(caller, q)
     rows = (await session.execute(stmt)).all()
     if q.guide_search and len(rows) > GUIDE_MAX_RESULTS:
         raise BadRequest(

@@ -10,7 +10,6 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-
 revision: str = "0007_slot_updated_at"
 down_revision: str | None = "0006_outbox"
 branch_labels: str | Sequence[str] | None = None
