@@ -7,6 +7,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 from app.validators import phone_e164
@@ -122,47 +123,60 @@ class SlotRow:
     ctx: Context
 
 
-def slot(row: SlotRow, base_url: str) -> dict[str, Any]:
-    ctx = row.ctx
-    specialty_code = SPECIALTY_CODE.get(ctx.profession)
-    return resource(
+@lru_cache(maxsize=8)
+def _slot_meta(visibility: str) -> dict[str, Any]:
+    return {
+        "profile": [PROFILE["Slot"]],
+        "security": [
+            {"system": TYPE_CRENEAU, "code": code} for code in VISIBILITY_SECURITY[visibility]
+        ],
+    }
+
+
+@lru_cache(maxsize=4096)
+def _service_types(modality: str, territory_id: uuid.UUID) -> list[dict[str, Any]]:
+    return [
+        {"coding": [{"system": ACT_CODE, "code": MODALITY_CODE[modality]}]},
         {
-            "resourceType": "Slot",
-            "id": str(row.id),
-            "meta": {
-                "profile": [PROFILE["Slot"]],
-                "security": [
-                    {"system": TYPE_CRENEAU, "code": code}
-                    for code in VISIBILITY_SECURITY[row.visibility]
-                ],
-            },
-            "serviceType": [
-                {"coding": [{"system": ACT_CODE, "code": MODALITY_CODE[row.modality]}]},
+            "extension": [
                 {
-                    "extension": [
-                        {
-                            "url": SERVICE_TYPE_R5,
-                            "valueReference": {
-                                "reference": f"HealthcareService/{ctx.territory_id}"
-                            },
-                        }
-                    ],
-                    "coding": [{"system": CATEGORIE_ETABLISSEMENT, "code": "604"}],
-                },
+                    "url": SERVICE_TYPE_R5,
+                    "valueReference": {"reference": f"HealthcareService/{territory_id}"},
+                }
             ],
-            "specialty": [
-                {"coding": [{"system": SPECIALITE, "code": specialty_code}]}
-                if specialty_code
-                else {"text": ctx.specialty or ctx.profession}
-            ],
-            "appointmentType": {"coding": [{"system": APPOINTMENT_REASON, "code": "ROUTINE"}]},
-            "schedule": {"reference": f"Schedule/{ctx.practitioner_id}"},
-            "status": row.fhir_status,
-            "start": row.start.isoformat(timespec="milliseconds"),
-            "end": row.end.isoformat(timespec="milliseconds"),
-            "comment": f"{base_url}/agenda/{ctx.practitioner_id}",
-        }
-    )
+            "coding": [{"system": CATEGORIE_ETABLISSEMENT, "code": "604"}],
+        },
+    ]
+
+
+@lru_cache(maxsize=64)
+def _specialty(profession: str, specialty: str | None) -> list[dict[str, Any]]:
+    code = SPECIALTY_CODE.get(profession)
+    if code:
+        return [{"coding": [{"system": SPECIALITE, "code": code}]}]
+    return [{"text": specialty or profession}]
+
+
+_ROUTINE = {"coding": [{"system": APPOINTMENT_REASON, "code": "ROUTINE"}]}
+
+
+def slot(row: SlotRow, base_url: str) -> dict[str, Any]:
+    """Built directly, without pruning: every element here is always present. Constant parts
+    are shared between slots (the result is only ever serialised)."""
+    ctx = row.ctx
+    return {
+        "resourceType": "Slot",
+        "id": str(row.id),
+        "meta": _slot_meta(row.visibility),
+        "serviceType": _service_types(row.modality, ctx.territory_id),
+        "specialty": _specialty(ctx.profession, ctx.specialty),
+        "appointmentType": _ROUTINE,
+        "schedule": {"reference": f"Schedule/{ctx.practitioner_id}"},
+        "status": row.fhir_status,
+        "start": row.start.isoformat(timespec="milliseconds"),
+        "end": row.end.isoformat(timespec="milliseconds"),
+        "comment": f"{base_url}/agenda/{ctx.practitioner_id}",
+    }
 
 
 def schedule(row: Context) -> dict[str, Any]:

@@ -257,10 +257,15 @@ async def search_rows(
     if not rows and q.offset:
         total = await _count_only(session, stmt)
     out = []
+    known: dict[uuid.UUID, res.Context] = {}  # one Context per practitioner, not per slot
     for r in rows:
         tz = zone(r.timezone)
-        values = r._asdict()
-        ctx = res.Context(**{name: values[name] for name in CONTEXT_FIELDS})
+        ctx = known.get(r.practitioner_id)
+        if ctx is None:
+            values = r._asdict()
+            ctx = known[r.practitioner_id] = res.Context(
+                **{name: values[name] for name in CONTEXT_FIELDS}
+            )
         out.append(
             res.SlotRow(
                 id=r.id,
@@ -318,13 +323,14 @@ def bundle(
         following = [(k, v) for k, v in params if k != "_offset"]
         following.append(("_offset", str(q.offset + q.count)))
         links.append({"relation": "next", "url": f"{base}/fhir/Slot?{urlencode(following)}"})
-    return res.resource(
-        {
-            "resourceType": "Bundle",
-            "meta": {"profile": [res.PROFILE["Bundle"]]},
-            "type": "searchset",
-            "total": total,
-            "link": links,
-            "entry": entries,
-        }
-    )
+    # Entries are complete resources already: the Bundle is not pruned again (costly).
+    result: dict[str, Any] = {
+        "resourceType": "Bundle",
+        "meta": {"profile": [res.PROFILE["Bundle"]]},
+        "type": "searchset",
+        "total": total,
+        "link": links,
+    }
+    if entries:
+        result["entry"] = entries
+    return result
