@@ -20,6 +20,7 @@ from app.api import (
     mt_requests,
     practices,
     practitioners,
+    regulator_accounts,
     regulators,
     slots,
     territories,
@@ -98,6 +99,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         mt_requests,
         webhooks,
         fhir,
+        regulator_accounts,
     ):
         app.include_router(module.router)
     app.add_middleware(EdgeMiddleware, max_body_bytes=settings.max_body_bytes)

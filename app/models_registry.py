@@ -5,12 +5,14 @@ from app.activity import models as activity_models
 from app.db import Base
 from app.directory import models as directory_models
 from app.medecin_traitant import models as mt_models
+from app.sas_bridge import account_models
 from app.sas_bridge import models as sas_bridge_models
 from app.scheduling import booking_models
 from app.scheduling import models as scheduling_models
 
 __all__ = [
     "Base",
+    "account_models",
     "activity_models",
     "booking_models",
     "directory_models",

@@ -12,11 +12,13 @@ from starlette.responses import JSONResponse, StreamingResponse
 
 from app.api.deps import CallerDep, SessionDep
 from app.config import get_settings
-from app.errors import NotFound
-from app.sas_bridge import bulk_publish, fhir_search
+from app.errors import BadRequest, NotFound
+from app.sas_bridge import accounts, bulk_publish, fhir_search
 from app.sas_bridge import fhir_resources as res
+from app.sas_bridge.account_models import RegulatorAccount
 from app.sas_bridge.capability import capability_statement
 from app.sas_bridge.fhir_errors import FHIR_JSON
+from app.security import ADMIN, SAS_PLATFORM
 
 router = APIRouter(prefix="/fhir", tags=["FHIR (SAS guide)"])
 
@@ -98,6 +100,45 @@ async def read_slot(slot_id: str, session: SessionDep, caller: CallerDep) -> JSO
     return fhir(res.slot(rows[0], get_settings().public_base_url))
 
 
+async def _fhir_body(request: Request) -> Any:
+    try:
+        return await request.json()
+    except ValueError as exc:
+        raise BadRequest("The body is not valid JSON") from exc
+
+
+def _saved(account: Any, created: bool) -> JSONResponse:
+    base = get_settings().public_base_url
+    response = fhir(accounts.as_fhir(account), 201 if created else 200)
+    response.headers["Location"] = f"{base}/fhir/Practitioner/{account.id}"
+    return response
+
+
+@router.post("/Practitioner", status_code=201)
+async def create_regulator_account(
+    request: Request, session: SessionDep, caller: CallerDep
+) -> JSONResponse:
+    """The platform creates a regulator account (sas_platform). Replaying it, or posting an
+    account that already exists, updates it (200) instead of duplicating it."""
+    caller.require(SAS_PLATFORM)
+    data = accounts.parse_practitioner(await _fhir_body(request))
+    account, created = await accounts.upsert(session, caller, data)
+    return _saved(account, created)
+
+
+@router.put("/Practitioner")
+async def update_regulator_account(
+    request: Request, session: SessionDep, caller: CallerDep, identifier: str | None = None
+) -> JSONResponse:
+    """Conditional update `?identifier=<system>|<value>`: an idempotent upsert (an unknown
+    identifier creates the account). `active=false` withdraws the right to book."""
+    caller.require(SAS_PLATFORM)
+    by = accounts.parse_identifier(identifier)
+    data = accounts.parse_practitioner(await _fhir_body(request))
+    account, created = await accounts.upsert(session, caller, data, by=by)
+    return _saved(account, created)
+
+
 def _reader(type_: str, build: Callable[[res.Context], dict[str, Any]], by_practice: bool = False):  # type: ignore[no-untyped-def]
     async def read(resource_id: str, session: SessionDep, caller: CallerDep) -> JSONResponse:
         ident = _id(resource_id, type_)
@@ -109,6 +150,10 @@ def _reader(type_: str, build: Callable[[res.Context], dict[str, Any]], by_pract
             ][:1]
         else:
             found = await fhir_search.contexts(session, caller, practitioner_id=ident)
+        if not found and type_ == "Practitioner" and caller.role in (SAS_PLATFORM, ADMIN):
+            account = await session.get(RegulatorAccount, ident)
+            if account is not None:
+                return fhir(accounts.as_fhir(account))
         if not found:
             raise NotFound(f"{type_}/{resource_id} not found")
         return fhir(build(found[0]))

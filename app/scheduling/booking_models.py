@@ -53,6 +53,10 @@ class Booking(IdMixin, CreatedAtMixin, Base):
         ForeignKey("regulator.id", ondelete="RESTRICT")
     )
     created_by_key_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    # The SAS platform account of the person who booked (sent to the platform).
+    operator_account_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("regulator_account.id", ondelete="RESTRICT")
+    )
     status: Mapped[str] = mapped_column(String(12))
     start: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     end: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -1,0 +1,213 @@
+"""Regulator accounts pushed by the national SAS platform (FHIR Practitioner, guide's
+"FrPractitionerRegul"): idempotent create-or-update, deactivation, the operator of bookings."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from fhir.resources.R4B.practitioner import Practitioner as FhirPractitioner
+from pydantic import ValidationError
+from sqlalchemy import or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.activity.service import record
+from app.errors import AppError, BadRequest, ValidationFailed
+from app.sas_bridge.account_models import RegulatorAccount
+from app.sas_bridge.fhir_resources import ID_TYPE_SYSTEM, RPPS_SYSTEM
+from app.scheduling.service import now_utc
+from app.security import Caller
+
+SAS_SYSTEM = "urn:oid:1.2.250.1.213.3.6"
+SYSTEM_TYPE = {RPPS_SYSTEM: "IDNPS", SAS_SYSTEM: "INTRN"}
+
+
+class BusinessRuleViolation(AppError):
+    """422 under /fhir: well-formed FHIR that breaks one of the guide's rules."""
+
+    status, slug, title = 422, "business-rule", "Business rule violated"
+
+
+@dataclass(frozen=True)
+class AccountData:
+    national_id: str | None
+    technical_id: str | None
+    family_name: str
+    given_name: str | None
+    email: str | None
+    active: bool
+
+
+def parse_practitioner(body: Any) -> AccountData:
+    """400 for malformed FHIR, 422 for a rule of the guide."""
+    if not isinstance(body, dict) or body.get("resourceType") != "Practitioner":
+        raise BadRequest("The body must be a FHIR Practitioner resource")
+    try:
+        FhirPractitioner.model_validate(body)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise BadRequest(f"Malformed Practitioner at {where}: {first['msg']}") from exc
+    source = (body.get("meta") or {}).get("source")
+    if source != SAS_SYSTEM:
+        raise BusinessRuleViolation(f"meta.source must be {SAS_SYSTEM}")
+    national = technical = None
+    for ident in body.get("identifier") or []:
+        system, value = ident.get("system"), ident.get("value")
+        if system not in SYSTEM_TYPE or not value:
+            continue
+        codes = {c.get("code") for c in (ident.get("type") or {}).get("coding") or []}
+        if codes and SYSTEM_TYPE[system] not in codes:
+            raise BusinessRuleViolation(
+                f"identifier {system} must have type {SYSTEM_TYPE[system]} ({ID_TYPE_SYSTEM})"
+            )
+        if system == RPPS_SYSTEM:
+            national = value
+        else:
+            try:
+                technical = str(uuid.UUID(value))
+            except ValueError as exc:
+                raise BusinessRuleViolation("the SAS technical identifier must be a UUID") from exc
+    if national is None and technical is None:
+        raise BusinessRuleViolation(
+            f"an identifier is required: national ({RPPS_SYSTEM}, IDNPS) or SAS ({SAS_SYSTEM}, "
+            "INTRN)"
+        )
+    names = body.get("name") or []
+    family = names[0].get("family") if names else None
+    if not family:
+        raise BusinessRuleViolation("name.family is required")
+    given = (names[0].get("given") or [None])[0]
+    email = next(
+        (t.get("value") for t in body.get("telecom") or [] if t.get("system") == "email"), None
+    )
+    return AccountData(national, technical, family, given, email, bool(body.get("active", True)))
+
+
+def parse_identifier(param: str | None) -> tuple[str, str]:
+    if not param or "|" not in param:
+        raise BadRequest("identifier must be <system>|<value>")
+    system, _, value = param.partition("|")
+    if system not in SYSTEM_TYPE or not value:
+        raise BadRequest(f"identifier system must be {RPPS_SYSTEM} or {SAS_SYSTEM}")
+    return system, value
+
+
+async def find(
+    session: AsyncSession, national: str | None, technical: str | None
+) -> RegulatorAccount | None:
+    conditions = []
+    if national:
+        conditions.append(RegulatorAccount.national_id == national)
+    if technical:
+        conditions.append(RegulatorAccount.technical_id == technical)
+    if not conditions:
+        return None
+    # The technical id wins: an account that gains a national id keeps its history.
+    rows = (
+        await session.scalars(select(RegulatorAccount).where(or_(*conditions)).with_for_update())
+    ).all()
+    if len(rows) > 1:
+        rows = sorted(rows, key=lambda a: a.technical_id != technical)
+    return rows[0] if rows else None
+
+
+async def upsert(
+    session: AsyncSession,
+    caller: Caller,
+    data: AccountData,
+    *,
+    by: tuple[str, str] | None = None,
+) -> tuple[RegulatorAccount, bool]:
+    """Create or update; returns (account, created). Replaying the same body changes nothing."""
+    caller.require("sas_platform", "admin")
+    national, technical = data.national_id, data.technical_id
+    account = None
+    if by is not None:
+        system, value = by
+        account = await find(
+            session,
+            value if system == RPPS_SYSTEM else None,
+            value if system == SAS_SYSTEM else None,
+        )
+    if account is None:
+        account = await find(session, national, technical)
+    created = account is None
+    if account is None:
+        account = RegulatorAccount(created_at=now_utc())
+        session.add(account)
+    was_active = account.active if not created else None
+    if national:
+        account.national_id = national
+    if technical:
+        account.technical_id = technical
+    account.family_name, account.given_name = data.family_name, data.given_name
+    account.email, account.active = data.email, data.active
+    if not data.active and was_active is not False:
+        account.deactivated_at = now_utc()
+    elif data.active:
+        account.deactivated_at = None
+    try:
+        async with session.begin_nested():
+            await session.flush()
+    except IntegrityError as exc:  # a national id already held by another account
+        raise BusinessRuleViolation(
+            "this identifier already belongs to another regulator account"
+        ) from exc
+    event = "regulator_account.created" if created else "regulator_account.updated"
+    if was_active and not data.active:
+        event = "regulator_account.deactivated"
+    await record(
+        session, event, territory_id=None, subject_id=account.id, actor_key_id=caller.key_id
+    )
+    return account, created
+
+
+def account_identifier(account: RegulatorAccount) -> tuple[str, str]:
+    if account.national_id:
+        return RPPS_SYSTEM, account.national_id
+    assert account.technical_id is not None
+    return SAS_SYSTEM, account.technical_id
+
+
+async def operator_account(session: AsyncSession, system: str, value: str) -> RegulatorAccount:
+    """The active account naming a booking's operator, else a 422 on `operator`."""
+    column = {RPPS_SYSTEM: RegulatorAccount.national_id, SAS_SYSTEM: RegulatorAccount.technical_id}
+    if system not in column:
+        raise ValidationFailed.field(["body", "operator", "system"], "unknown identifier system")
+    account = await session.scalar(select(RegulatorAccount).where(column[system] == value))
+    if account is None:
+        raise ValidationFailed.field(["body", "operator"], "unknown regulator account")
+    if not account.active:
+        raise ValidationFailed.field(["body", "operator"], "this regulator account is inactive")
+    return account
+
+
+def as_fhir(account: RegulatorAccount) -> dict[str, Any]:
+    identifiers = []
+    if account.national_id:
+        identifiers.append(
+            {"type": {"coding": [{"system": ID_TYPE_SYSTEM, "code": "IDNPS"}]},
+             "system": RPPS_SYSTEM, "value": account.national_id}
+        )  # fmt: skip
+    if account.technical_id:
+        identifiers.append(
+            {"type": {"coding": [{"system": ID_TYPE_SYSTEM, "code": "INTRN"}]},
+             "system": SAS_SYSTEM, "value": account.technical_id}
+        )  # fmt: skip
+    name: dict[str, Any] = {"family": account.family_name}
+    if account.given_name:
+        name["given"] = [account.given_name]
+    resource: dict[str, Any] = {
+        "resourceType": "Practitioner",
+        "id": str(account.id),
+        "meta": {"source": SAS_SYSTEM},
+        "identifier": identifiers,
+        "active": account.active,
+        "name": [name],
+    }
+    if account.email:
+        resource["telecom"] = [{"system": "email", "value": account.email}]
+    return resource

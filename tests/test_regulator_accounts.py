@@ -1,0 +1,140 @@
+"""Regulator accounts pushed by the SAS platform: create, upsert, replay, deactivation."""
+
+import uuid
+
+import pytest
+from sqlalchemy import select
+
+from app.activity.models import ActivityEvent
+
+SAS = "urn:oid:1.2.250.1.213.3.6"
+RPPS = "urn:oid:1.2.250.1.71.4.2.1"
+TYPES = "http://interopsante.org/fhir/CodeSystem/fr-v2-0203"
+
+
+def account(technical=None, national=None, active=True, family="Durand", email="a@sas.fr"):
+    identifiers = []
+    if technical:
+        identifiers.append(
+            {
+                "type": {"coding": [{"system": TYPES, "code": "INTRN"}]},
+                "system": SAS,
+                "value": technical,
+            }
+        )
+    if national:
+        identifiers.append(
+            {
+                "type": {"coding": [{"system": TYPES, "code": "IDNPS"}]},
+                "system": RPPS,
+                "value": national,
+            }
+        )
+    return {
+        "resourceType": "Practitioner",
+        "meta": {"source": SAS},
+        "identifier": identifiers,
+        "active": active,
+        "name": [{"family": family, "given": ["Marc"]}],
+        "telecom": [{"system": "email", "value": email}],
+    }
+
+
+@pytest.fixture
+async def platform(world):
+    return {**(await world.key("sas_platform")), "Content-Type": "application/fhir+json"}
+
+
+async def test_platform_creates_an_account(client, platform, admin):
+    tech = str(uuid.uuid4())
+    r = await client.post("/fhir/Practitioner", json=account(tech), headers=platform)
+    assert r.status_code == 201, r.text
+    assert r.headers["location"] == f"http://127.0.0.1:8000/fhir/Practitioner/{r.json()['id']}"
+    listed = (await client.get("/v1/regulator-accounts", headers=admin)).json()["items"]
+    assert [(a["identifier_system"], a["identifier"], a["email"]) for a in listed] == [
+        (SAS, tech, "a@sas.fr")
+    ]
+    read = await client.get(
+        r.headers["location"].replace("http://127.0.0.1:8000", ""), headers=platform
+    )
+    assert read.json()["identifier"][0]["value"] == tech
+
+
+async def test_conditional_update_is_an_idempotent_upsert(client, platform, admin):
+    tech = str(uuid.uuid4())
+    path = f"/fhir/Practitioner?identifier={SAS}|{tech}"
+    first = await client.put(path, json=account(tech), headers=platform)
+    assert first.status_code == 201
+    again = await client.put(path, json=account(tech), headers=platform)
+    assert again.status_code == 200 and again.json()["id"] == first.json()["id"]
+    listed = (await client.get("/v1/regulator-accounts", headers=admin)).json()["items"]
+    assert len(listed) == 1
+
+
+async def test_gaining_a_national_identifier_keeps_the_account(client, platform, admin):
+    tech = str(uuid.uuid4())
+    created = (await client.post("/fhir/Practitioner", json=account(tech), headers=platform)).json()
+    r = await client.put(
+        f"/fhir/Practitioner?identifier={SAS}|{tech}",
+        json=account(tech, national="810001234567"),
+        headers=platform,
+    )
+    assert r.status_code == 200 and r.json()["id"] == created["id"]
+    [listed] = (await client.get("/v1/regulator-accounts", headers=admin)).json()["items"]
+    assert (listed["identifier_system"], listed["identifier"]) == (RPPS, "810001234567")
+
+
+async def test_deactivation_is_listed_and_logged(client, platform, admin, session):
+    tech = str(uuid.uuid4())
+    created = (await client.post("/fhir/Practitioner", json=account(tech), headers=platform)).json()
+    await client.put(
+        f"/fhir/Practitioner?identifier={SAS}|{tech}",
+        json=account(tech, active=False),
+        headers=platform,
+    )
+    inactive = (await client.get("/v1/regulator-accounts?active=false", headers=admin)).json()[
+        "items"
+    ]
+    assert [a["id"] for a in inactive] == [created["id"]]
+    types = (
+        await session.scalars(
+            select(ActivityEvent.type).where(ActivityEvent.subject_id == uuid.UUID(created["id"]))
+        )
+    ).all()
+    assert types == ["regulator_account.created", "regulator_account.deactivated"]
+
+
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [
+        ("not json", 400),
+        ({"resourceType": "Patient"}, 400),
+        ({**account(str(uuid.uuid4())), "active": "maybe"}, 400),
+        ({**account(str(uuid.uuid4())), "meta": {"source": "urn:oid:9.9"}}, 422),
+        (account(), 422),
+        (account("not-a-uuid"), 422),
+        ({**account(str(uuid.uuid4())), "name": [{"given": ["X"]}]}, 422),
+    ],
+)
+async def test_bad_bodies(client, platform, body, status):
+    kwargs = {"content": body} if isinstance(body, str) else {"json": body}
+    r = await client.post("/fhir/Practitioner", headers=platform, **kwargs)
+    assert r.status_code == status, r.text
+    assert r.json()["resourceType"] == "OperationOutcome"
+
+
+async def test_only_the_platform_manages_accounts(client, territory):
+    r = await client.post(
+        "/fhir/Practitioner", json=account(str(uuid.uuid4())), headers=territory.regulator
+    )
+    assert r.status_code == 403
+    assert (
+        await client.get("/v1/regulator-accounts", headers=territory.regulator)
+    ).status_code == 403
+
+
+async def test_bad_identifier_parameter_is_400(client, platform):
+    r = await client.put(
+        "/fhir/Practitioner?identifier=nobar", json=account(str(uuid.uuid4())), headers=platform
+    )
+    assert r.status_code == 400
