@@ -41,6 +41,14 @@ class Settings(BaseSettings):
     webhook_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
     webhook_allow_insecure_urls: bool = False
 
+    # The national SAS platform: where Appointment notifications go (unset: none are sent),
+    # the identifier system of Créneau's appointments, and the mutual-TLS material.
+    sas_platform_url: str | None = None
+    sas_appointment_system: str | None = None
+    sas_platform_cert: Path | None = None
+    sas_platform_key: Path | None = None
+    sas_platform_ca: Path | None = None
+
     # Background jobs (materialisation, hold expiry...). Off in tests, which run jobs by hand.
     scheduler_enabled: bool = True
 
@@ -53,6 +61,10 @@ class Settings(BaseSettings):
     @classmethod
     def _upper(cls, value: str) -> str:
         return value.upper()
+
+    @property
+    def appointment_system(self) -> str:
+        return self.sas_appointment_system or f"{self.public_base_url}/fhir/Appointment"
 
     @property
     def problem_base(self) -> str:

@@ -106,7 +106,9 @@ def registered_jobs() -> list[JobSpec]:
 
 
 def build_scheduler(
-    factory: async_sessionmaker[AsyncSession], http: httpx.AsyncClient
+    factory: async_sessionmaker[AsyncSession],
+    http: httpx.AsyncClient,
+    platform: httpx.AsyncClient | None = None,
 ) -> AsyncIOScheduler:
     scheduler = AsyncIOScheduler(timezone="UTC")
 
@@ -116,7 +118,7 @@ def build_scheduler(
         from app.sas_bridge.outbox import deliver_due
 
         try:
-            await deliver_due(factory, http)
+            await deliver_due(factory, http, platform=platform)
             JOB_RUNS.labels("deliver_outbox", "ok").inc()
         except Exception:
             JOB_RUNS.labels("deliver_outbox", "failed").inc()

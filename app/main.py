@@ -22,6 +22,7 @@ from app.api import (
     practitioners,
     regulator_accounts,
     regulators,
+    sas_notifications,
     slots,
     territories,
     webhooks,
@@ -33,6 +34,7 @@ from app.jobs import build_scheduler
 from app.logging_setup import configure_logging
 from app.middleware import EdgeMiddleware
 from app.migrate import upgrade_to_head
+from app.sas_bridge.platform_client import platform_client
 
 log = logging.getLogger(__name__)
 
@@ -57,9 +59,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.http = httpx.AsyncClient(
         timeout=httpx.Timeout(settings.webhook_timeout_seconds), follow_redirects=False
     )
+    app.state.platform_http = platform_client(settings)
     scheduler = None
     if settings.scheduler_enabled:
-        scheduler = build_scheduler(app.state.sessionmaker, app.state.http)
+        scheduler = build_scheduler(app.state.sessionmaker, app.state.http, app.state.platform_http)
         scheduler.start()
         for job in scheduler.get_jobs():
             job.modify(next_run_time=datetime.now(UTC))
@@ -70,6 +73,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if scheduler is not None:
             scheduler.shutdown(wait=False)
         await app.state.http.aclose()
+        if app.state.platform_http is not None:
+            await app.state.platform_http.aclose()
         if engine is not None:
             await engine.dispose()
 
@@ -100,6 +105,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         webhooks,
         fhir,
         regulator_accounts,
+        sas_notifications,
     ):
         app.include_router(module.router)
     app.add_middleware(EdgeMiddleware, max_body_bytes=settings.max_body_bytes)

@@ -11,11 +11,13 @@ REQUEST_LATENCY = Histogram(
 JOB_RUNS = Counter("creneau_job_runs_total", "Background job runs", ["job", "outcome"])
 OUTBOX_PENDING = Gauge(
     "creneau_outbox_messages",
-    "Outbox messages waiting (pending) or dead-lettered (failed)",
-    ["status"],
+    "Outbox messages waiting (pending) or dead-lettered (failed), by kind",
+    ["kind", "status"],
 )
 OUTBOX_DELIVERIES = Counter(
-    "creneau_outbox_deliveries_total", "Outbox delivery attempts by outcome", ["outcome"]
+    "creneau_outbox_deliveries_total",
+    "Outbox delivery attempts by kind (webhook, sas_appointment) and outcome",
+    ["kind", "outcome"],
 )
 BOOKING_CONFLICTS = Counter(
     "creneau_booking_conflicts_total", "Booking attempts refused because the slot was gone"

@@ -17,6 +17,8 @@ class Received:
     path: str
     headers: dict[str, str]
     body: bytes
+    method: str = "POST"
+    query: str = ""
 
 
 @dataclass
@@ -33,7 +35,11 @@ class Receiver:
             return
         request = Request(scope, receive)
         body = await request.body()
-        self.received.append(Received(request.url.path, dict(request.headers), body))
+        self.received.append(
+            Received(
+                request.url.path, dict(request.headers), body, request.method, request.url.query
+            )
+        )
         if self.delay:
             await asyncio.sleep(self.delay)
         await Response(status_code=self.status)(scope, receive, send)

@@ -25,6 +25,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from app.db import Base, CreatedAtMixin, IdMixin
 
 OUTBOX_STATUSES = ("pending", "delivered", "failed")
+OUTBOX_KINDS = ("webhook", "sas_appointment")
 
 
 class WebhookEndpoint(IdMixin, CreatedAtMixin, Base):
@@ -52,6 +53,8 @@ class OutboxMessage(Base):
     __tablename__ = "outbox_message"
     __table_args__ = (
         CheckConstraint(f"status IN {OUTBOX_STATUSES}", name="status"),
+        CheckConstraint(f"kind IN {OUTBOX_KINDS}", name="kind"),
+        CheckConstraint("(kind = 'webhook') = (endpoint_id IS NOT NULL)", name="endpoint"),
         Index(
             "ix_outbox_message_due",
             "next_attempt_at",
@@ -61,6 +64,11 @@ class OutboxMessage(Base):
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
     kind: Mapped[str] = mapped_column(String(20))
+    # Messages with the same key are delivered in order: a PUT never overtakes its POST.
+    ordering_key: Mapped[uuid.UUID | None] = mapped_column(index=True)
+    territory_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("territory.id", ondelete="CASCADE"), index=True
+    )
     endpoint_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("webhook_endpoint.id", ondelete="CASCADE"), index=True
     )

@@ -55,6 +55,9 @@ class Operator(StrictModel):
 
 class BookingIn(StrictModel):
     slot_id: uuid.UUID
+    operator: Operator | None = Field(
+        default=None, description="The SAS platform account that books (sent to the platform)"
+    )
     patient: PatientIn | None = None
     sas_case_ref: str | None = Field(default=None, max_length=64)
     reason: str | None = Field(default=None, max_length=300)
@@ -69,6 +72,7 @@ class BookingIn(StrictModel):
 
 class ConfirmIn(StrictModel):
     patient: PatientIn
+    operator: Operator | None = None
     sas_case_ref: str | None = Field(default=None, max_length=64)
     reason: str | None = Field(default=None, max_length=300)
 
@@ -87,6 +91,7 @@ class OverbookIn(StrictModel):
     end: AwareDatetime | None = Field(default=None, description="Default: start + 15 minutes")
     modality: Modality = "cabinet"
     patient: PatientIn
+    operator: Operator | None = None
     sas_case_ref: str | None = Field(default=None, max_length=64)
     reason: str | None = Field(default=None, max_length=300)
 

@@ -21,6 +21,8 @@ from app.config import get_settings
 from app.directory.models import Practice, Practitioner, Territory
 from app.errors import Conflict, NotFound, SlotUnavailable, ValidationFailed
 from app.metrics import BOOKING_CONFLICTS
+from app.sas_bridge.accounts import operator_account
+from app.sas_bridge.appointments import notify as notify_platform
 from app.sas_bridge.outbox import enqueue_webhooks
 from app.scheduling import booking_schemas as schemas
 from app.scheduling.booking_models import Booking
@@ -83,6 +85,7 @@ async def _event(
         practice_id=booking.practice_id,
         regulator_id=booking.regulator_id,
     )
+    await notify_platform(session, booking)
     await record(
         session,
         type_,
@@ -206,8 +209,15 @@ async def _expire_stale_holds(session: AsyncSession, slot_id: uuid.UUID, now: da
         await _event(session, None, "hold.expired", booking)
 
 
+async def _operator(session: AsyncSession, operator: schemas.Operator | None) -> uuid.UUID | None:
+    if operator is None:
+        return None
+    return (await operator_account(session, operator.system, operator.value)).id
+
+
 async def book(session: AsyncSession, caller: Caller, data: schemas.BookingIn) -> BookingView:
     caller.require(REGULATOR)
+    operator_id = await _operator(session, data.operator)
     now = now_utc()
     hold_until = now + timedelta(seconds=get_settings().hold_seconds) if data.hold else None
     taken = (
@@ -236,6 +246,7 @@ async def book(session: AsyncSession, caller: Caller, data: schemas.BookingIn) -
         territory_id=taken.territory_id,
         regulator_id=caller.regulator_id,
         created_by_key_id=caller.key_id,
+        operator_account_id=operator_id,
         status="held" if data.hold else "booked",
         start=taken.start,
         end=taken.end,
@@ -287,8 +298,11 @@ async def confirm(
     session: AsyncSession, caller: Caller, booking_id: uuid.UUID, data: schemas.ConfirmIn
 ) -> BookingView:
     caller.require(REGULATOR)
+    operator_id = await _operator(session, data.operator)
     view = await _lock_booking(session, caller, booking_id)
     booking, now = view.booking, now_utc()
+    if operator_id is not None:
+        booking.operator_account_id = operator_id
     if booking.status != "held":
         raise Conflict(f"Only a held booking can be confirmed; this one is {booking.status}")
     assert booking.hold_expires_at is not None
@@ -361,6 +375,7 @@ async def overbook(session: AsyncSession, caller: Caller, data: schemas.Overbook
     """A consultation beyond published slots, within the practitioner's daily cap (local
     day). The practitioner row is locked so concurrent requests count one after the other."""
     caller.require(REGULATOR)
+    operator_id = await _operator(session, data.operator)
     now = now_utc()
     row = (
         await session.execute(
@@ -413,6 +428,7 @@ async def overbook(session: AsyncSession, caller: Caller, data: schemas.Overbook
         end=data.end,
         modality=data.modality,
         overbooked=True,
+        operator_account_id=operator_id,
         created_at=now,
         booked_at=now,
         sas_case_ref=data.sas_case_ref,

@@ -1,0 +1,93 @@
+"""Appointment notifications to the national SAS platform (guide's FrAppointmentSAS): POST
+once booked, then a conditional PUT on each change, through the outbox."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy import insert, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.config import get_settings
+from app.directory.models import Practitioner
+from app.sas_bridge.account_models import RegulatorAccount
+from app.sas_bridge.accounts import SAS_SYSTEM, account_identifier
+from app.sas_bridge.fhir_resources import ID_TYPE_SYSTEM, rpps_identifier
+from app.sas_bridge.models import OutboxMessage
+from app.scheduling.booking_models import Booking
+
+PROFILE = "http://sas.fr/fhir/StructureDefinition/FrAppointmentSAS"
+OPERATOR_EXTENSION = "http://interopsante.org/fhir/StructureDefinition/FrAppointmentOperator"
+# Booking status → Appointment status; a hold is not an appointment yet.
+STATUS = {"booked": "booked", "cancelled": "cancelled", "honored": "fulfilled",
+          "no_show": "noshow"}  # fmt: skip
+
+
+def appointment(booking: Booking, account: RegulatorAccount, rpps: str) -> dict[str, Any]:
+    settings = get_settings()
+    system, value = account_identifier(account)
+    return {
+        "resourceType": "Appointment",
+        "meta": {"profile": [PROFILE]},
+        "extension": [
+            {
+                "url": OPERATOR_EXTENSION,
+                "valueReference": {
+                    "identifier": {
+                        "type": {
+                            "coding": [
+                                {
+                                    "system": ID_TYPE_SYSTEM,
+                                    "code": "INTRN" if system == SAS_SYSTEM else "IDNPS",
+                                }
+                            ]
+                        },
+                        "system": system,
+                        "value": value,
+                    }
+                },
+            }
+        ],
+        "identifier": [{"system": settings.appointment_system, "value": str(booking.id)}],
+        "status": STATUS[booking.status],
+        "start": booking.start.isoformat(timespec="seconds"),
+        "end": booking.end.isoformat(timespec="seconds"),
+        "created": (booking.booked_at or booking.created_at).isoformat(timespec="seconds"),
+        "participant": [{"actor": {"identifier": rpps_identifier(rpps)}, "status": "accepted"}],
+    }
+
+
+async def notify(session: AsyncSession, booking: Booking) -> bool:
+    """Queue the platform's notification for this booking's new status, if the booking has
+    an operator and a platform is configured. Returns whether one was queued."""
+    if get_settings().sas_platform_url is None or booking.operator_account_id is None:
+        return False
+    if booking.status not in STATUS:
+        return False
+    account = await session.get(RegulatorAccount, booking.operator_account_id)
+    rpps = await session.scalar(
+        select(Practitioner.rpps).where(Practitioner.id == booking.practitioner_id)
+    )
+    assert account is not None and rpps is not None
+    method = "POST" if booking.status == "booked" else "PUT"
+    posted = await session.scalar(
+        select(OutboxMessage.id)
+        .where(OutboxMessage.kind == "sas_appointment", OutboxMessage.ordering_key == booking.id)
+        .limit(1)
+    )
+    if (method == "POST") == (posted is not None):
+        # A PUT needs its POST before it (a cancelled hold was never an appointment), and a
+        # booking is created on the platform once.
+        return False
+    await session.execute(
+        insert(OutboxMessage).values(
+            kind="sas_appointment",
+            ordering_key=booking.id,
+            territory_id=booking.territory_id,
+            event_id=uuid.uuid4(),
+            event_type=f"appointment.{STATUS[booking.status]}",
+            payload={"method": method, "resource": appointment(booking, account, rpps)},
+        )
+    )
+    return True
