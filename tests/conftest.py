@@ -237,3 +237,15 @@ async def create_gp(session: AsyncSession, name: str, **practitioner: Any) -> Pr
     return await dir_service.create_practitioner(
         session, ADMIN_CALLER, dir_schemas.PractitionerIn(practice_id=practice.id, **fields)
     )
+
+
+@pytest.fixture
+async def operator(client: httpx.AsyncClient, world: World) -> dict[str, str]:
+    """A regulator account created by the SAS platform, as a booking's operator."""
+    from tests.test_regulator_accounts import SAS, account
+
+    platform = await world.key("sas_platform")
+    tech = str(uuid.uuid4())
+    r = await client.post("/fhir/Practitioner", json=account(tech), headers=platform)
+    assert r.status_code == 201
+    return {"system": SAS, "value": tech}

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import socket
 from dataclasses import dataclass, field
+from typing import Any
 
 import uvicorn
 from starlette.requests import Request
@@ -44,18 +45,19 @@ class Receiver:
             await asyncio.sleep(self.delay)
         await Response(status_code=self.status)(scope, receive, send)
 
-    async def start(self) -> Receiver:
+    async def start(self, **tls: Any) -> Receiver:
+        """`tls`: uvicorn's ssl_certfile, ssl_keyfile, ssl_ca_certs, ssl_cert_reqs."""
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
         config = uvicorn.Config(
-            self, host="127.0.0.1", port=port, log_level="warning", lifespan="off"
+            self, host="127.0.0.1", port=port, log_level="warning", lifespan="off", **tls
         )
         self._server = uvicorn.Server(config)
         self._task = asyncio.create_task(self._server.serve())
         while not self._server.started:  # noqa: ASYNC110 - uvicorn exposes only a flag
             await asyncio.sleep(0.01)
-        self.url = f"http://127.0.0.1:{port}"
+        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{port}"
         return self
 
     async def stop(self) -> None:

@@ -28,15 +28,6 @@ async def platform_receiver(monkeypatch):
     await receiver.stop()
 
 
-@pytest.fixture
-async def operator(client, world):
-    platform = await world.key("sas_platform")
-    tech = str(uuid.uuid4())
-    r = await client.post("/fhir/Practitioner", json=account(tech), headers=platform)
-    assert r.status_code == 201
-    return {"system": SAS, "value": tech}
-
-
 async def book_with(client, territory, operator, hours=3):
     slot_id = await add_slot(client, territory, territory.practitioner_id, hours)
     r = await client.post(
