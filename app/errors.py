@@ -171,6 +171,17 @@ def install_error_handlers(app: FastAPI) -> None:
         return render(request, error)
 
     async def unhandled(request: Request, exc: Exception) -> JSONResponse:
+        orig = getattr(exc, "orig", None)
+        state = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+        if state in ("40P01", "40001"):  # deadlock or serialisation failure: nothing was saved
+            log.warning("transaction conflict", extra={"path": request.url.path})
+            return render(
+                request,
+                ServiceUnavailable(
+                    "A concurrent change got in the way; nothing was saved, try again",
+                    headers={"Retry-After": "1"},
+                ),
+            )
         log.exception("unhandled error", extra={"path": request.url.path})
         return render(request, AppError("An unexpected error occurred; it has been logged."))
 

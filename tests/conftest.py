@@ -20,12 +20,12 @@ from app.directory.models import Practitioner
 from app.main import create_app
 from app.migrate import upgrade_to_head
 from app.security import Caller
-from tests.dbtools import recreate_database, server_url, with_database
+from tests.dbtools import database_name, recreate_database, server_url, with_database
 
 
 @pytest.fixture(scope="session")
 def database_url() -> str:
-    return with_database(server_url(), "creneau_test")
+    return with_database(server_url(), database_name("test"))
 
 
 @pytest.fixture(scope="session")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import socket
 import sys
@@ -13,6 +14,13 @@ from sqlalchemy.engine import make_url
 from app.db import asyncpg_url
 
 ROOT = Path(__file__).resolve().parent.parent
+# One database name per checkout, so that two checkouts' test runs on one server never drop
+# each other's database.
+SUFFIX = hashlib.sha256(str(ROOT).encode()).hexdigest()[:8]
+
+
+def database_name(purpose: str) -> str:
+    return f"creneau_{purpose}_{SUFFIX}"
 
 
 def server_url() -> str:

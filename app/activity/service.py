@@ -32,3 +32,10 @@ async def record(
             data=data,
         )
     )
+
+
+async def record_many(session: AsyncSession, events: list[dict[str, Any]]) -> None:
+    """Append many events in one statement (each dict holds `record`'s arguments, with
+    `type` for the type and `data` for the payload)."""
+    if events:
+        await session.execute(insert(ActivityEvent), events)

@@ -12,6 +12,7 @@ from sqlalchemy import Select, delete, exists, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.activity.service import record
 from app.directory import schemas
 from app.directory.models import ApiKey, Practice, Practitioner, Regulator, Territory
 from app.directory.models import regulator_territory as link
@@ -343,7 +344,22 @@ async def create_practitioner(
     await _flush_or_conflict(
         session, f"A practitioner with RPPS {data.rpps} already exists in this territory"
     )
+    await _capacity_event(session, caller, practitioner)
     return practitioner
+
+
+async def _capacity_event(
+    session: AsyncSession, caller: Caller | None, practitioner: Practitioner
+) -> None:
+    """The MT capacity indicators are computed from the log: record every capacity set."""
+    await record(
+        session,
+        "mt.capacity_set",
+        territory_id=practitioner.territory_id,
+        practitioner_id=practitioner.id,
+        actor_key_id=caller.key_id if caller else None,
+        capacity=practitioner.mt_capacity,
+    )
 
 
 async def get_practitioner(
@@ -402,6 +418,8 @@ async def update_practitioner(
         await _check_rpps_free(session, practitioner.territory_id, data.rpps, but=practitioner.id)
     _apply(practitioner, data)
     await _flush_or_conflict(session, "A practitioner with this RPPS already exists")
+    if data.mt_capacity is not None:
+        await _capacity_event(session, caller, practitioner)
     return practitioner
 
 
@@ -412,6 +430,7 @@ async def set_mt_capacity(
     practitioner = await get_practitioner(session, caller, practitioner_id)
     practitioner.mt_capacity = mt_capacity
     await session.flush()
+    await _capacity_event(session, caller, practitioner)
     return practitioner
 
 

@@ -94,6 +94,8 @@ async def _event(
         subject_id=booking.id,
         actor_key_id=caller.key_id if caller else None,
         modality=booking.modality,
+        start=booking.start.isoformat(),
+        overbooked=booking.overbooked,
         **data,
     )
 

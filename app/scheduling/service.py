@@ -36,6 +36,7 @@ from app.errors import Conflict, NotFound, ValidationFailed
 from app.pagination import decode_cursor, encode_cursor
 from app.scheduling import schemas
 from app.scheduling.models import AvailabilityRule, Slot, Unavailability
+from app.scheduling.offer_events import OfferedSlot, record_offer
 from app.scheduling.queries import SlotSearch, search_slots
 from app.scheduling.rules import RuleError, RuleSpec, expand_rule, validate_rule
 from app.security import ADMIN, COORDINATOR, PRACTICE, Caller
@@ -54,11 +55,20 @@ def zone(name: str) -> ZoneInfo:
 
 
 async def publishing_practitioner(
-    session: AsyncSession, caller: Caller, practitioner_id: uuid.UUID
+    session: AsyncSession, caller: Caller, practitioner_id: uuid.UUID, *, lock: bool = False
 ) -> tuple[Practitioner, ZoneInfo]:
-    """The practitioner (visible to the caller, who must be allowed to publish) and its zone."""
+    """The practitioner (visible to the caller, who must be allowed to publish) and its zone.
+
+    `lock` serialises the publications of one practitioner (a transaction-level advisory
+    lock): two multi-slot inserts that wait on each other's rows in the exclusion constraint
+    would otherwise deadlock."""
     caller.require(*PUBLISHERS)
     practitioner = await get_practitioner(session, caller, practitioner_id)
+    if lock:
+        await session.execute(
+            text("SELECT pg_advisory_xact_lock(hashtextextended(:k, 0))"),
+            {"k": f"publish:{practitioner.id}"},
+        )
     tz = await session.scalar(
         select(Territory.timezone).where(Territory.id == practitioner.territory_id)
     )
@@ -96,7 +106,7 @@ _INSERT_SLOTS = text(
                 :modalities, :visibilities)
          AS g(practitioner_id, territory_id, rule_id, source, start, "end", modality, visibility)
     ON CONFLICT DO NOTHING
-    RETURNING practitioner_id, start
+    RETURNING practitioner_id, start, status
     """
 ).bindparams(
     bindparam("practitioner_ids", type_=ARRAY(Uuid)),
@@ -112,10 +122,11 @@ _INSERT_SLOTS = text(
 
 async def insert_slots(
     session: AsyncSession, slots: Sequence[NewSlot]
-) -> set[tuple[uuid.UUID, datetime]]:
+) -> dict[tuple[uuid.UUID, datetime], str]:
     """Insert in bulk; a slot that would overlap another (exclusion constraint) is skipped.
-    Returns the (practitioner_id, start) of the slots actually inserted."""
-    inserted: set[tuple[uuid.UUID, datetime]] = set()
+    Returns the status (free, or unavailable inside an unavailability) of each slot actually
+    inserted, by (practitioner_id, start)."""
+    inserted: dict[tuple[uuid.UUID, datetime], str] = {}
     for i in range(0, len(slots), _INSERT_CHUNK):
         chunk = slots[i : i + _INSERT_CHUNK]
         rows = await session.execute(
@@ -131,7 +142,7 @@ async def insert_slots(
                 "visibilities": [s.visibility for s in chunk],
             },
         )
-        inserted.update((pid, start) for pid, start in rows)
+        inserted.update(((pid, start), status) for pid, start, status in rows)
     return inserted
 
 
@@ -241,7 +252,42 @@ async def _materialize_new(
             raise _overlap_conflict(blocking[:20], tz)
     rule.materialized_until = window_end
     await session.flush()
+    await record_offer(
+        session,
+        "slots.offered",
+        _offered(wanted, inserted),
+        tz,
+        subject_id=rule.id,
+    )
     return len(inserted)
+
+
+def _offered(
+    candidates: Iterable[NewSlot], inserted: dict[tuple[uuid.UUID, datetime], str]
+) -> list[OfferedSlot]:
+    """The inserted slots that are on offer (not born inside an unavailability)."""
+    return [
+        OfferedSlot(s.practitioner_id, s.territory_id, s.start, s.end, s.modality, s.visibility)
+        for s in candidates
+        if inserted.get((s.practitioner_id, s.start)) == "free"
+    ]
+
+
+def _as_offered(rows: Iterable[Any]) -> list[OfferedSlot]:
+    return [
+        OfferedSlot(r.practitioner_id, r.territory_id, r.start, r.end, r.modality, r.visibility)
+        for r in rows
+    ]
+
+
+_OFFER_COLUMNS = (
+    Slot.practitioner_id,
+    Slot.territory_id,
+    Slot.start,
+    Slot.end,
+    Slot.modality,
+    Slot.visibility,
+)
 
 
 async def _record_published(
@@ -268,7 +314,7 @@ async def _record_published(
 async def create_rule(
     session: AsyncSession, caller: Caller, practitioner_id: uuid.UUID, data: schemas.RuleIn
 ) -> tuple[AvailabilityRule, int]:
-    practitioner, tz = await publishing_practitioner(session, caller, practitioner_id)
+    practitioner, tz = await publishing_practitioner(session, caller, practitioner_id, lock=True)
     _validate(_spec(data))
     now = now_utc()
     async with session.begin_nested():  # an overlap undoes the rule and its slots together
@@ -281,9 +327,14 @@ async def create_rule(
 
 
 async def get_rule(
-    session: AsyncSession, caller: Caller, practitioner_id: uuid.UUID, rule_id: uuid.UUID
+    session: AsyncSession,
+    caller: Caller,
+    practitioner_id: uuid.UUID,
+    rule_id: uuid.UUID,
+    *,
+    lock: bool = False,
 ) -> tuple[AvailabilityRule, Practitioner, ZoneInfo]:
-    practitioner, tz = await publishing_practitioner(session, caller, practitioner_id)
+    practitioner, tz = await publishing_practitioner(session, caller, practitioner_id, lock=lock)
     rule = await session.scalar(
         select(AvailabilityRule).where(
             AvailabilityRule.id == rule_id, AvailabilityRule.practitioner_id == practitioner.id
@@ -307,22 +358,34 @@ async def list_rules(
 
 
 async def _remove_future_free_slots(
-    session: AsyncSession, rule: AvailabilityRule, now: datetime
+    session: AsyncSession, rule: AvailabilityRule, now: datetime, tz: ZoneInfo
 ) -> tuple[int, int]:
     """Delete the rule's future free or unavailable slots; held and booked ones stay."""
-    removed = await session.execute(
-        delete(Slot).where(
-            Slot.rule_id == rule.id,
-            Slot.start > now,
-            Slot.status.in_(("free", "unavailable")),
+    removed = (
+        await session.execute(
+            delete(Slot)
+            .where(
+                Slot.rule_id == rule.id,
+                Slot.start > now,
+                Slot.status.in_(("free", "unavailable")),
+            )
+            .returning(*_OFFER_COLUMNS, Slot.status)
         )
+    ).all()
+    # Unavailable slots had already left the offer when they became unavailable.
+    await record_offer(
+        session,
+        "slots.withdrawn",
+        _as_offered(r for r in removed if r.status == "free"),
+        tz,
+        subject_id=rule.id,
     )
     kept = await session.scalar(
         select(func.count())
         .select_from(Slot)
         .where(Slot.rule_id == rule.id, Slot.start > now, Slot.status.in_(("held", "booked")))
     )
-    return removed.rowcount or 0, kept or 0  # type: ignore[attr-defined]
+    return len(removed), kept or 0
 
 
 async def update_rule(
@@ -332,7 +395,7 @@ async def update_rule(
     rule_id: uuid.UUID,
     data: schemas.RulePatch,
 ) -> tuple[AvailabilityRule, schemas.MaterializationOut]:
-    rule, practitioner, tz = await get_rule(session, caller, practitioner_id, rule_id)
+    rule, practitioner, tz = await get_rule(session, caller, practitioner_id, rule_id, lock=True)
     changes = data.model_dump(exclude_unset=True)
     merged = schemas.RuleIn.model_validate(
         {**schemas.RuleIn.model_validate(rule, from_attributes=True).model_dump(), **changes}
@@ -340,7 +403,7 @@ async def update_rule(
     _validate(_spec(merged))
     now = now_utc()
     async with session.begin_nested():
-        removed, kept = await _remove_future_free_slots(session, rule, now)
+        removed, kept = await _remove_future_free_slots(session, rule, now, tz)
         for name, value in changes.items():
             setattr(rule, name, value)
         await session.flush()
@@ -354,8 +417,8 @@ async def update_rule(
 async def delete_rule(
     session: AsyncSession, caller: Caller, practitioner_id: uuid.UUID, rule_id: uuid.UUID
 ) -> schemas.MaterializationOut:
-    rule, practitioner, _ = await get_rule(session, caller, practitioner_id, rule_id)
-    removed, kept = await _remove_future_free_slots(session, rule, now_utc())
+    rule, practitioner, tz = await get_rule(session, caller, practitioner_id, rule_id, lock=True)
+    removed, kept = await _remove_future_free_slots(session, rule, now_utc(), tz)
     await _record_published(session, caller, "rule.deleted", rule, practitioner, removed=removed)
     await session.delete(rule)  # kept slots lose their rule_id (ON DELETE SET NULL)
     await session.flush()
@@ -397,10 +460,13 @@ async def materialize_all(
     ).all()
     zones: dict[str, ZoneInfo] = {}
     pending: list[NewSlot] = []
+    by_zone: dict[str, list[NewSlot]] = {}
     for rule, practitioner, tz_name in rows:
         tz = zones.setdefault(tz_name, ZoneInfo(tz_name))
         start = max(now, rule.materialized_until or now)
-        pending.extend(rule_slots(rule, practitioner, tz, start, horizon_end))
+        new = rule_slots(rule, practitioner, tz, start, horizon_end)
+        pending.extend(new)
+        by_zone.setdefault(tz_name, []).extend(new)
         if progress is not None:
             progress(1)
     inserted = await insert_slots(session, pending)
@@ -411,19 +477,8 @@ async def materialize_all(
             .values(materialized_until=horizon_end)
             .execution_options(synchronize_session=False)
         )
-    per_practitioner: dict[tuple[uuid.UUID, uuid.UUID], int] = {}
-    territory_of = {p.id: p.territory_id for _, p, _ in rows}
-    for practitioner_id, _start in inserted:
-        key = (territory_of[practitioner_id], practitioner_id)
-        per_practitioner[key] = per_practitioner.get(key, 0) + 1
-    for (territory_id, practitioner_id), count in per_practitioner.items():
-        await record(
-            session,
-            "slots.materialized",
-            territory_id=territory_id,
-            practitioner_id=practitioner_id,
-            slots=count,
-        )
+    for tz_name, new in by_zone.items():
+        await record_offer(session, "slots.offered", _offered(new, inserted), zones[tz_name])
     return {
         "rules": len(rows),
         "slots_created": len(inserted),
@@ -509,7 +564,7 @@ def decode_search_cursor(cursor: str) -> tuple[datetime, float, uuid.UUID]:
 async def create_one_off_slot(
     session: AsyncSession, caller: Caller, practitioner_id: uuid.UUID, data: schemas.OneOffSlotIn
 ) -> Slot:
-    practitioner, tz = await publishing_practitioner(session, caller, practitioner_id)
+    practitioner, tz = await publishing_practitioner(session, caller, practitioner_id, lock=True)
     if data.start <= now_utc():
         raise ValidationFailed.field(["body", "start"], "must be in the future")
     unavailable = await session.scalar(
@@ -540,16 +595,22 @@ async def create_one_off_slot(
     except IntegrityError as exc:
         existing = await overlapping_slots(session, practitioner.id, [(data.start, data.end)])
         raise _overlap_conflict(existing, tz) if existing else Conflict(str(exc.orig)) from exc
-    await record(
+    await record_offer(
         session,
-        "slot.created",
-        territory_id=practitioner.territory_id,
-        practitioner_id=practitioner.id,
-        subject_id=slot.id,
+        "slots.offered",
+        [
+            OfferedSlot(
+                practitioner.id,
+                practitioner.territory_id,
+                slot.start,
+                slot.end,
+                slot.modality,
+                slot.visibility,
+            )
+        ],
+        tz,
         actor_key_id=caller.key_id,
-        modality=slot.modality,
-        visibility=slot.visibility,
-        slots=1,
+        subject_id=slot.id,
     )
     return slot
 
@@ -582,7 +643,7 @@ async def create_unavailability(
     data: schemas.UnavailabilityIn,
 ) -> tuple[Unavailability, int, list[Slot], ZoneInfo]:
     """Free and held slots inside become unavailable; booked ones stay and are reported."""
-    practitioner, tz = await publishing_practitioner(session, caller, practitioner_id)
+    practitioner, tz = await publishing_practitioner(session, caller, practitioner_id, lock=True)
     unavailability = Unavailability(
         practitioner_id=practitioner.id, start=data.start, end=data.end, reason=data.reason
     )
@@ -591,11 +652,22 @@ async def create_unavailability(
     inside = and_(
         Slot.practitioner_id == practitioner.id, Slot.start < data.end, Slot.end > data.start
     )
-    changed = await session.execute(
-        update(Slot)
-        .where(inside, Slot.status.in_(("free", "held")))
-        .values(status="unavailable", hold_expires_at=None)
-        .execution_options(synchronize_session=False)
+    changed = (
+        await session.execute(
+            update(Slot)
+            .where(inside, Slot.status.in_(("free", "held")))
+            .values(status="unavailable", hold_expires_at=None)
+            .returning(*_OFFER_COLUMNS)
+            .execution_options(synchronize_session=False)
+        )
+    ).all()
+    await record_offer(
+        session,
+        "slots.withdrawn",
+        _as_offered(changed),
+        tz,
+        actor_key_id=caller.key_id,
+        subject_id=unavailability.id,
     )
     conflicts = list(
         (
@@ -604,7 +676,7 @@ async def create_unavailability(
             )
         ).all()
     )
-    made_unavailable = changed.rowcount or 0  # type: ignore[attr-defined]
+    made_unavailable = len(changed)
     await record(
         session,
         "unavailability.created",
@@ -622,7 +694,7 @@ async def delete_unavailability(
     session: AsyncSession, caller: Caller, practitioner_id: uuid.UUID, unavailability_id: uuid.UUID
 ) -> int:
     """Lift an unavailability; its slots that no other unavailability covers are free again."""
-    practitioner, _ = await publishing_practitioner(session, caller, practitioner_id)
+    practitioner, tz = await publishing_practitioner(session, caller, practitioner_id, lock=True)
     unavailability = await session.scalar(
         select(Unavailability).where(
             Unavailability.id == unavailability_id,
@@ -642,17 +714,28 @@ async def delete_unavailability(
         )
         .exists()
     )
-    freed = await session.execute(
-        update(Slot)
-        .where(
-            Slot.practitioner_id == practitioner.id,
-            Slot.start < unavailability.end,
-            Slot.end > unavailability.start,
-            Slot.status == "unavailable",
-            ~other,
+    freed = (
+        await session.execute(
+            update(Slot)
+            .where(
+                Slot.practitioner_id == practitioner.id,
+                Slot.start < unavailability.end,
+                Slot.end > unavailability.start,
+                Slot.status == "unavailable",
+                ~other,
+            )
+            .values(status="free")
+            .returning(*_OFFER_COLUMNS)
+            .execution_options(synchronize_session=False)
         )
-        .values(status="free")
-        .execution_options(synchronize_session=False)
+    ).all()
+    await record_offer(
+        session,
+        "slots.offered",
+        _as_offered(freed),
+        tz,
+        actor_key_id=caller.key_id,
+        subject_id=unavailability.id,
     )
     await record(
         session,
@@ -661,6 +744,6 @@ async def delete_unavailability(
         practitioner_id=practitioner.id,
         subject_id=unavailability.id,
         actor_key_id=caller.key_id,
-        slots_freed=freed.rowcount or 0,  # type: ignore[attr-defined]
+        slots_freed=len(freed),
     )
-    return freed.rowcount or 0  # type: ignore[attr-defined]
+    return len(freed)

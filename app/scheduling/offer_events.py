@@ -1,0 +1,62 @@
+"""The SNP offer ledger in the activity log: `slots.offered` and `slots.withdrawn` events say,
+per practitioner, modality and visibility, how many slots and minutes each local day gains or
+loses. The offer indicators are sums of these events, so they never need the slot table."""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.activity.service import record_many
+
+
+@dataclass(frozen=True)
+class OfferedSlot:
+    practitioner_id: uuid.UUID
+    territory_id: uuid.UUID
+    start: datetime
+    end: datetime
+    modality: str
+    visibility: str
+
+
+async def record_offer(
+    session: AsyncSession,
+    type_: str,
+    slots: Iterable[OfferedSlot],
+    tz: ZoneInfo,
+    *,
+    actor_key_id: uuid.UUID | None = None,
+    subject_id: uuid.UUID | None = None,
+) -> int:
+    """One event per practitioner, modality and visibility, with a per-local-day breakdown:
+    `{"days": {"2027-03-26": {"slots": 6, "minutes": 120}}, ...}`."""
+    assert type_ in ("slots.offered", "slots.withdrawn")
+    groups: dict[tuple[uuid.UUID, uuid.UUID, str, str], dict[str, dict[str, int]]] = defaultdict(
+        dict
+    )
+    for s in slots:
+        days = groups[(s.territory_id, s.practitioner_id, s.modality, s.visibility)]
+        day = days.setdefault(s.start.astimezone(tz).date().isoformat(), {"slots": 0, "minutes": 0})
+        day["slots"] += 1
+        day["minutes"] += int((s.end - s.start).total_seconds() // 60)
+    events: list[dict[str, Any]] = [
+        {
+            "type": type_,
+            "territory_id": territory_id,
+            "practitioner_id": practitioner_id,
+            "subject_id": subject_id,
+            "actor_key_id": actor_key_id,
+            "data": {"modality": modality, "visibility": visibility, "days": days},
+        }
+        for (territory_id, practitioner_id, modality, visibility), days in groups.items()
+    ]
+    await record_many(session, events)
+    return len(events)
