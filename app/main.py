@@ -16,6 +16,7 @@ from app.api import (
     bookings,
     fhir,
     health,
+    indicators,
     keys,
     mt_requests,
     practices,
@@ -106,6 +107,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         fhir,
         regulator_accounts,
         sas_notifications,
+        indicators,
     ):
         app.include_router(module.router)
     app.add_middleware(EdgeMiddleware, max_body_bytes=settings.max_body_bytes)
