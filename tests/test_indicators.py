@@ -239,3 +239,42 @@ async def test_bad_periods_are_422(client, territory):
         assert_problem(
             await client.get("/v1/indicators", params=params, headers=territory.coordinator), 422
         )
+
+
+async def test_targets_show_progress(client, territory, session):
+    await seed(session, territory.id)
+    r = await client.put(
+        "/v1/indicators/targets",
+        json={"year": 2027, "targets": {"snp.slots_offered": 16, "mt.attached": 4}},
+        headers=territory.coordinator,
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["targets"] == {"snp.slots_offered": 16.0, "mt.attached": 4.0}
+    body = (
+        await client.get(
+            "/v1/indicators",
+            params={"from": "2027-01-01", "to": "2028-01-01"},
+            headers=territory.dashboard,
+        )
+    ).json()
+    progress = {t["indicator"]: t for t in body["targets"]}
+    assert (
+        progress["snp.slots_offered"]["actual"] == 8
+        and progress["snp.slots_offered"]["progress"] == 0.5
+    )
+    assert progress["mt.attached"]["progress"] == 0.25
+
+
+async def test_targets_validation_and_roles(client, territory):
+    r = await client.put(
+        "/v1/indicators/targets",
+        json={"year": 2027, "targets": {"snp.fill_rate": 0.5}},
+        headers=territory.coordinator,
+    )
+    assert_problem(r, 422)
+    r = await client.put(
+        "/v1/indicators/targets",
+        json={"year": 2027, "targets": {"mt.attached": 3}},
+        headers=territory.dashboard,
+    )
+    assert_problem(r, 403)

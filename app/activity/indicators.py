@@ -255,3 +255,37 @@ async def _mt(
         f["waiting_at_end"] = sum(waiting.values())
         f["waiting_at_end_by_priority"] = {str(k): waiting.get(k, 0) for k in range(4)}
         f["remaining_capacity_at_end"] = sum(capacity.values()) - attached_total
+
+
+# Indicators a contract can set a yearly target on: the additive ones (summed over a year).
+TARGETABLE = {
+    "snp.slots_offered": ("snp", "slots_offered"),
+    "snp.hours_offered": ("snp", "hours_offered"),
+    "snp.slots_booked_by_sas": ("snp", "slots_booked_by_sas"),
+    "snp.booked_within_48h": ("snp", "booked_within_48h"),
+    "snp.overbooked": ("snp", "overbooked"),
+    "mt.registered": ("mt", "registered"),
+    "mt.attached": ("mt", "attached"),
+}
+
+
+def progress(figures: list[Figures], targets: dict[tuple[int, str], float]) -> list[dict[str, Any]]:
+    """For each target of a year the figures cover: the value so far in the requested range
+    and the share of the target reached."""
+    out = []
+    for (year, indicator), target in sorted(targets.items()):
+        section, name = TARGETABLE[indicator]
+        in_year = [f for f in figures if f.period_start.year == year]
+        if not in_year:
+            continue
+        actual = sum(float(getattr(f, section).get(name) or 0) for f in in_year)
+        out.append(
+            {
+                "indicator": indicator,
+                "year": year,
+                "target": target,
+                "actual": round(actual, 2),
+                "progress": _ratio(actual, target),
+            }
+        )
+    return out

@@ -30,3 +30,19 @@ class ActivityEvent(Base):
     subject_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
     actor_key_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
     data: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
+
+
+class AciTarget(Base):
+    """A target of the territory's ACI contract: one indicator, one year."""
+
+    __tablename__ = "aci_target"
+
+    territory_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("territory.id", ondelete="CASCADE"), primary_key=True
+    )
+    year: Mapped[int] = mapped_column(primary_key=True)
+    indicator: Mapped[str] = mapped_column(String(60), primary_key=True)
+    value: Mapped[float] = mapped_column()
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=text("now()"), onupdate=text("now()")
+    )

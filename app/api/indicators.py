@@ -7,16 +7,18 @@ from datetime import date
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Response
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from app.activity import indicators
-from app.activity.models import ActivityEvent
+from app.activity.models import AciTarget, ActivityEvent
 from app.api.deps import CallerDep, SessionDep
 from app.directory.models import Territory
 from app.errors import NotFound, ValidationFailed
 from app.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, decode_cursor, encode_cursor
 from app.security import ADMIN, COORDINATOR, DASHBOARD
+from app.validators import StrictModel
 
 router = APIRouter(tags=["indicators"])
 
@@ -37,6 +39,10 @@ class IndicatorsOut(BaseModel):
     from_: date = Field(alias="from")
     to: date
     periods: list[PeriodOut]
+    targets: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="Yearly ACI targets with the value reached over the requested periods",
+    )
     definitions: str = "docs/indicators.md"
 
 
@@ -97,6 +103,7 @@ async def get_indicators(
     figures = await indicators.compute(
         session, territory.id, territory.timezone, granularity, start, end
     )
+    targets = await _targets(session, territory.id)
     result = IndicatorsOut(
         territory_id=territory.id,
         timezone=territory.timezone,
@@ -104,6 +111,7 @@ async def get_indicators(
         from_=start,
         to=end,
         periods=[PeriodOut(**f.__dict__) for f in figures],
+        targets=indicators.progress(figures, targets),
     )
     if accept and "text/csv" in accept:
         return Response(
@@ -112,6 +120,52 @@ async def get_indicators(
             headers={"Content-Disposition": 'attachment; filename="indicateurs.csv"'},
         )
     return result
+
+
+async def _targets(session: SessionDep, territory_id: uuid.UUID) -> dict[tuple[int, str], float]:
+    rows = await session.execute(
+        select(AciTarget.year, AciTarget.indicator, AciTarget.value).where(
+            AciTarget.territory_id == territory_id
+        )
+    )
+    return {(year, indicator): value for year, indicator, value in rows}
+
+
+class TargetsIn(StrictModel):
+    year: int = Field(ge=2020, le=2100)
+    targets: dict[str, float] = Field(
+        description=f"Indicator → yearly target; indicators: {', '.join(indicators.TARGETABLE)}"
+    )
+
+    @field_validator("targets")
+    @classmethod
+    def _known(cls, value: dict[str, float]) -> dict[str, float]:
+        for name, target in value.items():
+            if name not in indicators.TARGETABLE:
+                raise ValueError(f"{name!r} is not an indicator with a yearly target")
+            if target < 0:
+                raise ValueError(f"{name}: a target cannot be negative")
+        return value
+
+
+@router.put("/v1/indicators/targets", response_model=TargetsIn)
+async def set_targets(body: TargetsIn, session: SessionDep, caller: CallerDep) -> TargetsIn:
+    """Record the yearly targets of the territory's ACI contract (coordinator); indicators
+    not named keep their target."""
+    caller.require(COORDINATOR)
+    assert caller.territory_id is not None
+    for name, value in body.targets.items():
+        await session.execute(
+            pg_insert(AciTarget)
+            .values(territory_id=caller.territory_id, year=body.year, indicator=name, value=value)
+            .on_conflict_do_update(
+                index_elements=["territory_id", "year", "indicator"], set_={"value": value}
+            )
+        )
+    current = await _targets(session, caller.territory_id)
+    return TargetsIn(
+        year=body.year, targets={i: v for (y, i), v in current.items() if y == body.year}
+    )
 
 
 class ActivityOut(BaseModel):
