@@ -49,6 +49,11 @@ class Settings(BaseSettings):
     sas_platform_key: Path | None = None
     sas_platform_ca: Path | None = None
 
+    # Web pages: the key signing session cookies (unset: a random one kept in DATA_DIR), and
+    # how long a signed-in session lasts.
+    session_secret: str | None = None
+    session_hours: int = Field(default=12, ge=1, le=24 * 30)
+
     # Background jobs (materialisation, hold expiry...). Off in tests, which run jobs by hand.
     scheduler_enabled: bool = True
 

@@ -7,9 +7,11 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 
 import httpx
 from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
 
 from app.api import (
     availability,
@@ -36,6 +38,7 @@ from app.logging_setup import configure_logging
 from app.middleware import EdgeMiddleware
 from app.migrate import upgrade_to_head
 from app.sas_bridge.platform_client import platform_client
+from app.web import pages
 
 log = logging.getLogger(__name__)
 
@@ -110,5 +113,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         indicators,
     ):
         app.include_router(module.router)
+    app.include_router(pages.router)
+    app.mount(
+        "/static",
+        StaticFiles(directory=Path(__file__).parent / "web" / "static"),
+        name="static",
+    )
     app.add_middleware(EdgeMiddleware, max_body_bytes=settings.max_body_bytes)
     return app

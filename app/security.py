@@ -7,7 +7,7 @@ import hmac
 import secrets
 import uuid
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Any, Final
 
 from sqlalchemy import bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -91,18 +91,13 @@ _KEY_LOOKUP = (
 )
 
 
-async def authenticate(session: AsyncSession, authorization: str | None) -> Caller:
-    if not authorization:
-        raise Unauthorized("Missing Authorization header: send 'Authorization: Bearer <api key>'")
-    scheme, _, key = authorization.partition(" ")
-    key = key.strip()
-    if scheme.lower() != "bearer" or not key:
-        raise Unauthorized("The Authorization header must be 'Bearer <api key>'")
-    wanted = digest(key)
-    row = (await session.execute(_KEY_LOOKUP, {"digest": wanted})).one_or_none()
-    # The digest lookup is by index; the constant-time comparison guards the final match.
-    if row is None or not hmac.compare_digest(row.digest, wanted):
-        raise Unauthorized("Unknown or revoked API key")
+async def caller_from_key(session: AsyncSession, key: ApiKey) -> Caller:
+    """The caller of a known, unrevoked key (web sessions hold the key's id)."""
+    row = (await session.execute(_KEY_LOOKUP, {"digest": key.digest})).one()
+    return _caller(row)
+
+
+def _caller(row: Any) -> Caller:
     territory_id = row.territory_id
     if row.role == PRACTICE:
         territory_id = row.practice_territory_id
@@ -119,3 +114,18 @@ async def authenticate(session: AsyncSession, authorization: str | None) -> Call
         regulator_id=row.regulator_id,
         territory_ids=territory_ids,
     )
+
+
+async def authenticate(session: AsyncSession, authorization: str | None) -> Caller:
+    if not authorization:
+        raise Unauthorized("Missing Authorization header: send 'Authorization: Bearer <api key>'")
+    scheme, _, key = authorization.partition(" ")
+    key = key.strip()
+    if scheme.lower() != "bearer" or not key:
+        raise Unauthorized("The Authorization header must be 'Bearer <api key>'")
+    wanted = digest(key)
+    row = (await session.execute(_KEY_LOOKUP, {"digest": wanted})).one_or_none()
+    # The digest lookup is by index; the constant-time comparison guards the final match.
+    if row is None or not hmac.compare_digest(row.digest, wanted):
+        raise Unauthorized("Unknown or revoked API key")
+    return _caller(row)

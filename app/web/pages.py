@@ -1,0 +1,335 @@
+"""Server-rendered pages (French): sign-in, sign-out and the indicators dashboard."""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, quote
+
+from fastapi import APIRouter, Request
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+
+from app.activity import indicators
+from app.api.deps import SessionDep
+from app.api.indicators import IndicatorsOut, PeriodOut, _targets, to_csv
+from app.config import get_settings
+from app.directory.models import Territory
+from app.security import ADMIN, COORDINATOR, DASHBOARD, Caller
+from app.validators import local
+from app.web import session as web
+from app.web.charts import Series, bar_chart
+
+router = APIRouter(include_in_schema=False)
+TEMPLATES = Environment(
+    loader=FileSystemLoader(Path(__file__).parent / "templates"),
+    autoescape=select_autoescape(["html"]),
+)
+LOGIN_CSRF = "creneau_login"
+FAILURES = web.FailedSignIns()
+SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'none'; "
+        "frame-ancestors 'none'; form-action 'self'; base-uri 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+}
+MONTHS = [
+    "janv.", "févr.", "mars", "avr.", "mai", "juin",
+    "juil.", "août", "sept.", "oct.", "nov.", "déc.",
+]  # fmt: skip
+
+
+def page(name: str, status: int = 200, **context: Any) -> HTMLResponse:
+    html = TEMPLATES.get_template(name).render(**context)
+    return HTMLResponse(html, status_code=status, headers=SECURITY_HEADERS)
+
+
+def _cookie(response: Response, request: Request, name: str, value: str, max_age: int) -> None:
+    response.set_cookie(
+        name,
+        value,
+        max_age=max_age,
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+        path="/",
+    )
+
+
+def _safe_next(value: str | None) -> str:
+    """Only a path of this site: never an absolute or protocol-relative URL."""
+    if value and value.startswith("/") and not value.startswith(("//", "/\\")):
+        return value
+    return "/dashboard"
+
+
+async def _form(request: Request) -> dict[str, str]:
+    body = (await request.body()).decode("utf-8", errors="replace")
+    return dict(parse_qsl(body, keep_blank_values=True))
+
+
+def _sign_in_page(request: Request, next_: str, error: str | None, status: int) -> Response:
+    token = secrets.token_urlsafe(24)
+    response = page("sign_in.html", status, csrf=token, next=next_, error=error)
+    _cookie(response, request, LOGIN_CSRF, token, 3600)
+    return response
+
+
+@router.get("/connexion")
+async def sign_in_form(request: Request, next: str | None = None) -> Response:
+    return _sign_in_page(request, _safe_next(next), None, 200)
+
+
+@router.post("/connexion")
+async def sign_in(request: Request, session: SessionDep) -> Response:
+    form = await _form(request)
+    next_ = _safe_next(form.get("next"))
+    expected = request.cookies.get(LOGIN_CSRF)
+    if not expected or not secrets.compare_digest(expected, form.get("csrf", "")):
+        return _sign_in_page(request, next_, "La page a expiré : veuillez réessayer.", 403)
+    address = request.client.host if request.client else "?"
+    await FAILURES.wait(address)
+    caller = await web.sign_in(session, form.get("key", ""))
+    if caller is None:
+        FAILURES.failed(address)
+        return _sign_in_page(request, next_, "Clé inconnue ou révoquée.", 401)
+    FAILURES.succeeded(address)
+    response = RedirectResponse(next_, status_code=303, headers=SECURITY_HEADERS)
+    hours = get_settings().session_hours
+    _cookie(response, request, web.COOKIE, web.encode(caller.key_id), hours * 3600)
+    response.delete_cookie(LOGIN_CSRF, path="/")
+    return response
+
+
+@router.post("/deconnexion")
+async def sign_out(request: Request) -> Response:
+    current = web.decode(request.cookies.get(web.COOKIE))
+    form = await _form(request)
+    if current is None or not current.check_csrf(form.get("csrf")):
+        return page(
+            "message.html",
+            403,
+            title="Action refusée",
+            message="Le jeton de sécurité du formulaire est absent ou invalide.",
+        )
+    response = RedirectResponse("/connexion", status_code=303, headers=SECURITY_HEADERS)
+    response.delete_cookie(web.COOKIE, path="/")
+    return response
+
+
+async def signed_in(
+    request: Request, session: SessionDep
+) -> tuple[web.WebSession, Caller] | Response:
+    current = web.decode(request.cookies.get(web.COOKIE))
+    caller = await web.caller_for(session, current) if current else None
+    if current is None or caller is None:
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        return RedirectResponse(f"/connexion?next={quote(target)}", status_code=303)
+    return current, caller
+
+
+async def _territory(
+    session: SessionDep, caller: Caller, territory_id: uuid.UUID | None
+) -> Territory | None:
+    wanted = territory_id or caller.territory_id
+    territory = await session.get(Territory, wanted) if wanted else None
+    if territory is None or not caller.sees_territory(territory.id):
+        return None
+    return territory
+
+
+def _fmt(value: Any, suffix: str = "") -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, float):
+        return f"{value:.2f}".rstrip("0").rstrip(".").replace(".", ",") + suffix
+    return f"{value:,}".replace(",", "\u202f") + suffix
+
+
+def _pct(value: float | None) -> str:
+    return "—" if value is None else f"{value * 100:.0f} %"
+
+
+def _figure(
+    label: str, value: str, indicator: str | None, progress: dict[str, Any]
+) -> dict[str, Any]:
+    target = progress.get(indicator) if indicator else None
+    percent = round((target["progress"] or 0) * 100) if target else None
+    return {
+        "label": label,
+        "value": value,
+        "target": _fmt(target["target"]) if target else None,
+        "percent": percent,
+        "percent_bar": min(percent, 100) if percent is not None else None,
+    }
+
+
+def _sum(periods: list[indicators.Figures], section: str, name: str) -> float:
+    return sum(float(getattr(p, section).get(name) or 0) for p in periods)
+
+
+@router.get("/dashboard")
+async def dashboard(
+    request: Request, session: SessionDep, territory_id: uuid.UUID | None = None
+) -> Response:
+    state = await signed_in(request, session)
+    if isinstance(state, Response):
+        return state
+    current, caller = state
+    if caller.role not in (COORDINATOR, DASHBOARD, ADMIN):
+        return page(
+            "message.html",
+            403,
+            web_session=current,
+            title="Accès refusé",
+            message="Le tableau de bord est réservé aux coordinateurs de CPTS et aux financeurs.",
+        )
+    territory = await _territory(session, caller, territory_id)
+    if territory is None:
+        return page(
+            "message.html",
+            404,
+            web_session=current,
+            title="Territoire introuvable",
+            message="Précisez le territoire à afficher.",
+        )
+    today = local(datetime.now().astimezone(), territory.timezone).date()
+    year_start, year_end = date(today.year, 1, 1), date(today.year + 1, 1, 1)
+    months = await indicators.compute(
+        session, territory.id, territory.timezone, "month", year_start, year_end
+    )
+    progress = {
+        t["indicator"]: t
+        for t in indicators.progress(months, await _targets(session, territory.id))
+    }
+    weeks = await indicators.compute(
+        session,
+        territory.id,
+        territory.timezone,
+        "week",
+        today - timedelta(weeks=11),
+        today + timedelta(weeks=2),
+    )
+    past = [m for m in months if m.period_start <= today]
+    offered, booked = _sum(past, "snp", "slots_offered"), _sum(past, "snp", "slots_booked_by_sas")
+    attached = _sum(past, "mt", "attached")
+    last = past[-1].mt if past else {}
+    snp_figures = [
+        _figure("créneaux SNP proposés", _fmt(int(offered)), "snp.slots_offered", progress),
+        _figure(
+            "heures proposées",
+            _fmt(_sum(past, "snp", "hours_offered")),
+            "snp.hours_offered",
+            progress,
+        ),
+        _figure("réservations par le SAS", _fmt(int(booked)), "snp.slots_booked_by_sas", progress),
+        _figure(
+            "rendez-vous dans les 48 h",
+            _fmt(int(_sum(past, "snp", "booked_within_48h"))),
+            "snp.booked_within_48h",
+            progress,
+        ),
+        _figure(
+            "patients surnuméraires",
+            _fmt(int(_sum(past, "snp", "overbooked"))),
+            "snp.overbooked",
+            progress,
+        ),
+        _figure("taux de remplissage", _pct(booked / offered if offered else None), None, progress),
+    ]
+    mt_figures = [
+        _figure(
+            "patients inscrits",
+            _fmt(int(_sum(past, "mt", "registered"))),
+            "mt.registered",
+            progress,
+        ),
+        _figure(
+            "patients rattachés à un médecin traitant", _fmt(int(attached)), "mt.attached", progress
+        ),
+        _figure("patients en attente", _fmt(last.get("waiting_at_end")), None, progress),
+        _figure(
+            "places restantes chez les médecins",
+            _fmt(last.get("remaining_capacity_at_end")),
+            None,
+            progress,
+        ),
+    ]
+    week_rows = [
+        {
+            "label": f"{w.period_start.day} {MONTHS[w.period_start.month - 1]}",
+            "offered": w.snp["slots_offered"],
+            "booked": w.snp["slots_booked_by_sas"],
+            "fill": _pct(w.snp["fill_rate"]),
+        }
+        for w in weeks
+    ]
+    month_rows = [
+        {
+            "label": MONTHS[m.period_start.month - 1],
+            "registered": m.mt["registered"],
+            "attached": m.mt["attached"],
+            "waiting": m.mt["waiting_at_end"],
+            "median": _fmt(m.mt["waiting_days_median"]),
+        }
+        for m in past
+    ]
+    snp_chart = bar_chart(
+        "Créneaux SNP proposés et réservations SAS par semaine",
+        [r["label"] for r in week_rows],
+        [Series("Proposés", [r["offered"] for r in week_rows]),
+         Series("Réservés", [r["booked"] for r in week_rows])],
+    )  # fmt: skip
+    mt_chart = bar_chart(
+        "Patients en attente d'un médecin traitant et délai médian par mois",
+        [r["label"] for r in month_rows],
+        [Series("En attente", [float(m.mt["waiting_at_end"]) for m in past]),
+         Series("Délai médian (jours)", [m.mt["waiting_days_median"] or 0 for m in past])],
+    )  # fmt: skip
+    return page(
+        "dashboard.html",
+        web_session=current,
+        territory=territory,
+        year=today.year,
+        today=f"{today.day} {MONTHS[today.month - 1]} {today.year}",
+        snp_figures=snp_figures,
+        mt_figures=mt_figures,
+        weeks=week_rows,
+        months=month_rows,
+        snp_chart=snp_chart,
+        mt_chart=mt_chart,
+    )
+
+
+@router.get("/dashboard/indicateurs.csv")
+async def dashboard_csv(
+    request: Request, session: SessionDep, territory_id: uuid.UUID | None = None
+) -> Response:
+    state = await signed_in(request, session)
+    if isinstance(state, Response):
+        return state
+    _, caller = state
+    territory = await _territory(session, caller, territory_id)
+    if territory is None or caller.role not in (COORDINATOR, DASHBOARD, ADMIN):
+        return page("message.html", 404, title="Introuvable", message="Territoire introuvable.")
+    year = date.today().year
+    figures = await indicators.compute(
+        session, territory.id, territory.timezone, "month", date(year, 1, 1), date(year + 1, 1, 1)
+    )
+    result = IndicatorsOut(
+        territory_id=territory.id, timezone=territory.timezone, granularity="month",
+        from_=date(year, 1, 1), to=date(year + 1, 1, 1),
+        periods=[PeriodOut(**f.__dict__) for f in figures],
+    )  # fmt: skip
+    return Response(
+        to_csv(result),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": 'attachment; filename="indicateurs.csv"'},
+    )

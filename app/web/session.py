@@ -1,0 +1,116 @@
+"""Sign-in for the web pages: a person signs in once with their API key and gets a signed,
+HttpOnly, SameSite=Strict cookie holding the key's id (never the key) and an expiry. Every
+form carries a CSRF token bound to the session. Wrong keys are slowed down per address."""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import secrets
+import time
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass
+from functools import lru_cache
+from hashlib import sha256
+from pathlib import Path
+
+from itsdangerous import BadSignature, URLSafeTimedSerializer
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.config import Settings, get_settings
+from app.directory.models import ApiKey
+from app.errors import Unauthorized
+from app.security import Caller, authenticate, caller_from_key
+
+COOKIE = "creneau_session"
+
+
+@lru_cache
+def _secret(configured: str | None, data_dir: Path) -> str:
+    if configured:
+        return configured
+    path = data_dir / "session_secret"
+    if path.exists():
+        return path.read_text().strip()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    value = secrets.token_urlsafe(48)
+    path.write_text(value)
+    path.chmod(0o600)
+    return value
+
+
+def serializer(settings: Settings | None = None) -> URLSafeTimedSerializer:
+    settings = settings or get_settings()
+    return URLSafeTimedSerializer(_secret(settings.session_secret, settings.data_dir), "session")
+
+
+@dataclass(frozen=True)
+class WebSession:
+    key_id: uuid.UUID
+    nonce: str
+
+    @property
+    def csrf(self) -> str:
+        mac = hmac.new(serializer().secret_key, f"csrf:{self.nonce}".encode(), sha256)
+        return mac.hexdigest()
+
+    def check_csrf(self, token: str | None) -> bool:
+        return token is not None and hmac.compare_digest(token, self.csrf)
+
+
+def encode(key_id: uuid.UUID) -> str:
+    return serializer().dumps({"k": str(key_id), "n": secrets.token_urlsafe(16)})
+
+
+def decode(cookie: str | None) -> WebSession | None:
+    if not cookie:
+        return None
+    try:
+        data = serializer().loads(cookie, max_age=get_settings().session_hours * 3600)
+        return WebSession(uuid.UUID(data["k"]), data["n"])
+    except (BadSignature, KeyError, ValueError, TypeError):
+        return None
+
+
+async def caller_for(session: AsyncSession, web: WebSession) -> Caller | None:
+    """The caller behind a session; None once the key is revoked."""
+    key = await session.scalar(
+        select(ApiKey).where(ApiKey.id == web.key_id, ApiKey.revoked_at.is_(None))
+    )
+    if key is None:
+        return None
+    return await caller_from_key(session, key)
+
+
+class FailedSignIns:
+    """Per-address failures; each costs a growing delay (capped), reset by a success."""
+
+    def __init__(self) -> None:
+        self._failures: dict[str, tuple[int, float]] = defaultdict(lambda: (0, 0.0))
+
+    def delay(self, address: str) -> float:
+        count, last = self._failures[address]
+        if time.monotonic() - last > 900:
+            return 0.0
+        return min(8.0, 0.25 * 2**count) if count else 0.0
+
+    async def wait(self, address: str) -> None:
+        pause = self.delay(address)
+        if pause:
+            await asyncio.sleep(pause)
+
+    def failed(self, address: str) -> None:
+        count, _ = self._failures[address]
+        self._failures[address] = (count + 1, time.monotonic())
+
+    def succeeded(self, address: str) -> None:
+        self._failures.pop(address, None)
+
+
+async def sign_in(session: AsyncSession, key: str) -> Caller | None:
+    try:
+        return await authenticate(session, f"Bearer {key.strip()}")
+    except Unauthorized:
+        return None
