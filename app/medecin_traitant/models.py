@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import uuid
-from datetime import date, datetime
+from datetime import datetime
 
 from sqlalchemy import (
     Boolean,
     CheckConstraint,
-    Date,
     DateTime,
     ForeignKey,
     Index,
@@ -21,13 +20,14 @@ from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.types import Uuid
 
 from app.db import Base, IdMixin
+from app.patient_data import PatientColumns
 
 MT_STATUSES = ("waiting", "proposed", "attached", "withdrawn")
 MT_SOURCES = ("assurance_maladie", "hotline", "sas", "practice", "cpts", "other")
 _OPEN = "status <> 'withdrawn'"
 
 
-class MtRequest(IdMixin, Base):
+class MtRequest(IdMixin, PatientColumns, Base):
     __tablename__ = "mt_request"
     __table_args__ = (
         CheckConstraint(f"status IN {MT_STATUSES}", name="status"),
@@ -85,13 +85,6 @@ class MtRequest(IdMixin, Base):
     attached_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     withdrawn_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     withdraw_reason: Mapped[str | None] = mapped_column(String(300))
-    # The minimum needed to contact the patient; erased by the retention job once closed.
-    patient_family_name: Mapped[str | None] = mapped_column(String(200))
-    patient_given_name: Mapped[str | None] = mapped_column(String(200))
-    patient_birth_date: Mapped[date | None] = mapped_column(Date)
-    patient_phone: Mapped[str | None] = mapped_column(String(20))
-    patient_ins: Mapped[str | None] = mapped_column(String(15))
-    patient_commune_insee: Mapped[str | None] = mapped_column(String(5))
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=text("now()"), onupdate=text("now()")
     )

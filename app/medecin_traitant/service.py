@@ -23,7 +23,7 @@ from app.errors import Conflict, NotFound, ValidationFailed
 from app.medecin_traitant import schemas
 from app.medecin_traitant.models import MtRequest
 from app.pagination import decode_cursor, encode_cursor
-from app.scheduling.booking_schemas import PatientOut
+from app.patient_data import patient_columns, patient_out
 from app.scheduling.queries import great_circle_km
 from app.scheduling.service import now_utc
 from app.security import ADMIN, COORDINATOR, PRACTICE, REGULATOR, Caller
@@ -70,17 +70,7 @@ def render(view: MtView, tz_now: datetime | None = None) -> schemas.MtRequestOut
     criteria = [
         name for name, met in (("ald", r.ald), ("70+", is_70), ("precarity", r.precarity)) if met
     ]
-    patient = None
-    if view.show_patient and r.patient_family_name is not None:
-        assert r.patient_given_name and r.patient_birth_date and r.patient_phone
-        patient = PatientOut(
-            family_name=r.patient_family_name,
-            given_name=r.patient_given_name,
-            birth_date=r.patient_birth_date,
-            phone=r.patient_phone,
-            ins=r.patient_ins,
-            commune_insee=r.patient_commune_insee,
-        )
+    patient = patient_out(r, visible=view.show_patient)
     return schemas.MtRequestOut(
         id=r.id,
         territory_id=r.territory_id,
@@ -175,12 +165,7 @@ async def register(session: AsyncSession, caller: Caller, data: schemas.MtReques
         created_by_key_id=caller.key_id,
         preferred_communes=prefs.communes_insee or [],
         preferred_gender=prefs.practitioner_gender,
-        patient_family_name=patient.family_name,
-        patient_given_name=patient.given_name,
-        patient_birth_date=patient.birth_date,
-        patient_phone=patient.phone,
-        patient_ins=patient.ins,
-        patient_commune_insee=patient.commune_insee,
+        **patient_columns(patient),
     )
     try:
         async with session.begin_nested():

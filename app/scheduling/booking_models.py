@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import uuid
-from datetime import date, datetime
+from datetime import datetime
 
 from sqlalchemy import (
     Boolean,
     CheckConstraint,
-    Date,
     DateTime,
     ForeignKey,
     Index,
@@ -19,13 +18,14 @@ from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.types import Uuid
 
 from app.db import Base, CreatedAtMixin, IdMixin
+from app.patient_data import PatientColumns
 
 BOOKING_STATUSES = ("held", "booked", "cancelled", "expired", "honored", "no_show")
 # Statuses in which a booking occupies its slot; at most one per slot (partial unique index).
 OCCUPYING = ("held", "booked", "honored", "no_show")
 
 
-class Booking(IdMixin, CreatedAtMixin, Base):
+class Booking(IdMixin, CreatedAtMixin, PatientColumns, Base):
     __tablename__ = "booking"
     __table_args__ = (
         CheckConstraint(f"status IN {BOOKING_STATUSES}", name="status"),
@@ -69,13 +69,6 @@ class Booking(IdMixin, CreatedAtMixin, Base):
     outcome_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     sas_case_ref: Mapped[str | None] = mapped_column(String(64))
     reason: Mapped[str | None] = mapped_column(String(300))
-    # The minimum needed to receive the patient; erased by the retention job.
-    patient_family_name: Mapped[str | None] = mapped_column(String(200))
-    patient_given_name: Mapped[str | None] = mapped_column(String(200))
-    patient_birth_date: Mapped[date | None] = mapped_column(Date)
-    patient_phone: Mapped[str | None] = mapped_column(String(20))
-    patient_ins: Mapped[str | None] = mapped_column(String(15))
-    patient_commune_insee: Mapped[str | None] = mapped_column(String(5))
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=text("now()"), onupdate=text("now()")
     )

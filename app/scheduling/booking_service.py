@@ -21,6 +21,7 @@ from app.config import get_settings
 from app.directory.models import Practice, Practitioner, Territory
 from app.errors import Conflict, NotFound, SlotUnavailable, ValidationFailed
 from app.metrics import BOOKING_CONFLICTS
+from app.patient_data import patient_columns, patient_out
 from app.sas_bridge.accounts import operator_account
 from app.sas_bridge.appointments import notify as notify_platform
 from app.sas_bridge.outbox import enqueue_webhooks
@@ -44,17 +45,6 @@ class BookingView:
     practice: Practice
     timezone: str
     show_patient: bool
-
-
-def _patient_columns(patient: schemas.PatientIn) -> dict[str, Any]:
-    return {
-        "patient_family_name": patient.family_name,
-        "patient_given_name": patient.given_name,
-        "patient_birth_date": patient.birth_date,
-        "patient_phone": patient.phone,
-        "patient_ins": patient.ins,
-        "patient_commune_insee": patient.commune_insee,
-    }
 
 
 def _lead_minutes(start: datetime, now: datetime) -> int:
@@ -259,7 +249,7 @@ async def book(session: AsyncSession, caller: Caller, data: schemas.BookingIn) -
         booked_at=None if data.hold else now,
         sas_case_ref=data.sas_case_ref,
         reason=data.reason,
-        **(_patient_columns(data.patient) if data.patient else {}),
+        **(patient_columns(data.patient) if data.patient else {}),
     )
     session.add(booking)
     await session.flush()
@@ -319,7 +309,7 @@ async def confirm(
     booking.status, booking.hold_expires_at, booking.booked_at = "booked", None, now
     booking.sas_case_ref = data.sas_case_ref or booking.sas_case_ref
     booking.reason = data.reason or booking.reason
-    for name, value in _patient_columns(data.patient).items():
+    for name, value in patient_columns(data.patient).items():
         setattr(booking, name, value)
     await session.flush()
     await _event(
@@ -435,7 +425,7 @@ async def overbook(session: AsyncSession, caller: Caller, data: schemas.Overbook
         booked_at=now,
         sas_case_ref=data.sas_case_ref,
         reason=data.reason,
-        **_patient_columns(data.patient),
+        **patient_columns(data.patient),
     )
     session.add(booking)
     await session.flush()
@@ -482,17 +472,7 @@ def render(view: BookingView) -> schemas.BookingOut:
     def loc(value: datetime | None) -> datetime | None:
         return value.astimezone(tz) if value is not None else None
 
-    patient = None
-    if view.show_patient and b.patient_family_name is not None:
-        assert b.patient_given_name and b.patient_birth_date and b.patient_phone
-        patient = schemas.PatientOut(
-            family_name=b.patient_family_name,
-            given_name=b.patient_given_name,
-            birth_date=b.patient_birth_date,
-            phone=b.patient_phone,
-            ins=b.patient_ins,
-            commune_insee=b.patient_commune_insee,
-        )
+    patient = patient_out(b, visible=view.show_patient)
     return schemas.BookingOut(
         id=b.id,
         status=b.status,
