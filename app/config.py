@@ -26,6 +26,8 @@ class Settings(BaseSettings):
     # Upper bound of slots one availability rule may create over the horizon.
     max_slots_per_rule: int = Field(default=2000, ge=1)
     max_body_bytes: int = Field(default=1_000_000, ge=1024)
+    # Requests per minute and API key, per worker (0: no limit); bursts of a sixth of it.
+    rate_limit_per_minute: int = Field(default=1200, ge=0)
 
     # Retention of patient data, in days after the booking / MT request is closed.
     booking_retention_days: int = Field(default=365, ge=1)

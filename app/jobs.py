@@ -92,6 +92,12 @@ async def _expire_mt_proposals(session: AsyncSession) -> dict[str, Any]:
     return await expire_proposals(session)
 
 
+async def _purge_patient_data(session: AsyncSession) -> dict[str, Any]:
+    from app.patient_data import purge_expired
+
+    return await purge_expired(session)
+
+
 def registered_jobs() -> list[JobSpec]:
     """Every periodic job of the service; each domain contributes its own. Each runs once at
     start-up, then at its interval."""
@@ -102,6 +108,7 @@ def registered_jobs() -> list[JobSpec]:
         JobSpec("expire_holds", _expire_holds, seconds=30),
         JobSpec("purge_idempotency", _purge_idempotency, seconds=3600),
         JobSpec("expire_mt_proposals", _expire_mt_proposals, seconds=900),
+        JobSpec("purge_patient_data", _purge_patient_data, seconds=6 * 3600),
     ]
 
 

@@ -37,6 +37,7 @@ from app.jobs import build_scheduler
 from app.logging_setup import configure_logging
 from app.middleware import EdgeMiddleware
 from app.migrate import upgrade_to_head
+from app.rate_limit import RateLimiter
 from app.sas_bridge.platform_client import platform_client
 from app.web import pages
 
@@ -94,6 +95,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.sessionmaker = None
+    app.state.rate_limiter = RateLimiter(settings.rate_limit_per_minute)
     install_error_handlers(app)
     for module in (
         health,

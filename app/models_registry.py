@@ -1,6 +1,7 @@
 """Imports every domain's models so that Base.metadata knows the whole schema (Alembic)."""
 
 from app import idempotency
+from app.activity import audit as audit_models
 from app.activity import models as activity_models
 from app.db import Base
 from app.directory import models as directory_models
@@ -14,6 +15,7 @@ __all__ = [
     "Base",
     "account_models",
     "activity_models",
+    "audit_models",
     "booking_models",
     "directory_models",
     "idempotency",

@@ -3,13 +3,25 @@ way in and one way out, so that retention and visibility rules apply the same ev
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Date, String
+from sqlalchemy import Date, String, func, update
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
+from app.activity.service import record
+from app.config import get_settings
 from app.scheduling.booking_schemas import PatientIn, PatientOut
+
+PATIENT_FIELDS = (
+    "patient_family_name",
+    "patient_given_name",
+    "patient_birth_date",
+    "patient_phone",
+    "patient_ins",
+    "patient_commune_insee",
+)
 
 
 class PatientColumns:
@@ -47,3 +59,47 @@ def patient_out(row: PatientColumns, *, visible: bool) -> PatientOut | None:
         ins=row.patient_ins,
         commune_insee=row.patient_commune_insee,
     )
+
+
+async def purge_expired(session: AsyncSession, *, now: datetime | None = None) -> dict[str, int]:
+    """Job: erase the patient data of bookings and MT requests closed for longer than the
+    configured retention. Indicators do not change: they read the activity log only."""
+    from app.medecin_traitant.models import MtRequest
+    from app.scheduling.booking_models import Booking
+
+    settings = get_settings()
+    now = now or datetime.now(UTC)
+    erased = dict.fromkeys(PATIENT_FIELDS)
+    booking_closed = func.coalesce(Booking.outcome_at, Booking.cancelled_at, Booking.end)
+    bookings = await session.execute(
+        update(Booking)
+        .where(
+            Booking.patient_family_name.is_not(None),
+            Booking.status.in_(("cancelled", "expired", "honored", "no_show", "booked")),
+            booking_closed < now - timedelta(days=settings.booking_retention_days),
+        )
+        .values(**erased)
+        .execution_options(synchronize_session=False)
+    )
+    request_closed = func.coalesce(MtRequest.attached_at, MtRequest.withdrawn_at)
+    requests = await session.execute(
+        update(MtRequest)
+        .where(
+            MtRequest.patient_family_name.is_not(None),
+            MtRequest.status.in_(("attached", "withdrawn")),
+            request_closed < now - timedelta(days=settings.mt_request_retention_days),
+        )
+        .values(**erased)
+        .execution_options(synchronize_session=False)
+    )
+    erased_bookings: int = bookings.rowcount or 0  # type: ignore[attr-defined]
+    erased_requests: int = requests.rowcount or 0  # type: ignore[attr-defined]
+    if erased_bookings or erased_requests:
+        await record(
+            session,
+            "retention.purged",
+            territory_id=None,
+            bookings_erased=erased_bookings,
+            mt_requests_erased=erased_requests,
+        )
+    return {"bookings_erased": erased_bookings, "mt_requests_erased": erased_requests}

@@ -51,6 +51,7 @@ class Server:
             **os.environ,
             "DATABASE_URL": database_url,
             "SCHEDULER_ENABLED": "false",
+            "RATE_LIMIT_PER_MINUTE": "0",
             "LOG_LEVEL": "WARNING",
             "DB_POOL_SIZE": "20",
             "DB_MAX_OVERFLOW": "40",

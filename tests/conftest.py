@@ -71,6 +71,7 @@ def settings(database_url: str) -> Settings:
         scheduler_enabled=False,
         log_level="WARNING",
         max_body_bytes=64_000,
+        rate_limit_per_minute=0,
     )
 
 

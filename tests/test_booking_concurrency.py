@@ -103,7 +103,9 @@ async def _occupancy(engine: AsyncEngine, slot_ids) -> tuple[int, int]:
 
 
 async def test_200_concurrent_http_bookings_over_20_slots(engine, live):
-    app = create_app(Settings(scheduler_enabled=False, log_level="WARNING"))
+    app = create_app(
+        Settings(scheduler_enabled=False, log_level="WARNING", rate_limit_per_minute=0)
+    )
     app.state.sessionmaker = make_sessionmaker(engine)
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(
@@ -151,7 +153,9 @@ async def test_200_concurrent_bookings_on_separate_connections(engine, live):
 
 
 async def test_same_idempotency_key_fired_10_times_at_once_books_once(engine, live):
-    app = create_app(Settings(scheduler_enabled=False, log_level="WARNING"))
+    app = create_app(
+        Settings(scheduler_enabled=False, log_level="WARNING", rate_limit_per_minute=0)
+    )
     app.state.sessionmaker = make_sessionmaker(engine)
     transport = httpx.ASGITransport(app=app)
     body = {"slot_id": str(live.slot_ids[0]), "patient": PATIENT}

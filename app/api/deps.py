@@ -38,7 +38,9 @@ async def get_caller(
     _scheme: Annotated[object, Security(_bearer)] = None,
 ) -> Caller:
     # The scheme above documents the header in OpenAPI; the raw header gives precise errors.
-    return await authenticate(session, request.headers.get("authorization"))
+    caller = await authenticate(session, request.headers.get("authorization"))
+    request.app.state.rate_limiter.check(caller.key_id)
+    return caller
 
 
 CallerDep = Annotated[Caller, Depends(get_caller)]

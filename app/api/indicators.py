@@ -12,6 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from app.activity import indicators
+from app.activity.audit import PatientAccess
 from app.activity.models import AciTarget, ActivityEvent
 from app.api.deps import CallerDep, SessionDep
 from app.directory.models import Territory
@@ -165,6 +166,51 @@ async def set_targets(body: TargetsIn, session: SessionDep, caller: CallerDep) -
     current = await _targets(session, caller.territory_id)
     return TargetsIn(
         year=body.year, targets={i: v for (y, i), v in current.items() if y == body.year}
+    )
+
+
+class AccessOut(BaseModel):
+    id: int
+    at: AwareDatetime
+    api_key_id: uuid.UUID
+    role: str
+    record_type: str
+    record_id: uuid.UUID
+    action: str
+
+
+class AccessPage(BaseModel):
+    items: list[AccessOut]
+    next_cursor: str | None
+
+
+@router.get("/v1/audit", response_model=AccessPage)
+async def list_patient_access(
+    session: SessionDep,
+    caller: CallerDep,
+    record_id: uuid.UUID | None = None,
+    cursor: CursorQuery = None,
+    limit: LimitQuery = DEFAULT_LIMIT,
+) -> AccessPage:
+    """Who read which patient record, when (coordinator: its territory), newest first."""
+    caller.require(COORDINATOR, ADMIN)
+    stmt = select(PatientAccess)
+    if caller.role == COORDINATOR:
+        stmt = stmt.where(PatientAccess.territory_id.in_(caller.territory_ids))
+    if record_id is not None:
+        stmt = stmt.where(PatientAccess.record_id == record_id)
+    if cursor:
+        (before,) = decode_cursor(cursor, 1)
+        if not before.isdigit():
+            raise ValidationFailed.field(["query", "cursor"], "invalid cursor")
+        stmt = stmt.where(PatientAccess.id < int(before))
+    rows = list(
+        (await session.scalars(stmt.order_by(PatientAccess.id.desc()).limit(limit + 1))).all()
+    )
+    next_cursor = encode_cursor([rows[limit - 1].id]) if len(rows) > limit else None
+    return AccessPage(
+        items=[AccessOut.model_validate(r, from_attributes=True) for r in rows[:limit]],
+        next_cursor=next_cursor,
     )
 
 
