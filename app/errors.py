@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse
 
@@ -21,6 +22,38 @@ PROBLEM_JSON = "application/problem+json"
 
 class ProblemResponse(JSONResponse):
     media_type = PROBLEM_JSON
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details, as every error of the API is shaped."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    instance: str | None = None
+    errors: list[dict[str, Any]] | None = None
+
+
+def _problem(description: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "model": Problem,
+        "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+    }
+
+
+# Documented on every operation (OpenAPI), so clients and fuzzers know the error shape.
+PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: _problem("Malformed request (JSON, parameters)"),
+    401: _problem("Missing, unknown or revoked API key"),
+    403: _problem("This key's role may not do this"),
+    404: _problem("Not found, or not visible to this key"),
+    409: _problem("Conflict with the current state"),
+    413: _problem("Request body too large"),
+    422: _problem("Invalid request: see `errors`"),
+    429: _problem("Rate limit of this key reached; see Retry-After"),
+}
 
 
 class AppError(Exception):

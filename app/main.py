@@ -8,9 +8,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
 from fastapi.staticfiles import StaticFiles
 
 from app.api import (
@@ -32,12 +34,13 @@ from app.api import (
 )
 from app.config import Settings, get_settings
 from app.db import make_engine, make_sessionmaker, resolve_database_url
-from app.errors import install_error_handlers
+from app.errors import PROBLEM_JSON, PROBLEM_RESPONSES, install_error_handlers
 from app.jobs import build_scheduler
 from app.logging_setup import configure_logging
 from app.middleware import EdgeMiddleware
 from app.migrate import upgrade_to_head
 from app.rate_limit import RateLimiter
+from app.sas_bridge.fhir_errors import FHIR_JSON
 from app.sas_bridge.platform_client import platform_client
 from app.web import pages
 
@@ -84,6 +87,36 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             await engine.dispose()
 
 
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """The generated schema, with error responses declared as application/problem+json only
+    (FastAPI would also list application/json for them)."""
+    if app.openapi_schema is None:
+        schema = get_openapi(
+            title=app.title, version=app.version, description=app.description, routes=app.routes
+        )
+        for name, path in schema.get("paths", {}).items():
+            for operation in path.values():
+                for status, response in operation.get("responses", {}).items():
+                    content = response.get("content", {})
+                    # FHIR answers are fhir+json; the SMART manifest is plain JSON.
+                    if (
+                        name.startswith("/fhir")
+                        and name != "/fhir/$bulk-publish"
+                        and status[0] == "2"
+                    ):
+                        kind = "application/fhir+ndjson" if name.endswith(".ndjson") else FHIR_JSON
+                        response["content"] = {kind: {"schema": {"type": "object"}}}
+                        continue
+                    if status[0] not in "45" or PROBLEM_JSON not in content:
+                        continue
+                    if name.startswith("/fhir"):  # FHIR errors are OperationOutcomes
+                        response["content"] = {FHIR_JSON: {"schema": {"type": "object"}}}
+                    else:
+                        content.pop("application/json", None)
+        app.openapi_schema = schema
+    return app.openapi_schema
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     configure_logging(settings.log_level, settings.log_format)
@@ -92,11 +125,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         description=DESCRIPTION,
         lifespan=lifespan,
+        responses=PROBLEM_RESPONSES,
     )
     app.state.settings = settings
     app.state.sessionmaker = None
     app.state.rate_limiter = RateLimiter(settings.rate_limit_per_minute)
     install_error_handlers(app)
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     for module in (
         health,
         territories,
