@@ -43,6 +43,19 @@ class Settings(BaseSettings):
     webhook_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
     webhook_allow_insecure_urls: bool = False
 
+    # Agenda feeds (iCalendar or FHIR Slot URLs of practices' own software): how often each is
+    # polled, how long and how big a fetch may be, how many slots one may bring, the retries of
+    # a failed fetch, and whether plain http and private addresses are allowed (tests and
+    # closed networks only).
+    feed_poll_minutes: int = Field(default=15, ge=1, le=24 * 60)
+    feed_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+    feed_max_bytes: int = Field(default=5_000_000, ge=1024)
+    feed_max_slots: int = Field(default=3000, ge=1)
+    feed_max_pages: int = Field(default=20, ge=1, le=1000)
+    feed_retries: int = Field(default=3, ge=1, le=10)
+    feed_retry_base_seconds: float = Field(default=1.0, ge=0)
+    feed_allow_insecure_urls: bool = False
+
     # The national SAS platform: where Appointment notifications go (unset: none are sent),
     # the identifier system of Créneau's appointments, and the mutual-TLS material.
     sas_platform_url: str | None = None

@@ -16,6 +16,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.staticfiles import StaticFiles
 
 from app.api import (
+    agenda_feeds,
     availability,
     bookings,
     fhir,
@@ -40,6 +41,7 @@ from app.logging_setup import configure_logging
 from app.middleware import EdgeMiddleware
 from app.migrate import upgrade_to_head
 from app.rate_limit import RateLimiter
+from app.sas_bridge.feed_fetch import feed_client
 from app.sas_bridge.fhir_errors import FHIR_JSON
 from app.sas_bridge.platform_client import platform_client
 from app.web import pages
@@ -68,9 +70,15 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         timeout=httpx.Timeout(settings.webhook_timeout_seconds), follow_redirects=False
     )
     app.state.platform_http = platform_client(settings)
+    app.state.feed_http = feed_client()
     scheduler = None
     if settings.scheduler_enabled:
-        scheduler = build_scheduler(app.state.sessionmaker, app.state.http, app.state.platform_http)
+        scheduler = build_scheduler(
+            app.state.sessionmaker,
+            app.state.http,
+            app.state.platform_http,
+            feed_http=app.state.feed_http,
+        )
         scheduler.start()
         for job in scheduler.get_jobs():
             job.modify(next_run_time=datetime.now(UTC))
@@ -81,6 +89,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if scheduler is not None:
             scheduler.shutdown(wait=False)
         await app.state.http.aclose()
+        await app.state.feed_http.aclose()
         if app.state.platform_http is not None:
             await app.state.platform_http.aclose()
         if engine is not None:
@@ -140,6 +149,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         practitioners,
         keys,
         availability,
+        agenda_feeds,
         slots,
         bookings,
         mt_requests,

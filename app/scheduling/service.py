@@ -65,15 +65,20 @@ async def publishing_practitioner(
     caller.require(*PUBLISHERS)
     practitioner = await get_practitioner(session, caller, practitioner_id)
     if lock:
-        await session.execute(
-            text("SELECT pg_advisory_xact_lock(hashtextextended(:k, 0))"),
-            {"k": f"publish:{practitioner.id}"},
-        )
+        await lock_publication(session, practitioner.id)
     tz = await session.scalar(
         select(Territory.timezone).where(Territory.id == practitioner.territory_id)
     )
     assert tz is not None
     return practitioner, ZoneInfo(tz)
+
+
+async def lock_publication(session: AsyncSession, practitioner_id: uuid.UUID) -> None:
+    """Serialise every change of one practitioner's slots until the transaction ends."""
+    await session.execute(
+        text("SELECT pg_advisory_xact_lock(hashtextextended(:k, 0))"),
+        {"k": f"publish:{practitioner_id}"},
+    )
 
 
 # Slot insertion -------------------------------------------------------------------------
