@@ -1,10 +1,14 @@
 """The one Settings object, read from the environment (documented in README.md)."""
 
+import json
 from functools import lru_cache
 from pathlib import Path
+from typing import Annotated, Any, Literal, Self
 
-from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, IPvAnyNetwork, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from app.client_certs import SubjectPattern
 
 
 class Settings(BaseSettings):
@@ -64,6 +68,22 @@ class Settings(BaseSettings):
     sas_platform_key: Path | None = None
     sas_platform_ca: Path | None = None
 
+    # Inbound TLS under `creneau serve` (docs/sas-mtls.md): Créneau's certificate and key; the
+    # CA bundle client certificates must chain to (IGC-Santé); whether a client certificate is
+    # optional (bearer-key clients still connect) or required (a port for the platform only).
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    tls_client_ca: Path | None = None
+    tls_client_cert: Literal["optional", "required"] = "optional"
+    # Subjects let in as the national SAS platform, each naming a CN and an OU, separated by
+    # ";" (or a JSON list).
+    sas_platform_subjects: Annotated[list[SubjectPattern], NoDecode] = []
+    # Reverse proxies (addresses or networks, separated by commas) trusted to terminate TLS and
+    # pass the verified client certificate's subject, and X-Forwarded-For; the header names.
+    trusted_proxies: Annotated[list[IPvAnyNetwork], NoDecode] = []
+    tls_proxy_subject_header: str = "X-SSL-Client-S-DN"
+    tls_proxy_verify_header: str = "X-SSL-Client-Verify"
+
     # Web pages: the key signing session cookies (unset: a random one kept in DATA_DIR), and
     # how long a signed-in session lasts.
     session_secret: str | None = None
@@ -81,6 +101,30 @@ class Settings(BaseSettings):
     @classmethod
     def _upper(cls, value: str) -> str:
         return value.upper()
+
+    @field_validator("sas_platform_subjects", mode="before")
+    @classmethod
+    def _subjects(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            text = value.strip()
+            items = json.loads(text) if text.startswith("[") else text.split(";")
+            return [SubjectPattern.parse(item) for item in items if item.strip()]
+        return value
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _networks(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [item for item in value.replace(",", " ").split() if item]
+        return value
+
+    @model_validator(mode="after")
+    def _tls_needs_a_certificate(self) -> Self:
+        if (self.tls_key or self.tls_client_ca) and not self.tls_cert:
+            raise ValueError("TLS_KEY and TLS_CLIENT_CA need TLS_CERT")
+        if self.tls_client_cert == "required" and not self.tls_client_ca:
+            raise ValueError("TLS_CLIENT_CERT=required needs TLS_CLIENT_CA")
+        return self
 
     @property
     def appointment_system(self) -> str:

@@ -53,7 +53,8 @@ Créneau turns the shared agendas of a CPTS's GPs into bookable unscheduled-care
 lets SAS regulators search and book them, runs the médecin traitant queue and logs every step
 for the CPTS's indicators.
 
-Authenticate with `Authorization: Bearer <api key>`. Errors are RFC 9457 `application/problem+json`.
+Authenticate with `Authorization: Bearer <api key>`; the national SAS platform may instead present
+its IGC-Santé client certificate (mutual TLS). Errors are RFC 9457 `application/problem+json`.
 """
 
 
