@@ -42,7 +42,14 @@ from app.migrate import upgrade_to_head
 from app.rate_limit import RateLimiter
 from app.sas_bridge.fhir_errors import FHIR_JSON
 from app.sas_bridge.platform_client import platform_client
-from app.web import auth, booking_pages, pages, practice_pages, regulator_pages
+from app.web import (
+    auth,
+    booking_pages,
+    coordinator_pages,
+    pages,
+    practice_pages,
+    regulator_pages,
+)
 
 log = logging.getLogger(__name__)
 
@@ -150,7 +157,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         indicators,
     ):
         app.include_router(module.router)
-    for web_module in (auth, pages, practice_pages, regulator_pages, booking_pages):
+    for web_module in (
+        auth,
+        pages,
+        practice_pages,
+        regulator_pages,
+        booking_pages,
+        coordinator_pages,
+    ):
         app.include_router(web_module.router)
     app.mount(
         "/static",

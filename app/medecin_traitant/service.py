@@ -346,6 +346,20 @@ async def candidates(
     ]
 
 
+async def capacities(session: AsyncSession, caller: Caller) -> list[tuple[Practitioner, int]]:
+    """The territory's GPs with their attached patients (capacity less attached is left)."""
+    caller.require(COORDINATOR, ADMIN)
+    stmt = select(Practitioner, attached_count(Practitioner.id)).where(
+        Practitioner.profession == "general_practitioner"
+    )
+    if not caller.instance_wide:
+        stmt = stmt.where(Practitioner.territory_id.in_(caller.territory_ids))
+    rows = await session.execute(
+        stmt.order_by(Practitioner.family_name, Practitioner.given_name).limit(2000)
+    )
+    return [(p, int(n)) for p, n in rows.all()]
+
+
 # Transitions ------------------------------------------------------------------------------
 
 

@@ -63,6 +63,12 @@ _BY_MESSAGE = {
 
 
 def french(loc: str, kind: str, message: str) -> str:
+    if message.startswith("required for a"):
+        return "Ce champ est obligatoire pour ce rôle."
+    if message.startswith("not allowed for a"):
+        return "Ce champ ne s'applique pas à ce rôle."
+    if message.startswith("unknown "):
+        return "Choisissez une des valeurs proposées."
     if message in _BY_MESSAGE:
         return _BY_MESSAGE[message]
     for known, text in _BY_MESSAGE.items():
