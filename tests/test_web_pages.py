@@ -100,7 +100,9 @@ async def test_practice_previews_then_publishes_a_rule_and_sees_its_slots(
     page = await client.get(published.headers["location"])
     assert f"Règle publiée : {shown} créneau(x) créé(s)." in page.text
     assert "chaque lundi, mardi, mercredi, jeudi, vendredi, samedi, dimanche" in page.text
-    assert "Libre" in page.text
+    first = await session.scalar(select(func.min(Slot.start)))
+    week = await client.get(f"{published.headers['location']}?semaine={first.date()}")
+    assert "Libre" in week.text and "17:00–17:20" in week.text
     assert "creneau_flash" in page.headers.get("set-cookie", "")  # shown once, then gone
 
 
@@ -321,3 +323,25 @@ async def test_practice_records_outcome_and_cancels(client, territory, session):
     assert r.status_code == 303
     page = await client.get(booked)
     assert "Rendez-vous annulé." in page.text and "Médecin absent" in page.text
+
+
+async def test_an_expired_session_sends_back_to_sign_in(client, territory, monkeypatch):
+    import asyncio
+
+    from app.config import get_settings
+
+    await sign_in(client, territory.regulator)
+    assert (await client.get("/regulation")).status_code == 200
+    monkeypatch.setattr(get_settings(), "session_hours", 0)
+    await asyncio.sleep(1.1)
+    r = await client.get("/regulation")
+    assert r.status_code == 303 and r.headers["location"] == "/connexion?next=/regulation"
+
+
+async def test_every_page_answers_html_errors_never_json(client, territory):
+    await sign_in(client, territory.practice)
+    r = await client.get("/cabinet/medecins/not-a-uuid")
+    assert r.status_code == 422 and r.headers["content-type"].startswith("text/html")
+    r = await client.get("/rendez-vous/00000000-0000-0000-0000-000000000000")
+    assert r.status_code == 404 and "Page introuvable" in r.text
+    assert r.headers["content-security-policy"].startswith("default-src 'self'")

@@ -150,7 +150,9 @@ async def _search_page(
         booking=booking or _booking_form(None),
         errors=errors,
         first_error=first_error,
-        search_focus=next(iter(search.errors), None) or (None if search.searched else "commune"),
+        # The first visit puts the keyboard in the commune; a search error on its field.
+        search_focus=next(iter(search.errors), None)
+        or (None if any(criteria.values()) else "commune"),
         taken=taken,
         cursor=cursor,
     )
