@@ -692,6 +692,23 @@ async def list_practitioner_slots(
 # Unavailabilities -------------------------------------------------------------------------
 
 
+async def _booked_inside(
+    session: AsyncSession, practitioner_id: uuid.UUID, start: datetime, end: datetime
+) -> list[Slot]:
+    """The booked slots of a period: an absence's conflicts, for the practice to handle."""
+    rows = await session.scalars(
+        select(Slot)
+        .where(
+            Slot.practitioner_id == practitioner_id,
+            Slot.start < end,
+            Slot.end > start,
+            Slot.status == "booked",
+        )
+        .order_by(Slot.start)
+    )
+    return list(rows.all())
+
+
 async def create_unavailability(
     session: AsyncSession,
     caller: Caller,
@@ -725,13 +742,7 @@ async def create_unavailability(
         actor_key_id=caller.key_id,
         subject_id=unavailability.id,
     )
-    conflicts = list(
-        (
-            await session.scalars(
-                select(Slot).where(inside, Slot.status == "booked").order_by(Slot.start)
-            )
-        ).all()
-    )
+    conflicts = await _booked_inside(session, practitioner.id, data.start, data.end)
     made_unavailable = len(changed)
     await record(
         session,
@@ -773,17 +784,10 @@ async def get_unavailability(
     )
     if unavailability is None:
         raise NotFound("Unavailability not found")
-    booked = await session.scalars(
-        select(Slot)
-        .where(
-            Slot.practitioner_id == practitioner.id,
-            Slot.start < unavailability.end,
-            Slot.end > unavailability.start,
-            Slot.status == "booked",
-        )
-        .order_by(Slot.start)
+    booked = await _booked_inside(
+        session, practitioner.id, unavailability.start, unavailability.end
     )
-    return unavailability, list(booked.all()), tz
+    return unavailability, booked, tz
 
 
 async def delete_unavailability(
