@@ -72,7 +72,9 @@ async def test_coordinator_attaches_a_patient(client, territory, session):
     reads = await session.scalar(
         select(func.count())
         .select_from(PatientAccess)
-        .where(PatientAccess.record_type == "mt_request")
+        .where(
+            PatientAccess.record_type == "mt_request", PatientAccess.territory_id == territory.id
+        )
     )
     assert reads >= 4  # the queue and each page showing the patient
 
@@ -115,7 +117,11 @@ async def test_directory_and_keys(client, territory, session):
     assert r.status_code == 422 and "Le RPPS compte 11 chiffres." in r.text
     r = await client.post("/coordination/annuaire/medecins", data=data)
     assert r.status_code == 303
-    assert await session.scalar(select(Practitioner).where(Practitioner.rpps == "12345678901"))
+    assert await session.scalar(
+        select(Practitioner).where(
+            Practitioner.rpps == "12345678901", Practitioner.territory_id == territory.id
+        )
+    )
     keys = await client.get("/coordination/cles")
     assert keys.status_code == 200
     r = await client.post(
@@ -125,7 +131,11 @@ async def test_directory_and_keys(client, territory, session):
     )  # fmt: skip
     assert r.status_code == 200
     secret = re.search(r'<code class="secret">(crn_[^<]+)</code>', r.text).group(1)
-    key = await session.scalar(select(ApiKey).where(ApiKey.name == "Secrétariat"))
+    key = await session.scalar(
+        select(ApiKey).where(
+            ApiKey.name == "Secrétariat", ApiKey.practice_id == territory.practice_id
+        )
+    )
     assert key.role == "practice" and secret.startswith(key.prefix)
     r = await client.post(
         f"/coordination/cles/{key.id}/revoquer", data={"csrf": csrf_of(keys.text)}

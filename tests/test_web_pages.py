@@ -71,8 +71,15 @@ def rule_form(csrf: str, action: str, **over: str) -> dict[str, str | list[str]]
     return {**fields, "jours": ["MO", "TU", "WE", "TH", "FR", "SA", "SU"]}
 
 
-async def slot_count(session) -> int:
-    return await session.scalar(select(func.count()).select_from(Slot)) or 0
+async def slot_count(session, t: Territory) -> int:
+    """The territory's GP's slots (other tests may leave committed data in the database)."""
+    stmt = select(func.count()).select_from(Slot).where(Slot.practitioner_id == t.practitioner_id)
+    return await session.scalar(stmt) or 0
+
+
+async def rule_count(session, t: Territory) -> int:
+    stmt = select(func.count()).where(AvailabilityRule.practitioner_id == t.practitioner_id)
+    return await session.scalar(stmt) or 0
 
 
 # Practice ---------------------------------------------------------------------------------
@@ -91,16 +98,18 @@ async def test_practice_previews_then_publishes_a_rule_and_sees_its_slots(
     preview = await client.post(url, data=rule_form(csrf_of(form.text), "apercu"))
     assert preview.status_code == 200, preview.text
     shown = int(re.search(r"Aperçu : (\d+) créneau", preview.text).group(1))
-    assert shown > 0 and await slot_count(session) == 0  # a preview writes nothing
+    assert shown > 0 and await slot_count(session, territory) == 0  # a preview writes nothing
     assert "17:00" in preview.text and "18:40" in preview.text
     published = await client.post(url, data=rule_form(csrf_of(form.text), "publier"))
     assert published.status_code == 303
     assert published.headers["location"] == f"/cabinet/medecins/{territory.practitioner_id}"
-    assert await slot_count(session) == shown  # exactly the slots the preview announced
+    assert await slot_count(session, territory) == shown  # exactly the slots the preview announced
     page = await client.get(published.headers["location"])
     assert f"Règle publiée : {shown} créneau(x) créé(s)." in page.text
     assert "chaque lundi, mardi, mercredi, jeudi, vendredi, samedi, dimanche" in page.text
-    first = await session.scalar(select(func.min(Slot.start)))
+    first = await session.scalar(
+        select(func.min(Slot.start)).where(Slot.practitioner_id == territory.practitioner_id)
+    )
     week = await client.get(f"{published.headers['location']}?semaine={first.date()}")
     assert "Libre" in week.text and "17:00–17:20" in week.text
     assert "creneau_flash" in page.headers.get("set-cookie", "")  # shown once, then gone
@@ -117,7 +126,7 @@ async def test_rule_errors_are_french_and_next_to_their_fields(client, territory
     r = await client.post(url, data=rule_form(csrf, "publier", slot_minutes="25"))
     assert r.status_code == 422
     assert 'id="slot_minutes-error"' in r.text and 'aria-invalid="true"' in r.text
-    assert await session.scalar(select(func.count()).select_from(AvailabilityRule)) == 0
+    assert await rule_count(session, territory) == 0
 
 
 async def test_overlapping_rule_is_refused_with_the_first_clash(client, territory):
@@ -133,7 +142,11 @@ async def test_overlapping_rule_is_refused_with_the_first_clash(client, territor
 
 async def test_edit_and_end_a_rule(client, territory, session):
     await publish_all_day(client, territory)
-    rule = await session.scalar(select(AvailabilityRule))
+    rule = await session.scalar(
+        select(AvailabilityRule).where(
+            AvailabilityRule.practitioner_id == territory.practitioner_id
+        )
+    )
     await sign_in(client, territory.practice)
     url = f"/cabinet/medecins/{territory.practitioner_id}/regles/{rule.id}"
     form = await client.get(url)
@@ -149,7 +162,7 @@ async def test_edit_and_end_a_rule(client, territory, session):
     assert "Règle modifiée" in page.text and "de 08:00 à 12:00" in page.text
     ended = await client.post(f"{url}/terminer", data={"csrf": csrf_of(page.text)})
     assert ended.status_code == 303
-    assert await session.scalar(select(func.count()).select_from(AvailabilityRule)) == 0
+    assert await rule_count(session, territory) == 0
 
 
 async def test_one_off_slot_and_absence_with_its_conflicts(client, territory, session):
@@ -164,7 +177,9 @@ async def test_one_off_slot_and_absence_with_its_conflicts(client, territory, se
     )  # fmt: skip
     assert r.status_code == 303, r.text
     assert "Créneau ajouté le" in (await client.get(r.headers["location"])).text
-    slot = await session.scalar(select(Slot))
+    slot = await session.scalar(
+        select(Slot).where(Slot.practitioner_id == territory.practitioner_id)
+    )
     assert slot.start.isoformat().startswith(day)
     bad = await client.post(
         f"{base}/creneau",
@@ -210,7 +225,7 @@ async def test_forms_need_the_csrf_token(client, territory, session):
     url = f"/cabinet/medecins/{territory.practitioner_id}/regles/nouvelle"
     r = await client.post(url, data=rule_form("forged", "publier"))
     assert r.status_code == 403 and "jeton de sécurité" in r.text
-    assert await session.scalar(select(func.count()).select_from(AvailabilityRule)) == 0
+    assert await rule_count(session, territory) == 0
 
 
 async def test_pages_send_visitors_to_sign_in_with_the_way_back(client):
@@ -250,7 +265,9 @@ async def test_regulator_finds_and_books_a_slot(client, territory, session):
     again = await client.post("/regulation/reserver", data=data)  # a double submission
     assert again.headers["location"] == r.headers["location"]  # books once
     reads = await session.scalar(
-        select(func.count()).select_from(PatientAccess).where(PatientAccess.action == "read")
+        select(func.count()).where(
+            PatientAccess.action == "read", PatientAccess.territory_id == territory.id
+        )
     )
     assert reads == 1
     assert ids[0] not in slot_ids(await search(client))

@@ -23,6 +23,7 @@ from app.idempotency import idempotent
 from app.medecin_traitant import schemas, service
 from app.security import ADMIN, COORDINATOR, Caller
 from app.web.auth import Form, FormDep, UserDep, WebUser, done, require_role, show
+from app.web.booking_pages import caller_zone
 from app.web.forms import PATIENT_FIELDS, nested, parse, service_errors
 
 router = APIRouter(prefix="/coordination", include_in_schema=False)
@@ -145,8 +146,10 @@ async def _request_page(
         else []
     )
     errors = errors or {}
+    zones = await directory_service.territory_zones(session, {item.territory_id})
     return show(request, user, "mt_request.html", status, r=item, candidates=candidates,
-                errors=errors, first_error=next(iter(errors), None))  # fmt: skip
+                tz=zones[item.territory_id], errors=errors,
+                first_error=next(iter(errors), None))  # fmt: skip
 
 
 @router.get("/mt/{request_id}")
@@ -361,6 +364,7 @@ async def _keys_page(
     )
     errors = errors or {}
     return show(request, user, "keys.html", status, keys=keys, created=created,
+                tz=await caller_zone(session, user.caller),
                 practice_options=[(str(p.id), p.name) for p in practices],
                 regulator_options=[(str(r.id), r.name) for r in regulators],
                 values=values or {"role": "practice"}, errors=errors,
