@@ -44,7 +44,14 @@ from app.rate_limit import RateLimiter
 from app.sas_bridge.feed_fetch import feed_client
 from app.sas_bridge.fhir_errors import FHIR_JSON
 from app.sas_bridge.platform_client import platform_client
-from app.web import pages
+from app.web import (
+    auth,
+    booking_pages,
+    coordinator_pages,
+    pages,
+    practice_pages,
+    regulator_pages,
+)
 
 log = logging.getLogger(__name__)
 
@@ -161,7 +168,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         indicators,
     ):
         app.include_router(module.router)
-    app.include_router(pages.router)
+    for web_module in (
+        auth,
+        pages,
+        practice_pages,
+        regulator_pages,
+        booking_pages,
+        coordinator_pages,
+    ):
+        app.include_router(web_module.router)
     app.mount(
         "/static",
         StaticFiles(directory=Path(__file__).parent / "web" / "static"),
