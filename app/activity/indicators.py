@@ -61,6 +61,81 @@ def _ratio(numerator: float, denominator: float) -> float | None:
     return round(numerator / denominator, 4) if denominator else None
 
 
+# SNP offer per period: net slots and minutes per local day of the slot, from the offer
+# ledger's daily roll-up (a projection of the log's slots.offered / slots.withdrawn events).
+OFFER_SQL = """
+WITH per_gp AS (
+    SELECT date_trunc(:g, day)::date AS bucket, practitioner_id,
+           sum(slots) AS slots, sum(minutes) AS minutes
+    FROM offer_day
+    WHERE territory_id = :t AND day >= :first AND day < :last
+    GROUP BY 1, 2
+)
+SELECT bucket, sum(slots) AS slots, sum(minutes) AS minutes,
+       count(*) FILTER (WHERE slots > 0) AS practitioners
+FROM per_gp GROUP BY bucket
+"""
+
+# Bookings and their outcomes, by the local time they were made.
+BOOKINGS_SQL = """
+SELECT date_trunc(:g, e.at AT TIME ZONE :tz)::date AS bucket, e.type,
+       e.data->>'modality' AS modality, count(*) AS n,
+       count(*) FILTER (WHERE (e.data->>'lead_minutes')::int <= 1440) AS within_24h,
+       count(*) FILTER (WHERE (e.data->>'lead_minutes')::int <= 2880) AS within_48h,
+       count(*) FILTER (WHERE e.data->>'was' = 'booked') AS was_booked
+FROM activity_event e
+WHERE e.territory_id = :t AND e.at >= :lo AND e.at < :hi
+  AND e.type IN ('booking.booked', 'booking.overbooked', 'booking.cancelled',
+                 'booking.honored', 'booking.no_show')
+GROUP BY 1, 2, 3
+"""
+
+# Bookings by the local day of their slot, for the fill rate.
+BOOKED_BY_SLOT_DAY_SQL = """
+SELECT date_trunc(:g, (e.data->>'start')::timestamptz AT TIME ZONE :tz)::date,
+       count(*)
+FROM activity_event e
+WHERE e.territory_id = :t AND e.type = 'booking.booked'
+  AND e.at >= :lookback AND e.at < :hi
+  AND (e.data->>'start')::timestamptz >= :lo
+  AND (e.data->>'start')::timestamptz < :hi
+GROUP BY 1
+"""
+
+# MT events in order up to the end of the last period (queue sizes are running sums).
+MT_SQL = """
+SELECT e.at, date_trunc(:g, e.at AT TIME ZONE :tz)::date AS bucket, e.type,
+       e.practitioner_id, e.data
+FROM activity_event e
+WHERE e.territory_id = :t AND e.at < :hi
+  AND e.type IN ('mt.registered', 'mt.attached', 'mt.withdrawn',
+                 'mt.capacity_set')
+ORDER BY e.at, e.id
+"""
+
+QUERIES = {
+    "offer": OFFER_SQL,
+    "bookings": BOOKINGS_SQL,
+    "booked_by_slot_day": BOOKED_BY_SLOT_DAY_SQL,
+    "mt": MT_SQL,
+}
+
+
+def query_params(
+    territory_id: uuid.UUID, tz_name: str, granularity: Granularity, start: date, end: date
+) -> tuple[list[tuple[date, date]], dict[str, Any]]:
+    """The periods and the bind parameters shared by the queries (bench/indicators.py
+    explains them with these)."""
+    tz = ZoneInfo(tz_name)
+    buckets = periods(start, end, granularity)
+    first, last = buckets[0][0], buckets[-1][1]
+    lo = datetime.combine(first, time(), tz)
+    hi = datetime.combine(last, time(), tz)
+    params = {"t": territory_id, "tz": tz_name, "g": granularity, "lo": lo, "hi": hi,
+              "first": first, "last": last, "lookback": lo - _OFFER_LOOKBACK}  # fmt: skip
+    return buckets, params
+
+
 async def compute(
     session: AsyncSession,
     territory_id: uuid.UUID,
@@ -69,32 +144,15 @@ async def compute(
     start: date,
     end: date,
 ) -> list[Figures]:
-    tz = ZoneInfo(tz_name)
-    buckets = periods(start, end, granularity)
-    first, last = buckets[0][0], buckets[-1][1]
-    lo = datetime.combine(first, time(), tz)
-    hi = datetime.combine(last, time(), tz)
-    p = {"t": territory_id, "tz": tz_name, "g": granularity, "lo": lo, "hi": hi,
-         "first": first, "last": last, "lookback": lo - _OFFER_LOOKBACK}  # fmt: skip
+    buckets, p = query_params(territory_id, tz_name, granularity, start, end)
+    # A year of a large territory aggregates a few hundred thousand events: enough memory for
+    # the hash aggregates to stay off disk, for this transaction only.
+    await session.execute(text("SET LOCAL work_mem = '64MB'"))
     figures = {b: Figures(b, e) for b, e in buckets}
 
-    # SNP offer: net slots and minutes per local day of the slot, from the offer ledger's
-    # daily roll-up (a projection of the log's slots.offered / slots.withdrawn events).
+    # SNP offer: net slots and minutes per local day of the slot.
     offer = await session.execute(
-        text(
-            """
-            WITH per_gp AS (
-                SELECT date_trunc(:g, day)::date AS bucket, practitioner_id,
-                       sum(slots) AS slots, sum(minutes) AS minutes
-                FROM offer_day
-                WHERE territory_id = :t AND day >= :first AND day < :last
-                GROUP BY 1, 2
-            )
-            SELECT bucket, sum(slots) AS slots, sum(minutes) AS minutes,
-                   count(*) FILTER (WHERE slots > 0) AS practitioners
-            FROM per_gp GROUP BY bucket
-            """
-        ),
+        text(OFFER_SQL),
         p,
     )
     for bucket, slots, minutes, practitioners in offer:
@@ -105,20 +163,7 @@ async def compute(
 
     # Bookings, by the time they were made.
     bookings = await session.execute(
-        text(
-            """
-            SELECT date_trunc(:g, e.at AT TIME ZONE :tz)::date AS bucket, e.type,
-                   e.data->>'modality' AS modality, count(*) AS n,
-                   count(*) FILTER (WHERE (e.data->>'lead_minutes')::int <= 1440) AS within_24h,
-                   count(*) FILTER (WHERE (e.data->>'lead_minutes')::int <= 2880) AS within_48h,
-                   count(*) FILTER (WHERE e.data->>'was' = 'booked') AS was_booked
-            FROM activity_event e
-            WHERE e.territory_id = :t AND e.at >= :lo AND e.at < :hi
-              AND e.type IN ('booking.booked', 'booking.overbooked', 'booking.cancelled',
-                             'booking.honored', 'booking.no_show')
-            GROUP BY 1, 2, 3
-            """
-        ),
+        text(BOOKINGS_SQL),
         p,
     )
     counts: dict[date, dict[str, Any]] = defaultdict(lambda: defaultdict(int))
@@ -141,18 +186,7 @@ async def compute(
     by_slot_day: dict[date, int] = dict(
         (
             await session.execute(
-                text(
-                    """
-                    SELECT date_trunc(:g, (e.data->>'start')::timestamptz AT TIME ZONE :tz)::date,
-                           count(*)
-                    FROM activity_event e
-                    WHERE e.territory_id = :t AND e.type = 'booking.booked'
-                      AND e.at >= :lookback AND e.at < :hi
-                      AND (e.data->>'start')::timestamptz >= :lo
-                      AND (e.data->>'start')::timestamptz < :hi
-                    GROUP BY 1
-                    """
-                ),
+                text(BOOKED_BY_SLOT_DAY_SQL),
                 p,
             )
         ).all()
@@ -193,17 +227,7 @@ async def _mt(
     every event since the start, so the query reads the whole history up to the last period."""
     rows = (
         await session.execute(
-            text(
-                """
-                SELECT e.at, date_trunc(:g, e.at AT TIME ZONE :tz)::date AS bucket, e.type,
-                       e.practitioner_id, e.data
-                FROM activity_event e
-                WHERE e.territory_id = :t AND e.at < :hi
-                  AND e.type IN ('mt.registered', 'mt.attached', 'mt.withdrawn',
-                                 'mt.capacity_set')
-                ORDER BY e.at, e.id
-                """
-            ),
+            text(MT_SQL),
             p,
         )
     ).all()
