@@ -156,7 +156,7 @@ class Settings(BaseSettings):
 
     @property
     def psc_enabled(self) -> bool:
-        return self.psc_issuer is not None
+        return bool(self.psc_issuer)
 
     @property
     def appointment_system(self) -> str:

@@ -35,7 +35,7 @@ def sign_in_message(settings: Settings, to: str, url: str) -> EmailMessage:
 async def send_sign_in_link(settings: Settings, account_id: uuid.UUID, to: str, url: str) -> bool:
     """Send the link; a failure is logged (without the address) and reported as False: the
     visitor was already told, whatever happens, that a link may be on its way."""
-    if settings.smtp_host is None:
+    if not settings.smtp_host:
         log.warning("sign-in link not sent: SMTP_HOST is not set", extra={"account": account_id})
         return False
     try:

@@ -34,7 +34,7 @@ from starlette.responses import Response
 
 from app.activity.audit import log_access
 from app.api.deps import SessionDep
-from app.config import Settings
+from app.config import Settings, get_settings
 from app.directory.models import Practice, Practitioner, Territory
 from app.errors import Forbidden, NotFound, SlotUnavailable, ValidationFailed
 from app.idempotency import idempotent
@@ -179,7 +179,7 @@ def _sign_in_page(
         form_error=form_error,
         sent=sent,
         minutes=settings.sign_in_link_minutes,
-        mail_enabled=settings.smtp_host is not None,
+        mail_enabled=bool(settings.smtp_host),
         psc_enabled=settings.psc_enabled,
     )
     _set_cookie(response, request, LOGIN_CSRF, token, 3600, HOME)
@@ -222,7 +222,7 @@ async def ask_for_link(
             error="Adresse e-mail invalide, ex. prenom.nom@exemple.fr.",
         )
     settings = _settings(request)
-    if settings.smtp_host is not None:
+    if settings.smtp_host:
         issued = await sign_in.issue_link(
             session,
             email,
@@ -630,6 +630,7 @@ async def booked(
         doctor=doctor,
         b=shown,
         flash=flash,
+        platform_told=get_settings().sas_platform_url is not None,  # as appointments.notify
         back=f"/agenda/{practitioner_id}" + (f"?{query}" if query else ""),
     )
     if flash is not None:
