@@ -1,7 +1,7 @@
 """booking page sign-in: one-time e-mailed links and account sessions
 
 Revision ID: 0014_agenda_sign_in
-Revises: 0012_agenda_feeds (to become 0013_activity_rollup when that migration lands on main)
+Revises: 0013_activity_rollup
 Create Date: 2026-11-29 18:12:06.632616
 """
 
@@ -11,9 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0014_agenda_sign_in"
-# Numbered 0014 to follow 0013_activity_rollup, written on main at the same time: once it
-# lands, this down_revision becomes "0013_activity_rollup".
-down_revision: str | None = "0012_agenda_feeds"
+down_revision: str | None = "0013_activity_rollup"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
