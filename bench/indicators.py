@@ -114,7 +114,7 @@ async def seed(dsn: str, gps: int, year: int) -> tuple[uuid.UUID, str]:
         columns=["at", "type", "territory_id", "practitioner_id", "data"],
     )  # fmt: skip
     await conn.execute("ANALYZE activity_event")
-    await conn.execute("ANALYZE offer_day")
+    await conn.execute("ANALYZE offer_period, booking_day, booked_slot_day")
     print(f"{len(rows):,} events for {gps} practitioners over {year}")
     await conn.close()
     return territory, key
