@@ -49,6 +49,7 @@ from app.web import (
     auth,
     booking_pages,
     coordinator_pages,
+    directory_pages,
     pages,
     practice_pages,
     pro_sante_connect,
@@ -180,6 +181,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         regulator_pages,
         booking_pages,
         coordinator_pages,
+        directory_pages,
         agenda_pages,
     ):
         app.include_router(web_module.router)
