@@ -49,7 +49,9 @@ from app.web import (
     auth,
     booking_pages,
     coordinator_pages,
+    directory_pages,
     pages,
+    practice_mt_pages,
     practice_pages,
     pro_sante_connect,
     regulator_pages,
@@ -177,9 +179,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         auth,
         pages,
         practice_pages,
+        practice_mt_pages,
         regulator_pages,
         booking_pages,
         coordinator_pages,
+        directory_pages,
         agenda_pages,
     ):
         app.include_router(web_module.router)

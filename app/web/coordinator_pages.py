@@ -174,14 +174,14 @@ async def _transition(
         await session.rollback()
         return await _request_page(
             request, session, user, request_id,
-            errors={"_form": _MT_CONFLICTS.get(exc.detail, "Action impossible : " + exc.detail)},
+            errors={"_form": MT_CONFLICTS.get(exc.detail, "Action impossible : " + exc.detail)},
             status=exc.status,
         )  # fmt: skip
     return done(request, f"/coordination/mt/{request_id}", message)
 
 
 _NO_PLACE = "Ce médecin n'a plus de place de médecin traitant."
-_MT_CONFLICTS = {
+MT_CONFLICTS = {
     "This GP takes no new médecin traitant patients (capacity reached)": _NO_PLACE,
     "This GP has no médecin traitant place left": _NO_PLACE,
     "The proposal has lapsed; propose again": "La proposition a expiré : proposez de nouveau.",

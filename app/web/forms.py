@@ -51,6 +51,8 @@ _BY_FIELD = {
     "postal_code": "Le code postal compte 5 chiffres.",
     "siret": "Le SIRET compte 14 chiffres.",
     "phone": "Numéro de téléphone français invalide.",
+    "lat": "Latitude invalide : un nombre entre -90 et 90, ex. 44.9264.",
+    "lon": "Longitude invalide : un nombre entre -180 et 180, ex. 2.4396.",
 }
 _BY_MESSAGE = {
     "end must be after start": "La fin doit être après le début.",

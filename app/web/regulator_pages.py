@@ -5,25 +5,35 @@ form's one-time token, so a double submission books once."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import uuid
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response
 
 from app.api.deps import SessionDep
-from app.directory.service import Commune, communes
-from app.errors import NotFound, SlotUnavailable, ValidationFailed
+from app.directory.service import (
+    Commune,
+    communes,
+    get_practitioner,
+    list_practitioners,
+    territory_zones,
+)
+from app.errors import Conflict, NotFound, SlotUnavailable, ValidationFailed
 from app.idempotency import idempotent
 from app.scheduling import booking_service, service
-from app.scheduling.booking_schemas import BookingIn, BookingOut
+from app.scheduling.booking_schemas import BookingIn, BookingOut, OverbookIn
 from app.security import REGULATOR
 from app.web.auth import Form, FormDep, UserDep, WebUser, done, require_role, show
-from app.web.forms import PATIENT_FIELDS, nested, parse
+from app.web.forms import PATIENT_FIELDS, local_datetime, nested, parse, service_errors
+from app.web.render import day
 
 router = APIRouter(prefix="/regulation", include_in_schema=False)
 
@@ -219,3 +229,104 @@ async def book(request: Request, session: SessionDep, user: UserDep, form: FormD
         )
     booking_id = json.loads(bytes(response.body))["id"]
     return done(request, f"/rendez-vous/{booking_id}", "Rendez-vous réservé.")
+
+
+# Surnuméraire bookings --------------------------------------------------------------------
+
+
+async def _overbook_gps(session: AsyncSession, user: WebUser) -> list[Any]:
+    """The GPs of the regulator's territories who accept surnuméraire patients."""
+    gps, _ = await list_practitioners(
+        session, user.caller, territory_id=None, practice_id=None, rpps=None,
+        cursor=None, limit=1000,
+    )  # fmt: skip
+    return [p for p in gps if p.accepts_overbooking]
+
+
+async def _overbook_page(
+    request: Request,
+    session: AsyncSession,
+    user: WebUser,
+    values: dict[str, str],
+    errors: dict[str, str] | None = None,
+    status: int = 200,
+) -> Response:
+    gps = await _overbook_gps(session, user)
+    errors = errors or {}
+    values.setdefault("jeton", str(uuid.uuid4()))
+    options = [
+        (str(p.id), f"Dr {p.given_name} {p.family_name} ({p.overbooking_daily_cap} par jour)")
+        for p in gps
+    ]
+    return show(request, user, "overbook.html", status, gps=options, values=values,
+                errors=errors, first_error=next(iter(errors), None))  # fmt: skip
+
+
+@router.get("/surnumeraire")
+async def overbook_form(
+    request: Request, session: SessionDep, user: UserDep, medecin: str = ""
+) -> Response:
+    require_role(user, REGULATOR)
+    return await _overbook_page(
+        request, session, user, {"practitioner_id": medecin, "modality": "cabinet"}
+    )
+
+
+def _cap_message(detail: str, name: str) -> str:
+    """The service's 409s in French: the GP's daily cap reached, or no surnuméraire at all."""
+    cap = re.match(r"The daily surnuméraire cap \((\d+)\) is reached for (\S+)", detail)
+    if cap:
+        when = day(date.fromisoformat(cap.group(2)), "EEEE d MMMM y")
+        return (
+            f"Le Dr {name} a déjà atteint son maximum de {cap.group(1)} rendez-vous "
+            f"surnuméraire(s) le {when}. Choisissez un autre médecin ou un autre jour : "
+            "les informations du patient sont conservées."
+        )
+    return f"Le Dr {name} n'accepte pas de patients en surnuméraire."
+
+
+@router.post("/surnumeraire")
+async def overbook(request: Request, session: SessionDep, user: UserDep, form: FormDep) -> Response:
+    """A consultation beyond the published slots, within the GP's daily cap, idempotent on the
+    form's one-time token like a slot booking."""
+    require_role(user, REGULATOR)
+    values = form.values()
+    data = nested(form, "practitioner_id", "modality", "sas_case_ref", "reason", *PATIENT_FIELDS)
+    gp = None
+    with contextlib.suppress(ValueError, NotFound):  # the model says what is wrong with it
+        gp = await get_practitioner(session, user.caller, uuid.UUID(form.get("practitioner_id")))
+    if form.get("start"):
+        tz = ZoneInfo((await territory_zones(session, {gp.territory_id}))[gp.territory_id]
+                      if gp else "Europe/Paris")  # fmt: skip
+        data["start"] = local_datetime(form.get("start"), tz)
+    body, errors = parse(OverbookIn, data)
+    if "practitioner_id" in errors:
+        errors["practitioner_id"] = "Choisissez un médecin dans la liste."
+    if not re.fullmatch(r"[0-9a-f-]{36}", form.get("jeton")):
+        errors["_form"] = "Le formulaire est incomplet : rechargez la page."
+    if body is None or errors:
+        return await _overbook_page(request, session, user, values, errors, 422)
+    name = gp.family_name if gp else ""
+
+    async def run() -> BookingOut:
+        return booking_service.render(await booking_service.overbook(session, user.caller, body))
+
+    try:
+        response = await idempotent(
+            session, user.caller, form.get("jeton"), "POST /v1/bookings/overbook", body, run
+        )
+    except Conflict as exc:
+        await session.rollback()
+        values["jeton"] = str(uuid.uuid4())
+        return await _overbook_page(
+            request, session, user, values, {"_form": _cap_message(exc.detail, name)}, 409
+        )
+    except ValidationFailed as exc:
+        await session.rollback()
+        errors = service_errors(exc)
+        if any(loc.startswith("header") for loc in errors):  # the token served another
+            errors = {"_form": "Ce formulaire a déjà servi (voir « Mes réservations »)."}
+            values.pop("jeton", None)
+        return await _overbook_page(request, session, user, values, errors, 422)
+    booking_id = json.loads(bytes(response.body))["id"]
+    return done(request, f"/rendez-vous/{booking_id}", "Rendez-vous surnuméraire réservé.")
