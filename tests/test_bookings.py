@@ -290,6 +290,7 @@ async def test_overbooking_cap_is_per_local_day(client, territory):
     r = await overbook(client, territory, late)
     assert r.status_code == 201, r.text
     assert r.json()["overbooked"] is True and r.json()["slot"] is None
-    assert_problem(await overbook(client, territory, late - timedelta(hours=3)), 409)
+    problem = assert_problem(await overbook(client, territory, late - timedelta(hours=3)), 409)
+    assert (problem["cap"], problem["day"]) == (1, day.isoformat())
     # 00:30 local the next day is another day, though it is the same UTC date as 23:30 +01:00.
     assert (await overbook(client, territory, late + timedelta(hours=1))).status_code == 201

@@ -409,6 +409,8 @@ async def overbook(session: AsyncSession, caller: Caller, data: schemas.Overbook
         raise Conflict(
             f"The daily surnuméraire cap ({practitioner.overbooking_daily_cap}) is reached "
             f"for {local_day.isoformat()}",
+            cap=practitioner.overbooking_daily_cap,
+            day=local_day.isoformat(),
         )
     booking = Booking(
         slot_id=None,

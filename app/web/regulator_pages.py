@@ -272,13 +272,13 @@ async def overbook_form(
     )
 
 
-def _cap_message(detail: str, name: str) -> str:
-    """The service's 409s in French: the GP's daily cap reached, or no surnuméraire at all."""
-    cap = re.match(r"The daily surnuméraire cap \((\d+)\) is reached for (\S+)", detail)
-    if cap:
-        when = day(date.fromisoformat(cap.group(2)), "EEEE d MMMM y")
+def _cap_message(error: Conflict, name: str) -> str:
+    """The service's 409s in French: the GP's daily cap reached (the problem carries `cap`
+    and `day`), or no surnuméraire at all."""
+    if "cap" in error.extra:
+        when = day(date.fromisoformat(error.extra["day"]), "EEEE d MMMM y")
         return (
-            f"Le Dr {name} a déjà atteint son maximum de {cap.group(1)} rendez-vous "
+            f"Le Dr {name} a déjà atteint son maximum de {error.extra['cap']} rendez-vous "
             f"surnuméraire(s) le {when}. Choisissez un autre médecin ou un autre jour : "
             "les informations du patient sont conservées."
         )
@@ -319,7 +319,7 @@ async def overbook(request: Request, session: SessionDep, user: UserDep, form: F
         await session.rollback()
         values["jeton"] = str(uuid.uuid4())
         return await _overbook_page(
-            request, session, user, values, {"_form": _cap_message(exc.detail, name)}, 409
+            request, session, user, values, {"_form": _cap_message(exc, name)}, 409
         )
     except ValidationFailed as exc:
         await session.rollback()
