@@ -514,36 +514,45 @@ async def scenario_killed_worker(clients: int, seconds: float) -> None:
         ledger = Ledger()
         origin = time.perf_counter()
         killed_at = 0.0
-        victim = before[0]
+        victim = 0
         async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
             open_at_kill: list[str] = []
+            stop = asyncio.Event()
 
             async def kill() -> None:
-                """SIGKILL the worker at a moment when it has a transaction open."""
-                nonlocal killed_at
+                """SIGKILL a worker at a moment when it has a booking transaction open."""
+                nonlocal killed_at, victim
                 await asyncio.sleep(seconds / 3)
                 conn = await asyncpg.connect(dsn)
                 pg_port = make_url(url).port or 5432
-                deadline = time.monotonic() + 3
-                while time.monotonic() < deadline:
-                    ports = [
-                        c.laddr.port
-                        for c in psutil.Process(victim).net_connections("tcp")
-                        if c.raddr and c.raddr.port == pg_port
-                    ]
-                    rows = await conn.fetch(
-                        "SELECT state, left(query, 60) AS query FROM pg_stat_activity "
-                        "WHERE client_port = ANY($1::int[]) AND xact_start IS NOT NULL",
-                        ports,
-                    )
-                    if rows:
-                        break
-                killed_at = time.perf_counter() - origin
+                rows: list[asyncpg.Record] = []
+                deadline = time.monotonic() + 5
+                while not rows and time.monotonic() < deadline:
+                    for pid in before:
+                        ports = [
+                            c.laddr.port
+                            for c in psutil.Process(pid).net_connections("tcp")
+                            if c.raddr and c.raddr.port == pg_port
+                        ]
+                        rows = await conn.fetch(
+                            "SELECT state, left(query, 60) AS query FROM pg_stat_activity "
+                            "WHERE client_port = ANY($1::int[]) AND xact_start IS NOT NULL",
+                            ports,
+                        )
+                        if rows:
+                            victim = pid
+                            break
+                victim = victim or before[0]
                 os.kill(victim, signal.SIGKILL)
+                killed_at = time.perf_counter() - origin
                 await conn.close()
                 open_at_kill.extend(f"{r['state']}: {r['query']}" for r in rows)
+                await asyncio.sleep(seconds / 2)  # the load goes on after the kill
+                stop.set()
 
-            await asyncio.gather(booking_load(http, dept, slots, ledger, clients, seconds), kill())
+            await asyncio.gather(
+                booking_load(http, dept, slots, ledger, clients, seconds, stop=stop), kill()
+            )
             after_kill = [a for a in ledger.attempts if a.started - origin > killed_at + 1]
             ok_after = sum(1 for a in after_kill if a.status in (201, 409))
             after = await wait_for_workers(server, 2, without=victim)
@@ -551,6 +560,11 @@ async def scenario_killed_worker(clients: int, seconds: float) -> None:
                 f"workers {before}; killed {victim} at {killed_at:.1f} s with "
                 f"{len(open_at_kill)} transaction(s) open {open_at_kill}; workers now {after}; "
                 f"answers: {ledger.statuses()}"
+            )
+            verdict(
+                "(c) the worker died mid-booking",
+                bool(open_at_kill),
+                f"{len(open_at_kill)} of its transactions were open when it was killed",
             )
             verdict(
                 "(c) the service keeps serving",
