@@ -596,12 +596,23 @@ async def closed_step(mix: Mix, clients: int, seconds: float, warmup: float) -> 
     return stats
 
 
-async def open_step(mix: Mix, rate: float, seconds: float, warmup: float) -> tuple[Stats, float]:
+async def open_step(
+    mix: Mix,
+    rate: float,
+    seconds: float,
+    warmup: float,
+    in_flight: int = 100,
+    drain: float = 20.0,
+) -> tuple[Stats, float]:
     """Poisson arrivals at `rate` per second; each request's latency runs from its scheduled
-    arrival. Returns the stats and the largest lag of the dispatcher behind the schedule."""
+    arrival, including any wait for one of the `in_flight` connections (as a proxy's queue
+    would). Requests still unanswered `drain` seconds after the last arrival are abandoned and
+    counted as errors, so that an overloaded run stays bounded in time. Returns the stats and
+    the largest lag of the dispatcher behind the schedule."""
     stats = Stats(seconds=seconds)
     rng = random.Random(7)
-    tasks: set[asyncio.Task[None]] = set()
+    slots = asyncio.Semaphore(in_flight)
+    tasks: dict[asyncio.Task[None], tuple[str, float]] = {}
     started = time.perf_counter()
     measure_from = started + warmup
     stop_at = measure_from + seconds
@@ -610,7 +621,8 @@ async def open_step(mix: Mix, rate: float, seconds: float, warmup: float) -> tup
 
     async def one(kind: str, scheduled: float, client_rng: random.Random) -> None:
         nonlocal last_done
-        outcome = await mix.call(kind, client_rng)
+        async with slots:
+            outcome = await mix.call(kind, client_rng)
         if scheduled >= measure_from:
             done = time.perf_counter()
             stats.add(kind, (done - scheduled) * 1000, outcome)
@@ -625,10 +637,19 @@ async def open_step(mix: Mix, rate: float, seconds: float, warmup: float) -> tup
             lag = max(lag, -delay)
         kind = rng.choices(KINDS, mix.weights)[0]
         task = asyncio.create_task(one(kind, at, random.Random(rng.random())))
-        tasks.add(task)
-        task.add_done_callback(tasks.discard)
+        tasks[task] = (kind, at)
         at += rng.expovariate(rate)
-    await asyncio.gather(*tasks)
+    _, pending = await asyncio.wait(tasks, timeout=drain)
+    for task in pending:
+        task.cancel()
+    if pending:
+        await asyncio.wait(pending)
+        now = time.perf_counter()
+        for task in pending:
+            kind, scheduled = tasks[task]
+            if scheduled >= measure_from:
+                stats.add(kind, (now - scheduled) * 1000, f"no answer within {drain:.0f} s")
+        last_done = now
     # Served rate: the window's requests over the time it took to answer them all.
     stats.seconds = last_done - measure_from
     return stats, lag
