@@ -264,6 +264,9 @@ class Stats:
     latencies: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
     conflicts: Counter[str] = field(default_factory=Counter)
     errors: Counter[str] = field(default_factory=Counter)
+    # Requests abandoned unanswered (open loop): in the latencies, as a lower bound, and in
+    # the errors, but not in the requests served.
+    abandoned: Counter[str] = field(default_factory=Counter)
 
     def add(self, kind: str, ms: float, outcome: str) -> None:
         self.latencies[kind].append(ms)
@@ -279,7 +282,8 @@ class Stats:
             else [v for values in self.latencies.values() for v in values]
         )
         errors = sum(n for k, n in self.errors.items() if kind is None or k.startswith(f"{kind} "))
-        return LoadResult(0, len(data), errors, self.seconds, data)
+        unanswered = self.abandoned[kind] if kind else sum(self.abandoned.values())
+        return LoadResult(0, len(data) - unanswered, errors, self.seconds, data)
 
 
 class Mix:
@@ -649,6 +653,7 @@ async def open_step(
             kind, scheduled = tasks[task]
             if scheduled >= measure_from:
                 stats.add(kind, (now - scheduled) * 1000, f"no answer within {drain:.0f} s")
+                stats.abandoned[kind] += 1
         last_done = now
     # Served rate: the window's requests over the time it took to answer them all.
     stats.seconds = last_done - measure_from
