@@ -49,12 +49,28 @@ def serve(
     port: Annotated[int, typer.Option(help="Port")] = 8000,
     workers: Annotated[int, typer.Option(min=1, help="Worker processes")] = 1,
 ) -> None:
-    """Run the HTTP service (embedded PostgreSQL when DATABASE_URL is unset)."""
+    """Run the HTTP service (embedded PostgreSQL when DATABASE_URL is unset); HTTPS with
+    client certificates when TLS_CERT is set (docs/sas-mtls.md)."""
+    import logging
+
     import uvicorn
+
+    from app.tls_server import uvicorn_options
 
     settings = get_settings()
     configure_logging(settings.log_level, settings.log_format)
     _database()  # migrate once here, before the workers start
+    logging.getLogger("creneau.serve").info(
+        "inbound TLS",
+        extra={
+            "tls": settings.tls_cert is not None,
+            "client_certificates": settings.tls_client_cert if settings.tls_client_ca else "off",
+            "sas_platform_subjects": {
+                p.text: str(p.identity) for p in settings.sas_platform_subjects
+            },
+            "trusted_proxies": [str(n) for n in settings.trusted_proxies],
+        },
+    )
     uvicorn.run(
         "app.main:create_app",
         factory=True,
@@ -62,7 +78,7 @@ def serve(
         port=port,
         workers=workers,
         log_config=None,
-        proxy_headers=True,
+        **uvicorn_options(settings),
     )
 
 

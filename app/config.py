@@ -1,10 +1,14 @@
 """The one Settings object, read from the environment (documented in README.md)."""
 
+import json
 from functools import lru_cache
 from pathlib import Path
+from typing import Annotated, Any, Literal, Self
 
-from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, IPvAnyNetwork, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from app.client_certs import SubjectPattern
 
 
 class Settings(BaseSettings):
@@ -43,6 +47,19 @@ class Settings(BaseSettings):
     webhook_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
     webhook_allow_insecure_urls: bool = False
 
+    # Agenda feeds (iCalendar or FHIR Slot URLs of practices' own software): how often each is
+    # polled, how long and how big a fetch may be, how many slots one may bring, the retries of
+    # a failed fetch, and whether plain http and private addresses are allowed (tests and
+    # closed networks only).
+    feed_poll_minutes: int = Field(default=15, ge=1, le=24 * 60)
+    feed_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+    feed_max_bytes: int = Field(default=5_000_000, ge=1024)
+    feed_max_slots: int = Field(default=3000, ge=1)
+    feed_max_pages: int = Field(default=20, ge=1, le=1000)
+    feed_retries: int = Field(default=3, ge=1, le=10)
+    feed_retry_base_seconds: float = Field(default=1.0, ge=0)
+    feed_allow_insecure_urls: bool = False
+
     # The national SAS platform: where Appointment notifications go (unset: none are sent),
     # the identifier system of Créneau's appointments, and the mutual-TLS material.
     sas_platform_url: str | None = None
@@ -50,6 +67,22 @@ class Settings(BaseSettings):
     sas_platform_cert: Path | None = None
     sas_platform_key: Path | None = None
     sas_platform_ca: Path | None = None
+
+    # Inbound TLS under `creneau serve` (docs/sas-mtls.md): Créneau's certificate and key; the
+    # CA bundle client certificates must chain to (IGC-Santé); whether a client certificate is
+    # optional (bearer-key clients still connect) or required (a port for the platform only).
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    tls_client_ca: Path | None = None
+    tls_client_cert: Literal["optional", "required"] = "optional"
+    # Subjects let in as the national SAS platform, each naming a CN and an OU, separated by
+    # ";" (or a JSON list).
+    sas_platform_subjects: Annotated[list[SubjectPattern], NoDecode] = []
+    # Reverse proxies (addresses or networks, separated by commas) trusted to terminate TLS and
+    # pass the verified client certificate's subject, and X-Forwarded-For; the header names.
+    trusted_proxies: Annotated[list[IPvAnyNetwork], NoDecode] = []
+    tls_proxy_subject_header: str = "X-SSL-Client-S-DN"
+    tls_proxy_verify_header: str = "X-SSL-Client-Verify"
 
     # Web pages: the key signing session cookies (unset: a random one kept in DATA_DIR), and
     # how long a signed-in session lasts.
@@ -68,6 +101,30 @@ class Settings(BaseSettings):
     @classmethod
     def _upper(cls, value: str) -> str:
         return value.upper()
+
+    @field_validator("sas_platform_subjects", mode="before")
+    @classmethod
+    def _subjects(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            text = value.strip()
+            items = json.loads(text) if text.startswith("[") else text.split(";")
+            return [SubjectPattern.parse(item) for item in items if item.strip()]
+        return value
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _networks(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [item for item in value.replace(",", " ").split() if item]
+        return value
+
+    @model_validator(mode="after")
+    def _tls_needs_a_certificate(self) -> Self:
+        if (self.tls_key or self.tls_client_ca) and not self.tls_cert:
+            raise ValueError("TLS_KEY and TLS_CLIENT_CA need TLS_CERT")
+        if self.tls_client_cert == "required" and not self.tls_client_ca:
+            raise ValueError("TLS_CLIENT_CERT=required needs TLS_CLIENT_CA")
+        return self
 
     @property
     def appointment_system(self) -> str:

@@ -13,7 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel
 from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 
 from app.config import get_settings
 
@@ -214,15 +214,15 @@ def transient_error(exc: BaseException) -> AppError | None:
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    async def app_error(request: Request, exc: Exception) -> JSONResponse:
+    async def app_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, AppError)
         return render(request, exc)
 
-    async def validation_error(request: Request, exc: Exception) -> JSONResponse:
+    async def validation_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)
         return render(request, _validation_error(exc))
 
-    async def http_error(request: Request, exc: Exception) -> JSONResponse:
+    async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)
         error: AppError
         if exc.status_code == 404:
@@ -237,7 +237,7 @@ def install_error_handlers(app: FastAPI) -> None:
             error.headers = dict(exc.headers)
         return render(request, error)
 
-    async def unhandled(request: Request, exc: Exception) -> JSONResponse:
+    async def unhandled(request: Request, exc: Exception) -> Response:
         transient = transient_error(exc)
         if transient is not None:
             log.warning(
@@ -259,10 +259,15 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(Exception, unhandled)
 
 
-def render(request: Request, error: AppError) -> JSONResponse:
-    """The single place errors become responses. FHIR paths get an OperationOutcome."""
+def render(request: Request, error: AppError) -> Response:
+    """The single place errors become responses. FHIR paths get an OperationOutcome, the web
+    pages a French HTML page (or the sign-in page when the session is missing)."""
     if request.url.path.startswith("/fhir"):
         from app.sas_bridge.fhir_errors import operation_outcome_response
 
         return operation_outcome_response(error)
+    from app.web.render import WEB_PREFIXES, error_page
+
+    if request.url.path == "/" or request.url.path.startswith(WEB_PREFIXES):
+        return error_page(request, error)
     return problem_response(error, request)

@@ -116,6 +116,8 @@ def build_scheduler(
     factory: async_sessionmaker[AsyncSession],
     http: httpx.AsyncClient,
     platform: httpx.AsyncClient | None = None,
+    *,
+    feed_http: httpx.AsyncClient | None = None,
 ) -> AsyncIOScheduler:
     scheduler = AsyncIOScheduler(timezone="UTC")
 
@@ -134,6 +136,26 @@ def build_scheduler(
     scheduler.add_job(
         deliver, "interval", seconds=2, id="deliver_outbox", max_instances=1, coalesce=True
     )
+
+    async def import_feeds() -> None:
+        # Not under an advisory lock either: each due feed is claimed by one process (its
+        # next fetch moved ahead with SKIP LOCKED), and fetches run outside transactions.
+        from app.sas_bridge.feed_import import import_due_feeds
+
+        assert feed_http is not None
+        try:
+            counts = await import_due_feeds(factory, feed_http)
+            JOB_RUNS.labels("import_feeds", "ok").inc()
+            if counts["feeds"]:
+                log.info("job done", extra={"job": "import_feeds", **counts})
+        except Exception:
+            JOB_RUNS.labels("import_feeds", "failed").inc()
+            log.exception("agenda feed import failed", extra={"job": "import_feeds"})
+
+    if feed_http is not None:
+        scheduler.add_job(
+            import_feeds, "interval", seconds=60, id="import_feeds", max_instances=1, coalesce=True
+        )
     for spec in registered_jobs():
 
         async def tick(spec: JobSpec = spec) -> None:

@@ -16,6 +16,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.staticfiles import StaticFiles
 
 from app.api import (
+    agenda_feeds,
     availability,
     bookings,
     fhir,
@@ -40,9 +41,17 @@ from app.logging_setup import configure_logging
 from app.middleware import EdgeMiddleware
 from app.migrate import upgrade_to_head
 from app.rate_limit import RateLimiter
+from app.sas_bridge.feed_fetch import feed_client
 from app.sas_bridge.fhir_errors import FHIR_JSON
 from app.sas_bridge.platform_client import platform_client
-from app.web import pages
+from app.web import (
+    auth,
+    booking_pages,
+    coordinator_pages,
+    pages,
+    practice_pages,
+    regulator_pages,
+)
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +60,8 @@ Créneau turns the shared agendas of a CPTS's GPs into bookable unscheduled-care
 lets SAS regulators search and book them, runs the médecin traitant queue and logs every step
 for the CPTS's indicators.
 
-Authenticate with `Authorization: Bearer <api key>`. Errors are RFC 9457 `application/problem+json`.
+Authenticate with `Authorization: Bearer <api key>`; the national SAS platform may instead present
+its IGC-Santé client certificate (mutual TLS). Errors are RFC 9457 `application/problem+json`.
 """
 
 
@@ -68,9 +78,15 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         timeout=httpx.Timeout(settings.webhook_timeout_seconds), follow_redirects=False
     )
     app.state.platform_http = platform_client(settings)
+    app.state.feed_http = feed_client()
     scheduler = None
     if settings.scheduler_enabled:
-        scheduler = build_scheduler(app.state.sessionmaker, app.state.http, app.state.platform_http)
+        scheduler = build_scheduler(
+            app.state.sessionmaker,
+            app.state.http,
+            app.state.platform_http,
+            feed_http=app.state.feed_http,
+        )
         scheduler.start()
         for job in scheduler.get_jobs():
             job.modify(next_run_time=datetime.now(UTC))
@@ -81,6 +97,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if scheduler is not None:
             scheduler.shutdown(wait=False)
         await app.state.http.aclose()
+        await app.state.feed_http.aclose()
         if app.state.platform_http is not None:
             await app.state.platform_http.aclose()
         if engine is not None:
@@ -140,6 +157,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         practitioners,
         keys,
         availability,
+        agenda_feeds,
         slots,
         bookings,
         mt_requests,
@@ -150,7 +168,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         indicators,
     ):
         app.include_router(module.router)
-    app.include_router(pages.router)
+    for web_module in (
+        auth,
+        pages,
+        practice_pages,
+        regulator_pages,
+        booking_pages,
+        coordinator_pages,
+    ):
+        app.include_router(web_module.router)
     app.mount(
         "/static",
         StaticFiles(directory=Path(__file__).parent / "web" / "static"),

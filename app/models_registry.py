@@ -6,7 +6,7 @@ from app.activity import models as activity_models
 from app.db import Base
 from app.directory import models as directory_models
 from app.medecin_traitant import models as mt_models
-from app.sas_bridge import account_models
+from app.sas_bridge import account_models, feed_models
 from app.sas_bridge import models as sas_bridge_models
 from app.scheduling import booking_models
 from app.scheduling import models as scheduling_models
@@ -18,6 +18,7 @@ __all__ = [
     "audit_models",
     "booking_models",
     "directory_models",
+    "feed_models",
     "idempotency",
     "mt_models",
     "sas_bridge_models",

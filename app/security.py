@@ -1,19 +1,25 @@
-"""API keys (SHA-256 digests at rest), roles and the caller's scope."""
+"""API keys (SHA-256 digests at rest), client certificates of the SAS platform, roles and the
+caller's scope."""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import secrets
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
 from sqlalchemy import bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.client_certs import SubjectPattern, parse_name
 from app.directory.models import ApiKey, Practice, regulator_territory
 from app.errors import Forbidden, NotFound, Unauthorized
+
+log = logging.getLogger(__name__)
 
 KEY_PREFIX: Final = "crn_"
 
@@ -116,7 +122,34 @@ def _caller(row: Any) -> Caller:
     )
 
 
-async def authenticate(session: AsyncSession, authorization: str | None) -> Caller:
+def certificate_caller(subject: str, allowed: Sequence[SubjectPattern]) -> Caller:
+    """The SAS platform, from the subject of its verified client certificate (mutual TLS): a
+    subject matching none of SAS_PLATFORM_SUBJECTS is a 403."""
+    try:
+        name = parse_name(subject)
+    except ValueError as exc:
+        log.warning("client certificate refused: unreadable subject")
+        raise Forbidden("The client certificate's subject cannot be read") from exc
+    for pattern in allowed:
+        if pattern.matches(name):
+            return Caller(key_id=pattern.identity, role=SAS_PLATFORM)
+    log.warning("client certificate refused", extra={"subject": subject})
+    raise Forbidden(
+        "This client certificate's subject (CN, OU) is not one of the SAS platform's; "
+        "send an API key instead"
+    )
+
+
+async def authenticate(
+    session: AsyncSession,
+    authorization: str | None,
+    certificate: str | None = None,
+    platform_subjects: Sequence[SubjectPattern] = (),
+) -> Caller:
+    """A bearer API key; without one, the verified client certificate's subject (`certificate`,
+    RFC 4514), which must be the SAS platform's; without either, a 401."""
+    if not authorization and certificate is not None:
+        return certificate_caller(certificate, platform_subjects)
     if not authorization:
         raise Unauthorized("Missing Authorization header: send 'Authorization: Bearer <api key>'")
     scheme, _, key = authorization.partition(" ")

@@ -19,6 +19,7 @@ from app.directory import service as dir_service
 from app.directory.models import Practitioner
 from app.main import create_app
 from app.migrate import upgrade_to_head
+from app.sas_bridge.feed_fetch import feed_client
 from app.security import Caller
 from tests.dbtools import database_name, recreate_database, server_url, with_database
 
@@ -81,9 +82,11 @@ async def client(
 ) -> AsyncIterator[httpx.AsyncClient]:
     app = create_app(settings)
     app.state.sessionmaker = sessionmaker
+    app.state.feed_http = feed_client()  # what the lifespan sets up, which tests skip
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
         yield client
+    await app.state.feed_http.aclose()
 
 
 class World:

@@ -278,3 +278,64 @@ async def test_targets_validation_and_roles(client, territory):
         headers=territory.dashboard,
     )
     assert_problem(r, 403)
+
+
+LOG_OFFER = """
+    SELECT e.territory_id, d.key::date AS day, e.practitioner_id,
+           sum(CASE WHEN e.type = 'slots.offered' THEN 1 ELSE -1 END * (d.value->>'slots')::int),
+           sum(CASE WHEN e.type = 'slots.offered' THEN 1 ELSE -1 END * (d.value->>'minutes')::int)
+    FROM activity_event e, jsonb_each(e.data->'days') AS d
+    WHERE e.type IN ('slots.offered', 'slots.withdrawn') AND e.territory_id = :t
+    GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
+"""
+
+
+async def test_offer_rollup_is_exactly_the_logs_offer_events(client, territory, session):
+    from datetime import date, timedelta
+
+    from sqlalchemy import text
+
+    from tests.test_slot_search import add_slot
+
+    path = f"/v1/practitioners/{territory.practitioner_id}"
+    monday = date.today() + timedelta(days=7 - date.today().weekday())
+    rule = {
+        "rrule": "FREQ=WEEKLY;BYDAY=MO,WE",
+        "start_time": "17:00",
+        "end_time": "19:00",
+        "slot_minutes": 20,
+        "modality": "cabinet",
+        "visibility": "sas",
+        "valid_from": monday.isoformat(),
+    }
+    r = await client.post(f"{path}/availability-rules", json=rule, headers=territory.practice)
+    assert r.status_code == 201, r.text
+    rule_id = r.json()["id"]
+    r = await client.patch(
+        f"{path}/availability-rules/{rule_id}",
+        json={"end_time": "18:00"},
+        headers=territory.practice,
+    )
+    assert r.status_code == 200, r.text
+    await add_slot(client, territory, territory.practitioner_id, 30)
+    start = datetime.combine(monday, datetime.min.time(), PARIS)
+    r = await client.post(
+        f"{path}/unavailabilities",
+        json={"start": start.isoformat(), "end": (start + timedelta(days=1)).isoformat()},
+        headers=territory.practice,
+    )
+    assert r.status_code == 201, r.text
+
+    params = {"t": uuid.UUID(territory.id)}
+    expected = (await session.execute(text(LOG_OFFER), params)).all()
+    rolled = (
+        await session.execute(
+            text(
+                "SELECT territory_id, day, practitioner_id, slots, minutes FROM offer_day "
+                "WHERE territory_id = :t ORDER BY 1, 2, 3"
+            ),
+            params,
+        )
+    ).all()
+    assert rolled == expected
+    assert any(row[3] > 0 for row in rolled) and any(row[3] == 0 for row in rolled)

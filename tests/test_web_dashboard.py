@@ -4,7 +4,7 @@ import asyncio
 import re
 
 from app.config import get_settings
-from app.web.pages import FAILURES
+from app.web.auth import FAILURES
 
 
 async def sign_in(client, key_header, next_="/dashboard"):
@@ -60,7 +60,7 @@ async def test_sign_in_form_needs_its_csrf_token(client, territory):
 
 async def test_next_never_leaves_the_site(client, territory):
     r = await sign_in(client, territory.coordinator, next_="//evil.example/x")
-    assert r.headers["location"] == "/dashboard"
+    assert r.headers["location"] == "/accueil"  # the role's home page, on this site
 
 
 async def test_practice_session_cannot_open_the_dashboard(client, territory):

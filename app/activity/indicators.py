@@ -78,22 +78,17 @@ async def compute(
          "first": first, "last": last, "lookback": lo - _OFFER_LOOKBACK}  # fmt: skip
     figures = {b: Figures(b, e) for b, e in buckets}
 
-    # SNP offer: net slots and minutes per local day of the slot.
+    # SNP offer: net slots and minutes per local day of the slot, from the offer ledger's
+    # daily roll-up (a projection of the log's slots.offered / slots.withdrawn events).
     offer = await session.execute(
         text(
             """
-            WITH days AS (
-                SELECT date_trunc(:g, d.key::date)::date AS bucket, e.practitioner_id,
-                       CASE WHEN e.type = 'slots.offered' THEN 1 ELSE -1 END AS sign,
-                       (d.value->>'slots')::int AS slots, (d.value->>'minutes')::int AS minutes
-                FROM activity_event e, jsonb_each(e.data->'days') AS d
-                WHERE e.territory_id = :t AND e.type IN ('slots.offered', 'slots.withdrawn')
-                  AND e.at >= :lookback AND e.at < :hi
-                  AND d.key::date >= :first AND d.key::date < :last
-            ), per_gp AS (
-                SELECT bucket, practitioner_id, sum(sign * slots) AS slots,
-                       sum(sign * minutes) AS minutes
-                FROM days GROUP BY bucket, practitioner_id
+            WITH per_gp AS (
+                SELECT date_trunc(:g, day)::date AS bucket, practitioner_id,
+                       sum(slots) AS slots, sum(minutes) AS minutes
+                FROM offer_day
+                WHERE territory_id = :t AND day >= :first AND day < :last
+                GROUP BY 1, 2
             )
             SELECT bucket, sum(slots) AS slots, sum(minutes) AS minutes,
                    count(*) FILTER (WHERE slots > 0) AS practitioners

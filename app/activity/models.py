@@ -3,10 +3,20 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, DateTime, ForeignKey, Identity, Index, String, text
+from sqlalchemy import (
+    BigInteger,
+    Date,
+    DateTime,
+    ForeignKey,
+    Identity,
+    Index,
+    Integer,
+    String,
+    text,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.types import Uuid
@@ -46,3 +56,18 @@ class AciTarget(Base):
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=text("now()"), onupdate=text("now()")
     )
+
+
+class OfferDay(Base):
+    """The SNP offer ledger rolled up per practitioner and local day: net slots and minutes
+    of the `slots.offered` / `slots.withdrawn` events. A projection of the log, kept by a
+    statement trigger on `activity_event` in the same transaction as the events (so it is
+    never behind), and rebuildable from the log at any time (migration 0013)."""
+
+    __tablename__ = "offer_day"
+
+    territory_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    practitioner_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    slots: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    minutes: Mapped[int] = mapped_column(Integer, server_default=text("0"))

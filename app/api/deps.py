@@ -9,6 +9,7 @@ from fastapi import Depends, Request, Security
 from fastapi.security import HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.client_certs import verified_subject
 from app.config import Settings, get_settings
 from app.security import Caller, authenticate
 
@@ -38,7 +39,13 @@ async def get_caller(
     _scheme: Annotated[object, Security(_bearer)] = None,
 ) -> Caller:
     # The scheme above documents the header in OpenAPI; the raw header gives precise errors.
-    caller = await authenticate(session, request.headers.get("authorization"))
+    # Without a key, the SAS platform's verified client certificate (mutual TLS) may stand in.
+    caller = await authenticate(
+        session,
+        request.headers.get("authorization"),
+        verified_subject(request.scope),
+        request.app.state.settings.sas_platform_subjects,
+    )
     request.app.state.rate_limiter.check(caller.key_id)
     return caller
 

@@ -13,7 +13,7 @@ from starlette.responses import JSONResponse, StreamingResponse
 from app.api.deps import CallerDep, SessionDep
 from app.config import get_settings
 from app.errors import BadRequest, NotFound
-from app.sas_bridge import accounts, bulk_publish, fhir_search
+from app.sas_bridge import accounts, bulk_publish, fhir_appointments, fhir_search
 from app.sas_bridge import fhir_resources as res
 from app.sas_bridge.account_models import RegulatorAccount
 from app.sas_bridge.capability import capability_statement
@@ -176,3 +176,29 @@ for _type, _build, _by_practice in (
         methods=["GET"],
         summary=f"Read a {_type}",
     )
+
+
+@router.get("/Appointment")
+async def search_appointments(
+    request: Request, session: SessionDep, caller: CallerDep
+) -> JSONResponse:
+    """Bookings as Appointments, visible by role as in `/v1/bookings`: `date` (or `start`)
+    with ge/gt/le/lt/eq, `status` (pending, booked, cancelled, fulfilled, noshow),
+    `identifier`, `practitioner`, `slot`, `_id`, `_count` and `_offset` (a `next` link)."""
+    params = list(request.query_params.multi_items())
+    q = fhir_appointments.parse(params)
+    resources, total = await fhir_appointments.search(session, caller, q)
+    query = request.url.query
+    self_url = f"{get_settings().public_base_url}/fhir/Appointment" + (f"?{query}" if query else "")
+    return fhir(fhir_appointments.bundle(resources, total, q, self_url, params))
+
+
+@router.get("/Appointment/{appointment_id}")
+async def read_appointment(
+    appointment_id: str, session: SessionDep, caller: CallerDep
+) -> JSONResponse:
+    q = fhir_appointments.AppointmentQuery(ids=[_id(appointment_id, "Appointment")], count=1)
+    resources, _ = await fhir_appointments.search(session, caller, q)
+    if not resources:
+        raise NotFound(f"Appointment/{appointment_id} not found")
+    return fhir(resources[0])

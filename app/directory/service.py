@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Select, delete, exists, insert, select
+from sqlalchemy import Select, delete, exists, func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -295,6 +296,48 @@ async def delete_practice(session: AsyncSession, caller: Caller, practice_id: uu
         raise Conflict("The practice still has practitioners; delete or move them first")
     await session.delete(practice)
     await _flush_or_conflict(session, "The practice is still referenced")
+
+
+@dataclass(frozen=True)
+class Commune:
+    """A commune as the directory knows it: placed at the mean position of its practices."""
+
+    insee: str
+    name: str | None
+    lat: float
+    lon: float
+
+
+def _commune_columns() -> tuple[Any, ...]:
+    return (
+        Practice.commune_insee,
+        func.max(Practice.city),
+        func.avg(Practice.lat),
+        func.avg(Practice.lon),
+    )
+
+
+async def commune_centre(session: AsyncSession, insee: str) -> tuple[float, float] | None:
+    """Where a commune is, for distances (MT candidates, slot search by commune)."""
+    row = (
+        await session.execute(
+            select(*_commune_columns())
+            .where(Practice.commune_insee == insee)
+            .group_by(Practice.commune_insee)
+        )
+    ).one_or_none()
+    return (float(row[2]), float(row[3])) if row is not None else None
+
+
+async def communes(session: AsyncSession, caller: Caller) -> list[Commune]:
+    """The communes of the practices the caller can see, by name."""
+    rows = await session.execute(
+        _visible_practices(caller)
+        .with_only_columns(*_commune_columns())
+        .group_by(Practice.commune_insee)
+    )
+    found = [Commune(insee, name, float(lat), float(lon)) for insee, name, lat, lon in rows]
+    return sorted(found, key=lambda c: (c.name or c.insee).lower())
 
 
 # Practitioners --------------------------------------------------------------------------

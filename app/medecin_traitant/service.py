@@ -19,6 +19,7 @@ from sqlalchemy.orm import aliased
 from app.activity.service import record
 from app.config import get_settings
 from app.directory.models import Practice, Practitioner
+from app.directory.service import commune_centre
 from app.errors import Conflict, NotFound, ValidationFailed
 from app.medecin_traitant import schemas
 from app.medecin_traitant.models import MtRequest
@@ -312,15 +313,7 @@ async def candidates(
     remaining = (Practitioner.mt_capacity - attached_count(Practitioner.id)).label("remaining")
     origin = None
     if r.patient_commune_insee:
-        row = (
-            await session.execute(
-                select(func.avg(Practice.lat), func.avg(Practice.lon)).where(
-                    Practice.commune_insee == r.patient_commune_insee
-                )
-            )
-        ).one()
-        if row[0] is not None:
-            origin = (float(row[0]), float(row[1]))
+        origin = await commune_centre(session, r.patient_commune_insee)
     distance = (great_circle_km(*origin) if origin else null()).label("distance_km")
     stmt = (
         select(Practitioner, Practice, remaining, distance)
@@ -351,6 +344,20 @@ async def candidates(
         )
         for p, pr, rem, dist in (await session.execute(stmt)).all()
     ]
+
+
+async def capacities(session: AsyncSession, caller: Caller) -> list[tuple[Practitioner, int]]:
+    """The territory's GPs with their attached patients (capacity less attached is left)."""
+    caller.require(COORDINATOR, ADMIN)
+    stmt = select(Practitioner, attached_count(Practitioner.id)).where(
+        Practitioner.profession == "general_practitioner"
+    )
+    if not caller.instance_wide:
+        stmt = stmt.where(Practitioner.territory_id.in_(caller.territory_ids))
+    rows = await session.execute(
+        stmt.order_by(Practitioner.family_name, Practitioner.given_name).limit(2000)
+    )
+    return [(p, int(n)) for p, n in rows.all()]
 
 
 # Transitions ------------------------------------------------------------------------------

@@ -14,41 +14,38 @@ from app.directory.models import Practitioner
 from app.sas_bridge.account_models import RegulatorAccount
 from app.sas_bridge.accounts import SAS_SYSTEM, account_identifier
 from app.sas_bridge.fhir_resources import ID_TYPE_SYSTEM, rpps_identifier
+from app.sas_bridge.fhir_resources import PROFILE as PROFILES
 from app.sas_bridge.models import OutboxMessage
 from app.scheduling.booking_models import Booking
 
-PROFILE = "http://sas.fr/fhir/StructureDefinition/FrAppointmentSAS"
 OPERATOR_EXTENSION = "http://interopsante.org/fhir/StructureDefinition/FrAppointmentOperator"
 # Booking status → Appointment status; a hold is not an appointment yet.
 STATUS = {"booked": "booked", "cancelled": "cancelled", "honored": "fulfilled",
           "no_show": "noshow"}  # fmt: skip
 
 
-def appointment(booking: Booking, account: RegulatorAccount, rpps: str) -> dict[str, Any]:
-    settings = get_settings()
+def operator_extension(account: RegulatorAccount) -> dict[str, Any]:
     system, value = account_identifier(account)
+    code = "INTRN" if system == SAS_SYSTEM else "IDNPS"
+    return {
+        "url": OPERATOR_EXTENSION,
+        "valueReference": {
+            "identifier": {
+                "type": {"coding": [{"system": ID_TYPE_SYSTEM, "code": code}]},
+                "system": system,
+                "value": value,
+            }
+        },
+    }
+
+
+def appointment(booking: Booking, account: RegulatorAccount, rpps: str) -> dict[str, Any]:
+    """The guide's FrAppointmentSAS, as sent to the platform."""
+    settings = get_settings()
     return {
         "resourceType": "Appointment",
-        "meta": {"profile": [PROFILE]},
-        "extension": [
-            {
-                "url": OPERATOR_EXTENSION,
-                "valueReference": {
-                    "identifier": {
-                        "type": {
-                            "coding": [
-                                {
-                                    "system": ID_TYPE_SYSTEM,
-                                    "code": "INTRN" if system == SAS_SYSTEM else "IDNPS",
-                                }
-                            ]
-                        },
-                        "system": system,
-                        "value": value,
-                    }
-                },
-            }
-        ],
+        "meta": {"profile": [PROFILES["Appointment"]]},
+        "extension": [operator_extension(account)],
         "identifier": [{"system": settings.appointment_system, "value": str(booking.id)}],
         "status": STATUS[booking.status],
         "start": booking.start.isoformat(timespec="seconds"),

@@ -73,6 +73,16 @@ def capability_statement(base_url: str, version: str) -> dict[str, Any]:
                     read("Location"),
                     read("HealthcareService"),
                     read("Organization"),
+                    read(
+                        "Appointment",
+                        ("date", "date", "Appointment start; prefixes ge, gt, le, lt, eq"),
+                        ("status", "token", "pending | booked | cancelled | fulfilled | noshow"),
+                        ("identifier", "token", "Créneau's appointment identifier"),
+                        ("practitioner", "reference", "Practitioner/<id>"),
+                        ("slot", "reference", "Slot/<id>"),
+                        ("_id", "token", "Appointment ids"),
+                        ("_count", "number", "Page size (max 1000); `next` link"),
+                    ),
                 ],
             }
         ],

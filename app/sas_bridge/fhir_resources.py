@@ -23,6 +23,7 @@ PROFILE = {
     "Practitioner": f"{SAS}/FrPractitionerAgregateur",
     "PractitionerRole": f"{SAS}/FrPractitionerRoleExerciceAgregateur",
     "Location": f"{SAS}/FrLocationAgregateur",
+    "Appointment": f"{SAS}/FrAppointmentSAS",
 }
 RPPS_SYSTEM = "urn:oid:1.2.250.1.71.4.2.1"
 STRUCTURE_SYSTEM = "urn:oid:1.2.250.1.71.4.2.2"

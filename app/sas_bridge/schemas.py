@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Literal
 
-from pydantic import AnyHttpUrl, Field
+from pydantic import AnyHttpUrl, BaseModel, Field
 
 from app.validators import OutModel, StrictModel
 
@@ -53,3 +53,67 @@ class DeliveryOut(OutModel):
     next_attempt_at: datetime
     created_at: datetime
     delivered_at: datetime | None
+
+
+# Agenda feeds -------------------------------------------------------------------------------
+
+
+class FeedIn(StrictModel):
+    url: AnyHttpUrl = Field(
+        description="The practice software's iCalendar export URL, or a FHIR Slot search URL"
+    )
+    format: Literal["ical", "fhir"] = Field(description="ical or fhir")
+    category: str = Field(
+        default="SNP",
+        min_length=1,
+        max_length=100,
+        description="iCalendar events in this category (or marked free) are slots",
+    )
+    modality: Literal["cabinet", "visite", "teleconsultation"] = Field(
+        default="cabinet",
+        description="Modality of the slots, unless an event's category or a FHIR serviceType "
+        "(AMB, HH, VR) says otherwise",
+    )
+    visibility: Literal["sas", "cpts", "public"] = "sas"
+    slot_minutes: int | None = Field(
+        default=None, ge=5, le=720, description="Cut longer events into slots of this length"
+    )
+    active: bool = Field(default=True, description="Polled by the import job")
+
+
+class FeedOut(OutModel):
+    id: uuid.UUID
+    practitioner_id: uuid.UUID
+    url: str
+    format: str
+    category: str
+    modality: str
+    visibility: str
+    slot_minutes: int | None
+    active: bool
+    last_status: str = Field(description="pending, ok, not_modified or failed")
+    last_error: str | None
+    last_attempt_at: datetime | None
+    last_success_at: datetime | None
+    next_fetch_at: datetime
+
+
+class ImportConflict(BaseModel):
+    start: datetime
+    end: datetime
+    reason: str
+    slot_id: uuid.UUID | None = None
+
+
+class ImportOut(OutModel):
+    id: uuid.UUID
+    status: str = Field(description="ok, not_modified or failed (then nothing changed)")
+    reason: str | None = Field(description="Why the import failed")
+    started_at: datetime
+    finished_at: datetime
+    bytes: int
+    slots_in_feed: int
+    added: int
+    removed: int
+    unchanged: int
+    conflicts: list[ImportConflict]

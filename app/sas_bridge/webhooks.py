@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import secrets
 import uuid
 
@@ -10,7 +9,8 @@ from sqlalchemy import Select, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import get_settings
-from app.errors import NotFound, ValidationFailed
+from app.errors import NotFound
+from app.outbound_urls import check_registered_url
 from app.sas_bridge import schemas
 from app.sas_bridge.models import OutboxMessage, WebhookEndpoint
 from app.scheduling.service import now_utc
@@ -18,22 +18,9 @@ from app.security import PRACTICE, REGULATOR, Caller
 
 
 def _check_url(url: str) -> None:
-    if get_settings().webhook_allow_insecure_urls:
-        return
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(url)
-    if parts.scheme != "https":
-        raise ValidationFailed.field(["body", "url"], "must be an https:// URL")
-    host = parts.hostname or ""
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        if host == "localhost" or host.endswith((".localhost", ".local", ".internal")):
-            raise ValidationFailed.field(["body", "url"], "must be a public host") from None
-        return
-    if not address.is_global:
-        raise ValidationFailed.field(["body", "url"], "must be a public address")
+    check_registered_url(
+        url, ["body", "url"], allow_insecure=get_settings().webhook_allow_insecure_urls
+    )
 
 
 def _owned(caller: Caller) -> Select[WebhookEndpoint]:

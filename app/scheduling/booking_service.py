@@ -93,7 +93,7 @@ async def _event(
 # Reading ----------------------------------------------------------------------------------
 
 
-def _visible(caller: Caller) -> Select[Booking, Practitioner, Practice, str]:
+def visible_bookings(caller: Caller) -> Select[Booking, Practitioner, Practice, str]:
     caller.require(*READERS)
     stmt = (
         select(Booking, Practitioner, Practice, Territory.timezone)
@@ -117,7 +117,9 @@ def _view(caller: Caller, row: Any) -> BookingView:
 
 
 async def get_booking(session: AsyncSession, caller: Caller, booking_id: uuid.UUID) -> BookingView:
-    row = (await session.execute(_visible(caller).where(Booking.id == booking_id))).one_or_none()
+    row = (
+        await session.execute(visible_bookings(caller).where(Booking.id == booking_id))
+    ).one_or_none()
     if row is None:
         raise NotFound("Booking not found")
     return _view(caller, row)
@@ -128,7 +130,7 @@ async def _lock_booking(
 ) -> BookingView:
     row = (
         await session.execute(
-            _visible(caller).where(Booking.id == booking_id).with_for_update(of=Booking)
+            visible_bookings(caller).where(Booking.id == booking_id).with_for_update(of=Booking)
         )
     ).one_or_none()
     if row is None:
@@ -148,7 +150,7 @@ async def list_bookings(
 ) -> tuple[list[BookingView], str | None]:
     from app.pagination import decode_time_id_cursor, encode_cursor
 
-    stmt = _visible(caller)
+    stmt = visible_bookings(caller)
     if status is not None:
         stmt = stmt.where(Booking.status == status)
     if start is not None:

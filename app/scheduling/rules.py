@@ -108,7 +108,7 @@ def validate_rule(spec: RuleSpec, *, max_slots: int, horizon_days: int) -> None:
         )
 
 
-def _instant(day: date, at: time, tz: ZoneInfo) -> datetime:
+def local_instant(day: date, at: time, tz: ZoneInfo) -> datetime:
     """Local wall-clock time to a UTC instant. A time inside a spring-forward gap resolves
     to the instant after the gap; an ambiguous one to its first occurrence (fold=0)."""
     local = datetime.combine(day, at, tzinfo=tz)
@@ -137,8 +137,8 @@ def expand_rule(
     slots: list[tuple[datetime, datetime]] = []
     for occurrence in days:
         day = occurrence.date()
-        period_start = _instant(day, spec.start_time, tz)
-        period_end = _instant(day + timedelta(days=1) if overnight else day, spec.end_time, tz)
+        period_start = local_instant(day, spec.start_time, tz)
+        period_end = local_instant(day + timedelta(days=1) if overnight else day, spec.end_time, tz)
         cursor = period_start
         while cursor + step <= period_end:
             if window_start_utc <= cursor < window_end_utc:

@@ -65,15 +65,20 @@ async def publishing_practitioner(
     caller.require(*PUBLISHERS)
     practitioner = await get_practitioner(session, caller, practitioner_id)
     if lock:
-        await session.execute(
-            text("SELECT pg_advisory_xact_lock(hashtextextended(:k, 0))"),
-            {"k": f"publish:{practitioner.id}"},
-        )
+        await lock_publication(session, practitioner.id)
     tz = await session.scalar(
         select(Territory.timezone).where(Territory.id == practitioner.territory_id)
     )
     assert tz is not None
     return practitioner, ZoneInfo(tz)
+
+
+async def lock_publication(session: AsyncSession, practitioner_id: uuid.UUID) -> None:
+    """Serialise every change of one practitioner's slots until the transaction ends."""
+    await session.execute(
+        text("SELECT pg_advisory_xact_lock(hashtextextended(:k, 0))"),
+        {"k": f"publish:{practitioner_id}"},
+    )
 
 
 # Slot insertion -------------------------------------------------------------------------
@@ -425,6 +430,62 @@ async def delete_rule(
     return schemas.MaterializationOut(created=0, removed=removed, kept=kept)
 
 
+@dataclass(frozen=True)
+class PreviewSlot:
+    """A slot a rule would create over the horizon, and what is in its way, if anything."""
+
+    start: datetime
+    end: datetime
+    blocked_by: Slot | None = None  # an existing slot: the rule would be refused (409)
+    kept: bool = False  # the edited rule's own held or booked slot, which stays as it is
+
+
+async def preview_rule(
+    session: AsyncSession,
+    caller: Caller,
+    practitioner_id: uuid.UUID,
+    data: schemas.RuleIn,
+    *,
+    rule_id: uuid.UUID | None = None,
+) -> tuple[list[PreviewSlot], ZoneInfo]:
+    """The slots `create_rule` (or `update_rule` of `rule_id`) would create now, from the same
+    validation and expansion, and the existing slots that would refuse them. Writes nothing."""
+    practitioner, tz = await publishing_practitioner(session, caller, practitioner_id)
+    _validate(_spec(data))
+    now = now_utc()
+    window_end = now + timedelta(days=get_settings().horizon_days)
+    wanted = expand_rule(_spec(data), tz, now, window_end)
+    if not wanted:
+        return [], tz
+    existing_stmt = (
+        select(Slot)
+        .where(
+            Slot.practitioner_id == practitioner.id,
+            Slot.start < wanted[-1][1],
+            Slot.end > wanted[0][0],
+        )
+        .order_by(Slot.start)
+    )
+    if rule_id is not None:  # an edit first removes the rule's own future free slots
+        existing_stmt = existing_stmt.where(
+            ~and_(
+                Slot.rule_id == rule_id,
+                Slot.start > now,
+                Slot.status.in_(("free", "unavailable")),
+            )
+        )
+    existing = list((await session.scalars(existing_stmt)).all())
+    preview: list[PreviewSlot] = []
+    i = 0
+    for start, end in wanted:  # both sorted; existing slots never overlap one another
+        while i < len(existing) and existing[i].end <= start:
+            i += 1
+        hit = existing[i] if i < len(existing) and existing[i].start < end else None
+        kept = bool(hit and rule_id and hit.rule_id == rule_id and hit.status in ("held", "booked"))
+        preview.append(PreviewSlot(start, end, None if kept else hit, kept))
+    return preview, tz
+
+
 # The materialisation job ----------------------------------------------------------------
 
 
@@ -636,6 +697,23 @@ async def list_practitioner_slots(
 # Unavailabilities -------------------------------------------------------------------------
 
 
+async def _booked_inside(
+    session: AsyncSession, practitioner_id: uuid.UUID, start: datetime, end: datetime
+) -> list[Slot]:
+    """The booked slots of a period: an absence's conflicts, for the practice to handle."""
+    rows = await session.scalars(
+        select(Slot)
+        .where(
+            Slot.practitioner_id == practitioner_id,
+            Slot.start < end,
+            Slot.end > start,
+            Slot.status == "booked",
+        )
+        .order_by(Slot.start)
+    )
+    return list(rows.all())
+
+
 async def create_unavailability(
     session: AsyncSession,
     caller: Caller,
@@ -669,13 +747,7 @@ async def create_unavailability(
         actor_key_id=caller.key_id,
         subject_id=unavailability.id,
     )
-    conflicts = list(
-        (
-            await session.scalars(
-                select(Slot).where(inside, Slot.status == "booked").order_by(Slot.start)
-            )
-        ).all()
-    )
+    conflicts = await _booked_inside(session, practitioner.id, data.start, data.end)
     made_unavailable = len(changed)
     await record(
         session,
@@ -688,6 +760,39 @@ async def create_unavailability(
         conflicts=len(conflicts),
     )
     return unavailability, made_unavailable, conflicts, tz
+
+
+async def list_unavailabilities(
+    session: AsyncSession, caller: Caller, practitioner_id: uuid.UUID, *, after: datetime
+) -> tuple[list[Unavailability], ZoneInfo]:
+    """The practitioner's absences that end after `after`, by start."""
+    practitioner, tz = await publishing_practitioner(session, caller, practitioner_id)
+    rows = await session.scalars(
+        select(Unavailability)
+        .where(Unavailability.practitioner_id == practitioner.id, Unavailability.end > after)
+        .order_by(Unavailability.start)
+        .limit(200)
+    )
+    return list(rows.all()), tz
+
+
+async def get_unavailability(
+    session: AsyncSession, caller: Caller, practitioner_id: uuid.UUID, unavailability_id: uuid.UUID
+) -> tuple[Unavailability, list[Slot], ZoneInfo]:
+    """An absence and the booked slots inside it (the conflicts the practice must handle)."""
+    practitioner, tz = await publishing_practitioner(session, caller, practitioner_id)
+    unavailability = await session.scalar(
+        select(Unavailability).where(
+            Unavailability.id == unavailability_id,
+            Unavailability.practitioner_id == practitioner.id,
+        )
+    )
+    if unavailability is None:
+        raise NotFound("Unavailability not found")
+    booked = await _booked_inside(
+        session, practitioner.id, unavailability.start, unavailability.end
+    )
+    return unavailability, booked, tz
 
 
 async def delete_unavailability(

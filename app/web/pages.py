@@ -1,138 +1,30 @@
-"""Server-rendered pages (French): sign-in, sign-out and the indicators dashboard."""
+"""The indicators dashboard (French): headline figures, SVG charts and the CSV download.
+Sign-in and sign-out are in app.web.auth."""
 
 from __future__ import annotations
 
-import secrets
 import uuid
 from datetime import date, datetime, timedelta
-from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, quote
 
 from fastapi import APIRouter, Request
-from jinja2 import Environment, FileSystemLoader, select_autoescape
-from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.responses import Response
 
 from app.activity import indicators
 from app.api.deps import SessionDep
 from app.api.indicators import IndicatorsOut, PeriodOut, _targets, to_csv
-from app.config import get_settings
 from app.directory.models import Territory
+from app.errors import NotFound
 from app.security import ADMIN, COORDINATOR, DASHBOARD, Caller
 from app.validators import local
-from app.web import session as web
+from app.web.auth import UserDep, require_role, show
 from app.web.charts import Series, bar_chart
 
 router = APIRouter(include_in_schema=False)
-TEMPLATES = Environment(
-    loader=FileSystemLoader(Path(__file__).parent / "templates"),
-    autoescape=select_autoescape(["html"]),
-)
-LOGIN_CSRF = "creneau_login"
-FAILURES = web.FailedSignIns()
-SECURITY_HEADERS = {
-    "Content-Security-Policy": (
-        "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'none'; "
-        "frame-ancestors 'none'; form-action 'self'; base-uri 'none'"
-    ),
-    "X-Content-Type-Options": "nosniff",
-    "X-Frame-Options": "DENY",
-    "Referrer-Policy": "no-referrer",
-    "Cache-Control": "no-store",
-}
 MONTHS = [
     "janv.", "févr.", "mars", "avr.", "mai", "juin",
     "juil.", "août", "sept.", "oct.", "nov.", "déc.",
 ]  # fmt: skip
-
-
-def page(name: str, status: int = 200, **context: Any) -> HTMLResponse:
-    html = TEMPLATES.get_template(name).render(**context)
-    return HTMLResponse(html, status_code=status, headers=SECURITY_HEADERS)
-
-
-def _cookie(response: Response, request: Request, name: str, value: str, max_age: int) -> None:
-    response.set_cookie(
-        name,
-        value,
-        max_age=max_age,
-        httponly=True,
-        samesite="strict",
-        secure=request.url.scheme == "https",
-        path="/",
-    )
-
-
-def _safe_next(value: str | None) -> str:
-    """Only a path of this site: never an absolute or protocol-relative URL."""
-    if value and value.startswith("/") and not value.startswith(("//", "/\\")):
-        return value
-    return "/dashboard"
-
-
-async def _form(request: Request) -> dict[str, str]:
-    body = (await request.body()).decode("utf-8", errors="replace")
-    return dict(parse_qsl(body, keep_blank_values=True))
-
-
-def _sign_in_page(request: Request, next_: str, error: str | None, status: int) -> Response:
-    token = secrets.token_urlsafe(24)
-    response = page("sign_in.html", status, csrf=token, next=next_, error=error)
-    _cookie(response, request, LOGIN_CSRF, token, 3600)
-    return response
-
-
-@router.get("/connexion")
-async def sign_in_form(request: Request, next: str | None = None) -> Response:
-    return _sign_in_page(request, _safe_next(next), None, 200)
-
-
-@router.post("/connexion")
-async def sign_in(request: Request, session: SessionDep) -> Response:
-    form = await _form(request)
-    next_ = _safe_next(form.get("next"))
-    expected = request.cookies.get(LOGIN_CSRF)
-    if not expected or not secrets.compare_digest(expected, form.get("csrf", "")):
-        return _sign_in_page(request, next_, "La page a expiré : veuillez réessayer.", 403)
-    address = request.client.host if request.client else "?"
-    await FAILURES.wait(address)
-    caller = await web.sign_in(session, form.get("key", ""))
-    if caller is None:
-        FAILURES.failed(address)
-        return _sign_in_page(request, next_, "Clé inconnue ou révoquée.", 401)
-    FAILURES.succeeded(address)
-    response = RedirectResponse(next_, status_code=303, headers=SECURITY_HEADERS)
-    hours = get_settings().session_hours
-    _cookie(response, request, web.COOKIE, web.encode(caller.key_id), hours * 3600)
-    response.delete_cookie(LOGIN_CSRF, path="/")
-    return response
-
-
-@router.post("/deconnexion")
-async def sign_out(request: Request) -> Response:
-    current = web.decode(request.cookies.get(web.COOKIE))
-    form = await _form(request)
-    if current is None or not current.check_csrf(form.get("csrf")):
-        return page(
-            "message.html",
-            403,
-            title="Action refusée",
-            message="Le jeton de sécurité du formulaire est absent ou invalide.",
-        )
-    response = RedirectResponse("/connexion", status_code=303, headers=SECURITY_HEADERS)
-    response.delete_cookie(web.COOKIE, path="/")
-    return response
-
-
-async def signed_in(
-    request: Request, session: SessionDep
-) -> tuple[web.WebSession, Caller] | Response:
-    current = web.decode(request.cookies.get(web.COOKIE))
-    caller = await web.caller_for(session, current) if current else None
-    if current is None or caller is None:
-        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-        return RedirectResponse(f"/connexion?next={quote(target)}", status_code=303)
-    return current, caller
 
 
 async def _territory(
@@ -177,29 +69,13 @@ def _sum(periods: list[indicators.Figures], section: str, name: str) -> float:
 
 @router.get("/dashboard")
 async def dashboard(
-    request: Request, session: SessionDep, territory_id: uuid.UUID | None = None
+    request: Request, session: SessionDep, user: UserDep, territory_id: uuid.UUID | None = None
 ) -> Response:
-    state = await signed_in(request, session)
-    if isinstance(state, Response):
-        return state
-    current, caller = state
-    if caller.role not in (COORDINATOR, DASHBOARD, ADMIN):
-        return page(
-            "message.html",
-            403,
-            web_session=current,
-            title="Accès refusé",
-            message="Le tableau de bord est réservé aux coordinateurs de CPTS et aux financeurs.",
-        )
+    require_role(user, COORDINATOR, DASHBOARD, ADMIN)
+    caller = user.caller
     territory = await _territory(session, caller, territory_id)
     if territory is None:
-        return page(
-            "message.html",
-            404,
-            web_session=current,
-            title="Territoire introuvable",
-            message="Précisez le territoire à afficher.",
-        )
+        raise NotFound("Territory not found", page_message="Précisez le territoire à afficher.")
     today = local(datetime.now().astimezone(), territory.timezone).date()
     year_start, year_end = date(today.year, 1, 1), date(today.year + 1, 1, 1)
     months = await indicators.compute(
@@ -293,9 +169,10 @@ async def dashboard(
         [Series("En attente", [float(m.mt["waiting_at_end"]) for m in past]),
          Series("Délai médian (jours)", [m.mt["waiting_days_median"] or 0 for m in past])],
     )  # fmt: skip
-    return page(
+    return show(
+        request,
+        user,
         "dashboard.html",
-        web_session=current,
         territory=territory,
         year=today.year,
         today=f"{today.day} {MONTHS[today.month - 1]} {today.year}",
@@ -310,15 +187,12 @@ async def dashboard(
 
 @router.get("/dashboard/indicateurs.csv")
 async def dashboard_csv(
-    request: Request, session: SessionDep, territory_id: uuid.UUID | None = None
+    session: SessionDep, user: UserDep, territory_id: uuid.UUID | None = None
 ) -> Response:
-    state = await signed_in(request, session)
-    if isinstance(state, Response):
-        return state
-    _, caller = state
-    territory = await _territory(session, caller, territory_id)
-    if territory is None or caller.role not in (COORDINATOR, DASHBOARD, ADMIN):
-        return page("message.html", 404, title="Introuvable", message="Territoire introuvable.")
+    require_role(user, COORDINATOR, DASHBOARD, ADMIN)
+    territory = await _territory(session, user.caller, territory_id)
+    if territory is None:
+        raise NotFound("Territory not found", page_message="Territoire introuvable.")
     year = date.today().year
     figures = await indicators.compute(
         session, territory.id, territory.timezone, "month", date(year, 1, 1), date(year + 1, 1, 1)

@@ -1,0 +1,532 @@
+"""Agenda import: a practitioner's slots kept in step with a feed from the practice's own
+software. New slots are added, vanished free ones removed, booked or held ones never touched
+(reported as conflicts). A feed that cannot be fetched or read is recorded as a failed import
+with its reason and changes nothing. Services flush, never commit, except `run_import` and
+`import_due_feeds`, which own their transactions because HTTP must never run inside one."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import httpx
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.activity.service import record
+from app.config import get_settings
+from app.directory.models import Territory
+from app.errors import NotFound
+from app.outbound_urls import check_registered_url
+from app.sas_bridge import schemas
+from app.sas_bridge.feed_fetch import FeedError, fetch
+from app.sas_bridge.feed_models import AgendaFeed, AgendaImport
+from app.sas_bridge.feed_parse import FeedSlot, Window, parse_fhir_page, parse_ical
+from app.scheduling.models import Slot
+from app.scheduling.offer_events import OfferedSlot, record_offer
+from app.scheduling.schemas import MaterializationOut
+from app.scheduling.service import (
+    NewSlot,
+    insert_slots,
+    lock_publication,
+    now_utc,
+    publishing_practitioner,
+    zone,
+)
+from app.security import Caller
+
+log = logging.getLogger(__name__)
+IMPORTS_KEPT = 50  # per feed
+FEED_ACCEPT = {
+    "ical": "text/calendar, text/plain;q=0.5, */*;q=0.1",
+    "fhir": "application/fhir+json, application/json;q=0.9, */*;q=0.1",
+}
+CONCURRENT_FETCHES = 4
+
+
+# Configuration (practice for its practitioners, coordinator) -------------------------------
+
+
+async def set_feed(
+    session: AsyncSession, caller: Caller, practitioner_id: uuid.UUID, data: schemas.FeedIn
+) -> tuple[AgendaFeed, bool]:
+    practitioner, _ = await publishing_practitioner(session, caller, practitioner_id, lock=True)
+    url = str(data.url)
+    check_registered_url(
+        url, ["body", "url"], allow_insecure=get_settings().feed_allow_insecure_urls
+    )
+    feed = await session.scalar(
+        select(AgendaFeed).where(AgendaFeed.practitioner_id == practitioner.id)
+    )
+    created = feed is None
+    if feed is None:
+        feed = AgendaFeed(practitioner_id=practitioner.id, territory_id=practitioner.territory_id)
+        session.add(feed)
+    values = data.model_dump()
+    values["url"] = url
+    for name, value in values.items():
+        setattr(feed, name, value)
+    # A new configuration is read in full at the next run, which is now.
+    feed.etag = feed.last_modified = feed.content_sha256 = None
+    feed.next_fetch_at = now_utc()
+    if created:
+        feed.last_status = "pending"
+    await session.flush()
+    await record(
+        session,
+        "feed.configured",
+        territory_id=practitioner.territory_id,
+        practitioner_id=practitioner.id,
+        subject_id=feed.id,
+        actor_key_id=caller.key_id,
+        format=feed.format,
+        active=feed.active,
+    )
+    return feed, created
+
+
+async def get_feed(
+    session: AsyncSession, caller: Caller, practitioner_id: uuid.UUID
+) -> tuple[AgendaFeed, ZoneInfo]:
+    practitioner, tz = await publishing_practitioner(session, caller, practitioner_id)
+    feed = await session.scalar(
+        select(AgendaFeed).where(AgendaFeed.practitioner_id == practitioner.id)
+    )
+    if feed is None:
+        raise NotFound("This practitioner has no agenda feed")
+    return feed, tz
+
+
+async def delete_feed(
+    session: AsyncSession, caller: Caller, practitioner_id: uuid.UUID
+) -> MaterializationOut:
+    """The feed goes, and with it its future free slots; held and booked ones stay."""
+    feed, tz = await get_feed(session, caller, practitioner_id)
+    await lock_publication(session, feed.practitioner_id)
+    now = now_utc()
+    removed = await _remove_slots(
+        session, feed, tz, [Slot.start > now, Slot.status.in_(("free", "unavailable"))]
+    )
+    kept = await session.scalar(
+        select(func.count())
+        .select_from(Slot)
+        .where(
+            Slot.practitioner_id == feed.practitioner_id,
+            Slot.source == "import",
+            Slot.start > now,
+            Slot.status.in_(("held", "booked")),
+        )
+    )
+    await record(
+        session,
+        "feed.deleted",
+        territory_id=feed.territory_id,
+        practitioner_id=feed.practitioner_id,
+        subject_id=feed.id,
+        actor_key_id=caller.key_id,
+        removed=removed,
+    )
+    await session.delete(feed)
+    await session.flush()
+    return MaterializationOut(created=0, removed=removed, kept=int(kept or 0))
+
+
+async def list_imports(
+    session: AsyncSession, caller: Caller, practitioner_id: uuid.UUID, limit: int
+) -> tuple[list[AgendaImport], ZoneInfo]:
+    feed, tz = await get_feed(session, caller, practitioner_id)
+    rows = await session.scalars(
+        select(AgendaImport)
+        .where(AgendaImport.feed_id == feed.id)
+        .order_by(AgendaImport.started_at.desc(), AgendaImport.id)
+        .limit(limit)
+    )
+    return list(rows.all()), tz
+
+
+# Keeping the slots in step ----------------------------------------------------------------
+
+
+@dataclass
+class Outcome:
+    added: int = 0
+    removed: int = 0
+    unchanged: int = 0
+    conflicts: list[dict[str, Any]] | None = None
+
+
+async def _remove_slots(
+    session: AsyncSession, feed: AgendaFeed, tz: ZoneInfo, conditions: list[Any]
+) -> int:
+    removed = (
+        await session.execute(
+            delete(Slot)
+            .where(
+                Slot.practitioner_id == feed.practitioner_id, Slot.source == "import", *conditions
+            )
+            .returning(
+                Slot.practitioner_id,
+                Slot.territory_id,
+                Slot.start,
+                Slot.end,
+                Slot.modality,
+                Slot.visibility,
+                Slot.status,
+            )
+        )
+    ).all()
+    # Unavailable slots had already left the offer when they became unavailable.
+    await record_offer(
+        session,
+        "slots.withdrawn",
+        [
+            OfferedSlot(r.practitioner_id, r.territory_id, r.start, r.end, r.modality, r.visibility)
+            for r in removed
+            if r.status == "free"
+        ],
+        tz,
+        subject_id=feed.id,
+    )
+    return len(removed)
+
+
+def _conflict(
+    start: datetime, end: datetime, tz: ZoneInfo, reason: str, **extra: Any
+) -> dict[str, Any]:
+    return {
+        "start": start.astimezone(tz).isoformat(),
+        "end": end.astimezone(tz).isoformat(),
+        "reason": reason,
+        **extra,
+    }
+
+
+async def apply_slots(
+    session: AsyncSession,
+    feed: AgendaFeed,
+    tz: ZoneInfo,
+    wanted: list[FeedSlot],
+    now: datetime,
+) -> Outcome:
+    """Make the practitioner's future imported slots those of the feed."""
+    await lock_publication(session, feed.practitioner_id)
+    existing = (
+        await session.execute(
+            select(Slot.id, Slot.start, Slot.end, Slot.modality, Slot.visibility, Slot.status)
+            .where(
+                Slot.practitioner_id == feed.practitioner_id,
+                Slot.source == "import",
+                Slot.start > now,
+            )
+            .with_for_update()
+        )
+    ).all()
+    desired = {(s.start, s.end, s.modality, feed.visibility) for s in wanted}
+    have = {(r.start, r.end, r.modality, r.visibility): r for r in existing}
+    outcome = Outcome(conflicts=[])
+    assert outcome.conflicts is not None
+    stale = []
+    for key, row in have.items():
+        if key in desired:
+            outcome.unchanged += 1
+        elif row.status in ("free", "unavailable"):
+            stale.append(row.id)
+        else:
+            outcome.conflicts.append(
+                _conflict(
+                    row.start,
+                    row.end,
+                    tz,
+                    f"{row.status} slot no longer in the feed: kept",
+                    slot_id=str(row.id),
+                )
+            )
+    if stale:
+        outcome.removed = await _remove_slots(session, feed, tz, [Slot.id.in_(stale)])
+    new = sorted(key for key in desired if key not in have)
+    candidates = [
+        NewSlot(
+            feed.practitioner_id,
+            feed.territory_id,
+            None,
+            "import",
+            start,
+            end,
+            modality,
+            visibility,
+        )
+        for start, end, modality, visibility in new
+    ]
+    inserted = await insert_slots(session, candidates)
+    outcome.added = len(inserted)
+    for c in candidates:
+        if (c.practitioner_id, c.start) not in inserted:
+            outcome.conflicts.append(
+                _conflict(c.start, c.end, tz, "overlaps a slot already published: not imported")
+            )
+    await record_offer(
+        session,
+        "slots.offered",
+        [
+            OfferedSlot(c.practitioner_id, c.territory_id, c.start, c.end, c.modality, c.visibility)
+            for c in candidates
+            if inserted.get((c.practitioner_id, c.start)) == "free"
+        ],
+        tz,
+        subject_id=feed.id,
+    )
+    return outcome
+
+
+# One import: fetch outside any transaction, then apply in one ------------------------------
+
+
+@dataclass(frozen=True)
+class FeedConfig:
+    id: uuid.UUID
+    practitioner_id: uuid.UUID
+    territory_id: uuid.UUID
+    format: str
+    url: str
+    category: str
+    modality: str
+    slot_minutes: int | None
+    etag: str | None
+    last_modified: str | None
+    content_sha256: str | None
+    timezone: str
+
+
+async def _load(factory: async_sessionmaker[AsyncSession], feed_id: uuid.UUID) -> FeedConfig:
+    async with factory() as session:
+        row = (
+            await session.execute(
+                select(AgendaFeed, Territory.timezone)
+                .join(Territory, Territory.id == AgendaFeed.territory_id)
+                .where(AgendaFeed.id == feed_id)
+            )
+        ).one_or_none()
+        if row is None:
+            raise NotFound("Agenda feed not found")
+        feed, timezone = row
+        return FeedConfig(
+            feed.id,
+            feed.practitioner_id,
+            feed.territory_id,
+            feed.format,
+            feed.url,
+            feed.category,
+            feed.modality,
+            feed.slot_minutes,
+            feed.etag,
+            feed.last_modified,
+            feed.content_sha256,
+            timezone,
+        )
+
+
+@dataclass
+class Read:
+    status: str  # ok | not_modified
+    slots: list[FeedSlot]
+    size: int = 0
+    etag: str | None = None
+    last_modified: str | None = None
+    digest: str | None = None
+
+
+async def read_feed(http: httpx.AsyncClient, config: FeedConfig, now: datetime) -> Read:
+    settings = get_settings()
+    tz = zone(config.timezone)
+    window = Window(now, now + timedelta(days=settings.horizon_days))
+    fetched = await fetch(
+        http,
+        config.url,
+        etag=config.etag,
+        last_modified=config.last_modified,
+        accept=FEED_ACCEPT[config.format],
+    )
+    if fetched.status == 304:
+        return Read("not_modified", [])
+    if config.format == "ical":
+        digest = hashlib.sha256(fetched.body).hexdigest()
+        if digest == config.content_sha256:
+            return Read("not_modified", [], len(fetched.body), fetched.etag, fetched.last_modified)
+        # Expanding recurrences is CPU work: off the event loop, which serves requests.
+        slots = await asyncio.to_thread(
+            parse_ical,
+            fetched.body,
+            fetched.content_type,
+            tz=tz,
+            window=window,
+            category=config.category,
+            modality=config.modality,
+            slot_minutes=config.slot_minutes,
+            max_slots=settings.feed_max_slots,
+        )
+        return Read("ok", slots, len(fetched.body), fetched.etag, fetched.last_modified, digest)
+    # FHIR: every page of the search, within the same size and slot limits.
+    page_slots, following = parse_fhir_page(
+        fetched.body, fetched.content_type, window=window, modality=config.modality
+    )
+    slots, size, pages = list(page_slots), len(fetched.body), 1
+    while following:
+        pages += 1
+        if pages > settings.feed_max_pages:
+            raise FeedError(f"More than {settings.feed_max_pages} pages of slots")
+        if size >= settings.feed_max_bytes:
+            raise FeedError(f"The feed is larger than {settings.feed_max_bytes} bytes")
+        page = await fetch(
+            http, following, limit=settings.feed_max_bytes - size, accept=FEED_ACCEPT["fhir"]
+        )
+        size += len(page.body)
+        page_slots, following = parse_fhir_page(
+            page.body, page.content_type, window=window, modality=config.modality
+        )
+        slots += page_slots
+        if len(slots) > settings.feed_max_slots:
+            raise FeedError(f"More than {settings.feed_max_slots} slots in the next days")
+    return Read("ok", sorted(set(slots)), size, fetched.etag, fetched.last_modified)
+
+
+async def run_import(
+    factory: async_sessionmaker[AsyncSession],
+    http: httpx.AsyncClient,
+    feed_id: uuid.UUID,
+    *,
+    now: datetime | None = None,
+) -> AgendaImport:
+    """Fetch and apply one feed; the import record says what happened."""
+    config = await _load(factory, feed_id)
+    started = now_utc()
+    now = now or started
+    tz = zone(config.timezone)
+    try:
+        read: Read | None = await read_feed(http, config, now)
+        reason = None
+    except FeedError as exc:
+        read, reason = None, str(exc)[:500]
+    async with factory() as session:
+        feed = await session.get(AgendaFeed, feed_id, with_for_update=True)
+        if feed is None:
+            raise NotFound("Agenda feed not found")
+        entry = AgendaImport(feed_id=feed.id, started_at=started)
+        outcome = Outcome()
+        if read is not None and read.status == "ok":
+            try:
+                async with session.begin_nested():
+                    outcome = await apply_slots(session, feed, tz, read.slots, now)
+            except Exception:
+                log.exception("agenda import failed", extra={"feed_id": str(feed.id)})
+                read, reason = None, "The slots could not be saved (internal error); retried later"
+        entry.status = "failed" if read is None else read.status
+        entry.reason = reason
+        entry.bytes = read.size if read else 0
+        entry.slots_in_feed = len(read.slots) if read else 0
+        entry.added, entry.removed, entry.unchanged = (
+            outcome.added,
+            outcome.removed,
+            outcome.unchanged,
+        )
+        entry.conflicts = outcome.conflicts or []
+        entry.finished_at = now_utc()
+        session.add(entry)
+        feed.last_attempt_at = started
+        feed.last_status = entry.status
+        feed.last_error = reason
+        if read is not None:
+            feed.last_success_at = started
+            if read.status == "ok":
+                feed.etag, feed.last_modified = read.etag, read.last_modified
+                feed.content_sha256 = read.digest
+        await session.flush()
+        await _prune(session, feed.id)
+        await record(
+            session,
+            "feed.imported" if read is not None else "feed.failed",
+            territory_id=feed.territory_id,
+            practitioner_id=feed.practitioner_id,
+            subject_id=entry.id,
+            status=entry.status,
+            added=entry.added,
+            removed=entry.removed,
+            conflicts=len(entry.conflicts),
+        )
+        await session.commit()
+        await session.refresh(entry)
+    log.info(
+        "agenda import",
+        extra={
+            "feed_id": str(feed_id),
+            "status": entry.status,
+            "added": entry.added,
+            "removed": entry.removed,
+            "conflicts": len(entry.conflicts),
+        },
+    )
+    return entry
+
+
+async def _prune(session: AsyncSession, feed_id: uuid.UUID) -> None:
+    keep = (
+        select(AgendaImport.id)
+        .where(AgendaImport.feed_id == feed_id)
+        .order_by(AgendaImport.started_at.desc())
+        .limit(IMPORTS_KEPT)
+    )
+    await session.execute(
+        delete(AgendaImport).where(AgendaImport.feed_id == feed_id, AgendaImport.id.not_in(keep))
+    )
+
+
+async def import_due_feeds(
+    factory: async_sessionmaker[AsyncSession],
+    http: httpx.AsyncClient,
+    *,
+    now: datetime | None = None,
+    batch: int = 50,
+    concurrency: int = CONCURRENT_FETCHES,
+) -> dict[str, int]:
+    """The periodic job. Due feeds are claimed by moving their next fetch one poll interval
+    ahead (SKIP LOCKED), so each feed is imported by exactly one process even with several
+    workers, and a process that dies mid-import only delays that feed by one interval."""
+    now = now or now_utc()
+    interval = timedelta(minutes=get_settings().feed_poll_minutes)
+    async with factory() as session:
+        due = (
+            select(AgendaFeed.id)
+            .where(AgendaFeed.active, AgendaFeed.next_fetch_at <= now)
+            .order_by(AgendaFeed.next_fetch_at)
+            .limit(batch)
+            .with_for_update(skip_locked=True)
+        )
+        claimed = list(
+            (
+                await session.scalars(
+                    update(AgendaFeed)
+                    .where(AgendaFeed.id.in_(due.scalar_subquery()))
+                    .values(next_fetch_at=now + interval)
+                    .returning(AgendaFeed.id)
+                )
+            ).all()
+        )
+        await session.commit()
+    gate = asyncio.Semaphore(concurrency)
+    counts = {"feeds": len(claimed), "ok": 0, "not_modified": 0, "failed": 0}
+
+    async def one(feed_id: uuid.UUID) -> None:
+        async with gate:
+            try:
+                entry = await run_import(factory, http, feed_id, now=now)
+            except NotFound:
+                return  # deleted meanwhile
+            counts[entry.status] += 1
+
+    await asyncio.gather(*(one(feed_id) for feed_id in claimed))
+    return counts

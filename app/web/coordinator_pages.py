@@ -1,0 +1,408 @@
+"""The CPTS coordinator's pages (/coordination): the médecin traitant queue in priority
+order, a request's candidates and its transitions, GP capacities, the directory and the API
+keys. Every action is the API's service (same roles, same rules); every MT request shown with
+its patient is written to the access log."""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from typing import Any
+
+from fastapi import APIRouter, Request
+from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.responses import Response
+
+from app.activity.audit import log_access
+from app.api.deps import SessionDep
+from app.directory import schemas as directory
+from app.directory import service as directory_service
+from app.errors import Conflict, ValidationFailed
+from app.idempotency import idempotent
+from app.medecin_traitant import schemas, service
+from app.security import ADMIN, COORDINATOR, Caller
+from app.web.auth import Form, FormDep, UserDep, WebUser, done, require_role, show
+from app.web.booking_pages import caller_zone
+from app.web.forms import PATIENT_FIELDS, nested, parse, service_errors
+
+router = APIRouter(prefix="/coordination", include_in_schema=False)
+COORDINATORS = (COORDINATOR, ADMIN)
+
+
+async def _audit(
+    session: AsyncSession, caller: Caller, items: list[schemas.MtRequestOut], action: str
+) -> None:
+    await log_access(
+        session,
+        caller,
+        "mt_request",
+        [(r.id, r.territory_id) for r in items if r.patient is not None],
+        action,
+    )
+
+
+# The MT queue -----------------------------------------------------------------------------
+
+
+@router.get("")
+async def queue(
+    request: Request,
+    session: SessionDep,
+    user: UserDep,
+    statut: str = "waiting",
+    priorite: str = "",
+) -> Response:
+    """Fragile patients first (more criteria first), then the longest waiting."""
+    require_role(user, *COORDINATORS)
+    status = statut if statut in ("waiting", "proposed", "attached", "withdrawn") else None
+    priority = int(priorite) if priorite in ("0", "1", "2", "3") else None
+    views, _ = await service.list_requests(
+        session, user.caller, status=status, priority=priority, cursor=None, limit=500
+    )
+    items = [service.render(v) for v in views]
+    await _audit(session, user.caller, items, "list")
+    return show(request, user, "mt_queue.html", items=items, status_filter=statut,
+                priority=priorite)  # fmt: skip
+
+
+_MT_FIELDS = (*PATIENT_FIELDS, "source", "preferences.practitioner_gender")
+
+
+def _register_data(form: Form) -> dict[str, Any]:
+    data = nested(form, *_MT_FIELDS)
+    data["ald"] = form.get("ald") == "true"
+    data["precarity"] = form.get("precarity") == "true"
+    communes = [c for c in re.split(r"[\s,;]+", form.get("preferences.communes_insee")) if c]
+    if communes:
+        data.setdefault("preferences", {})["communes_insee"] = communes
+    return data
+
+
+def _register_page(
+    request: Request,
+    user: WebUser,
+    values: dict[str, str],
+    errors: dict[str, str] | None = None,
+    status: int = 200,
+) -> Response:
+    errors = errors or {}
+    values.setdefault("jeton", str(uuid.uuid4()))
+    return show(request, user, "mt_new.html", status, values=values, errors=errors,
+                first_error=next(iter(errors), None))  # fmt: skip
+
+
+@router.get("/mt/nouvelle")
+async def new_request(request: Request, user: UserDep) -> Response:
+    require_role(user, *COORDINATORS)
+    return _register_page(request, user, {"source": "cpts"})
+
+
+@router.post("/mt/nouvelle")
+async def register(request: Request, session: SessionDep, user: UserDep, form: FormDep) -> Response:
+    """Register a patient looking for a médecin traitant (idempotent on the form's token)."""
+    require_role(user, *COORDINATORS)
+    body, errors = parse(schemas.MtRequestIn, _register_data(form))
+    values = form.values()
+    if body is None:
+        return _register_page(request, user, values, errors, 422)
+
+    async def run() -> schemas.MtRequestOut:
+        return service.render(await service.register(session, user.caller, body))
+
+    try:
+        response = await idempotent(
+            session, user.caller, form.get("jeton"), "POST /v1/mt-requests", body, run
+        )
+    except Conflict as exc:
+        await session.rollback()
+        existing = exc.extra.get("existing_id")
+        message = "Ce patient est déjà inscrit dans la file du territoire."
+        if existing:
+            return done(request, f"/coordination/mt/{existing}", message)
+        return _register_page(request, user, values, {"_form": message}, 409)
+    except ValidationFailed as exc:
+        await session.rollback()
+        values.pop("jeton", None)
+        return _register_page(request, user, values, service_errors(exc), 422)
+    request_id = json.loads(bytes(response.body))["id"]
+    return done(request, f"/coordination/mt/{request_id}", "Patient inscrit dans la file.")
+
+
+async def _request_page(
+    request: Request,
+    session: AsyncSession,
+    user: WebUser,
+    request_id: uuid.UUID,
+    *,
+    errors: dict[str, str] | None = None,
+    status: int = 200,
+) -> Response:
+    item = service.render(await service.get(session, user.caller, request_id))
+    await _audit(session, user.caller, [item], "read")
+    candidates = (
+        await service.candidates(session, user.caller, request_id)
+        if item.status == "waiting"
+        else []
+    )
+    errors = errors or {}
+    zones = await directory_service.territory_zones(session, {item.territory_id})
+    return show(request, user, "mt_request.html", status, r=item, candidates=candidates,
+                tz=zones[item.territory_id], errors=errors,
+                first_error=next(iter(errors), None))  # fmt: skip
+
+
+@router.get("/mt/{request_id}")
+async def request_page(
+    request: Request, session: SessionDep, user: UserDep, request_id: uuid.UUID
+) -> Response:
+    require_role(user, *COORDINATORS)
+    return await _request_page(request, session, user, request_id)
+
+
+async def _transition(
+    request: Request,
+    session: AsyncSession,
+    user: WebUser,
+    request_id: uuid.UUID,
+    action: Any,
+    message: str,
+) -> Response:
+    try:
+        await action
+    except (Conflict, ValidationFailed) as exc:
+        await session.rollback()
+        return await _request_page(
+            request, session, user, request_id,
+            errors={"_form": _MT_CONFLICTS.get(exc.detail, "Action impossible : " + exc.detail)},
+            status=exc.status,
+        )  # fmt: skip
+    return done(request, f"/coordination/mt/{request_id}", message)
+
+
+_NO_PLACE = "Ce médecin n'a plus de place de médecin traitant."
+_MT_CONFLICTS = {
+    "This GP takes no new médecin traitant patients (capacity reached)": _NO_PLACE,
+    "This GP has no médecin traitant place left": _NO_PLACE,
+    "The proposal has lapsed; propose again": "La proposition a expiré : proposez de nouveau.",
+}
+
+
+@router.post("/mt/{request_id}/proposer")
+async def propose(
+    request: Request, session: SessionDep, user: UserDep, form: FormDep, request_id: uuid.UUID
+) -> Response:
+    require_role(user, *COORDINATORS)
+    body, errors = parse(schemas.ProposalIn, nested(form, "practitioner_id"))
+    if body is None:
+        return await _request_page(request, session, user, request_id, errors=errors, status=422)
+    return await _transition(request, session, user, request_id,
+                             service.propose(session, user.caller, request_id, body),
+                             "Médecin proposé au patient.")  # fmt: skip
+
+
+@router.post("/mt/{request_id}/accepter")
+async def accept(
+    request: Request, session: SessionDep, user: UserDep, form: FormDep, request_id: uuid.UUID
+) -> Response:
+    require_role(user, *COORDINATORS)
+    return await _transition(request, session, user, request_id,
+                             service.accept(session, user.caller, request_id),
+                             "Patient rattaché à son médecin traitant.")  # fmt: skip
+
+
+async def _with_reason(
+    request: Request,
+    session: AsyncSession,
+    user: WebUser,
+    form: Form,
+    request_id: uuid.UUID,
+    kind: str,
+) -> Response:
+    body, errors = parse(schemas.ReasonIn, nested(form, "reason"))
+    if body is None:
+        errors = {f"{kind}.reason": errors.get("reason", "Ce champ est obligatoire.")}
+        return await _request_page(request, session, user, request_id, errors=errors, status=422)
+    if kind == "decline":
+        return await _transition(request, session, user, request_id,
+                                 service.decline(session, user.caller, request_id, body),
+                                 "Proposition refusée : le patient garde sa place.")  # fmt: skip
+    return await _transition(request, session, user, request_id,
+                             service.withdraw(session, user.caller, request_id, body),
+                             "Patient sorti de la file.")  # fmt: skip
+
+
+@router.post("/mt/{request_id}/refuser")
+async def decline(
+    request: Request, session: SessionDep, user: UserDep, form: FormDep, request_id: uuid.UUID
+) -> Response:
+    require_role(user, *COORDINATORS)
+    return await _with_reason(request, session, user, form, request_id, "decline")
+
+
+@router.post("/mt/{request_id}/retirer")
+async def withdraw(
+    request: Request, session: SessionDep, user: UserDep, form: FormDep, request_id: uuid.UUID
+) -> Response:
+    require_role(user, *COORDINATORS)
+    return await _with_reason(request, session, user, form, request_id, "withdraw")
+
+
+# GP capacities ----------------------------------------------------------------------------
+
+
+@router.get("/capacites")
+async def capacities(request: Request, session: SessionDep, user: UserDep) -> Response:
+    require_role(user, *COORDINATORS)
+    rows = await service.capacities(session, user.caller)
+    return show(request, user, "capacities.html", rows=rows)
+
+
+@router.post("/capacites/{practitioner_id}")
+async def set_capacity(
+    request: Request, session: SessionDep, user: UserDep, form: FormDep, practitioner_id: uuid.UUID
+) -> Response:
+    require_role(user, *COORDINATORS)
+    body, _ = parse(directory.MtCapacityIn, {"mt_capacity": form.get("mt_capacity")})
+    if body is None:
+        return done(request, "/coordination/capacites",
+                    "Capacité refusée : un nombre entier entre 0 et 5000.")  # fmt: skip
+    practitioner = await directory_service.set_mt_capacity(
+        session, user.caller, practitioner_id, body.mt_capacity
+    )
+    return done(
+        request,
+        f"/coordination/capacites#gp-{practitioner.id}",
+        f"Capacité du Dr {practitioner.family_name} : {practitioner.mt_capacity} patient(s).",
+    )
+
+
+# Directory and keys -----------------------------------------------------------------------
+
+
+async def _directory_page(
+    request: Request,
+    session: AsyncSession,
+    user: WebUser,
+    *,
+    values: dict[str, str] | None = None,
+    errors: dict[str, str] | None = None,
+    status: int = 200,
+) -> Response:
+    practices, _ = await directory_service.list_practices(
+        session, user.caller, territory_id=None, commune_insee=None, name=None,
+        cursor=None, limit=500,
+    )  # fmt: skip
+    practitioners, _ = await directory_service.list_practitioners(
+        session, user.caller, territory_id=None, practice_id=None, rpps=None,
+        cursor=None, limit=500,
+    )  # fmt: skip
+    by_practice: dict[uuid.UUID, list[Any]] = {}
+    for p in practitioners:
+        by_practice.setdefault(p.practice_id, []).append(p)
+    errors = errors or {}
+    return show(request, user, "directory.html", status, practices=practices,
+                by_practice=by_practice, values=values or {}, errors=errors,
+                first_error=next(iter(errors), None))  # fmt: skip
+
+
+@router.get("/annuaire")
+async def directory_page(request: Request, session: SessionDep, user: UserDep) -> Response:
+    require_role(user, *COORDINATORS)
+    return await _directory_page(request, session, user)
+
+
+_PRACTITIONER_FIELDS = ("practitioner.practice_id", "practitioner.rpps",
+                        "practitioner.family_name", "practitioner.given_name",
+                        "practitioner.gender", "practitioner.mt_capacity")  # fmt: skip
+
+
+@router.post("/annuaire/medecins")
+async def add_practitioner(
+    request: Request, session: SessionDep, user: UserDep, form: FormDep
+) -> Response:
+    require_role(user, *COORDINATORS)
+    data = nested(form, *_PRACTITIONER_FIELDS).get("practitioner", {})
+    body, errors = parse(directory.PractitionerIn, data)
+    errors = {f"practitioner.{k}": v for k, v in errors.items()}
+    if body is not None:
+        try:
+            created = await directory_service.create_practitioner(session, user.caller, body)
+        except (Conflict, ValidationFailed) as exc:
+            await session.rollback()
+            errors = (
+                {"practitioner.rpps": "Ce RPPS est déjà dans l'annuaire du territoire."}
+                if isinstance(exc, Conflict)
+                else {f"practitioner.{k}": v for k, v in service_errors(exc).items()}
+            )
+        else:
+            return done(request, "/coordination/annuaire",
+                        f"Dr {created.given_name} {created.family_name} ajouté(e).")  # fmt: skip
+    return await _directory_page(request, session, user, values=form.values(), errors=errors,
+                                 status=422)  # fmt: skip
+
+
+async def _keys_page(
+    request: Request,
+    session: AsyncSession,
+    user: WebUser,
+    *,
+    created: tuple[Any, str] | None = None,
+    values: dict[str, str] | None = None,
+    errors: dict[str, str] | None = None,
+    status: int = 200,
+) -> Response:
+    keys, _ = await directory_service.list_keys(
+        session, user.caller, include_revoked=False, cursor=None, limit=500
+    )
+    practices, _ = await directory_service.list_practices(
+        session, user.caller, territory_id=None, commune_insee=None, name=None,
+        cursor=None, limit=500,
+    )  # fmt: skip
+    regulators, _ = await directory_service.list_regulators(
+        session, user.caller, cursor=None, limit=500
+    )
+    errors = errors or {}
+    return show(request, user, "keys.html", status, keys=keys, created=created,
+                tz=await caller_zone(session, user.caller),
+                practice_options=[(str(p.id), p.name) for p in practices],
+                regulator_options=[(str(r.id), r.name) for r in regulators],
+                values=values or {"role": "practice"}, errors=errors,
+                first_error=next(iter(errors), None))  # fmt: skip
+
+
+@router.get("/cles")
+async def keys_page(request: Request, session: SessionDep, user: UserDep) -> Response:
+    require_role(user, *COORDINATORS)
+    return await _keys_page(request, session, user)
+
+
+@router.post("/cles")
+async def create_key(
+    request: Request, session: SessionDep, user: UserDep, form: FormDep
+) -> Response:
+    """Create a key; its secret is shown on this answer only (never stored in clear)."""
+    require_role(user, *COORDINATORS)
+    role = form.get("role")
+    scope = {"practice": "practice_id", "regulator": "regulator_id"}.get(role)
+    data = nested(form, "role", "name", *((scope,) if scope else ()))
+    body, errors = parse(directory.KeyIn, data)
+    if body is not None:
+        try:
+            key, secret = await directory_service.create_key(session, user.caller, body)
+        except ValidationFailed as exc:
+            await session.rollback()
+            errors = service_errors(exc)
+        else:
+            return await _keys_page(request, session, user, created=(key, secret))
+    return await _keys_page(request, session, user, values=form.values(), errors=errors,
+                            status=422)  # fmt: skip
+
+
+@router.post("/cles/{key_id}/revoquer")
+async def revoke_key(
+    request: Request, session: SessionDep, user: UserDep, form: FormDep, key_id: uuid.UUID
+) -> Response:
+    require_role(user, *COORDINATORS)
+    await directory_service.revoke_key(session, user.caller, key_id)
+    return done(request, "/coordination/cles", "Clé révoquée : elle ne fonctionne plus.")

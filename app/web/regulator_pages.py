@@ -1,0 +1,221 @@
+"""The SAS regulator's page (/regulation): search the next 48 hours around a commune or a
+point, then book with the patient's details in the same page. Search and booking are the
+API's services (same availability predicate, same rules); a booking is idempotent on the
+form's one-time token, so a double submission books once."""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import APIRouter, Request
+from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.responses import Response
+
+from app.api.deps import SessionDep
+from app.directory.service import Commune, communes
+from app.errors import NotFound, SlotUnavailable, ValidationFailed
+from app.idempotency import idempotent
+from app.scheduling import booking_service, service
+from app.scheduling.booking_schemas import BookingIn, BookingOut
+from app.security import REGULATOR
+from app.web.auth import Form, FormDep, UserDep, WebUser, done, require_role, show
+from app.web.forms import PATIENT_FIELDS, nested, parse
+
+router = APIRouter(prefix="/regulation", include_in_schema=False)
+
+RADII = [("5", "5 km"), ("10", "10 km"), ("20", "20 km"), ("30", "30 km"), ("50", "50 km"),
+         ("100", "100 km"), ("commune", "Dans la commune seulement")]  # fmt: skip
+DEFAULT_RADIUS = "30"
+_POINT = re.compile(r"^\s*(-?\d{1,2}(?:\.\d+)?)\s*[,; ]\s*(-?\d{1,3}(?:\.\d+)?)\s*$")
+SEARCH_FIELDS = ("commune", "point", "rayon", "modalite")
+
+
+@dataclass
+class Search:
+    """The search criteria as typed, their errors, and the results."""
+
+    values: dict[str, str]
+    errors: dict[str, str] = field(default_factory=dict)
+    results: list[Any] = field(default_factory=list)
+    next_cursor: str | None = None
+    searched: bool = False
+    origin: str | None = None
+
+
+def _point(text: str) -> tuple[float, float] | None:
+    match = _POINT.match(text)
+    if match is None:
+        return None
+    lat, lon = float(match.group(1)), float(match.group(2))
+    if not (-90 <= lat <= 90 and -180 <= lon <= 180):
+        return None
+    return lat, lon
+
+
+async def run_search(
+    session: AsyncSession,
+    user: WebUser,
+    values: dict[str, str],
+    known: dict[str, Commune],
+    cursor: str | None = None,
+) -> Search:
+    """Criteria to the API's search: a commune (its centre, as the directory places it) or a
+    point, a radius (or the commune only) and a modality."""
+    found = Search(values={k: values.get(k, "") for k in SEARCH_FIELDS})
+    found.values["rayon"] = found.values["rayon"] or DEFAULT_RADIUS
+    v = found.values
+    near: tuple[float, float] | None = None
+    commune_insee: str | None = None
+    radius: float | None = None
+    if v["point"]:
+        near = _point(v["point"])
+        if near is None:
+            found.errors["point"] = (
+                "Point invalide : latitude et longitude en degrés décimaux, ex. 44.9264, 2.4396."
+            )
+        elif v["rayon"] == "commune":
+            found.errors["rayon"] = "Autour d'un point, choisissez un rayon en kilomètres."
+        found.origin = f"du point {v['point']}"
+    elif v["commune"]:
+        commune = known.get(v["commune"])
+        if commune is None:
+            found.errors["commune"] = "Commune inconnue du territoire."
+        else:
+            near = (commune.lat, commune.lon)
+            found.origin = f"du centre de {commune.name or commune.insee}"
+            if v["rayon"] == "commune":
+                commune_insee = commune.insee
+    if v["rayon"] not in dict(RADII):
+        found.errors["rayon"] = "Choisissez un des rayons proposés."
+    elif v["rayon"] != "commune" and near is not None:
+        radius = float(v["rayon"])
+    if v["modalite"] and v["modalite"] not in ("cabinet", "visite", "teleconsultation"):
+        found.errors["modalite"] = "Choisissez une des modalités proposées."
+    if found.errors:
+        return found
+    try:
+        rows, next_cursor = await service.search(
+            session,
+            user.caller,
+            start=None,
+            end=None,
+            modality=v["modalite"] or None,
+            commune_insee=commune_insee,
+            near=near,
+            radius_km=radius,
+            practitioner_id=None,
+            cursor=cursor,
+            limit=50,
+        )
+    except ValidationFailed:  # a stale or forged cursor
+        rows, next_cursor = [], None
+    found.results, found.next_cursor, found.searched = rows, next_cursor, True
+    return found
+
+
+def _booking_form(form: Form | None) -> dict[str, str]:
+    values = form.values() if form is not None else {}
+    values["jeton"] = str(uuid.uuid4())  # the Idempotency-Key of this booking attempt
+    return values
+
+
+async def _search_page(
+    request: Request,
+    session: AsyncSession,
+    user: WebUser,
+    criteria: dict[str, str],
+    *,
+    cursor: str | None = None,
+    booking: dict[str, str] | None = None,
+    errors: dict[str, str] | None = None,
+    taken: str | None = None,
+    status: int = 200,
+) -> Response:
+    known = {c.insee: c for c in await communes(session, user.caller)}
+    search = await run_search(session, user, criteria, known, cursor)
+    errors = errors or {}
+    first_error = next(iter(errors), None)
+    return show(
+        request,
+        user,
+        "regulation.html",
+        status,
+        search=search,
+        commune_names={c.insee: c.name or c.insee for c in known.values()},
+        radii=RADII,
+        booking=booking or _booking_form(None),
+        errors=errors,
+        first_error=first_error,
+        # The first visit puts the keyboard in the commune; a search error on its field.
+        search_focus=next(iter(search.errors), None)
+        or (None if any(criteria.values()) else "commune"),
+        taken=taken,
+        cursor=cursor,
+    )
+
+
+@router.get("")
+async def search_page(
+    request: Request,
+    session: SessionDep,
+    user: UserDep,
+    commune: str = "",
+    point: str = "",
+    rayon: str = "",
+    modalite: str = "",
+    suite: str | None = None,
+) -> Response:
+    require_role(user, REGULATOR)
+    criteria = {"commune": commune, "point": point, "rayon": rayon, "modalite": modalite}
+    return await _search_page(request, session, user, criteria, cursor=suite)
+
+
+@router.post("/reserver")
+async def book(request: Request, session: SessionDep, user: UserDep, form: FormDep) -> Response:
+    """Book the chosen slot for the patient. A slot taken in the meantime shows the message
+    and the search again (the patient's details stay in the form)."""
+    require_role(user, REGULATOR)
+    criteria = {name: form.get(name) for name in SEARCH_FIELDS}
+    data = nested(form, "slot_id", "sas_case_ref", "reason", *PATIENT_FIELDS)
+    body, errors = parse(BookingIn, {**data, "hold": False})
+    if "slot_id" in errors:
+        errors["slot_id"] = "Choisissez un créneau dans la liste."
+    token = form.get("jeton")
+    if not re.fullmatch(r"[0-9a-f-]{36}", token):
+        errors["_form"] = "Le formulaire est incomplet : rechargez la page."
+    if body is None or errors:
+        return await _search_page(
+            request, session, user, criteria, booking=form.values(), errors=errors, status=422
+        )
+
+    async def run() -> BookingOut:
+        return booking_service.render(await booking_service.book(session, user.caller, body))
+
+    try:
+        response = await idempotent(session, user.caller, token, "POST /v1/bookings", body, run)
+    except (SlotUnavailable, NotFound, ValidationFailed) as exc:
+        await session.rollback()
+        if isinstance(exc, SlotUnavailable):
+            why = "Ce créneau vient d'être pris par un autre régulateur."
+        elif isinstance(exc, NotFound):
+            why = "Ce créneau n'est plus proposé."
+        else:  # the form's token already booked another slot (back button, new choice)
+            why = "Ce formulaire a déjà servi à une réservation (voir « Rendez-vous »)."
+        values = _booking_form(form)
+        values.pop("slot_id", None)
+        return await _search_page(
+            request,
+            session,
+            user,
+            criteria,
+            booking=values,
+            taken=f"{why} Choisissez un autre créneau ci-dessous : "
+            "les informations du patient sont conservées.",
+            status=409,
+        )
+    booking_id = json.loads(bytes(response.body))["id"]
+    return done(request, f"/rendez-vous/{booking_id}", "Rendez-vous réservé.")

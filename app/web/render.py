@@ -1,0 +1,206 @@
+"""Rendering of the web pages: the Jinja2 environment, French labels and dates in the
+territory's zone, security headers, and the HTML form of an error (called by app.errors)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta, tzinfo
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+from zoneinfo import ZoneInfo
+
+from babel.dates import format_date, format_datetime, format_time
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+
+if TYPE_CHECKING:
+    from starlette.requests import Request
+
+    from app.errors import AppError
+
+LOCALE = "fr_FR"
+# The paths served as HTML pages: their errors are pages too (see app.errors.render).
+WEB_PREFIXES = (
+    "/connexion",
+    "/deconnexion",
+    "/accueil",
+    "/dashboard",
+    "/cabinet",
+    "/regulation",
+    "/coordination",
+    "/rendez-vous",
+)
+
+SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'none'; "
+        "frame-ancestors 'none'; form-action 'self'; base-uri 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+}
+
+MODALITIES = {
+    "cabinet": "Au cabinet",
+    "visite": "Visite à domicile",
+    "teleconsultation": "Téléconsultation",
+}
+VISIBILITIES = {
+    "sas": "SAS et CPTS",
+    "cpts": "Membres de la CPTS seulement",
+    "public": "Public (SAS, CPTS et prise de rendez-vous en ligne)",
+}
+SLOT_STATUSES = {
+    "free": "Libre",
+    "held": "Retenu (en cours de réservation)",
+    "booked": "Réservé",
+    "unavailable": "Indisponible",
+}
+BOOKING_STATUSES = {
+    "held": "Retenu",
+    "booked": "Réservé",
+    "cancelled": "Annulé",
+    "expired": "Expiré",
+    "honored": "Honoré",
+    "no_show": "Patient absent",
+}
+MT_STATUSES = {
+    "waiting": "En attente",
+    "proposed": "Médecin proposé",
+    "attached": "Rattaché",
+    "withdrawn": "Sorti de la file",
+}
+MT_CRITERIA = {"ald": "ALD", "70+": "70 ans et plus", "precarity": "Précarité"}
+MT_SOURCES = {
+    "assurance_maladie": "Assurance maladie",
+    "hotline": "Ligne téléphonique",
+    "sas": "SAS",
+    "practice": "Cabinet",
+    "cpts": "CPTS",
+    "other": "Autre",
+}
+ROLES = {
+    "admin": "Administration",
+    "coordinator": "Coordination de CPTS",
+    "practice": "Cabinet",
+    "regulator": "Régulation SAS",
+    "dashboard": "Tableau de bord",
+    "sas_platform": "Plateforme nationale SAS",
+}
+GENDERS = {"female": "Femme", "male": "Homme", "other": "Autre"}
+
+
+def _zone(tz: str | tzinfo | None) -> tzinfo | None:
+    return ZoneInfo(tz) if isinstance(tz, str) else tz
+
+
+def when(
+    value: datetime | None, tz: str | tzinfo | None, pattern: str = "EEE d MMM y 'à' HH:mm"
+) -> str:
+    """An instant as a French wall-clock time in the territory's zone (a name, or the offset
+    the API's output already carries)."""
+    if value is None:
+        return "—"
+    return format_datetime(value.astimezone(_zone(tz)), pattern, locale=LOCALE)
+
+
+def hour(value: datetime, tz: str | tzinfo | None) -> str:
+    return format_time(value.astimezone(_zone(tz)), "HH:mm", locale=LOCALE)
+
+
+def day(value: date, pattern: str = "EEEE d MMMM y") -> str:
+    return format_date(value, pattern, locale=LOCALE)
+
+
+def minutes(start: datetime, end: datetime) -> str:
+    return f"{int((end - start).total_seconds() // 60)} min"
+
+
+def french_number(value: float | None, digits: int = 1) -> str:
+    if value is None:
+        return "—"
+    return f"{value:.{digits}f}".replace(".", ",")
+
+
+TEMPLATES = Environment(
+    loader=FileSystemLoader(Path(__file__).parent / "templates"),
+    autoescape=select_autoescape(["html"]),
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+TEMPLATES.globals.update(
+    MODALITIES=MODALITIES,
+    VISIBILITIES=VISIBILITIES,
+    SLOT_STATUSES=SLOT_STATUSES,
+    BOOKING_STATUSES=BOOKING_STATUSES,
+    MT_STATUSES=MT_STATUSES,
+    MT_CRITERIA=MT_CRITERIA,
+    MT_SOURCES=MT_SOURCES,
+    ROLES=ROLES,
+    GENDERS=GENDERS,
+    when=when,
+    hour=hour,
+    day=day,
+    minutes=minutes,
+    french_number=french_number,
+    timedelta7=timedelta(days=7),
+)
+
+
+def page(name: str, status: int = 200, **context: Any) -> HTMLResponse:
+    html = TEMPLATES.get_template(name).render(**context)
+    return HTMLResponse(html, status_code=status, headers=SECURITY_HEADERS)
+
+
+def redirect(url: str) -> RedirectResponse:
+    """POST-redirect-GET: 303 to a path of this site."""
+    return RedirectResponse(url, status_code=303, headers=SECURITY_HEADERS)
+
+
+_ERROR_TITLES = {
+    400: "Demande incorrecte",
+    403: "Accès refusé",
+    404: "Page introuvable",
+    405: "Action impossible",
+    409: "Action impossible dans l'état actuel",
+    413: "Envoi trop volumineux",
+    422: "Adresse ou formulaire invalide",
+    429: "Trop de demandes",
+    503: "Service momentanément indisponible",
+}
+_ERROR_TEXTS = {
+    403: "Votre accès ne permet pas cette action. Si vous pensez que c'est une erreur, "
+    "contactez la coordination de votre CPTS.",
+    404: "Cette page n'existe pas, ou elle n'est pas accessible avec votre accès.",
+    409: "L'action n'a pas été faite : la situation a changé entre-temps. Rechargez la page.",
+    422: "Un paramètre de l'adresse ou du formulaire n'est pas valide.",
+    429: "Vous avez fait beaucoup de demandes en peu de temps : patientez quelques secondes.",
+    503: "Rien n'a été enregistré ; réessayez dans un instant.",
+}
+
+
+def error_page(request: Request, error: AppError) -> Response:
+    """The page form of an error: a sign-in for a missing session, else a French message."""
+    if error.status == 401:
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        return redirect(f"/connexion?next={quote(target)}")
+    from app.web.auth import read_session  # the header's sign-out form needs the session
+
+    status = error.status
+    title = _ERROR_TITLES.get(status, "Erreur")
+    message = error.extra.get("page_message") or _ERROR_TEXTS.get(
+        status, "Une erreur inattendue s'est produite ; elle a été enregistrée."
+    )
+    response = page(
+        "message.html",
+        status,
+        web_session=read_session(request),
+        title=title,
+        message=message,
+        detail=error.detail if status in (409, 422) else None,
+    )
+    if error.headers:
+        response.headers.update(error.headers)
+    return response
