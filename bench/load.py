@@ -324,17 +324,22 @@ class Mix:
     def _auth(key: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {key}"}
 
-    async def call(self, kind: str, rng: random.Random) -> str:
-        """Send one request of `kind`; "ok", "conflict", or what went wrong."""
+    async def call(self, kind: str, rng: random.Random) -> tuple[str, str]:
+        """Send one request of `kind` (a search when there is nothing yet to book, read or
+        cancel); returns the kind sent and "ok", "conflict", or what went wrong."""
+        if (kind == "book" and not self.recent_slots) or (
+            kind in ("booking_read", "cancel") and not self.booked
+        ):
+            kind = "search"
         try:
             status = await getattr(self, kind)(rng)
         except httpx.HTTPError as exc:
-            return type(exc).__name__
+            return kind, type(exc).__name__
         if status in EXPECTED[kind]:
-            return "ok"
+            return kind, "ok"
         if status in CONFLICTS.get(kind, ()):
-            return "conflict"
-        return f"HTTP {status}"
+            return kind, "conflict"
+        return kind, f"HTTP {status}"
 
     def _regulator(self, rng: random.Random) -> dict[str, str]:
         return self._auth(rng.choice(self.dept.regulator_keys))
@@ -354,8 +359,6 @@ class Mix:
         return r.status_code
 
     async def book(self, rng: random.Random) -> int:
-        if not self.recent_slots:
-            return await self.search(rng)
         slot = self.recent_slots.pop(rng.randrange(len(self.recent_slots)))
         r = await self.http.post(
             "/v1/bookings",
@@ -367,15 +370,11 @@ class Mix:
         return r.status_code
 
     async def booking_read(self, rng: random.Random) -> int:
-        if not self.booked:
-            return await self.search(rng)
         booking = rng.choice(self.booked)
         r = await self.http.get(f"/v1/bookings/{booking}", headers=self._regulator(rng))
         return r.status_code
 
     async def cancel(self, rng: random.Random) -> int:
-        if not self.booked:
-            return await self.search(rng)
         booking = self.booked.pop(rng.randrange(len(self.booked)))
         r = await self.http.post(
             f"/v1/bookings/{booking}/cancel",
@@ -560,10 +559,10 @@ async def measure_costs(mix: Mix, meter: CpuMeter, samples: int = 40) -> None:
         before = meter.read()
         for _ in range(n):
             t0 = time.perf_counter()
-            outcome = await mix.call(kind, rng)
+            sent, outcome = await mix.call(kind, rng)
             latencies.append((time.perf_counter() - t0) * 1000)
-            if outcome not in ("ok", "conflict"):
-                print(f"    {kind}: {outcome}")
+            if outcome not in ("ok", "conflict") or sent != kind:
+                print(f"    {kind}: {sent} {outcome}")
         used = CpuMeter.seconds(before, meter.read())
         per = {k: used[k] * 1000 / n for k in weighted}
         for k in weighted:
@@ -591,8 +590,7 @@ async def closed_step(mix: Mix, clients: int, seconds: float, warmup: float) -> 
     async def client(i: int) -> None:
         rng = random.Random(i)
         while (t0 := time.perf_counter()) < stop_at:
-            kind = rng.choices(KINDS, mix.weights)[0]
-            outcome = await mix.call(kind, rng)
+            kind, outcome = await mix.call(rng.choices(KINDS, mix.weights)[0], rng)
             if t0 >= measure_from:
                 stats.add(kind, (time.perf_counter() - t0) * 1000, outcome)
 
@@ -626,10 +624,10 @@ async def open_step(
     async def one(kind: str, scheduled: float, client_rng: random.Random) -> None:
         nonlocal last_done
         async with slots:
-            outcome = await mix.call(kind, client_rng)
+            sent, outcome = await mix.call(kind, client_rng)
         if scheduled >= measure_from:
             done = time.perf_counter()
-            stats.add(kind, (done - scheduled) * 1000, outcome)
+            stats.add(sent, (done - scheduled) * 1000, outcome)
             last_done = max(last_done, done)
 
     at = started
