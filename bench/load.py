@@ -689,7 +689,9 @@ async def main(
         "The load generator runs on the same "
         f"{psutil.cpu_count()} cores as the server and PostgreSQL (and whatever else runs).\n"
     )
-    limits = httpx.Limits(max_connections=300, max_keepalive_connections=300)
+    # Idle connections are dropped before uvicorn's 5 s keep-alive timeout closes them, so that
+    # a request never goes out on a connection the server is closing.
+    limits = httpx.Limits(max_connections=300, max_keepalive_connections=300, keepalive_expiry=3)
     summary = []
     for n_workers in workers:
         server = Server(url, workers=n_workers, env={"DB_POOL_SIZE": "15", "DB_MAX_OVERFLOW": "10"})
