@@ -166,5 +166,57 @@ def materialize(
     )
 
 
+@app.command("import-feeds")
+def import_feeds(
+    all_feeds: Annotated[
+        bool, typer.Option("--all", help="Every active feed now, not only the due ones")
+    ] = False,
+) -> None:
+    """Fetch the agenda feeds that are due (what the job does every minute)."""
+    from sqlalchemy import func, select, update
+
+    from app.sas_bridge.feed_fetch import feed_client
+    from app.sas_bridge.feed_import import import_due_feeds
+    from app.sas_bridge.feed_models import AgendaFeed
+    from app.scheduling.service import now_utc
+
+    configure_logging("WARNING", "text")
+    url = _database()
+
+    async def run() -> dict[str, int]:
+        engine = make_engine(url, pool_size=4, max_overflow=0)
+        factory = make_sessionmaker(engine)
+        totals = {"feeds": 0, "ok": 0, "not_modified": 0, "failed": 0}
+        try:
+            async with factory() as session:
+                if all_feeds:
+                    await session.execute(
+                        update(AgendaFeed).where(AgendaFeed.active).values(next_fetch_at=now_utc())
+                    )
+                due = await session.scalar(
+                    select(func.count())
+                    .select_from(AgendaFeed)
+                    .where(AgendaFeed.active, AgendaFeed.next_fetch_at <= now_utc())
+                )
+                await session.commit()
+            async with feed_client() as http:
+                with typer.progressbar(length=due or 0, label="Importing", file=sys.stderr) as bar:
+                    while True:
+                        counts = await import_due_feeds(factory, http, batch=20)
+                        if not counts["feeds"]:
+                            return totals
+                        bar.update(counts["feeds"])
+                        for name, value in counts.items():
+                            totals[name] += value
+        finally:
+            await engine.dispose()
+
+    result = asyncio.run(run())
+    typer.echo(
+        f"{result['feeds']} feeds: {result['ok']} imported, {result['not_modified']} unchanged, "
+        f"{result['failed']} failed"
+    )
+
+
 if __name__ == "__main__":  # pragma: no cover
     app()

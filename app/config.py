@@ -89,13 +89,37 @@ class Settings(BaseSettings):
     session_secret: str | None = None
     session_hours: int = Field(default=12, ge=1, le=24 * 30)
 
+    # The booking page (/agenda/{practitioner_id}) for accounts of the SAS platform: one-time
+    # sign-in links sent by e-mail through this SMTP server (unset SMTP_HOST: no link is sent,
+    # and the page says so), how long a link lasts, and how many an address may be sent in
+    # that time.
+    smtp_host: str | None = None
+    smtp_port: int = Field(default=25, ge=1, le=65535)
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    # STARTTLS on a plain port (587); SMTP_TLS for implicit TLS (465).
+    smtp_starttls: bool = False
+    smtp_tls: bool = False
+    smtp_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+    mail_from: str = "Créneau <no-reply@localhost>"
+    sign_in_link_minutes: int = Field(default=15, ge=1, le=120)
+    sign_in_links_per_window: int = Field(default=3, ge=1, le=50)
+    # Pro Santé Connect (OpenID Connect), off while PSC_ISSUER is unset: the issuer (its
+    # /.well-known/openid-configuration is read), the client registered with the ANS, the
+    # scopes and the authentication level asked for.
+    psc_issuer: str | None = None
+    psc_client_id: str | None = None
+    psc_client_secret: str | None = None
+    psc_scopes: str = "openid scope_all"
+    psc_acr_values: str | None = "eidas1"
+
     # Background jobs (materialisation, hold expiry...). Off in tests, which run jobs by hand.
     scheduler_enabled: bool = True
 
-    @field_validator("public_base_url")
+    @field_validator("public_base_url", "psc_issuer")
     @classmethod
-    def _strip_slash(cls, value: str) -> str:
-        return value.rstrip("/")
+    def _strip_slash(cls, value: str | None) -> str | None:
+        return value.rstrip("/") if value else value
 
     @field_validator("log_level")
     @classmethod
@@ -124,7 +148,15 @@ class Settings(BaseSettings):
             raise ValueError("TLS_KEY and TLS_CLIENT_CA need TLS_CERT")
         if self.tls_client_cert == "required" and not self.tls_client_ca:
             raise ValueError("TLS_CLIENT_CERT=required needs TLS_CLIENT_CA")
+        if self.psc_issuer and not (self.psc_client_id and self.psc_client_secret):
+            raise ValueError("PSC_ISSUER needs PSC_CLIENT_ID and PSC_CLIENT_SECRET")
+        if self.smtp_starttls and self.smtp_tls:
+            raise ValueError("SMTP_STARTTLS and SMTP_TLS exclude each other")
         return self
+
+    @property
+    def psc_enabled(self) -> bool:
+        return bool(self.psc_issuer)
 
     @property
     def appointment_system(self) -> str:

@@ -45,11 +45,13 @@ from app.sas_bridge.feed_fetch import feed_client
 from app.sas_bridge.fhir_errors import FHIR_JSON
 from app.sas_bridge.platform_client import platform_client
 from app.web import (
+    agenda_pages,
     auth,
     booking_pages,
     coordinator_pages,
     pages,
     practice_pages,
+    pro_sante_connect,
     regulator_pages,
 )
 
@@ -147,6 +149,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.sessionmaker = None
     app.state.rate_limiter = RateLimiter(settings.rate_limit_per_minute)
+    # Requests for e-mailed sign-in links, per client address (each also limited per account).
+    app.state.sign_in_limiter = RateLimiter(10, burst=20)
+    app.state.psc = pro_sante_connect.client(settings)
     install_error_handlers(app)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     for module in (
@@ -175,6 +180,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         regulator_pages,
         booking_pages,
         coordinator_pages,
+        agenda_pages,
     ):
         app.include_router(web_module.router)
     app.mount(

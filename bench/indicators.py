@@ -114,6 +114,7 @@ async def seed(dsn: str, gps: int, year: int) -> tuple[uuid.UUID, str]:
         columns=["at", "type", "territory_id", "practitioner_id", "data"],
     )  # fmt: skip
     await conn.execute("ANALYZE activity_event")
+    await conn.execute("ANALYZE offer_period, booking_day, booked_slot_day")
     print(f"{len(rows):,} events for {gps} practitioners over {year}")
     await conn.close()
     return territory, key
@@ -125,7 +126,7 @@ async def main(gps: int, requests: int) -> None:
     await fresh_database(url)
     year = date.today().year - 1
     t0 = time.perf_counter()
-    _territory, key = await seed(dsn, gps, year)
+    territory, key = await seed(dsn, gps, year)
     print(f"seeded in {time.perf_counter() - t0:.1f} s")
     server = Server(url)
     try:
@@ -152,8 +153,28 @@ async def main(gps: int, requests: int) -> None:
                     f"{statistics.median(times):7.0f} ms, max {max(times):7.0f} ms "
                     "(target < 1,000 ms)"
                 )
+        await explain(url, territory, year)
     finally:
         server.stop()
+
+
+async def explain(url: str, territory: uuid.UUID, year: int) -> None:
+    """The plan of each indicator query for a year by month, as docs/indicators.md shows."""
+    from sqlalchemy import text
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from app.activity.indicators import QUERIES, query_params
+
+    engine = create_async_engine(url)
+    _, params = query_params(territory, "Europe/Paris", "month", date(year, 1, 1),
+                             date(year + 1, 1, 1))  # fmt: skip
+    async with engine.connect() as conn:
+        for name, sql in QUERIES.items():
+            rows = await conn.execute(text(f"EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) {sql}"), params)
+            print(f"\n-- {name}")
+            for (line,) in rows:
+                print(line)
+    await engine.dispose()
 
 
 if __name__ == "__main__":

@@ -279,12 +279,20 @@ HOSTILE = {
     "huge declared": (Feed(b"BEGIN:VCALENDAR\r\n" + b"X" * 5000), "larger than 4096 bytes"),
     "huge streamed": (Feed(endless=True), "larger than 4096 bytes"),
     "endless recurrence": (
-        Feed(calendar(slot_event(3, minutes=1, extra="RRULE:FREQ=MINUTELY"))),
-        "More than",
+        Feed(calendar(slot_event(3, minutes=30, extra="RRULE:FREQ=HOURLY"))),
+        "More than 100 slots",
     ),
     "endless hidden recurrence": (
+        Feed(calendar(slot_event(3, minutes=1, categories="", extra="RRULE:FREQ=HOURLY"))),
+        "More than 300 events",
+    ),
+    "recurrence every second": (
         Feed(calendar(slot_event(3, minutes=1, categories="", extra="RRULE:FREQ=SECONDLY"))),
-        "More than",
+        "repeats secondly",
+    ),
+    "recurrence every minute": (
+        Feed(calendar(slot_event(3, minutes=1, extra="RRULE:FREQ=MINUTELY;INTERVAL=5"))),
+        "repeats minutely",
     ),
     "wrong time zone": (Feed(calendar(slot_event(3, tzid="Europe/Pariss"))), "Unknown time zone"),
     "not found": (Feed(b"", status=404), "HTTP 404"),
@@ -298,7 +306,7 @@ async def test_hostile_feed_fails_with_its_reason_and_changes_nothing(
     case, client, territory, server, session, monkeypatch
 ):
     monkeypatch.setattr(get_settings(), "feed_max_bytes", 4096)
-    monkeypatch.setattr(get_settings(), "feed_max_slots", 500)
+    monkeypatch.setattr(get_settings(), "feed_max_slots", 100)
     good = Feed(calendar(slot_event(3), slot_event(4)))
     url = server.serve("/agenda.ics", good)
     await configure(client, territory, url)

@@ -1,5 +1,6 @@
 """Bookings read as FHIR Appointments: the round trip from published slot to Appointment."""
 
+import json
 from urllib.parse import quote
 
 from fhir.resources.R4B import get_fhir_model_class
@@ -9,6 +10,7 @@ from tests.test_slot_search import add_slot, at
 
 Appointment = get_fhir_model_class("Appointment")
 Bundle = get_fhir_model_class("Bundle")
+BASE = "http://127.0.0.1:8000"
 
 
 async def fhir_get(client, path, headers):
@@ -21,10 +23,17 @@ async def test_round_trip_published_slot_becomes_busy_and_an_appointment(client,
     slot_id = await add_slot(client, territory, territory.practitioner_id, 3)
     slot = (await fhir_get(client, f"/fhir/Slot/{slot_id}", territory.regulator)).json()
     assert slot["status"] == "free"
+    free = (await fhir_get(client, "/fhir/Slot?status=free", territory.regulator)).json()
+    assert [e["resource"]["id"] for e in free["entry"]] == [slot_id]
     booking = (await book(client, territory, slot_id)).json()
 
     slot = (await fhir_get(client, f"/fhir/Slot/{slot_id}", territory.regulator)).json()
     assert slot["status"] == "busy"
+    manifest = (await client.get("/fhir/$bulk-publish", headers=territory.regulator)).json()
+    slot_file = next(o["url"] for o in manifest["output"] if o["type"] == "Slot")
+    feed = await client.get(slot_file.removeprefix(BASE), headers=territory.regulator)
+    published = [json.loads(line) for line in feed.text.splitlines() if line]
+    assert [(s["id"], s["status"]) for s in published] == [(slot_id, "busy")]
     r = await fhir_get(client, f"/fhir/Appointment/{booking['id']}", territory.regulator)
     assert r.status_code == 200
     appointment = r.json()

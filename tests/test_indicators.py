@@ -281,20 +281,42 @@ async def test_targets_validation_and_roles(client, territory):
 
 
 LOG_OFFER = """
-    SELECT e.territory_id, d.key::date AS day, e.practitioner_id,
+    SELECT e.territory_id, date_trunc('week', d.key::date)::date AS week, e.practitioner_id,
            sum(CASE WHEN e.type = 'slots.offered' THEN 1 ELSE -1 END * (d.value->>'slots')::int),
            sum(CASE WHEN e.type = 'slots.offered' THEN 1 ELSE -1 END * (d.value->>'minutes')::int)
     FROM activity_event e, jsonb_each(e.data->'days') AS d
     WHERE e.type IN ('slots.offered', 'slots.withdrawn') AND e.territory_id = :t
     GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
 """
+ROLLED_OFFER = """
+    SELECT territory_id, period_start, practitioner_id, slots, minutes FROM offer_period
+    WHERE territory_id = :t AND granularity = 'w' ORDER BY 1, 2, 3
+"""
+LOG_BOOKINGS = """
+    SELECT (e.at AT TIME ZONE 'Europe/Paris')::date, e.type, e.data->>'modality', count(*)
+    FROM activity_event e WHERE e.territory_id = :t AND e.type LIKE 'booking.%'
+    GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
+"""
+ROLLED_BOOKINGS = """
+    SELECT day, type, modality, sum(n) FROM booking_day WHERE territory_id = :t
+    GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
+"""
+LOG_SLOT_DAYS = """
+    SELECT ((e.data->>'start')::timestamptz AT TIME ZONE 'Europe/Paris')::date, count(*)
+    FROM activity_event e WHERE e.territory_id = :t AND e.type = 'booking.booked'
+    GROUP BY 1 ORDER BY 1
+"""
+ROLLED_SLOT_DAYS = """
+    SELECT day, sum(n) FROM booked_slot_day WHERE territory_id = :t GROUP BY 1 ORDER BY 1
+"""
 
 
-async def test_offer_rollup_is_exactly_the_logs_offer_events(client, territory, session):
+async def test_rollups_are_exactly_the_logs_events(client, territory, session):
     from datetime import date, timedelta
 
     from sqlalchemy import text
 
+    from tests.test_bookings import book
     from tests.test_slot_search import add_slot
 
     path = f"/v1/practitioners/{territory.practitioner_id}"
@@ -317,7 +339,14 @@ async def test_offer_rollup_is_exactly_the_logs_offer_events(client, territory, 
         headers=territory.practice,
     )
     assert r.status_code == 200, r.text
-    await add_slot(client, territory, territory.practitioner_id, 30)
+    first = await add_slot(client, territory, territory.practitioner_id, 30)
+    second = await add_slot(client, territory, territory.practitioner_id, 31, modality="visite")
+    assert (await book(client, territory, first)).status_code == 201
+    held = (await book(client, territory, second)).json()
+    r = await client.post(
+        f"/v1/bookings/{held['id']}/cancel", json={"reason": "x"}, headers=territory.regulator
+    )
+    assert r.status_code == 200, r.text
     start = datetime.combine(monday, datetime.min.time(), PARIS)
     r = await client.post(
         f"{path}/unavailabilities",
@@ -327,15 +356,11 @@ async def test_offer_rollup_is_exactly_the_logs_offer_events(client, territory, 
     assert r.status_code == 201, r.text
 
     params = {"t": uuid.UUID(territory.id)}
-    expected = (await session.execute(text(LOG_OFFER), params)).all()
-    rolled = (
-        await session.execute(
-            text(
-                "SELECT territory_id, day, practitioner_id, slots, minutes FROM offer_day "
-                "WHERE territory_id = :t ORDER BY 1, 2, 3"
-            ),
-            params,
-        )
-    ).all()
-    assert rolled == expected
-    assert any(row[3] > 0 for row in rolled) and any(row[3] == 0 for row in rolled)
+    for log, rolled in (
+        (LOG_OFFER, ROLLED_OFFER),
+        (LOG_BOOKINGS, ROLLED_BOOKINGS),
+        (LOG_SLOT_DAYS, ROLLED_SLOT_DAYS),
+    ):
+        expected = (await session.execute(text(log), params)).all()
+        assert expected, log
+        assert (await session.execute(text(rolled), params)).all() == expected

@@ -5,7 +5,6 @@ in the territory's zone. The definitions are in docs/indicators.md."""
 
 from __future__ import annotations
 
-import statistics
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -17,8 +16,6 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 Granularity = Literal["week", "month", "quarter", "year"]
-# Offer events are written up to the materialisation horizon before the day they describe.
-_OFFER_LOOKBACK = timedelta(days=92)
 
 
 def period_start(day: date, granularity: Granularity) -> date:
@@ -61,6 +58,108 @@ def _ratio(numerator: float, denominator: float) -> float | None:
     return round(numerator / denominator, 4) if denominator else None
 
 
+# The offer, bookings and fill rate read the log's roll-ups (offer_period, booking_day,
+# booked_slot_day: projections kept by a trigger in the events' own transaction, see
+# app/activity/models.py); the MT figures read the log itself.
+
+# SNP offer per period: net slots and minutes by the local day of the slots; a practitioner
+# offers in a period when its net offer there is positive. Quarters and years sum months.
+OFFER_SQL = """
+WITH per_gp AS (
+    SELECT date_trunc(:g, period_start)::date AS bucket, practitioner_id,
+           sum(slots) AS slots, sum(minutes) AS minutes
+    FROM offer_period
+    WHERE territory_id = :t AND granularity = (CASE WHEN :g = 'week' THEN 'w' ELSE 'm' END)
+      AND period_start >= :first AND period_start < :last
+    GROUP BY 1, 2
+)
+SELECT bucket, sum(slots) AS slots, sum(minutes) AS minutes,
+       count(*) FILTER (WHERE slots > 0) AS practitioners
+FROM per_gp GROUP BY bucket
+"""
+
+# Bookings and their outcomes, by the local day they were made.
+BOOKINGS_SQL = """
+SELECT date_trunc(:g, day)::date AS bucket, type, nullif(modality, '') AS modality,
+       sum(n) AS n, sum(within_24h) AS within_24h, sum(within_48h) AS within_48h,
+       sum(was_booked) AS was_booked
+FROM booking_day
+WHERE territory_id = :t AND day >= :first AND day < :last
+GROUP BY 1, 2, 3
+"""
+
+# Bookings by the local day of their slot, for the fill rate.
+BOOKED_BY_SLOT_DAY_SQL = """
+SELECT date_trunc(:g, day)::date, sum(n)
+FROM booked_slot_day
+WHERE territory_id = :t AND day >= :first AND day < :last
+GROUP BY 1
+"""
+
+# MT: the queue's movements per period and priority, since the start of the log (queue sizes
+# at a period's end are running sums); waiting times of the patients attached in each period;
+# the capacity declarations (rare) in order.
+MT_MOVES_SQL = """
+SELECT date_trunc(:g, e.at AT TIME ZONE :tz)::date AS bucket,
+       coalesce((e.data->>'priority')::int, 0) AS priority,
+       count(*) FILTER (WHERE e.type = 'mt.registered') AS registered,
+       count(*) FILTER (WHERE e.type = 'mt.attached') AS attached,
+       count(*) FILTER (WHERE e.type = 'mt.withdrawn'
+                          AND e.data->>'was' = 'attached') AS detached,
+       count(*) FILTER (WHERE e.type = 'mt.withdrawn'
+                          AND e.data->>'was' IS DISTINCT FROM 'attached') AS left_queue
+FROM activity_event e
+WHERE e.territory_id = :t AND e.at < :hi
+  AND e.type IN ('mt.registered', 'mt.attached', 'mt.withdrawn')
+GROUP BY 1, 2
+ORDER BY 1, 2
+"""
+
+MT_WAITS_SQL = """
+SELECT date_trunc(:g, e.at AT TIME ZONE :tz)::date AS bucket,
+       percentile_cont(0.5) WITHIN GROUP (
+           ORDER BY coalesce((e.data->>'waiting_days')::float, 0)) AS median,
+       percentile_cont(0.9) WITHIN GROUP (
+           ORDER BY coalesce((e.data->>'waiting_days')::float, 0)) AS p90
+FROM activity_event e
+WHERE e.territory_id = :t AND e.type = 'mt.attached' AND e.at >= :lo AND e.at < :hi
+GROUP BY 1
+"""
+
+MT_CAPACITY_SQL = """
+SELECT date_trunc(:g, e.at AT TIME ZONE :tz)::date AS bucket, e.practitioner_id,
+       coalesce((e.data->>'capacity')::int, 0) AS capacity
+FROM activity_event e
+WHERE e.territory_id = :t AND e.at < :hi AND e.type = 'mt.capacity_set'
+  AND e.practitioner_id IS NOT NULL
+ORDER BY e.at, e.id
+"""
+
+QUERIES = {
+    "offer": OFFER_SQL,
+    "bookings": BOOKINGS_SQL,
+    "booked_by_slot_day": BOOKED_BY_SLOT_DAY_SQL,
+    "mt_moves": MT_MOVES_SQL,
+    "mt_waits": MT_WAITS_SQL,
+    "mt_capacity": MT_CAPACITY_SQL,
+}
+
+
+def query_params(
+    territory_id: uuid.UUID, tz_name: str, granularity: Granularity, start: date, end: date
+) -> tuple[list[tuple[date, date]], dict[str, Any]]:
+    """The periods and the bind parameters shared by the queries (bench/indicators.py
+    explains them with these)."""
+    tz = ZoneInfo(tz_name)
+    buckets = periods(start, end, granularity)
+    first, last = buckets[0][0], buckets[-1][1]
+    lo = datetime.combine(first, time(), tz)
+    hi = datetime.combine(last, time(), tz)
+    params = {"t": territory_id, "tz": tz_name, "g": granularity, "lo": lo, "hi": hi,
+              "first": first, "last": last}  # fmt: skip
+    return buckets, params
+
+
 async def compute(
     session: AsyncSession,
     territory_id: uuid.UUID,
@@ -69,32 +168,12 @@ async def compute(
     start: date,
     end: date,
 ) -> list[Figures]:
-    tz = ZoneInfo(tz_name)
-    buckets = periods(start, end, granularity)
-    first, last = buckets[0][0], buckets[-1][1]
-    lo = datetime.combine(first, time(), tz)
-    hi = datetime.combine(last, time(), tz)
-    p = {"t": territory_id, "tz": tz_name, "g": granularity, "lo": lo, "hi": hi,
-         "first": first, "last": last, "lookback": lo - _OFFER_LOOKBACK}  # fmt: skip
+    buckets, p = query_params(territory_id, tz_name, granularity, start, end)
     figures = {b: Figures(b, e) for b, e in buckets}
 
-    # SNP offer: net slots and minutes per local day of the slot, from the offer ledger's
-    # daily roll-up (a projection of the log's slots.offered / slots.withdrawn events).
+    # SNP offer: net slots and minutes per local day of the slot.
     offer = await session.execute(
-        text(
-            """
-            WITH per_gp AS (
-                SELECT date_trunc(:g, day)::date AS bucket, practitioner_id,
-                       sum(slots) AS slots, sum(minutes) AS minutes
-                FROM offer_day
-                WHERE territory_id = :t AND day >= :first AND day < :last
-                GROUP BY 1, 2
-            )
-            SELECT bucket, sum(slots) AS slots, sum(minutes) AS minutes,
-                   count(*) FILTER (WHERE slots > 0) AS practitioners
-            FROM per_gp GROUP BY bucket
-            """
-        ),
+        text(OFFER_SQL),
         p,
     )
     for bucket, slots, minutes, practitioners in offer:
@@ -105,20 +184,7 @@ async def compute(
 
     # Bookings, by the time they were made.
     bookings = await session.execute(
-        text(
-            """
-            SELECT date_trunc(:g, e.at AT TIME ZONE :tz)::date AS bucket, e.type,
-                   e.data->>'modality' AS modality, count(*) AS n,
-                   count(*) FILTER (WHERE (e.data->>'lead_minutes')::int <= 1440) AS within_24h,
-                   count(*) FILTER (WHERE (e.data->>'lead_minutes')::int <= 2880) AS within_48h,
-                   count(*) FILTER (WHERE e.data->>'was' = 'booked') AS was_booked
-            FROM activity_event e
-            WHERE e.territory_id = :t AND e.at >= :lo AND e.at < :hi
-              AND e.type IN ('booking.booked', 'booking.overbooked', 'booking.cancelled',
-                             'booking.honored', 'booking.no_show')
-            GROUP BY 1, 2, 3
-            """
-        ),
+        text(BOOKINGS_SQL),
         p,
     )
     counts: dict[date, dict[str, Any]] = defaultdict(lambda: defaultdict(int))
@@ -141,18 +207,7 @@ async def compute(
     by_slot_day: dict[date, int] = dict(
         (
             await session.execute(
-                text(
-                    """
-                    SELECT date_trunc(:g, (e.data->>'start')::timestamptz AT TIME ZONE :tz)::date,
-                           count(*)
-                    FROM activity_event e
-                    WHERE e.territory_id = :t AND e.type = 'booking.booked'
-                      AND e.at >= :lookback AND e.at < :hi
-                      AND (e.data->>'start')::timestamptz >= :lo
-                      AND (e.data->>'start')::timestamptz < :hi
-                    GROUP BY 1
-                    """
-                ),
+                text(BOOKED_BY_SLOT_DAY_SQL),
                 p,
             )
         ).all()
@@ -190,63 +245,37 @@ async def _mt(
     buckets: list[tuple[date, date]],
 ) -> None:
     """MT figures. Queue sizes and capacity at the end of each period are running sums of
-    every event since the start, so the query reads the whole history up to the last period."""
-    rows = (
-        await session.execute(
-            text(
-                """
-                SELECT e.at, date_trunc(:g, e.at AT TIME ZONE :tz)::date AS bucket, e.type,
-                       e.practitioner_id, e.data
-                FROM activity_event e
-                WHERE e.territory_id = :t AND e.at < :hi
-                  AND e.type IN ('mt.registered', 'mt.attached', 'mt.withdrawn',
-                                 'mt.capacity_set')
-                ORDER BY e.at, e.id
-                """
-            ),
-            p,
-        )
-    ).all()
+    every movement since the start, so the queries read the whole history up to the last
+    period, aggregated per period in SQL."""
+    moves = (await session.execute(text(MT_MOVES_SQL), p)).all()
+    waits = {r.bucket: r for r in (await session.execute(text(MT_WAITS_SQL), p)).all()}
+    capacities = (await session.execute(text(MT_CAPACITY_SQL), p)).all()
     waiting: dict[int, int] = defaultdict(int)  # by priority
     attached_total = 0
     capacity: dict[uuid.UUID, int] = {}
-    index = 0
+    m = c = 0
     for start, _end in buckets:
         f = figures[start].mt
         registered = attached = fragile = 0
-        waits: list[float] = []
-        while index < len(rows) and rows[index].bucket <= start:
-            r = rows[index]
-            index += 1
-            data = r.data
-            priority = int(data.get("priority", 0))
-            in_period = r.bucket == start
-            if r.type == "mt.registered":
-                waiting[priority] += 1
-                registered += in_period
-            elif r.type == "mt.attached":
-                waiting[priority] -= 1
-                attached_total += 1
-                if in_period:
-                    attached += 1
-                    fragile += priority > 0
-                    waits.append(float(data.get("waiting_days", 0)))
-            elif r.type == "mt.withdrawn":
-                if data.get("was") == "attached":
-                    attached_total -= 1
-                else:
-                    waiting[priority] -= 1
-            elif r.practitioner_id is not None:
-                capacity[r.practitioner_id] = int(data.get("capacity", 0))
+        while m < len(moves) and moves[m][0] <= start:
+            bucket, priority, n_registered, n_attached, detached, left_queue = moves[m]
+            m += 1
+            waiting[priority] += n_registered - n_attached - left_queue
+            attached_total += n_attached - detached
+            if bucket == start:
+                registered += n_registered
+                attached += n_attached
+                fragile += n_attached if priority > 0 else 0
+        while c < len(capacities) and capacities[c][0] <= start:
+            _, practitioner_id, value = capacities[c]
+            c += 1
+            capacity[practitioner_id] = value
         f["registered"] = registered
         f["attached"] = attached
         f["fragile_share_of_attached"] = _ratio(fragile, attached)
-        f["waiting_days_median"] = round(statistics.median(waits), 1) if waits else None
-        f["waiting_days_p90"] = (
-            round(statistics.quantiles(waits, n=10, method="inclusive")[-1], 1)
-            if len(waits) > 1
-            else (round(waits[0], 1) if waits else None)
-        )
+        period_waits = waits.get(start)
+        f["waiting_days_median"] = round(period_waits.median, 1) if period_waits else None
+        f["waiting_days_p90"] = round(period_waits.p90, 1) if period_waits else None
         f["waiting_at_end"] = sum(waiting.values())
         f["waiting_at_end_by_priority"] = {str(k): waiting.get(k, 0) for k in range(4)}
         f["remaining_capacity_at_end"] = sum(capacity.values()) - attached_total

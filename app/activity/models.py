@@ -14,6 +14,7 @@ from sqlalchemy import (
     Identity,
     Index,
     Integer,
+    SmallInteger,
     String,
     text,
 )
@@ -58,16 +59,47 @@ class AciTarget(Base):
     )
 
 
-class OfferDay(Base):
-    """The SNP offer ledger rolled up per practitioner and local day: net slots and minutes
-    of the `slots.offered` / `slots.withdrawn` events. A projection of the log, kept by a
-    statement trigger on `activity_event` in the same transaction as the events (so it is
-    never behind), and rebuildable from the log at any time (migration 0013)."""
+class OfferPeriod(Base):
+    """The SNP offer ledger rolled up per practitioner and local week (`w`) or month (`m`,
+    which quarters and years sum): net slots and minutes of the `slots.offered` /
+    `slots.withdrawn` events, by the local day of the slots. Like the two tables below, a
+    projection of the log kept by a statement trigger on `activity_event` in the same
+    transaction as the events (never behind, never ahead) and filled from the log by
+    migration 0013."""
 
-    __tablename__ = "offer_day"
+    __tablename__ = "offer_period"
 
     territory_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
-    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    granularity: Mapped[str] = mapped_column(String(1), primary_key=True)
+    period_start: Mapped[date] = mapped_column(Date, primary_key=True)
     practitioner_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
     slots: Mapped[int] = mapped_column(Integer, server_default=text("0"))
     minutes: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+
+
+class BookingDay(Base):
+    """Booking events counted per local day they were made, type and modality (spread over
+    shards so that concurrent bookings rarely wait on one row)."""
+
+    __tablename__ = "booking_day"
+
+    territory_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    type: Mapped[str] = mapped_column(String(60), primary_key=True)
+    modality: Mapped[str] = mapped_column(String(20), primary_key=True)
+    shard: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    n: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    within_24h: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    within_48h: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    was_booked: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+
+
+class BookedSlotDay(Base):
+    """`booking.booked` events counted per local day of the booked slot (the fill rate)."""
+
+    __tablename__ = "booked_slot_day"
+
+    territory_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    shard: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    n: Mapped[int] = mapped_column(Integer, server_default=text("0"))

@@ -17,14 +17,14 @@ from app.sas_bridge import accounts, bulk_publish, fhir_appointments, fhir_searc
 from app.sas_bridge import fhir_resources as res
 from app.sas_bridge.account_models import RegulatorAccount
 from app.sas_bridge.capability import capability_statement
-from app.sas_bridge.fhir_errors import FHIR_JSON
+from app.sas_bridge.fhir_errors import FhirResponse
 from app.security import ADMIN, SAS_PLATFORM
 
 router = APIRouter(prefix="/fhir", tags=["FHIR (SAS guide)"])
 
 
 def fhir(body: dict[str, Any], status: int = 200) -> JSONResponse:
-    return JSONResponse(body, status_code=status, media_type=FHIR_JSON)
+    return FhirResponse(body, status_code=status)
 
 
 def _id(value: str, type_: str) -> uuid.UUID:

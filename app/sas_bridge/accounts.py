@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.activity.service import record
 from app.errors import AppError, BadRequest, ValidationFailed
 from app.sas_bridge.account_models import RegulatorAccount
+from app.sas_bridge.account_sign_in import end_sessions
 from app.sas_bridge.fhir_resources import ID_TYPE_SYSTEM, RPPS_SYSTEM
 from app.scheduling.service import now_utc
 from app.security import Caller
@@ -147,6 +148,8 @@ async def upsert(
     account.email, account.active = data.email, data.active
     if not data.active and was_active is not False:
         account.deactivated_at = now_utc()
+        if not created:  # its booking-page sessions end with its right to book
+            await end_sessions(session, account.id, account.deactivated_at)
     elif data.active:
         account.deactivated_at = None
     try:

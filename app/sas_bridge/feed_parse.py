@@ -99,6 +99,20 @@ def _event_end(event: icalendar.cal.Component, start: datetime) -> datetime | No
     return None
 
 
+def _check_recurrences(calendar: icalendar.Calendar) -> None:
+    """Consultation slots never repeat every second or minute; such a rule is hostile or
+    broken, and expanding it would cost CPU before any limit on slots could apply."""
+    for event in calendar.walk("VEVENT"):
+        rules = event.get("RRULE")
+        for rule in rules if isinstance(rules, list) else [rules] if rules is not None else []:
+            frequency = [str(f).upper() for f in rule.get("FREQ", [])]
+            if {"SECONDLY", "MINUTELY"} & set(frequency):
+                raise FeedError(
+                    f"Event {event.get('UID', '?')} repeats {frequency[0].lower()}: "
+                    "not a consultation agenda"
+                )
+
+
 def _check_time_zones(calendar: icalendar.Calendar) -> None:
     for event in calendar.walk("VEVENT"):
         for name in ("DTSTART", "DTEND"):
@@ -134,6 +148,7 @@ def parse_ical(
     except Exception as exc:  # the parser raises ValueError and others on broken input
         raise FeedError(f"Unreadable iCalendar: {str(exc)[:200]}") from None
     _check_time_zones(calendar)
+    _check_recurrences(calendar)
     wanted = category.strip().lower()
     slots: set[FeedSlot] = set()
     scanned = 0

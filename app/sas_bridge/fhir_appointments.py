@@ -21,7 +21,7 @@ from app.errors import BadRequest
 from app.sas_bridge import fhir_resources as res
 from app.sas_bridge.account_models import RegulatorAccount
 from app.sas_bridge.appointments import STATUS, operator_extension
-from app.sas_bridge.fhir_search import DEFAULT_COUNT, MAX_COUNT, parse_date
+from app.sas_bridge.fhir_search import DEFAULT_COUNT, MAX_COUNT, date_condition, parse_date
 from app.scheduling.booking_models import Booking
 from app.scheduling.booking_service import visible_bookings
 from app.scheduling.service import zone
@@ -158,15 +158,7 @@ async def search(
         .add_columns(RegulatorAccount, func.count().over().label("total"))
     )
     for prefix, when in q.date_bounds:
-        stmt = stmt.where(
-            {
-                "ge": Booking.start >= when,
-                "gt": Booking.start > when,
-                "le": Booking.start <= when,
-                "lt": Booking.start < when,
-                "eq": Booking.start == when,
-            }[prefix]
-        )
+        stmt = stmt.where(date_condition(Booking.start, prefix, when))
     if q.statuses:
         stmt = stmt.where(Booking.status.in_(q.statuses))
     if q.ids:

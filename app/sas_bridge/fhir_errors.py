@@ -2,14 +2,26 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+import orjson
 from starlette.responses import JSONResponse
 
 if TYPE_CHECKING:
     from app.errors import AppError
 
 FHIR_JSON = "application/fhir+json"
+
+
+class FhirResponse(JSONResponse):
+    """application/fhir+json, encoded with orjson: a guide search answers close to a megabyte,
+    which the standard library encodes several times slower."""
+
+    media_type = FHIR_JSON
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
+
 
 _ISSUE_CODE = {
     400: "invalid",

@@ -72,6 +72,18 @@ def parse_date(value: str, name: str) -> tuple[str, datetime]:
     return prefix, when
 
 
+def date_condition(column: Any, prefix: str, when: datetime) -> ColumnElement[bool]:
+    """A FHIR date parameter with its prefix, on a timestamp column."""
+    conditions: dict[str, ColumnElement[bool]] = {
+        "ge": column >= when,
+        "gt": column > when,
+        "le": column <= when,
+        "lt": column < when,
+        "eq": column == when,
+    }
+    return conditions[prefix]
+
+
 def _uuid(value: str, name: str) -> uuid.UUID:
     try:
         return uuid.UUID(value.rsplit("/", 1)[-1])
@@ -219,15 +231,7 @@ def build_statement(caller: Caller, q: SlotQuery, now: datetime | None = None) -
     if territories is not None:
         stmt = stmt.where(Slot.territory_id.in_(territories))
     for prefix, when in q.start_bounds:
-        stmt = stmt.where(
-            {
-                "ge": Slot.start >= when,
-                "gt": Slot.start > when,
-                "le": Slot.start <= when,
-                "lt": Slot.start < when,
-                "eq": Slot.start == when,
-            }[prefix]
-        )
+        stmt = stmt.where(date_condition(Slot.start, prefix, when))
     if q.statuses == ["free"]:
         stmt = stmt.where(bookable(now))  # the common case keeps the plain predicate
     elif q.statuses:

@@ -148,7 +148,7 @@ def with_flash(response: Response, request: Request, message: str) -> Response:
     return response
 
 
-def _take_flash(request: Request) -> str | None:
+def take_flash(request: Request) -> str | None:
     raw = request.cookies.get(FLASH)
     if not raw:
         return None
@@ -164,7 +164,7 @@ def show(
 ) -> Response:
     """A page for a signed-in person: the header's sign-out form, the navigation of the role
     and the flash message left by the previous form, if any (then forgotten)."""
-    flash = _take_flash(request)
+    flash = take_flash(request)
     response = page(
         template, status, web_session=user.session, role=user.role, flash=flash, **context
     )

@@ -29,6 +29,7 @@ WEB_PREFIXES = (
     "/regulation",
     "/coordination",
     "/rendez-vous",
+    "/agenda",
 )
 
 SECURITY_HEADERS = {
@@ -200,6 +201,7 @@ def error_page(request: Request, error: AppError) -> Response:
         title=title,
         message=message,
         detail=error.detail if status in (409, 422) else None,
+        agenda=request.url.path.startswith("/agenda"),
     )
     if error.headers:
         response.headers.update(error.headers)
