@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import socket
 from collections.abc import Sequence
 from typing import Any
 
@@ -10,6 +11,7 @@ from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
 
@@ -53,6 +55,7 @@ PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
     413: _problem("Request body too large"),
     422: _problem("Invalid request: see `errors`"),
     429: _problem("Rate limit of this key reached; see Retry-After"),
+    503: _problem("The database is unreachable or restarting; retry after Retry-After seconds"),
 }
 
 
@@ -179,6 +182,37 @@ def _validation_error(exc: RequestValidationError) -> AppError:
     return ValidationFailed(f"{where}: {first['msg']}{more}", errors=errors)
 
 
+# SQLSTATEs saying the database cannot serve now, whatever the request: connection
+# exceptions (class 08), shutdown or restart in progress (57P01-57P03), too many connections.
+_UNAVAILABLE_STATES = ("57P01", "57P02", "57P03", "53300")
+
+
+def transient_error(exc: BaseException) -> AppError | None:
+    """A 503 for failures that say nothing about the request: the database unreachable or
+    restarting, or a concurrent transaction in the way. None for anything else."""
+    orig = getattr(exc, "orig", None)
+    state = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+    if state in ("40P01", "40001"):  # deadlock or serialisation failure: nothing was saved
+        return ServiceUnavailable(
+            "A concurrent change got in the way; nothing was saved, try again",
+            headers={"Retry-After": "1"},
+        )
+    lost = isinstance(exc, DBAPIError) and exc.connection_invalidated
+    if (
+        lost
+        or (state and (state.startswith("08") or state in _UNAVAILABLE_STATES))
+        or (isinstance(exc, ConnectionError | TimeoutError | socket.gaierror))
+    ):
+        # The connection may have dropped during the commit: only a retry with the same
+        # Idempotency-Key tells whether the write happened.
+        return ServiceUnavailable(
+            "The database cannot be reached just now. Retry in a moment; a write sent with "
+            "an Idempotency-Key is safe to retry with the same key.",
+            headers={"Retry-After": "2"},
+        )
+    return None
+
+
 def install_error_handlers(app: FastAPI) -> None:
     async def app_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, AppError)
@@ -204,23 +238,24 @@ def install_error_handlers(app: FastAPI) -> None:
         return render(request, error)
 
     async def unhandled(request: Request, exc: Exception) -> Response:
-        orig = getattr(exc, "orig", None)
-        state = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
-        if state in ("40P01", "40001"):  # deadlock or serialisation failure: nothing was saved
-            log.warning("transaction conflict", extra={"path": request.url.path})
-            return render(
-                request,
-                ServiceUnavailable(
-                    "A concurrent change got in the way; nothing was saved, try again",
-                    headers={"Retry-After": "1"},
-                ),
+        transient = transient_error(exc)
+        if transient is not None:
+            log.warning(
+                "transient database failure",
+                extra={"path": request.url.path, "error": type(exc).__name__},
             )
+            return render(request, transient)
         log.exception("unhandled error", extra={"path": request.url.path})
         return render(request, AppError("An unexpected error occurred; it has been logged."))
 
     app.add_exception_handler(AppError, app_error)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(StarletteHTTPException, http_error)
+    # Database and connection failures are answered like any error (Starlette re-raises what
+    # reaches the catch-all `Exception` handler, and uvicorn then drops the keep-alive
+    # connection, so that a client's next request on it fails with no answer at all).
+    for kind in (DBAPIError, ConnectionError, TimeoutError, socket.gaierror):
+        app.add_exception_handler(kind, unhandled)
     app.add_exception_handler(Exception, unhandled)
 
 

@@ -44,7 +44,14 @@ def free_port() -> int:
 class Server:
     """`creneau serve` in a subprocess on 127.0.0.1."""
 
-    def __init__(self, database_url: str, workers: int = 1) -> None:
+    def __init__(
+        self,
+        database_url: str,
+        workers: int = 1,
+        env: dict[str, str] | None = None,
+        log: Path | None = None,
+    ) -> None:
+        """`log`: a file for the server's own log (JSON lines), else discarded."""
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = {
@@ -55,6 +62,7 @@ class Server:
             "LOG_LEVEL": "WARNING",
             "DB_POOL_SIZE": "20",
             "DB_MAX_OVERFLOW": "40",
+            **(env or {}),
         }
         self.proc = subprocess.Popen(
             [
@@ -70,7 +78,7 @@ class Server:
             cwd=ROOT,
             env=env,
             stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            stderr=log.open("ab") if log else subprocess.DEVNULL,
             start_new_session=True,
         )
 
@@ -92,6 +100,33 @@ class Server:
         parent = psutil.Process(self.proc.pid)
         procs = [parent, *parent.children(recursive=True)]
         return sum(p.memory_info().rss for p in procs) / 2**20
+
+    def processes(self) -> dict[str, float]:
+        """RSS in MB of each server process: the supervisor and each worker."""
+        import psutil
+
+        parent = psutil.Process(self.proc.pid)
+        out = {f"main {parent.pid}": parent.memory_info().rss / 2**20}
+        for pid in self.worker_pids():
+            try:
+                out[f"worker {pid}"] = psutil.Process(pid).memory_info().rss / 2**20
+            except psutil.NoSuchProcess:
+                continue
+        return out
+
+    def worker_pids(self) -> list[int]:
+        """The uvicorn worker processes (with --workers > 1: the supervisor's spawned
+        children; with one worker the main process serves)."""
+        import psutil
+
+        pids = []
+        for child in psutil.Process(self.proc.pid).children():
+            try:
+                if "spawn_main" in " ".join(child.cmdline()):
+                    pids.append(child.pid)
+            except psutil.NoSuchProcess:
+                continue
+        return pids
 
     def stop(self) -> None:
         os.killpg(self.proc.pid, signal.SIGTERM)
@@ -156,3 +191,45 @@ async def closed_loop(
 
     await asyncio.gather(*(loop(w) for w in range(clients)))
     return LoadResult(clients, len(latencies), errors, seconds, latencies)
+
+
+# Consistency of bookings and slots, checked in SQL after a load or a fault.
+CONSISTENCY_CHECKS = {
+    # Two occupying bookings on one slot (the partial unique index forbids it).
+    "double_bookings": """
+        SELECT count(*) FROM (SELECT slot_id FROM booking
+            WHERE slot_id IS NOT NULL AND status IN ('held','booked','honored','no_show')
+            GROUP BY slot_id HAVING count(*) > 1) d""",
+    # A booked (or honored / no-show) booking whose slot is not marked booked.
+    "booking_on_unbooked_slot": """
+        SELECT count(*) FROM booking b JOIN slot s ON s.id = b.slot_id
+        WHERE b.status IN ('booked','honored','no_show') AND s.status <> 'booked'""",
+    # A slot marked booked with no booking occupying it: half-booked.
+    "booked_slot_without_booking": """
+        SELECT count(*) FROM slot s WHERE s.status = 'booked' AND NOT EXISTS (
+            SELECT 1 FROM booking b WHERE b.slot_id = s.id
+            AND b.status IN ('booked','honored','no_show'))""",
+    # A held slot and its held booking must agree on the hold.
+    "held_slot_without_hold": """
+        SELECT count(*) FROM slot s WHERE s.status = 'held' AND NOT EXISTS (
+            SELECT 1 FROM booking b WHERE b.slot_id = s.id AND b.status = 'held')""",
+    "hold_on_unheld_slot": """
+        SELECT count(*) FROM booking b JOIN slot s ON s.id = b.slot_id
+        WHERE b.status = 'held' AND s.status <> 'held'""",
+    # Every booking change leaves its activity event (same transaction).
+    "booking_without_event": """
+        SELECT count(*) FROM booking b WHERE b.booked_at IS NOT NULL AND NOT EXISTS (
+            SELECT 1 FROM activity_event e WHERE e.subject_id = b.id
+            AND e.type IN ('booking.booked', 'booking.overbooked'))""",
+}
+
+
+async def consistency(dsn: str) -> dict[str, int]:
+    """Each check's count of violating rows (all must be 0)."""
+    import asyncpg
+
+    conn = await asyncpg.connect(dsn)
+    try:
+        return {name: int(await conn.fetchval(sql)) for name, sql in CONSISTENCY_CHECKS.items()}
+    finally:
+        await conn.close()
