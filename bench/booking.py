@@ -13,10 +13,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import random
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import asyncpg
 import httpx
@@ -155,7 +157,7 @@ async def main(client_counts: list[int], n_slots: int) -> None:
     conn = await asyncpg.connect(dsn)
     territory_ids = [await conn.fetchval("SELECT id FROM territory")]
     await conn.close()
-    server = Server(url)
+    server = Server(url, log=Path(os.environ.get("BENCH_SERVER_LOG", "/dev/null")))
     try:
         server.wait_ready()
         limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
