@@ -1,8 +1,7 @@
 """FHIR output at scale: the SMART Slot NDJSON of a 2,000-practitioner instance (time, bytes
-and the server's peak RSS while it streams), and the SAS guide's Slot search for 25
-practitioners over 48 h at 1 and 4 clients against the same SQL run raw with asyncpg.
+and the server's peak RSS while it streams). The SAS guide's search is measured by bench/sas.py.
 
-    .venv/bin/python -m bench.fhir [--seconds 8]
+    .venv/bin/python -m bench.fhir
 """
 
 from __future__ import annotations
@@ -11,22 +10,18 @@ import argparse
 import asyncio
 import time
 import uuid
-from datetime import UTC, datetime, timedelta
-from urllib.parse import quote
 
 import asyncpg
 import httpx
-from sqlalchemy.dialects import postgresql
 
-from app.sas_bridge import fhir_search
-from app.security import Caller, digest
-from bench.common import Server, bench_database_url, closed_loop, fresh_database
+from app.security import digest
+from bench.common import Server, bench_database_url, fresh_database
 from bench.search import materialize, seed
 
 RPPS_OID = "urn:oid:1.2.250.1.71.4.2.1"
 
 
-async def platform_key(dsn: str) -> str:
+async def platform_key(dsn: str) -> tuple[str, list[list[str]]]:
     key = f"crn_bench_{uuid.uuid4().hex}"
     conn = await asyncpg.connect(dsn)
     await conn.execute(
@@ -75,24 +70,7 @@ async def stream_ndjson(server: Server, key: str) -> None:
     )
 
 
-def guide_query(rpps: list[str]) -> tuple[str, fhir_search.SlotQuery]:
-    start = datetime.now(UTC)
-    end = start + timedelta(hours=48)
-    ids = ",".join(f"{RPPS_OID}|8{r}" for r in rpps)
-    url = (
-        "/fhir/Slot?_include=Slot:schedule&_include:iterate=Schedule:actor"
-        "&_include=Slot:service-type-reference&_include:iterate=HealthcareService:organization"
-        f"&start=ge{quote(start.isoformat(timespec='milliseconds'))}"
-        f"&start=le{quote(end.isoformat(timespec='milliseconds'))}"
-        f"&schedule.actor:Practitioner.identifier={quote(ids, safe='|,:')}&status=free"
-    )
-    q = fhir_search.SlotQuery(
-        start_bounds=[("ge", start), ("le", end)], statuses=["free"], rpps=list(rpps)
-    )
-    return url, q
-
-
-async def main(seconds: float) -> None:
+async def main() -> None:
     url = bench_database_url("creneau_bench_fhir")
     dsn = url.replace("+asyncpg", "")
     await fresh_database(url)
@@ -101,7 +79,7 @@ async def main(seconds: float) -> None:
     print(
         f"{result['slots_created']} slots for 2,000 practitioners (materialised in {elapsed:.1f} s)"
     )
-    key, groups = await platform_key(dsn)
+    key, _groups = await platform_key(dsn)
     conn = await asyncpg.connect(dsn)
     await conn.execute("ANALYZE")
     await conn.close()
@@ -109,53 +87,10 @@ async def main(seconds: float) -> None:
     try:
         server.wait_ready()
         await stream_ndjson(server, key)
-        queries = [guide_query(g) for g in groups]
-        async with httpx.AsyncClient(
-            base_url=server.url, timeout=30, headers={"Authorization": f"Bearer {key}"}
-        ) as client:
-            first = await client.get(queries[0][0])
-            bundle = first.json()
-            print(
-                f"guide search, 25 practitioners, 48 h: {bundle['total']} slots, "
-                f"{len(bundle['entry'])} entries, {len(first.content) / 1024:.0f} KiB"
-            )
-
-            async def api(i: int) -> bool:
-                r = await client.get(queries[i % len(queries)][0])
-                return r.status_code == 200
-
-            pool = await asyncpg.create_pool(dsn, min_size=1, max_size=4)
-            platform = Caller(key_id=uuid.uuid4(), role="sas_platform")
-            compiled = []
-            for _, q in queries:
-                stmt = fhir_search.build_statement(platform, q)
-                c = stmt.compile(
-                    dialect=postgresql.asyncpg.dialect(),
-                    compile_kwargs={"render_postcompile": True},
-                )
-                compiled.append((str(c), [c.params[n] for n in c.positiontup or []]))
-
-            async def raw(i: int) -> bool:
-                sql, params = compiled[i % len(compiled)]
-                async with pool.acquire() as conn:
-                    await conn.fetch(sql, *params)
-                return True
-
-            for n in (1, 4):
-                a = await closed_loop(n, seconds, api)
-                b = await closed_loop(n, seconds, raw)
-                print(a.line("API"))
-                print(b.line("raw SQL"))
-                print(
-                    f"{'':<10} API/raw = {a.throughput / b.throughput:.0%} "
-                    "(target >= 30 %, p95 < 150 ms at 4 clients)"
-                )
-            await pool.close()
     finally:
         server.stop()
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=8)
-    asyncio.run(main(parser.parse_args().seconds))
+    argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args()
+    asyncio.run(main())
