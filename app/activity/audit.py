@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable
 from datetime import datetime
+from typing import Any, Protocol
 
 from sqlalchemy import BigInteger, DateTime, ForeignKey, Identity, Index, String, insert, text
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -45,3 +46,28 @@ async def log_access(
     ]  # fmt: skip
     if rows:
         await session.execute(insert(PatientAccess), rows)
+
+
+class ShownRecord(Protocol):
+    """A booking or MT request as rendered: its patient is None when the reader may not see it."""
+
+    id: uuid.UUID
+    territory_id: uuid.UUID
+    patient: Any
+
+
+async def log_shown(
+    session: AsyncSession,
+    caller: Caller,
+    record_type: str,
+    items: Iterable[ShownRecord],
+    action: str,
+) -> None:
+    """Log every rendered record that is shown with its patient (API and pages alike)."""
+    await log_access(
+        session,
+        caller,
+        record_type,
+        [(item.id, item.territory_id) for item in items if item.patient is not None],
+        action,
+    )

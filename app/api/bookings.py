@@ -7,7 +7,7 @@ from fastapi import APIRouter, Query
 from pydantic import AwareDatetime
 from starlette.responses import JSONResponse
 
-from app.activity.audit import log_access
+from app.activity.audit import log_shown
 from app.api.deps import CallerDep, SessionDep
 from app.errors import ValidationFailed
 from app.idempotency import IdempotencyKeyHeader, idempotent
@@ -86,27 +86,14 @@ async def list_bookings(
         session, caller, status=status, start=from_, end=to, cursor=cursor, limit=limit
     )
     items = [service.render(v) for v in views]
-    await _audit(session, caller, items, "list")
+    await log_shown(session, caller, "booking", items, "list")
     return Page(items=items, next_cursor=next_cursor)
-
-
-async def _audit(
-    session: SessionDep, caller: CallerDep, items: list[BookingOut], action: str
-) -> None:
-    """Every booking shown with its patient is written to the access log."""
-    await log_access(
-        session,
-        caller,
-        "booking",
-        [(b.id, b.territory_id) for b in items if b.patient is not None],
-        action,
-    )
 
 
 @router.get("/{booking_id}", response_model=BookingOut, responses=_CONFLICTS)
 async def get_booking(booking_id: uuid.UUID, session: SessionDep, caller: CallerDep) -> BookingOut:
     booking = service.render(await service.get_booking(session, caller, booking_id))
-    await _audit(session, caller, [booking], "read")
+    await log_shown(session, caller, "booking", [booking], "read")
     return booking
 
 

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Query, Response
 from starlette.responses import JSONResponse
 
-from app.activity.audit import log_access
+from app.activity.audit import log_shown
 from app.api.deps import CallerDep, SessionDep
 from app.idempotency import IdempotencyKeyHeader, idempotent
 from app.medecin_traitant import schemas, service
@@ -87,7 +87,7 @@ async def list_requests(
     export = bool(accept and "text/csv" in accept)
     if export:
         caller.require(COORDINATOR)
-    await _audit(session, caller, items, "export" if export else "list")
+    await log_shown(session, caller, "mt_request", items, "export" if export else "list")
     if export:
         return Response(
             _csv(items),
@@ -97,24 +97,12 @@ async def list_requests(
     return Page(items=items, next_cursor=next_cursor)
 
 
-async def _audit(
-    session: SessionDep, caller: CallerDep, items: list[schemas.MtRequestOut], action: str
-) -> None:
-    await log_access(
-        session,
-        caller,
-        "mt_request",
-        [(r.id, r.territory_id) for r in items if r.patient is not None],
-        action,
-    )
-
-
 @router.get("/{request_id}", response_model=schemas.MtRequestOut, responses=_RESPONSES)
 async def get_request(
     request_id: uuid.UUID, session: SessionDep, caller: CallerDep
 ) -> schemas.MtRequestOut:
     item = service.render(await service.get(session, caller, request_id))
-    await _audit(session, caller, [item], "read")
+    await log_shown(session, caller, "mt_request", [item], "read")
     return item
 
 

@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response
 
-from app.activity.audit import log_access
+from app.activity.audit import log_shown
 from app.api.deps import SessionDep
 from app.directory.models import Territory
 from app.errors import Conflict
@@ -39,19 +39,6 @@ async def caller_zone(session: AsyncSession, caller: Caller) -> ZoneInfo:
     if territory_id is not None:
         name = await session.scalar(select(Territory.timezone).where(Territory.id == territory_id))
     return ZoneInfo(name or "Europe/Paris")
-
-
-async def audit(
-    session: AsyncSession, caller: Caller, items: list[BookingOut], action: str
-) -> None:
-    """As GET /v1/bookings does: every booking shown with its patient is logged."""
-    await log_access(
-        session,
-        caller,
-        "booking",
-        [(b.id, b.territory_id) for b in items if b.patient is not None],
-        action,
-    )
 
 
 def actions(user: WebUser, booking: BookingOut, now: datetime) -> dict[str, bool]:
@@ -89,7 +76,7 @@ async def bookings(
         limit=500,
     )
     items = [booking_service.render(v) for v in views]
-    await audit(session, user.caller, items, "list")
+    await log_shown(session, user.caller, "booking", items, "list")
     now = now_utc()
     return show(
         request,
@@ -117,7 +104,7 @@ async def _detail(
     booking = booking_service.render(
         await booking_service.get_booking(session, user.caller, booking_id)
     )
-    await audit(session, user.caller, [booking], "read")
+    await log_shown(session, user.caller, "booking", [booking], "read")
     errors = errors or {}
     return show(
         request,

@@ -14,32 +14,20 @@ from fastapi import APIRouter, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response
 
-from app.activity.audit import log_access
+from app.activity.audit import log_shown
 from app.api.deps import SessionDep
 from app.directory import schemas as directory
 from app.directory import service as directory_service
 from app.errors import Conflict, ValidationFailed
 from app.idempotency import idempotent
 from app.medecin_traitant import schemas, service
-from app.security import ADMIN, COORDINATOR, Caller
+from app.security import ADMIN, COORDINATOR
 from app.web.auth import Form, FormDep, UserDep, WebUser, done, require_role, show
 from app.web.booking_pages import caller_zone
 from app.web.forms import PATIENT_FIELDS, nested, parse, service_errors
 
 router = APIRouter(prefix="/coordination", include_in_schema=False)
 COORDINATORS = (COORDINATOR, ADMIN)
-
-
-async def _audit(
-    session: AsyncSession, caller: Caller, items: list[schemas.MtRequestOut], action: str
-) -> None:
-    await log_access(
-        session,
-        caller,
-        "mt_request",
-        [(r.id, r.territory_id) for r in items if r.patient is not None],
-        action,
-    )
 
 
 # The MT queue -----------------------------------------------------------------------------
@@ -61,7 +49,7 @@ async def queue(
         session, user.caller, status=status, priority=priority, cursor=None, limit=500
     )
     items = [service.render(v) for v in views]
-    await _audit(session, user.caller, items, "list")
+    await log_shown(session, user.caller, "mt_request", items, "list")
     return show(request, user, "mt_queue.html", items=items, status_filter=statut,
                 priority=priorite)  # fmt: skip
 
@@ -139,7 +127,7 @@ async def _request_page(
     status: int = 200,
 ) -> Response:
     item = service.render(await service.get(session, user.caller, request_id))
-    await _audit(session, user.caller, [item], "read")
+    await log_shown(session, user.caller, "mt_request", [item], "read")
     candidates = (
         await service.candidates(session, user.caller, request_id)
         if item.status == "waiting"

@@ -11,13 +11,14 @@ from fastapi import APIRouter, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response
 
+from app.activity.audit import log_shown
 from app.api.deps import SessionDep
 from app.directory.service import territory_zones
 from app.errors import Conflict, ValidationFailed
 from app.medecin_traitant import schemas, service
 from app.security import PRACTICE
 from app.web.auth import FormDep, UserDep, WebUser, done, require_role, show
-from app.web.coordinator_pages import MT_CONFLICTS, _audit
+from app.web.coordinator_pages import MT_CONFLICTS
 from app.web.forms import nested, parse
 
 router = APIRouter(prefix="/cabinet/medecin-traitant", include_in_schema=False)
@@ -40,7 +41,7 @@ async def _page(
         )
         items.append([service.render(v) for v in views])
     proposed, attached = items
-    await _audit(session, user.caller, proposed + attached, "list")
+    await log_shown(session, user.caller, "mt_request", proposed + attached, "list")
     zones = await territory_zones(session, {r.territory_id for r in proposed + attached})
     errors = errors or {}
     return show(request, user, "mt_practice.html", status, proposed=proposed,

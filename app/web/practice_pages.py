@@ -15,6 +15,7 @@ from fastapi import APIRouter, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response
 
+from app.activity.audit import log_shown
 from app.api.deps import SessionDep
 from app.directory.models import Practice, Practitioner
 from app.directory.service import get_practice, get_practitioner, list_practitioners
@@ -25,7 +26,6 @@ from app.scheduling.models import AvailabilityRule
 from app.scheduling.schemas import OneOffSlotIn, RuleIn, RulePatch, UnavailabilityIn
 from app.security import ADMIN, COORDINATOR, PRACTICE
 from app.web.auth import Form, FormDep, UserDep, WebUser, done, require_role, show
-from app.web.booking_pages import audit
 from app.web.forms import local_datetime, local_day_start, nested, parse, service_errors
 from app.web.render import redirect, when
 
@@ -64,7 +64,7 @@ async def _week(
     )
     shown = [booking_service.render(v) for v in views]
     occupying = {b.slot.id: b for b in shown if b.slot and b.status not in ("cancelled", "expired")}
-    await audit(session, user.caller, list(occupying.values()), "list")
+    await log_shown(session, user.caller, "booking", list(occupying.values()), "list")
     weeks: dict[uuid.UUID, list[Day]] = {}
     for practitioner in practitioners:
         slots, _ = await service.list_practitioner_slots(
@@ -498,7 +498,7 @@ async def absence_page(
         conflicts = [
             b for b in map(booking_service.render, views) if b.slot and b.slot.id in slot_ids
         ]
-        await audit(session, user.caller, conflicts, "list")
+        await log_shown(session, user.caller, "booking", conflicts, "list")
     return show(request, user, "absence.html", practitioner=practitioner, absence=absence,
                 conflicts=conflicts, tz=tz)  # fmt: skip
 
