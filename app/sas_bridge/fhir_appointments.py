@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
 
-from sqlalchemy import func, select
+from sqlalchemy import func
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import get_settings
@@ -21,7 +21,14 @@ from app.errors import BadRequest
 from app.sas_bridge import fhir_resources as res
 from app.sas_bridge.account_models import RegulatorAccount
 from app.sas_bridge.appointments import STATUS, operator_extension
-from app.sas_bridge.fhir_search import DEFAULT_COUNT, MAX_COUNT, date_condition, parse_date
+from app.sas_bridge.fhir_search import (
+    DEFAULT_COUNT,
+    MAX_COUNT,
+    count_only,
+    date_condition,
+    paging_number,
+    parse_date,
+)
 from app.scheduling.booking_models import Booking
 from app.scheduling.booking_service import visible_bookings
 from app.scheduling.service import zone
@@ -71,16 +78,6 @@ def _identifier(value: str) -> list[uuid.UUID]:
     return found
 
 
-def _number(name: str, value: str) -> int:
-    try:
-        number = int(value)
-    except ValueError as exc:
-        raise BadRequest(f"{name}: {value!r} is not an integer") from exc
-    if number < 0 or (name == "_count" and number == 0):
-        raise BadRequest(f"{name}: must be positive")
-    return number
-
-
 def parse(params: list[tuple[str, str]]) -> AppointmentQuery:
     q = AppointmentQuery()
     nothing = uuid.UUID(int=0)
@@ -101,9 +98,9 @@ def parse(params: list[tuple[str, str]]) -> AppointmentQuery:
         elif name == "slot":
             q.slot_ids += _ids(value, name, "Slot")
         elif name == "_count":
-            q.count = min(_number(name, value), MAX_COUNT)
+            q.count = min(paging_number(name, value), MAX_COUNT)
         elif name == "_offset":
-            q.offset = _number(name, value)
+            q.offset = paging_number(name, value)
         # Other parameters (_format, _summary…) are ignored, as FHIR's lenient handling allows.
     return q
 
@@ -174,8 +171,7 @@ async def search(
         resources.append(appointment(booking, practitioner.rpps, account, timezone))
     total = rows[0].total if rows else 0
     if not rows and q.offset:
-        inner = stmt.limit(None).offset(None).order_by(None).subquery()
-        total = int(await session.scalar(select(func.count()).select_from(inner)) or 0)
+        total = await count_only(session, stmt)
     return resources, total
 
 

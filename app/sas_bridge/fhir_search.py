@@ -84,6 +84,17 @@ def date_condition(column: Any, prefix: str, when: datetime) -> ColumnElement[bo
     return conditions[prefix]
 
 
+def paging_number(name: str, value: str) -> int:
+    """`_count` (at least 1) or `_offset` (at least 0)."""
+    try:
+        number = int(value)
+    except ValueError as exc:
+        raise BadRequest(f"{name}: {value!r} is not an integer") from exc
+    if number < 0 or (name == "_count" and number == 0):
+        raise BadRequest(f"{name}: must be positive")
+    return number
+
+
 def _uuid(value: str, name: str) -> uuid.UUID:
     try:
         return uuid.UUID(value.rsplit("/", 1)[-1])
@@ -124,17 +135,10 @@ def parse(params: list[tuple[str, str]]) -> SlotQuery:
             q.slot_ids += [_uuid(v, name) for v in value.split(",") if v]
         elif name in ("_include", "_include:iterate"):
             q.includes.add(value)
-        elif name in ("_count", "_offset"):
-            try:
-                number = int(value)
-            except ValueError as exc:
-                raise BadRequest(f"{name}: {value!r} is not an integer") from exc
-            if number < 0 or (name == "_count" and number == 0):
-                raise BadRequest(f"{name}: must be positive")
-            if name == "_count":
-                q.count = min(number, MAX_COUNT)
-            else:
-                q.offset = number
+        elif name == "_count":
+            q.count = min(paging_number(name, value), MAX_COUNT)
+        elif name == "_offset":
+            q.offset = paging_number(name, value)
         # Other parameters (_format, _summary…) are ignored, as FHIR's lenient handling allows.
     return q
 
@@ -259,7 +263,7 @@ async def search_rows(
         )
     total = rows[0].total if rows else 0
     if not rows and q.offset:
-        total = await _count_only(session, stmt)
+        total = await count_only(session, stmt)
     out = []
     known: dict[uuid.UUID, res.Context] = {}  # one Context per practitioner, not per slot
     for r in rows:
@@ -284,7 +288,7 @@ async def search_rows(
     return out, total
 
 
-async def _count_only(session: AsyncSession, stmt: Any) -> int:
+async def count_only(session: AsyncSession, stmt: Any) -> int:
     inner = stmt.limit(None).offset(None).order_by(None).subquery()
     return int(await session.scalar(select(func.count()).select_from(inner)) or 0)
 
