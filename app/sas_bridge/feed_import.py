@@ -10,13 +10,13 @@ import asyncio
 import hashlib
 import logging
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.activity.service import record
@@ -29,14 +29,17 @@ from app.sas_bridge.feed_fetch import FeedError, fetch
 from app.sas_bridge.feed_models import AgendaFeed, AgendaImport
 from app.sas_bridge.feed_parse import FeedSlot, Window, parse_fhir_page, parse_ical
 from app.scheduling.models import Slot
-from app.scheduling.offer_events import OfferedSlot, record_offer
+from app.scheduling.offer_events import record_offer
 from app.scheduling.schemas import MaterializationOut
 from app.scheduling.service import (
     NewSlot,
+    count_slots,
     insert_slots,
     lock_publication,
     now_utc,
+    offered_slots,
     publishing_practitioner,
+    withdraw_slots,
     zone,
 )
 from app.security import Caller
@@ -109,20 +112,15 @@ async def delete_feed(
     """The feed goes, and with it its future free slots; held and booked ones stay."""
     feed, tz = await get_feed(session, caller, practitioner_id)
     await lock_publication(session, feed.practitioner_id)
-    now = now_utc()
-    removed = await _remove_slots(
-        session, feed, tz, [Slot.start > now, Slot.status.in_(("free", "unavailable"))]
+    future = [
+        Slot.practitioner_id == feed.practitioner_id,
+        Slot.source == "import",
+        Slot.start > now_utc(),
+    ]
+    removed = await withdraw_slots(
+        session, [*future, Slot.status.in_(("free", "unavailable"))], tz, subject_id=feed.id
     )
-    kept = await session.scalar(
-        select(func.count())
-        .select_from(Slot)
-        .where(
-            Slot.practitioner_id == feed.practitioner_id,
-            Slot.source == "import",
-            Slot.start > now,
-            Slot.status.in_(("held", "booked")),
-        )
-    )
+    kept = await count_slots(session, [*future, Slot.status.in_(("held", "booked"))])
     await record(
         session,
         "feed.deleted",
@@ -134,7 +132,7 @@ async def delete_feed(
     )
     await session.delete(feed)
     await session.flush()
-    return MaterializationOut(created=0, removed=removed, kept=int(kept or 0))
+    return MaterializationOut(created=0, removed=removed, kept=kept)
 
 
 async def list_imports(
@@ -158,42 +156,7 @@ class Outcome:
     added: int = 0
     removed: int = 0
     unchanged: int = 0
-    conflicts: list[dict[str, Any]] | None = None
-
-
-async def _remove_slots(
-    session: AsyncSession, feed: AgendaFeed, tz: ZoneInfo, conditions: list[Any]
-) -> int:
-    removed = (
-        await session.execute(
-            delete(Slot)
-            .where(
-                Slot.practitioner_id == feed.practitioner_id, Slot.source == "import", *conditions
-            )
-            .returning(
-                Slot.practitioner_id,
-                Slot.territory_id,
-                Slot.start,
-                Slot.end,
-                Slot.modality,
-                Slot.visibility,
-                Slot.status,
-            )
-        )
-    ).all()
-    # Unavailable slots had already left the offer when they became unavailable.
-    await record_offer(
-        session,
-        "slots.withdrawn",
-        [
-            OfferedSlot(r.practitioner_id, r.territory_id, r.start, r.end, r.modality, r.visibility)
-            for r in removed
-            if r.status == "free"
-        ],
-        tz,
-        subject_id=feed.id,
-    )
-    return len(removed)
+    conflicts: list[dict[str, Any]] = field(default_factory=list)
 
 
 def _conflict(
@@ -229,8 +192,7 @@ async def apply_slots(
     ).all()
     desired = {(s.start, s.end, s.modality, feed.visibility) for s in wanted}
     have = {(r.start, r.end, r.modality, r.visibility): r for r in existing}
-    outcome = Outcome(conflicts=[])
-    assert outcome.conflicts is not None
+    outcome = Outcome()
     stale = []
     for key, row in have.items():
         if key in desired:
@@ -248,7 +210,9 @@ async def apply_slots(
                 )
             )
     if stale:
-        outcome.removed = await _remove_slots(session, feed, tz, [Slot.id.in_(stale)])
+        outcome.removed = await withdraw_slots(
+            session, [Slot.id.in_(stale)], tz, subject_id=feed.id
+        )
     new = sorted(key for key in desired if key not in have)
     candidates = [
         NewSlot(
@@ -273,11 +237,7 @@ async def apply_slots(
     await record_offer(
         session,
         "slots.offered",
-        [
-            OfferedSlot(c.practitioner_id, c.territory_id, c.start, c.end, c.modality, c.visibility)
-            for c in candidates
-            if inserted.get((c.practitioner_id, c.start)) == "free"
-        ],
+        offered_slots(candidates, inserted),
         tz,
         subject_id=feed.id,
     )
@@ -434,7 +394,7 @@ async def run_import(
             outcome.removed,
             outcome.unchanged,
         )
-        entry.conflicts = outcome.conflicts or []
+        entry.conflicts = outcome.conflicts
         entry.finished_at = now_utc()
         session.add(entry)
         feed.last_attempt_at = started

@@ -260,14 +260,14 @@ async def _materialize_new(
     await record_offer(
         session,
         "slots.offered",
-        _offered(wanted, inserted),
+        offered_slots(wanted, inserted),
         tz,
         subject_id=rule.id,
     )
     return len(inserted)
 
 
-def _offered(
+def offered_slots(
     candidates: Iterable[NewSlot], inserted: dict[tuple[uuid.UUID, datetime], str]
 ) -> list[OfferedSlot]:
     """The inserted slots that are on offer (not born inside an unavailability)."""
@@ -362,35 +362,40 @@ async def list_rules(
     return list(rows.all())
 
 
-async def _remove_future_free_slots(
-    session: AsyncSession, rule: AvailabilityRule, now: datetime, tz: ZoneInfo
-) -> tuple[int, int]:
-    """Delete the rule's future free or unavailable slots; held and booked ones stay."""
+async def withdraw_slots(
+    session: AsyncSession, conditions: Sequence[Any], tz: ZoneInfo, *, subject_id: uuid.UUID
+) -> int:
+    """Delete the slots matching `conditions` and record the free ones as withdrawn from the
+    offer (unavailable slots had already left it when they became unavailable)."""
     removed = (
         await session.execute(
-            delete(Slot)
-            .where(
-                Slot.rule_id == rule.id,
-                Slot.start > now,
-                Slot.status.in_(("free", "unavailable")),
-            )
-            .returning(*_OFFER_COLUMNS, Slot.status)
+            delete(Slot).where(*conditions).returning(*_OFFER_COLUMNS, Slot.status)
         )
     ).all()
-    # Unavailable slots had already left the offer when they became unavailable.
     await record_offer(
         session,
         "slots.withdrawn",
         _as_offered(r for r in removed if r.status == "free"),
         tz,
-        subject_id=rule.id,
+        subject_id=subject_id,
     )
-    kept = await session.scalar(
-        select(func.count())
-        .select_from(Slot)
-        .where(Slot.rule_id == rule.id, Slot.start > now, Slot.status.in_(("held", "booked")))
+    return len(removed)
+
+
+async def count_slots(session: AsyncSession, conditions: Sequence[Any]) -> int:
+    return await session.scalar(select(func.count()).select_from(Slot).where(*conditions)) or 0
+
+
+async def _remove_future_free_slots(
+    session: AsyncSession, rule: AvailabilityRule, now: datetime, tz: ZoneInfo
+) -> tuple[int, int]:
+    """Delete the rule's future free or unavailable slots; held and booked ones stay."""
+    future = [Slot.rule_id == rule.id, Slot.start > now]
+    removed = await withdraw_slots(
+        session, [*future, Slot.status.in_(("free", "unavailable"))], tz, subject_id=rule.id
     )
-    return len(removed), kept or 0
+    kept = await count_slots(session, [*future, Slot.status.in_(("held", "booked"))])
+    return removed, kept
 
 
 async def update_rule(
@@ -539,7 +544,7 @@ async def materialize_all(
             .execution_options(synchronize_session=False)
         )
     for tz_name, new in by_zone.items():
-        await record_offer(session, "slots.offered", _offered(new, inserted), zones[tz_name])
+        await record_offer(session, "slots.offered", offered_slots(new, inserted), zones[tz_name])
     return {
         "rules": len(rows),
         "slots_created": len(inserted),
