@@ -70,8 +70,10 @@ async def stream_ndjson(server: Server, key: str) -> None:
     )
 
 
-async def main() -> None:
-    url = bench_database_url("creneau_bench_fhir")
+async def platform_instance(name: str) -> tuple[str, str, list[list[str]]]:
+    """A fresh 2,000-practitioner instance with its 14 days of slots and a platform key:
+    (database URL, key, 25 RPPS per territory)."""
+    url = bench_database_url(name)
     dsn = url.replace("+asyncpg", "")
     await fresh_database(url)
     await seed(url)
@@ -79,10 +81,15 @@ async def main() -> None:
     print(
         f"{result['slots_created']} slots for 2,000 practitioners (materialised in {elapsed:.1f} s)"
     )
-    key, _groups = await platform_key(dsn)
+    key, groups = await platform_key(dsn)
     conn = await asyncpg.connect(dsn)
     await conn.execute("ANALYZE")
     await conn.close()
+    return url, key, groups
+
+
+async def main() -> None:
+    url, key, _ = await platform_instance("creneau_bench_fhir")
     server = Server(url)
     try:
         server.wait_ready()

@@ -19,9 +19,8 @@ from sqlalchemy.dialects import postgresql
 
 from app.sas_bridge import fhir_search
 from app.security import Caller
-from bench.common import Server, bench_database_url, closed_loop, fresh_database
-from bench.fhir import RPPS_OID, platform_key
-from bench.search import materialize, seed
+from bench.common import Server, closed_loop
+from bench.fhir import RPPS_OID, platform_instance
 
 
 def guide_query(rpps: list[str]) -> tuple[str, fhir_search.SlotQuery]:
@@ -42,18 +41,8 @@ def guide_query(rpps: list[str]) -> tuple[str, fhir_search.SlotQuery]:
 
 
 async def main(seconds: float) -> None:
-    url = bench_database_url("creneau_bench_sas")
+    url, key, groups = await platform_instance("creneau_bench_sas")
     dsn = url.replace("+asyncpg", "")
-    await fresh_database(url)
-    await seed(url)
-    elapsed, result = await materialize(url)
-    print(
-        f"{result['slots_created']} slots for 2,000 practitioners (materialised in {elapsed:.1f} s)"
-    )
-    key, groups = await platform_key(dsn)
-    conn = await asyncpg.connect(dsn)
-    await conn.execute("ANALYZE")
-    await conn.close()
     server = Server(url)
     try:
         server.wait_ready()
