@@ -42,13 +42,13 @@ from app.sas_bridge import account_sign_in as sign_in
 from app.sas_bridge.accounts import account_identifier
 from app.sas_bridge.mail import send_sign_in_link
 from app.scheduling import booking_service, service
-from app.scheduling.booking_schemas import BookingIn, BookingOut
+from app.scheduling.booking_schemas import BookingOut
 from app.scheduling.models import Slot
 from app.security import Caller
 from app.web import pro_sante_connect as psc
 from app.web import session as web
 from app.web.auth import FLASH, Form, read_form, safe_path, take_flash, with_flash
-from app.web.forms import PATIENT_FIELDS, nested, parse
+from app.web.forms import booking_form, not_booked
 from app.web.render import page, redirect
 
 log = logging.getLogger(__name__)
@@ -542,15 +542,7 @@ async def book(
     doctor = await _doctor(session, practitioner_id)
     caller = await _caller(session, user, doctor)
     system, value = user.operator
-    data = nested(form, "slot_id", "sas_case_ref", "reason", *PATIENT_FIELDS)
-    body, errors = parse(
-        BookingIn, {**data, "hold": False, "operator": {"system": system, "value": value}}
-    )
-    if "slot_id" in errors:
-        errors["slot_id"] = "Choisissez un créneau dans la liste."
-    token = form.get("jeton")
-    if not re.fullmatch(r"[0-9a-f-]{36}", token):
-        errors["_form"] = "Le formulaire est incomplet : rechargez la page."
+    body, errors, token = booking_form(form, operator={"system": system, "value": value})
     if body is None or errors:
         return await _booking_page(
             request, session, user, doctor, caller, booking=form.values(), errors=errors,
@@ -570,12 +562,6 @@ async def book(
     except (SlotUnavailable, NotFound, ValidationFailed) as exc:
         await session.rollback()
         doctor = await _doctor(session, practitioner_id)  # the rollback expired it
-        if isinstance(exc, SlotUnavailable):
-            why = "Ce créneau vient d'être pris par un autre régulateur."
-        elif isinstance(exc, NotFound):
-            why = "Ce créneau n'est plus proposé."
-        else:  # the form's token already booked another slot (back button, new choice)
-            why = "Ce formulaire a déjà servi à une réservation."
         values = form.values()
         values.pop("slot_id", None)
         values["jeton"] = str(uuid.uuid4())
@@ -586,8 +572,7 @@ async def book(
             doctor,
             caller,
             booking=values,
-            taken=f"{why} Choisissez un autre créneau ci-dessous : les informations du "
-            "patient sont conservées.",
+            taken=not_booked(exc, "Ce formulaire a déjà servi à une réservation."),
             status=409,
         )
     booking_id = json.loads(bytes(response.body))["id"]

@@ -4,13 +4,15 @@ location is the field's name; the models (and so every rule on input) are the AP
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime, time
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ValidationError
 
-from app.errors import AppError
+from app.errors import AppError, NotFound, SlotUnavailable
+from app.scheduling.booking_schemas import BookingIn
 from app.scheduling.rules import local_instant
 from app.web.auth import Form
 
@@ -131,6 +133,33 @@ PATIENT_FIELDS = tuple(
     f"patient.{n}" for n in ("family_name", "given_name", "birth_date", "phone", "ins",
                              "commune_insee")
 )  # fmt: skip
+
+
+def booking_form(form: Form, **extra: Any) -> tuple[BookingIn | None, dict[str, str], str]:
+    """The slot booking form (regulator and agenda pages) read by the API's model, its errors,
+    and its one-time token, which is the booking's Idempotency-Key."""
+    data = nested(form, "slot_id", "sas_case_ref", "reason", *PATIENT_FIELDS)
+    body, errors = parse(BookingIn, {**data, "hold": False, **extra})
+    if "slot_id" in errors:
+        errors["slot_id"] = "Choisissez un créneau dans la liste."
+    token = form.get("jeton")
+    if not re.fullmatch(r"[0-9a-f-]{36}", token):
+        errors["_form"] = "Le formulaire est incomplet : rechargez la page."
+    return body, errors, token
+
+
+def not_booked(error: AppError, reused: str) -> str:
+    """Why the chosen slot was not booked, above the remaining ones (the patient stays)."""
+    if isinstance(error, SlotUnavailable):
+        why = "Ce créneau vient d'être pris par un autre régulateur."
+    elif isinstance(error, NotFound):
+        why = "Ce créneau n'est plus proposé."
+    else:  # the form's token already booked another slot (back button, new choice)
+        why = reused
+    return (
+        f"{why} Choisissez un autre créneau ci-dessous : les informations du patient sont "
+        "conservées."
+    )
 
 
 def local_datetime(value: str, tz: ZoneInfo) -> datetime | str:

@@ -29,10 +29,18 @@ from app.directory.service import (
 from app.errors import Conflict, NotFound, SlotUnavailable, ValidationFailed
 from app.idempotency import idempotent
 from app.scheduling import booking_service, service
-from app.scheduling.booking_schemas import BookingIn, BookingOut, OverbookIn
+from app.scheduling.booking_schemas import BookingOut, OverbookIn
 from app.security import REGULATOR
 from app.web.auth import Form, FormDep, UserDep, WebUser, done, require_role, show
-from app.web.forms import PATIENT_FIELDS, local_datetime, nested, parse, service_errors
+from app.web.forms import (
+    PATIENT_FIELDS,
+    booking_form,
+    local_datetime,
+    nested,
+    not_booked,
+    parse,
+    service_errors,
+)
 from app.web.render import day
 
 router = APIRouter(prefix="/regulation", include_in_schema=False)
@@ -190,13 +198,7 @@ async def book(request: Request, session: SessionDep, user: UserDep, form: FormD
     and the search again (the patient's details stay in the form)."""
     require_role(user, REGULATOR)
     criteria = {name: form.get(name) for name in SEARCH_FIELDS}
-    data = nested(form, "slot_id", "sas_case_ref", "reason", *PATIENT_FIELDS)
-    body, errors = parse(BookingIn, {**data, "hold": False})
-    if "slot_id" in errors:
-        errors["slot_id"] = "Choisissez un créneau dans la liste."
-    token = form.get("jeton")
-    if not re.fullmatch(r"[0-9a-f-]{36}", token):
-        errors["_form"] = "Le formulaire est incomplet : rechargez la page."
+    body, errors, token = booking_form(form)
     if body is None or errors:
         return await _search_page(
             request, session, user, criteria, booking=form.values(), errors=errors, status=422
@@ -209,12 +211,6 @@ async def book(request: Request, session: SessionDep, user: UserDep, form: FormD
         response = await idempotent(session, user.caller, token, "POST /v1/bookings", body, run)
     except (SlotUnavailable, NotFound, ValidationFailed) as exc:
         await session.rollback()
-        if isinstance(exc, SlotUnavailable):
-            why = "Ce créneau vient d'être pris par un autre régulateur."
-        elif isinstance(exc, NotFound):
-            why = "Ce créneau n'est plus proposé."
-        else:  # the form's token already booked another slot (back button, new choice)
-            why = "Ce formulaire a déjà servi à une réservation (voir « Rendez-vous »)."
         values = _booking_form(form)
         values.pop("slot_id", None)
         return await _search_page(
@@ -223,8 +219,9 @@ async def book(request: Request, session: SessionDep, user: UserDep, form: FormD
             user,
             criteria,
             booking=values,
-            taken=f"{why} Choisissez un autre créneau ci-dessous : "
-            "les informations du patient sont conservées.",
+            taken=not_booked(
+                exc, "Ce formulaire a déjà servi à une réservation (voir « Rendez-vous »)."
+            ),
             status=409,
         )
     booking_id = json.loads(bytes(response.body))["id"]
