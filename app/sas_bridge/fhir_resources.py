@@ -8,7 +8,8 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple
+from zoneinfo import ZoneInfo
 
 from app.validators import phone_e164
 
@@ -68,7 +69,10 @@ def resource(value: dict[str, Any]) -> dict[str, Any]:
     return cleaned
 
 
+@lru_cache(maxsize=4096)
 def _phone(value: str | None) -> str | None:
+    """`+33…`, or None for a number that does not parse (left out rather than sent wrong).
+    Cached: parsing is the costliest step of an included resource, and a phone is a string."""
     if not value:
         return None
     try:
@@ -109,11 +113,12 @@ class Context:
     territory_name: str
     territory_finess: str | None
     territory_phone: str | None
+    timezone: str
 
 
-@dataclass(frozen=True)
-class SlotRow:
-    """One slot of the search, with its context."""
+class SlotRow(NamedTuple):
+    """One slot of the search, with its context. `start` and `end` are instants (any offset):
+    they are written in the territory's zone (`ctx.timezone`)."""
 
     id: uuid.UUID
     start: datetime
@@ -161,23 +166,59 @@ def _specialty(profession: str, specialty: str | None) -> list[dict[str, Any]]:
 _ROUTINE = {"coding": [{"system": APPOINTMENT_REASON, "code": "ROUTINE"}]}
 
 
+class SlotWriter:
+    """The Slot resources of one answer. What slots share is made once: each practitioner's
+    parts (specialty, schedule reference, booking page) and each distinct instant's text in its
+    territory's zone (slots of one territory start at the same few times). The constant parts
+    are shared between resources: the result is only ever serialised."""
+
+    def __init__(self, base_url: str) -> None:
+        self.base_url = base_url
+        self._parts: dict[uuid.UUID, tuple[list[dict[str, Any]], dict[str, str], str]] = {}
+        self._instants: dict[tuple[datetime, str], str] = {}
+
+    def instant(self, when: datetime, timezone: str) -> str:
+        """`when` in the zone, to the millisecond, with its offset."""
+        key = (when, timezone)  # aware datetimes hash and compare as instants
+        text = self._instants.get(key)
+        if text is None:
+            local = when.astimezone(ZoneInfo(timezone))
+            text = self._instants[key] = local.isoformat(timespec="milliseconds")
+        return text
+
+    def _practitioner_parts(self, ctx: Context) -> tuple[list[dict[str, Any]], dict[str, str], str]:
+        parts = self._parts.get(ctx.practitioner_id)
+        if parts is None:
+            parts = self._parts[ctx.practitioner_id] = (
+                _specialty(ctx.profession, ctx.specialty),
+                {"reference": f"Schedule/{ctx.practitioner_id}"},
+                f"{self.base_url}/agenda/{ctx.practitioner_id}",
+            )
+        return parts
+
+    def slot(self, row: SlotRow, id_: str | None = None) -> dict[str, Any]:
+        """Built directly, without pruning: every element here is always present. `id_`: the
+        slot's id as text when the caller has it already."""
+        ctx = row.ctx
+        specialty, schedule_reference, comment = self._practitioner_parts(ctx)
+        return {
+            "resourceType": "Slot",
+            "id": id_ or str(row.id),
+            "meta": _slot_meta(row.visibility),
+            "serviceType": _service_types(row.modality, ctx.territory_id),
+            "specialty": specialty,
+            "appointmentType": _ROUTINE,
+            "schedule": schedule_reference,
+            "status": row.fhir_status,
+            "start": self.instant(row.start, ctx.timezone),
+            "end": self.instant(row.end, ctx.timezone),
+            "comment": comment,
+        }
+
+
 def slot(row: SlotRow, base_url: str) -> dict[str, Any]:
-    """Built directly, without pruning: every element here is always present. Constant parts
-    are shared between slots (the result is only ever serialised)."""
-    ctx = row.ctx
-    return {
-        "resourceType": "Slot",
-        "id": str(row.id),
-        "meta": _slot_meta(row.visibility),
-        "serviceType": _service_types(row.modality, ctx.territory_id),
-        "specialty": _specialty(ctx.profession, ctx.specialty),
-        "appointmentType": _ROUTINE,
-        "schedule": {"reference": f"Schedule/{ctx.practitioner_id}"},
-        "status": row.fhir_status,
-        "start": row.start.isoformat(timespec="milliseconds"),
-        "end": row.end.isoformat(timespec="milliseconds"),
-        "comment": f"{base_url}/agenda/{ctx.practitioner_id}",
-    }
+    """One Slot resource (a search writes many through one SlotWriter)."""
+    return SlotWriter(base_url).slot(row)
 
 
 def schedule(row: Context) -> dict[str, Any]:

@@ -6,7 +6,9 @@ with their practitioner, practice and territory; the included resources are buil
 
 from __future__ import annotations
 
+import operator
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -21,7 +23,7 @@ from app.errors import BadRequest
 from app.sas_bridge import fhir_resources as res
 from app.scheduling.models import Slot
 from app.scheduling.queries import bookable
-from app.scheduling.service import now_utc, zone
+from app.scheduling.service import now_utc
 from app.security import ADMIN, COORDINATOR, REGULATOR, SAS_PLATFORM, Caller
 
 FHIR_STATUSES = ("free", "busy", "busy-tentative", "busy-unavailable")
@@ -72,16 +74,18 @@ def parse_date(value: str, name: str) -> tuple[str, datetime]:
     return prefix, when
 
 
+_COMPARISONS: dict[str, Callable[[Any, datetime], ColumnElement[bool]]] = {
+    "ge": operator.ge,
+    "gt": operator.gt,
+    "le": operator.le,
+    "lt": operator.lt,
+    "eq": operator.eq,
+}
+
+
 def date_condition(column: Any, prefix: str, when: datetime) -> ColumnElement[bool]:
     """A FHIR date parameter with its prefix, on a timestamp column."""
-    conditions: dict[str, ColumnElement[bool]] = {
-        "ge": column >= when,
-        "gt": column > when,
-        "le": column <= when,
-        "lt": column < when,
-        "eq": column == when,
-    }
-    return conditions[prefix]
+    return _COMPARISONS[prefix](column, when)
 
 
 def paging_number(name: str, value: str) -> int:
@@ -165,6 +169,7 @@ def context_columns() -> list[Any]:
         Territory.name.label("territory_name"),
         Territory.finess.label("territory_finess"),
         Territory.phone.label("territory_phone"),
+        Territory.timezone,
     ]
 
 
@@ -224,7 +229,6 @@ def build_statement(caller: Caller, q: SlotQuery, now: datetime | None = None) -
             Slot.visibility,
             status,
             *context_columns(),
-            Territory.timezone,
             func.count().over().label("total"),
         )
         .join(Practitioner, Practitioner.id == Slot.practitioner_id)
@@ -256,7 +260,8 @@ async def search_rows(
     session: AsyncSession, caller: Caller, q: SlotQuery
 ) -> tuple[list[res.SlotRow], int]:
     stmt = build_statement(caller, q)
-    rows = (await session.execute(stmt)).all()
+    # Plain rows through the session's connection: the ORM's row loading is not needed here.
+    rows = (await (await session.connection()).execute(stmt)).all()
     if q.guide_search and len(rows) > GUIDE_MAX_RESULTS:
         raise BadRequest(
             f"More than {GUIDE_MAX_RESULTS} slots match: narrow the start range or practitioners"
@@ -267,30 +272,22 @@ async def search_rows(
     out = []
     known: dict[uuid.UUID, res.Context] = {}  # one Context per practitioner, not per slot
     for r in rows:
-        tz = zone(r.timezone)
         ctx = known.get(r.practitioner_id)
         if ctx is None:
             values = r._asdict()
             ctx = known[r.practitioner_id] = res.Context(
                 **{name: values[name] for name in CONTEXT_FIELDS}
             )
-        out.append(
-            res.SlotRow(
-                id=r.id,
-                start=r.start.astimezone(tz),
-                end=r.end.astimezone(tz),
-                modality=r.modality,
-                visibility=r.visibility,
-                fhir_status=r.fhir_status,
-                ctx=ctx,
-            )
-        )
+        out.append(res.SlotRow(r.id, r.start, r.end, r.modality, r.visibility, r.fhir_status, ctx))
     return out, total
 
 
 async def count_only(session: AsyncSession, stmt: Any) -> int:
     inner = stmt.limit(None).offset(None).order_by(None).subquery()
     return int(await session.scalar(select(func.count()).select_from(inner)) or 0)
+
+
+_MATCH = {"mode": "match"}
 
 
 def _entry(base: str, resource: dict[str, Any], mode: str) -> dict[str, Any]:
@@ -305,7 +302,17 @@ def bundle(
     rows: list[res.SlotRow], total: int, q: SlotQuery, self_url: str, params: list[tuple[str, str]]
 ) -> dict[str, Any]:
     base = get_settings().public_base_url
-    entries = [_entry(base, res.slot(r, base), "match") for r in rows]
+    writer = res.SlotWriter(base)
+    entries = []
+    for r in rows:
+        id_ = str(r.id)
+        entries.append(
+            {
+                "fullUrl": f"{base}/fhir/Slot/{id_}",
+                "resource": writer.slot(r, id_),
+                "search": _MATCH,
+            }
+        )
     included: dict[tuple[str, str], dict[str, Any]] = {}
 
     def include(resource: dict[str, Any]) -> None:
@@ -315,12 +322,16 @@ def bundle(
     actors = schedules and "Schedule:actor" in q.includes
     services = "Slot:service-type-reference" in q.includes
     organizations = services and "HealthcareService:organization" in q.includes
+    territories: set[uuid.UUID] = set()  # the CPTS's two resources are made once a territory
     for ctx in {r.ctx.practitioner_id: r.ctx for r in rows}.values():
         if schedules:
             include(res.schedule(ctx))
         if actors:
             include(res.practitioner(ctx))
             include(res.practitioner_role(ctx))
+        if ctx.territory_id in territories:
+            continue
+        territories.add(ctx.territory_id)
         if services:
             include(res.healthcare_service(ctx))
         if organizations:
