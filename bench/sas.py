@@ -1,5 +1,5 @@
 """The SAS guide's Slot search at scale: 25 practitioners over 48 h with the four `_include`s on
-a 2,000-practitioner instance, at 1 and 4 clients, against the same SQL statement run raw with
+a 2,000-practitioner instance, at 1 and 4 clients, against the same SQL statements run raw with
 asyncpg in the same run: p50, p95 and bytes per answer.
 
     .venv/bin/python -m bench.sas [--seconds 8]
@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from urllib.parse import quote
 
 import asyncpg
@@ -40,6 +41,14 @@ def guide_query(rpps: list[str]) -> tuple[str, fhir_search.SlotQuery]:
     return url, q
 
 
+def compile_asyncpg(stmt: Any) -> tuple[str, list[Any]]:
+    """A statement as asyncpg runs it: SQL text and positional parameters."""
+    c = stmt.compile(
+        dialect=postgresql.asyncpg.dialect(), compile_kwargs={"render_postcompile": True}
+    )
+    return str(c), [c.params[n] for n in c.positiontup or []]
+
+
 async def main(seconds: float) -> None:
     url, key, groups = await platform_instance("creneau_bench_sas")
     dsn = url.replace("+asyncpg", "")
@@ -63,19 +72,18 @@ async def main(seconds: float) -> None:
 
             pool = await asyncpg.create_pool(dsn, min_size=1, max_size=4)
             platform = Caller(key_id=uuid.uuid4(), role="sas_platform")
-            compiled = []
-            for _, q in queries:
-                stmt = fhir_search.build_statement(platform, q)
-                c = stmt.compile(
-                    dialect=postgresql.asyncpg.dialect(),
-                    compile_kwargs={"render_postcompile": True},
-                )
-                compiled.append((str(c), [c.params[n] for n in c.positiontup or []]))
+            compiled = [
+                compile_asyncpg(fhir_search.build_statement(platform, q)) for _, q in queries
+            ]
+            contexts_sql, _ = compile_asyncpg(fhir_search.context_statement())
 
             async def raw(i: int) -> bool:
+                """The API's two statements: the slots, then their practitioners' contexts."""
                 sql, params = compiled[i % len(compiled)]
                 async with pool.acquire() as conn:
-                    await conn.fetch(sql, *params)
+                    rows = await conn.fetch(sql, *params)
+                    found = list(dict.fromkeys(r["practitioner_id"] for r in rows))
+                    await conn.fetch(contexts_sql, found)
                 return True
 
             for n in (1, 4):

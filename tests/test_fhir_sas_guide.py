@@ -8,7 +8,7 @@ from urllib.parse import quote
 import pytest
 from fhir.resources.R4B import get_fhir_model_class
 from fhirpathpy import evaluate
-from sqlalchemy import update
+from sqlalchemy import event, update
 
 from app.scheduling.models import Slot
 from tests.conftest import make_territory
@@ -203,6 +203,45 @@ async def test_identifier_without_prefix_and_25_practitioners_in_one_query(
     values = [cpts.rpps, *others][:25]
     bundle = (await client.get(guide_url(values, *window()), headers=cpts.platform)).json()
     assert bundle["total"] == 4
+
+
+async def test_the_search_is_a_fixed_number_of_statements(client, cpts, connection):
+    """Two statements (the slots, then their practitioners) whatever the number of slots and
+    practitioners: no query per slot or per practitioner."""
+    statements: list[str] = []
+
+    def count(conn, cursor, statement, *args):
+        statements.append(statement)
+
+    async def search(rpps: list[str]) -> tuple[dict, int]:
+        statements.clear()
+        event.listen(connection.sync_engine, "before_cursor_execute", count)
+        try:
+            r = await client.get(guide_url(rpps, *window()), headers=cpts.platform)
+        finally:
+            event.remove(connection.sync_engine, "before_cursor_execute", count)
+        assert r.status_code == 200, r.text
+        return r.json(), sum("FROM slot" in s or "FROM practitioner" in s for s in statements)
+
+    one, one_count = await search([cpts.rpps])
+    rpps = [f"{20_000_000_000 + n:011d}" for n in range(3)]
+    for value in rpps:
+        r = await client.post(
+            "/v1/practitioners",
+            json={
+                "practice_id": cpts.practice_id,
+                "rpps": value,
+                "family_name": "Autre",
+                "given_name": "Médecin",
+            },
+            headers=cpts.coordinator,
+        )
+        assert r.status_code == 201, r.text
+        for hours in (7, 8, 9):
+            await add_slot(client, cpts, r.json()["id"], hours)
+    many, many_count = await search([cpts.rpps, *rpps])
+    assert (one["total"], many["total"]) == (4, 13)
+    assert one_count == many_count == 2
 
 
 async def test_unknown_practitioners_give_an_empty_bundle(client, cpts):

@@ -176,6 +176,10 @@ class SlotWriter:
         self.base_url = base_url
         self._parts: dict[uuid.UUID, tuple[list[dict[str, Any]], dict[str, str], str]] = {}
         self._instants: dict[tuple[datetime, str], str] = {}
+        # Slots come by start time: neighbours often share their start, and their end. A
+        # comparison costs less than hashing a new datetime.
+        self._last_start: tuple[datetime | None, str, str] = (None, "", "")
+        self._last_end: tuple[datetime | None, str, str] = (None, "", "")
 
     def instant(self, when: datetime, timezone: str) -> str:
         """`when` in the zone, to the millisecond, with its offset."""
@@ -201,6 +205,18 @@ class SlotWriter:
         slot's id as text when the caller has it already."""
         ctx = row.ctx
         specialty, schedule_reference, comment = self._practitioner_parts(ctx)
+        zone, last = ctx.timezone, self._last_start
+        if row.start == last[0] and zone == last[1]:
+            start = last[2]
+        else:
+            start = self.instant(row.start, zone)
+            self._last_start = (row.start, zone, start)
+        last = self._last_end
+        if row.end == last[0] and zone == last[1]:
+            end = last[2]
+        else:
+            end = self.instant(row.end, zone)
+            self._last_end = (row.end, zone, end)
         return {
             "resourceType": "Slot",
             "id": id_ or str(row.id),
@@ -210,8 +226,8 @@ class SlotWriter:
             "appointmentType": _ROUTINE,
             "schedule": schedule_reference,
             "status": row.fhir_status,
-            "start": self.instant(row.start, ctx.timezone),
-            "end": self.instant(row.end, ctx.timezone),
+            "start": start,
+            "end": end,
             "comment": comment,
         }
 
@@ -235,6 +251,13 @@ def schedule(row: Context) -> dict[str, Any]:
     }
 
 
+# The included resources a search repeats (each practitioner's, each CPTS's) are cached by the
+# whole Context they are made from, every field of the rows read: a changed practitioner,
+# practice or territory is another key, never a stale answer. Callers only serialise them.
+_CONTEXTS_CACHED = 2048
+
+
+@lru_cache(maxsize=_CONTEXTS_CACHED)
 def practitioner(row: Context) -> dict[str, Any]:
     return resource(
         {
@@ -272,6 +295,7 @@ def _structure_identifier(finess: str | None, siret: str | None) -> dict[str, An
     }
 
 
+@lru_cache(maxsize=_CONTEXTS_CACHED)
 def practitioner_role(row: Context) -> dict[str, Any]:
     structure = _structure_identifier(row.practice_finess, row.siret)
     return resource(
@@ -299,6 +323,7 @@ def healthcare_service(row: Context) -> dict[str, Any]:
     }
 
 
+@lru_cache(maxsize=_CONTEXTS_CACHED)
 def organization(row: Context) -> dict[str, Any]:
     """The CPTS. Its one identifier is `1` + its FINESS; without a FINESS it is left out
     rather than sent empty or wrong."""

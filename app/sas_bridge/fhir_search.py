@@ -1,8 +1,9 @@
 """The FHIR Slot search: the ANS SAS guide's search (chained practitioner identifiers, the four
 `_include`s, every match in one Bundle) and ordinary paged searches, through one query.
 
-Whatever the number of practitioners asked for, the search is one SQL statement: slots joined
-with their practitioner, practice and territory; the included resources are built from it."""
+Whatever the number of practitioners asked for, the search is two SQL statements: the slots
+(with their practitioner's id and the number of matches), then those practitioners with their
+practice and territory, once each; the included resources are built from them."""
 
 from __future__ import annotations
 
@@ -11,10 +12,11 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cache
 from typing import Any
 from urllib.parse import urlencode
 
-from sqlalchemy import ColumnElement, and_, case, func, select
+from sqlalchemy import ARRAY, ColumnElement, Uuid, and_, any_, bindparam, case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import get_settings
@@ -216,26 +218,21 @@ def visibility_for(caller: Caller) -> tuple[frozenset[uuid.UUID] | None, tuple[s
 
 
 def build_statement(caller: Caller, q: SlotQuery, now: datetime | None = None) -> Any:
-    """The one statement of a Slot search (also compiled by bench/fhir.py)."""
+    """The slots of a Slot search, with their practitioner's id and the number of matches (the
+    first of the search's two statements; also compiled by bench/sas.py)."""
     territories, visibilities = visibility_for(caller)
     now = now or now_utc()
     status = fhir_status(now).label("fhir_status")
-    stmt = (
-        select(
-            Slot.id,
-            Slot.start,
-            Slot.end,
-            Slot.modality,
-            Slot.visibility,
-            status,
-            *context_columns(),
-            func.count().over().label("total"),
-        )
-        .join(Practitioner, Practitioner.id == Slot.practitioner_id)
-        .join(Practice, Practice.id == Practitioner.practice_id)
-        .join(Territory, Territory.id == Slot.territory_id)
-        .where(Slot.visibility.in_(visibilities))
-    )
+    stmt = select(
+        Slot.id,
+        Slot.start,
+        Slot.end,
+        Slot.modality,
+        Slot.visibility,
+        status,
+        Slot.practitioner_id,
+        func.count().over().label("total"),
+    ).where(Slot.visibility.in_(visibilities))
     if territories is not None:
         stmt = stmt.where(Slot.territory_id.in_(territories))
     for prefix, when in q.start_bounds:
@@ -247,7 +244,9 @@ def build_statement(caller: Caller, q: SlotQuery, now: datetime | None = None) -
     if q.practitioner_ids:
         stmt = stmt.where(Slot.practitioner_id.in_(q.practitioner_ids))
     if q.rpps is not None:
-        stmt = stmt.where(Practitioner.rpps.in_(q.rpps or ["-"]))
+        stmt = stmt.join(Practitioner, Practitioner.id == Slot.practitioner_id).where(
+            Practitioner.rpps.in_(q.rpps or ["-"])
+        )
     if q.slot_ids:
         stmt = stmt.where(Slot.id.in_(q.slot_ids))
     stmt = stmt.order_by(Slot.start, Slot.id)
@@ -256,12 +255,32 @@ def build_statement(caller: Caller, q: SlotQuery, now: datetime | None = None) -
     return stmt.limit(q.count).offset(q.offset)
 
 
+_PRACTITIONER_ID = 6  # its column in build_statement
+
+
+@cache
+def context_statement() -> Any:
+    """The practitioners of the slots found, with practice and territory (the search's second
+    statement, whatever their number; `practitioner_ids` is bound at execution). Made once:
+    it does not change."""
+    return (
+        select(*context_columns())
+        .select_from(Practitioner)
+        .join(Practice, Practice.id == Practitioner.practice_id)
+        .join(Territory, Territory.id == Practitioner.territory_id)
+        .where(Practitioner.id == any_(bindparam("practitioner_ids", type_=ARRAY(Uuid))))
+    )
+
+
 async def search_rows(
     session: AsyncSession, caller: Caller, q: SlotQuery
 ) -> tuple[list[res.SlotRow], int]:
+    """The slots of a search with their contexts, and the number of matches: two statements
+    whatever the number of slots and practitioners (a third counts when an offset is past
+    the end). Plain rows through the session's connection: no ORM row loading."""
     stmt = build_statement(caller, q)
-    # Plain rows through the session's connection: the ORM's row loading is not needed here.
-    rows = (await (await session.connection()).execute(stmt)).all()
+    connection = await session.connection()
+    rows = (await connection.execute(stmt)).all()
     if q.guide_search and len(rows) > GUIDE_MAX_RESULTS:
         raise BadRequest(
             f"More than {GUIDE_MAX_RESULTS} slots match: narrow the start range or practitioners"
@@ -269,16 +288,17 @@ async def search_rows(
     total = rows[0].total if rows else 0
     if not rows and q.offset:
         total = await count_only(session, stmt)
-    out = []
-    known: dict[uuid.UUID, res.Context] = {}  # one Context per practitioner, not per slot
-    for r in rows:
-        ctx = known.get(r.practitioner_id)
-        if ctx is None:
-            values = r._asdict()
-            ctx = known[r.practitioner_id] = res.Context(
-                **{name: values[name] for name in CONTEXT_FIELDS}
-            )
-        out.append(res.SlotRow(r.id, r.start, r.end, r.modality, r.visibility, r.fhir_status, ctx))
+    if not rows:
+        return [], total
+    found = list(dict.fromkeys(r[_PRACTITIONER_ID] for r in rows))
+    known = {  # one Context per practitioner, not per slot
+        c.practitioner_id: res.Context(**c._asdict())
+        for c in await connection.execute(context_statement(), {"practitioner_ids": found})
+    }
+    out = [
+        res.SlotRow(id_, start, end, modality, visibility, fhir_status, known[practitioner_id])
+        for id_, start, end, modality, visibility, fhir_status, practitioner_id, _ in rows
+    ]
     return out, total
 
 
