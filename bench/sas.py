@@ -41,17 +41,41 @@ def guide_query(rpps: list[str]) -> tuple[str, fhir_search.SlotQuery]:
     return url, q
 
 
-def compile_asyncpg(stmt: Any) -> tuple[str, list[Any]]:
-    """A statement as asyncpg runs it: SQL text and positional parameters."""
-    c = stmt.compile(
-        dialect=postgresql.asyncpg.dialect(), compile_kwargs={"render_postcompile": True}
+async def guide_directory(dsn: str) -> None:
+    """The directory fields the guide's answer carries, which the shared seed leaves empty:
+    each CPTS's FINESS and phone; each practice's postal code, city, phone and FINESS (every
+    other one a SIRET instead)."""
+    conn = await asyncpg.connect(dsn)
+    await conn.execute(
+        """
+        UPDATE territory SET finess = (150000000 + t.n)::text,
+            phone = '04 71 45 ' || lpad(t.n::text, 2, '0') || ' 00'
+        FROM (SELECT id, row_number() OVER (ORDER BY name) AS n FROM territory) t
+        WHERE territory.id = t.id;
+        UPDATE practice SET postal_code = '15000', city = 'Aurillac',
+            phone = '04 71 ' || lpad((p.n % 100)::text, 2, '0') || ' '
+                || lpad((p.n / 100)::text, 2, '0') || ' 10',
+            finess = CASE WHEN p.n % 2 = 0 THEN (150780000 + p.n)::text END,
+            siret = CASE WHEN p.n % 2 = 1 THEN (12345678900000 + p.n)::text END
+        FROM (SELECT id, row_number() OVER (ORDER BY name) AS n FROM practice) p
+        WHERE practice.id = p.id;
+        ANALYZE territory, practice;
+        """
     )
-    return str(c), [c.params[n] for n in c.positiontup or []]
+    await conn.close()
+
+
+def compile_asyncpg(stmt: Any, values: dict[str, Any] | None = None) -> tuple[str, list[Any]]:
+    """A statement as asyncpg runs it: SQL text and positional parameters (from `values`)."""
+    c = stmt.compile(dialect=postgresql.asyncpg.dialect())
+    params = {**c.params, **(values or {})}
+    return str(c), [params[n] for n in c.positiontup or []]
 
 
 async def main(seconds: float) -> None:
     url, key, groups = await platform_instance("creneau_bench_sas")
     dsn = url.replace("+asyncpg", "")
+    await guide_directory(dsn)
     server = Server(url)
     try:
         server.wait_ready()
@@ -73,7 +97,7 @@ async def main(seconds: float) -> None:
             pool = await asyncpg.create_pool(dsn, min_size=1, max_size=4)
             platform = Caller(key_id=uuid.uuid4(), role="sas_platform")
             compiled = [
-                compile_asyncpg(fhir_search.build_statement(platform, q)) for _, q in queries
+                compile_asyncpg(*fhir_search.build_statement(platform, q)) for _, q in queries
             ]
             contexts_sql, _ = compile_asyncpg(fhir_search.context_statement())
 

@@ -12,11 +12,24 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any
 from urllib.parse import urlencode
 
-from sqlalchemy import ARRAY, ColumnElement, Uuid, and_, any_, bindparam, case, func, select
+from sqlalchemy import (
+    ARRAY,
+    ColumnElement,
+    DateTime,
+    Integer,
+    String,
+    Uuid,
+    and_,
+    any_,
+    bindparam,
+    case,
+    func,
+    select,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import get_settings
@@ -36,7 +49,7 @@ _PREFIXES = ("ge", "gt", "le", "lt", "eq")
 READERS = (SAS_PLATFORM, REGULATOR, COORDINATOR, ADMIN)
 
 
-def fhir_status(now: datetime) -> ColumnElement[str]:
+def fhir_status(now: datetime | ColumnElement[datetime]) -> ColumnElement[str]:
     """FHIR Slot.status from the one availability predicate."""
     return case(
         (bookable(now), "free"),
@@ -76,7 +89,7 @@ def parse_date(value: str, name: str) -> tuple[str, datetime]:
     return prefix, when
 
 
-_COMPARISONS: dict[str, Callable[[Any, datetime], ColumnElement[bool]]] = {
+_COMPARISONS: dict[str, Callable[[Any, Any], ColumnElement[bool]]] = {
     "ge": operator.ge,
     "gt": operator.gt,
     "le": operator.le,
@@ -85,7 +98,9 @@ _COMPARISONS: dict[str, Callable[[Any, datetime], ColumnElement[bool]]] = {
 }
 
 
-def date_condition(column: Any, prefix: str, when: datetime) -> ColumnElement[bool]:
+def date_condition(
+    column: Any, prefix: str, when: datetime | ColumnElement[datetime]
+) -> ColumnElement[bool]:
     """A FHIR date parameter with its prefix, on a timestamp column."""
     return _COMPARISONS[prefix](column, when)
 
@@ -217,11 +232,64 @@ def visibility_for(caller: Caller) -> tuple[frozenset[uuid.UUID] | None, tuple[s
     return None, ("sas", "cpts", "public")
 
 
-def build_statement(caller: Caller, q: SlotQuery, now: datetime | None = None) -> Any:
+@dataclass(frozen=True)
+class _Shape:
+    """What a search's statement depends on besides its values: searches of one shape share
+    one statement, built once, whose values are bound at execution."""
+
+    instance_wide: bool
+    bounds: tuple[str, ...]  # the start parameters' prefixes
+    status: str  # "": any; "free": the availability predicate; "list": FHIR statuses
+    by_practitioner: bool
+    by_rpps: bool
+    by_slot: bool
+    guide: bool
+
+
+def build_statement(
+    caller: Caller, q: SlotQuery, now: datetime | None = None
+) -> tuple[Any, dict[str, Any]]:
     """The slots of a Slot search, with their practitioner's id and the number of matches (the
-    first of the search's two statements; also compiled by bench/sas.py)."""
+    first of the search's two statements), and the values to run it with (bench/sas.py runs
+    the same)."""
     territories, visibilities = visibility_for(caller)
-    now = now or now_utc()
+    values: dict[str, Any] = {"now": now or now_utc(), "visibilities": list(visibilities)}
+    if territories is not None:
+        values["territories"] = list(territories)
+    for i, (_, when) in enumerate(q.start_bounds):
+        values[f"start_{i}"] = when
+    status = "free" if q.statuses == ["free"] else "list" if q.statuses else ""
+    if status == "list":
+        values["statuses"] = q.statuses
+    if q.practitioner_ids:
+        values["practitioner_ids"] = q.practitioner_ids
+    if q.rpps is not None:
+        values["rpps"] = q.rpps or ["-"]
+    if q.slot_ids:
+        values["slot_ids"] = q.slot_ids
+    if q.guide_search:
+        values["limit"] = GUIDE_MAX_RESULTS + 1
+    else:
+        values["limit"], values["offset"] = q.count, q.offset
+    shape = _Shape(
+        instance_wide=territories is None,
+        bounds=tuple(prefix for prefix, _ in q.start_bounds),
+        status=status,
+        by_practitioner=bool(q.practitioner_ids),
+        by_rpps=q.rpps is not None,
+        by_slot=bool(q.slot_ids),
+        guide=q.guide_search,
+    )
+    return _slot_statement(shape), values
+
+
+def _any(name: str, item: Any) -> Any:
+    return any_(bindparam(name, type_=ARRAY(item)))
+
+
+@lru_cache(maxsize=256)
+def _slot_statement(shape: _Shape) -> Any:
+    now = bindparam("now", type_=DateTime(timezone=True))
     status = fhir_status(now).label("fhir_status")
     stmt = select(
         Slot.id,
@@ -232,27 +300,28 @@ def build_statement(caller: Caller, q: SlotQuery, now: datetime | None = None) -
         status,
         Slot.practitioner_id,
         func.count().over().label("total"),
-    ).where(Slot.visibility.in_(visibilities))
-    if territories is not None:
-        stmt = stmt.where(Slot.territory_id.in_(territories))
-    for prefix, when in q.start_bounds:
+    ).where(Slot.visibility == _any("visibilities", String))
+    if not shape.instance_wide:
+        stmt = stmt.where(Slot.territory_id == _any("territories", Uuid))
+    for i, prefix in enumerate(shape.bounds):
+        when = bindparam(f"start_{i}", type_=DateTime(timezone=True))
         stmt = stmt.where(date_condition(Slot.start, prefix, when))
-    if q.statuses == ["free"]:
+    if shape.status == "free":
         stmt = stmt.where(bookable(now))  # the common case keeps the plain predicate
-    elif q.statuses:
-        stmt = stmt.where(status.in_(q.statuses))
-    if q.practitioner_ids:
-        stmt = stmt.where(Slot.practitioner_id.in_(q.practitioner_ids))
-    if q.rpps is not None:
+    elif shape.status == "list":
+        stmt = stmt.where(status == _any("statuses", String))
+    if shape.by_practitioner:
+        stmt = stmt.where(Slot.practitioner_id == _any("practitioner_ids", Uuid))
+    if shape.by_rpps:
         stmt = stmt.join(Practitioner, Practitioner.id == Slot.practitioner_id).where(
-            Practitioner.rpps.in_(q.rpps or ["-"])
+            Practitioner.rpps == _any("rpps", String)
         )
-    if q.slot_ids:
-        stmt = stmt.where(Slot.id.in_(q.slot_ids))
-    stmt = stmt.order_by(Slot.start, Slot.id)
-    if q.guide_search:
-        return stmt.limit(GUIDE_MAX_RESULTS + 1)
-    return stmt.limit(q.count).offset(q.offset)
+    if shape.by_slot:
+        stmt = stmt.where(Slot.id == _any("slot_ids", Uuid))
+    stmt = stmt.order_by(Slot.start, Slot.id).limit(bindparam("limit", type_=Integer))
+    if shape.guide:
+        return stmt
+    return stmt.offset(bindparam("offset", type_=Integer))
 
 
 _PRACTITIONER_ID = 6  # its column in build_statement
@@ -268,7 +337,7 @@ def context_statement() -> Any:
         .select_from(Practitioner)
         .join(Practice, Practice.id == Practitioner.practice_id)
         .join(Territory, Territory.id == Practitioner.territory_id)
-        .where(Practitioner.id == any_(bindparam("practitioner_ids", type_=ARRAY(Uuid))))
+        .where(Practitioner.id == _any("practitioner_ids", Uuid))
     )
 
 
@@ -278,16 +347,16 @@ async def search_rows(
     """The slots of a search with their contexts, and the number of matches: two statements
     whatever the number of slots and practitioners (a third counts when an offset is past
     the end). Plain rows through the session's connection: no ORM row loading."""
-    stmt = build_statement(caller, q)
+    stmt, values = build_statement(caller, q)
     connection = await session.connection()
-    rows = (await connection.execute(stmt)).all()
+    rows = (await connection.execute(stmt, values)).all()
     if q.guide_search and len(rows) > GUIDE_MAX_RESULTS:
         raise BadRequest(
             f"More than {GUIDE_MAX_RESULTS} slots match: narrow the start range or practitioners"
         )
     total = rows[0].total if rows else 0
     if not rows and q.offset:
-        total = await count_only(session, stmt)
+        total = await count_only(session, stmt, values)
     if not rows:
         return [], total
     found = list(dict.fromkeys(r[_PRACTITIONER_ID] for r in rows))
@@ -302,9 +371,10 @@ async def search_rows(
     return out, total
 
 
-async def count_only(session: AsyncSession, stmt: Any) -> int:
+async def count_only(session: AsyncSession, stmt: Any, values: dict[str, Any] | None = None) -> int:
     inner = stmt.limit(None).offset(None).order_by(None).subquery()
-    return int(await session.scalar(select(func.count()).select_from(inner)) or 0)
+    values = {k: v for k, v in (values or {}).items() if k not in ("limit", "offset")}
+    return int(await session.scalar(select(func.count()).select_from(inner), values) or 0)
 
 
 _MATCH = {"mode": "match"}
