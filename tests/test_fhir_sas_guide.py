@@ -2,6 +2,7 @@
 Slot search replayed against seeded data, every element rule checked, every resource validated
 with fhir.resources (R4B models)."""
 
+import uuid
 from datetime import UTC, datetime, timedelta
 from urllib.parse import quote
 
@@ -10,6 +11,8 @@ from fhir.resources.R4B import get_fhir_model_class
 from fhirpathpy import evaluate
 from sqlalchemy import event, update
 
+from app.directory.models import Practitioner
+from app.sas_bridge import fhir_search
 from app.scheduling.models import Slot
 from tests.conftest import make_territory
 from tests.test_slot_search import add_slot
@@ -242,6 +245,44 @@ async def test_the_search_is_a_fixed_number_of_statements(client, cpts, connecti
     many, many_count = await search([cpts.rpps, *rpps])
     assert (one["total"], many["total"]) == (4, 13)
     assert one_count == many_count == 2
+
+
+async def test_a_practitioner_deleted_between_the_two_statements_is_left_out(
+    client, cpts, monkeypatch
+):
+    """The second statement no longer finds a practitioner of the first (deleted meanwhile,
+    its slots with it): its slots are left out of the Bundle and of its total."""
+    r = await client.post(
+        "/v1/practitioners",
+        json={
+            "practice_id": cpts.practice_id,
+            "rpps": "20000000009",
+            "family_name": "Parti",
+            "given_name": "Médecin",
+        },
+        headers=cpts.coordinator,
+    )
+    assert r.status_code == 201, r.text
+    gone = r.json()["id"]
+    for hours in (7, 8):
+        await add_slot(client, cpts, gone, hours)
+    url = guide_url([cpts.rpps, "20000000009"], *window())
+    assert (await client.get(url, headers=cpts.platform)).json()["total"] == 6
+    statement = fhir_search.context_statement()
+    monkeypatch.setattr(
+        fhir_search,
+        "context_statement",
+        lambda: statement.where(Practitioner.id != uuid.UUID(gone)),
+    )
+    bundle = (await client.get(url, headers=cpts.platform)).json()
+    slots = by_type(bundle)["Slot"]
+    assert bundle["total"] == len(slots) == 4
+    assert {e["resource"]["schedule"]["reference"] for e in slots} == {
+        f"Schedule/{cpts.practitioner_id}"
+    }
+    assert [e["resource"]["id"] for e in by_type(bundle)["Practitioner"]] == [
+        str(cpts.practitioner_id)
+    ]
 
 
 async def test_unknown_practitioners_give_an_empty_bundle(client, cpts):

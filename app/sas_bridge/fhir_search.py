@@ -364,6 +364,12 @@ async def search_rows(
         c.practitioner_id: res.Context(**c._asdict())
         for c in await connection.execute(context_statement(), {"practitioner_ids": found})
     }
+    if len(known) < len(found):
+        # A practitioner deleted between the two statements (its slots went with it): its
+        # slots are left out, as if the first statement had run after the deletion.
+        kept = [r for r in rows if r[_PRACTITIONER_ID] in known]
+        total -= len(rows) - len(kept)
+        rows = kept
     out = [
         res.SlotRow(id_, start, end, modality, visibility, fhir_status, known[practitioner_id])
         for id_, start, end, modality, visibility, fhir_status, practitioner_id, _ in rows
