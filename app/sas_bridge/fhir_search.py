@@ -324,7 +324,7 @@ def _slot_statement(shape: _Shape) -> Any:
     return stmt.offset(bindparam("offset", type_=Integer))
 
 
-_PRACTITIONER_ID = 6  # its column in build_statement
+_PRACTITIONER_ID = 6  # its column in _slot_statement
 
 
 @cache
