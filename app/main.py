@@ -94,6 +94,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         scheduler.start()
         for job in scheduler.get_jobs():
             job.modify(next_run_time=datetime.now(UTC))
+    _prepare_routes(app)
     log.info("creneau started")
     try:
         yield
@@ -106,6 +107,15 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             await app.state.platform_http.aclose()
         if engine is not None:
             await engine.dispose()
+
+
+def _prepare_routes(app: FastAPI) -> None:
+    """FastAPI builds an included router's routes (their dependencies and validators) when a
+    request first walks them: about a second on the first request of a new worker. Walk them
+    all here, with a path no route matches, so the first caller does not wait for it."""
+    scope = {"type": "http", "method": "GET", "path": "/\x00", "root_path": "", "headers": []}
+    for route in app.router.routes:
+        route.matches(scope)
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:
