@@ -38,6 +38,7 @@ from app.db import make_engine, make_sessionmaker, resolve_database_url
 from app.errors import PROBLEM_JSON, PROBLEM_RESPONSES, install_error_handlers
 from app.jobs import build_scheduler
 from app.logging_setup import configure_logging
+from app.metrics import worker_stopped
 from app.middleware import EdgeMiddleware
 from app.migrate import upgrade_to_head
 from app.rate_limit import RateLimiter
@@ -107,6 +108,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             await app.state.platform_http.aclose()
         if engine is not None:
             await engine.dispose()
+        worker_stopped()
 
 
 def _prepare_routes(app: FastAPI) -> None:
