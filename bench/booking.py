@@ -8,7 +8,7 @@ claim and record, take, record), without HTTP, FastAPI, pydantic or SQLAlchemy.
 Prints bookings/s, attempts/s, p50/p95 latency of attempts, and the double bookings found
 in SQL afterwards (must be 0).
 
-    .venv/bin/python -m bench.booking [--clients 1,4,10,100] [--slots 1000]
+    .venv/bin/python -m bench.booking [--clients 1,4,10,100] [--slots 1000] [--workers 1]
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from pathlib import Path
 import asyncpg
 
 from app.idempotency import _CLAIM, _STORE
-from app.scheduling.booking_service import _BOOKING_COLUMNS, _RECORD, _TAKE
+from app.scheduling.booking_service import _BOOKING_COLUMNS, _RECORD, _SLOT_STATE, _TAKE
 from app.security import _KEY_STATEMENT, digest
 from bench.common import LoadClient, LoadResult, Server, bench_database_url, fresh_database
 
@@ -167,7 +167,7 @@ async def raw_booking(
             ),
         )
         if taken is None:
-            await c.fetchrow("SELECT * FROM slot WHERE id = $1", slot)
+            await c.fetchrow(_SLOT_STATE.sql, slot)
             raise Taken
         booking_id = uuid.uuid4()
         columns = {name: None for name in _BOOKING_COLUMNS} | {
@@ -210,12 +210,19 @@ class Taken(Exception):
     pass
 
 
-async def main(client_counts: list[int], n_slots: int) -> None:
+async def main(client_counts: list[int], n_slots: int, workers: int) -> None:
     url = bench_database_url("creneau_bench_booking")
     dsn = url.replace("+asyncpg", "")
     await fresh_database(url)
     slot_ids, key, _ = await seed(dsn, n_slots)
-    server = Server(url, log=Path(os.environ.get("BENCH_SERVER_LOG", "/dev/null")))
+    # The server and the raw side may open the same number of connections (40 in all).
+    per_worker = 40 // workers
+    server = Server(
+        url,
+        workers=workers,
+        env={"DB_POOL_SIZE": str(per_worker // 2), "DB_MAX_OVERFLOW": str(per_worker // 2)},
+        log=Path(os.environ.get("BENCH_SERVER_LOG", "/dev/null")),
+    )
     try:
         server.wait_ready()
         async with LoadClient(server.url, headers={"Authorization": f"Bearer {key}"}) as http:
@@ -228,8 +235,7 @@ async def main(client_counts: list[int], n_slots: int) -> None:
                 )
                 return {201: "booked", 409: "taken"}.get(r.status_code, "error")
 
-            # As many connections as the server may open (DB_POOL_SIZE + DB_MAX_OVERFLOW).
-            pool = await asyncpg.create_pool(dsn, min_size=1, max_size=min(max(client_counts), 60))
+            pool = await asyncpg.create_pool(dsn, min_size=1, max_size=min(max(client_counts), 40))
 
             # A response of the API's size, stored as the API stores it.
             response = json.dumps({"id": str(uuid.uuid4()), "patient": PATIENT, "pad": "x" * 700})
@@ -248,7 +254,10 @@ async def main(client_counts: list[int], n_slots: int) -> None:
                     except Taken:
                         return "taken"
 
-            print(f"{n_slots} slots, 50 practitioners; clients race until every slot is booked")
+            print(
+                f"{n_slots} slots, 50 practitioners; clients race until every slot is booked; "
+                f"{workers} uvicorn worker(s)"
+            )
             for n in client_counts:
                 for label, attempt in (("API", api_attempt), ("raw SQL", raw_attempt)):
                     await reset(dsn)
@@ -282,5 +291,6 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clients", default="1,4,10,100")
     parser.add_argument("--slots", type=int, default=1000)
+    parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
     args = parser.parse_args()
-    asyncio.run(main([int(c) for c in args.clients.split(",")], args.slots))
+    asyncio.run(main([int(c) for c in args.clients.split(",")], args.slots, args.workers))

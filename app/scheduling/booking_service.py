@@ -287,6 +287,12 @@ def _record_statement() -> DriverStatement:
 
 _TAKE = _take_statement()
 _RECORD = _record_statement()
+# Why a slot could not be taken (the 409's detail): the hot path of a race for one slot.
+_SLOT_STATE = DriverStatement(
+    select(Slot.territory_id, Slot.visibility, Slot.start, Slot.status).where(
+        Slot.id == bindparam("slot_id", type_=Uuid)
+    )
+)
 
 
 async def book(session: AsyncSession, caller: Caller, data: schemas.BookingIn) -> BookingView:
@@ -365,18 +371,18 @@ async def _explain_unbookable(
     session: AsyncSession, caller: Caller, slot_id: uuid.UUID, now: datetime
 ) -> None:
     """404 for a slot the caller cannot see, else a 409 saying why it cannot be booked."""
-    slot = await session.get(Slot, slot_id)
+    slot = await _SLOT_STATE.fetchrow(session, slot_id=slot_id)
     if (
         slot is None
-        or slot.territory_id not in caller.territory_ids
-        or slot.visibility not in BOOKABLE_VISIBILITY
+        or slot["territory_id"] not in caller.territory_ids
+        or slot["visibility"] not in BOOKABLE_VISIBILITY
     ):
         raise NotFound("Slot not found")
-    if slot.start <= now:
+    if slot["start"] <= now:
         why = "it has already started"
-    elif slot.status == "held":
+    elif slot["status"] == "held":
         why = "another regulator is holding it"
-    elif slot.status == "booked":
+    elif slot["status"] == "booked":
         why = "it has just been booked"
     else:
         why = "the practitioner is unavailable"
