@@ -6,15 +6,12 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-import sys
 import time
-from pathlib import Path
 
 import httpx
 
-from tests.test_inbound_mtls import free_port
+from tests.test_inbound_mtls import free_port, spawn_serve
 
-ROOT = Path(__file__).resolve().parent.parent
 LIVE_COUNT = re.compile(
     r'^creneau_http_request_duration_seconds_count\{method="GET",route="/health/live",'
     r'status="200"\} (\S+)$',
@@ -38,11 +35,7 @@ async def test_metrics_count_the_requests_of_every_worker(database_url, engine, 
     }
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     log = tmp_path / "serve.log"
-    with log.open("wb") as stderr:
-        proc = await asyncio.create_subprocess_exec(
-            *(sys.executable, "-m", "app.cli", "serve", "--port", str(port), "--workers", "2"),
-            cwd=ROOT, env=env, stdout=asyncio.subprocess.DEVNULL, stderr=stderr,
-        )  # fmt: skip
+    proc = await spawn_serve(port, env, log, workers=2)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
