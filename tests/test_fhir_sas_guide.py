@@ -11,6 +11,7 @@ from fhir.resources.R4B import get_fhir_model_class
 from fhirpathpy import evaluate
 from sqlalchemy import event, update
 
+from app.db import DriverStatement
 from app.directory.models import Practitioner
 from app.sas_bridge import fhir_search
 from app.scheduling.models import Slot
@@ -208,13 +209,21 @@ async def test_identifier_without_prefix_and_25_practitioners_in_one_query(
     assert bundle["total"] == 4
 
 
-async def test_the_search_is_a_fixed_number_of_statements(client, cpts, connection):
+async def test_the_search_is_a_fixed_number_of_statements(client, cpts, connection, monkeypatch):
     """Two statements (the slots, then their practitioners) whatever the number of slots and
     practitioners: no query per slot or per practitioner."""
     statements: list[str] = []
 
     def count(conn, cursor, statement, *args):
         statements.append(statement)
+
+    driver_fetch = DriverStatement.fetch
+
+    async def fetch(self, session, **params):
+        statements.append(self.sql)
+        return await driver_fetch(self, session, **params)
+
+    monkeypatch.setattr(DriverStatement, "fetch", fetch)
 
     async def search(rpps: list[str]) -> tuple[dict, int]:
         statements.clear()
@@ -268,12 +277,10 @@ async def test_a_practitioner_deleted_between_the_two_statements_is_left_out(
         await add_slot(client, cpts, gone, hours)
     url = guide_url([cpts.rpps, "20000000009"], *window())
     assert (await client.get(url, headers=cpts.platform)).json()["total"] == 6
-    statement = fhir_search.context_statement()
-    monkeypatch.setattr(
-        fhir_search,
-        "context_statement",
-        lambda: statement.where(Practitioner.id != uuid.UUID(gone)),
+    hiding = DriverStatement(
+        fhir_search.context_statement().where(Practitioner.id != uuid.UUID(gone))
     )
+    monkeypatch.setattr(fhir_search, "_context_driver_statement", lambda: hiding)
     bundle = (await client.get(url, headers=cpts.platform)).json()
     slots = by_type(bundle)["Slot"]
     assert bundle["total"] == len(slots) == 4

@@ -33,6 +33,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import get_settings
+from app.db import DriverStatement
 from app.directory.models import Practice, Practitioner, Territory
 from app.errors import BadRequest
 from app.sas_bridge import fhir_resources as res
@@ -252,6 +253,13 @@ def build_statement(
     """The slots of a Slot search, with their practitioner's id and the number of matches (the
     first of the search's two statements), and the values to run it with (bench/sas.py runs
     the same)."""
+    shape, values = _plan(caller, q, now)
+    return _slot_statement(shape), values
+
+
+def _plan(
+    caller: Caller, q: SlotQuery, now: datetime | None = None
+) -> tuple[_Shape, dict[str, Any]]:
     territories, visibilities = visibility_for(caller)
     values: dict[str, Any] = {"now": now or now_utc(), "visibilities": list(visibilities)}
     if territories is not None:
@@ -280,7 +288,7 @@ def build_statement(
         by_slot=bool(q.slot_ids),
         guide=q.guide_search,
     )
-    return _slot_statement(shape), values
+    return shape, values
 
 
 def _any(name: str, item: Any) -> Any:
@@ -324,7 +332,17 @@ def _slot_statement(shape: _Shape) -> Any:
     return stmt.offset(bindparam("offset", type_=Integer))
 
 
+@lru_cache(maxsize=256)
+def _slot_driver_statement(shape: _Shape) -> DriverStatement:
+    return DriverStatement(_slot_statement(shape))
+
+
 _PRACTITIONER_ID = 6  # its column in _slot_statement
+
+
+@cache
+def _context_driver_statement() -> DriverStatement:
+    return DriverStatement(context_statement())
 
 
 @cache
@@ -346,24 +364,24 @@ async def search_rows(
 ) -> tuple[list[res.SlotRow], int]:
     """The slots of a search with their contexts, and the number of matches: two statements
     whatever the number of slots and practitioners (a third counts when an offset is past
-    the end). Plain rows through the session's connection: no ORM row loading."""
-    stmt, values = build_statement(caller, q)
-    connection = await session.connection()
-    rows = (await connection.execute(stmt, values)).all()
+    the end)."""
+    shape, values = _plan(caller, q)
+    # Run on the driver connection of the session's transaction (as the key lookup is): the
+    # Core execution layer would cost more than PostgreSQL spends on these statements.
+    rows = await _slot_driver_statement(shape).fetch(session, **values)
     if q.guide_search and len(rows) > GUIDE_MAX_RESULTS:
         raise BadRequest(
             f"More than {GUIDE_MAX_RESULTS} slots match: narrow the start range or practitioners"
         )
-    total = rows[0].total if rows else 0
+    total = rows[0]["total"] if rows else 0
     if not rows and q.offset:
-        total = await count_only(session, stmt, values)
+        total = await count_only(session, _slot_statement(shape), values)
     if not rows:
         return [], total
     found = list(dict.fromkeys(r[_PRACTITIONER_ID] for r in rows))
-    known = {  # one Context per practitioner, not per slot
-        c.practitioner_id: res.Context(**c._asdict())
-        for c in await connection.execute(context_statement(), {"practitioner_ids": found})
-    }
+    contexts = await _context_driver_statement().fetch(session, practitioner_ids=found)
+    # one Context per practitioner, not per slot
+    known = {c["practitioner_id"]: res.Context(**dict(c.items())) for c in contexts}
     if len(known) < len(found):
         # A practitioner deleted between the two statements (its slots went with it): its
         # slots are left out, as if the first statement had run after the deletion.
