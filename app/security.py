@@ -157,7 +157,10 @@ async def authenticate(
     if scheme.lower() != "bearer" or not key:
         raise Unauthorized("The Authorization header must be 'Bearer <api key>'")
     wanted = digest(key)
-    row = (await session.execute(_KEY_LOOKUP, {"digest": wanted})).one_or_none()
+    # On the session's connection (Core): every request runs it, and the ORM's statement
+    # handling would cost more than the indexed lookup itself.
+    connection = await session.connection()
+    row = (await connection.execute(_KEY_LOOKUP, {"digest": wanted})).one_or_none()
     # The digest lookup is by index; the constant-time comparison guards the final match.
     if row is None or not hmac.compare_digest(row.digest, wanted):
         raise Unauthorized("Unknown or revoked API key")

@@ -20,10 +20,9 @@ from datetime import time as dtime
 
 import asyncpg
 import httpx
-from sqlalchemy.dialects import postgresql
 
 from app.db import make_engine, make_sessionmaker
-from app.scheduling.queries import SlotSearch, search_statement
+from app.scheduling.queries import SlotSearch, search_sql
 from app.scheduling.service import materialize_all
 from app.security import digest
 from bench.common import Server, bench_database_url, closed_loop, fresh_database
@@ -172,9 +171,7 @@ def raw_sql(territory_ids: list[uuid.UUID], near: tuple[float, float]) -> tuple[
         radius_km=30,
         limit=50,
     )
-    compiled = search_statement(q).compile(dialect=postgresql.asyncpg.dialect())
-    state = compiled.construct_expanded_state(q.params())
-    return state.statement, list(state.positional_parameters or ())
+    return search_sql(q)  # the very statement and arguments the API runs
 
 
 async def main(seconds: float, client_counts: list[int]) -> None:

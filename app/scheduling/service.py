@@ -612,7 +612,9 @@ async def search(
     if len(rows) > limit:
         rows = rows[:limit]
         last = rows[-1]
-        next_cursor = encode_cursor([last.start.isoformat(), repr(last.distance_km), last.id])
+        next_cursor = encode_cursor(
+            [last["start"].isoformat(), repr(last["distance_km"]), last["id"]]
+        )
     return rows, next_cursor
 
 
