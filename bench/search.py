@@ -152,7 +152,7 @@ async def materialize(url: str) -> tuple[float, dict[str, int]]:
     engine = make_engine(url)
     async with make_sessionmaker(engine)() as session:
         t0 = time.perf_counter()
-        result = await materialize_all(session)
+        result = await materialize_all(session, connections=2)  # as the job does
         await session.commit()
         elapsed = time.perf_counter() - t0
     await engine.dispose()
