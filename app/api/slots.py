@@ -7,7 +7,7 @@ import orjson
 from fastapi import APIRouter, Query, Response
 from pydantic import AwareDatetime
 
-from app.api.deps import CallerDep, SessionDep
+from app.api.deps import ReadCallerDep, ReadSessionDep
 from app.errors import ValidationFailed
 from app.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, Page
 from app.scheduling import schemas, service
@@ -33,8 +33,8 @@ router = APIRouter(prefix="/v1/slots", tags=["search"])
 
 @router.get("", response_model=Page[schemas.SlotSearchItem])
 async def search_slots(
-    session: SessionDep,
-    caller: CallerDep,
+    session: ReadSessionDep,
+    caller: ReadCallerDep,
     from_: Annotated[AwareDatetime | None, Query(alias="from", description="Default: now")] = None,
     to: Annotated[
         AwareDatetime | None, Query(description="Default: from + 48 h; max 7 days")
