@@ -68,8 +68,9 @@ async def search_slots(
     items = [
         {
             "id": str(r["id"]),
-            "start": r["start"].astimezone(zone(r["timezone"])).isoformat(),
-            "end": r["end"].astimezone(zone(r["timezone"])).isoformat(),
+            # Local times; orjson writes them as isoformat() would (RFC 3339 with the offset).
+            "start": r["start"].astimezone(zone(r["timezone"])),
+            "end": r["end"].astimezone(zone(r["timezone"])),
             "modality": r["modality"],
             "visibility": r["visibility"],
             "status": "free",
