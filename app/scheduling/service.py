@@ -703,6 +703,11 @@ async def materialize_all(
                 await stack.enter_async_context(AsyncSession(engine, expire_on_commit=False))
                 for _ in parts[1:]
             ]
+            # The session's commit waits for every part: a part must never wait for long on
+            # a lock held by a transaction that itself waits on another part (a wait that
+            # PostgreSQL cannot see as a deadlock). It fails instead, and the job with it.
+            for part_session in [session, *others]:
+                await part_session.execute(text("SET LOCAL lock_timeout = '60s'"))
             # A failing part cancels the others; nothing of theirs is committed then.
             try:
                 async with asyncio.TaskGroup() as group:
