@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 import uuid
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Annotated, TypeVar
 
 import typer
@@ -52,9 +54,12 @@ def serve(
     """Run the HTTP service (embedded PostgreSQL when DATABASE_URL is unset); HTTPS with
     client certificates when TLS_CERT is set (docs/sas-mtls.md)."""
     import logging
+    import shutil
+    import tempfile
 
     import uvicorn
 
+    from app.metrics import MULTIPROCESS_DIR, share_between_workers
     from app.tls_server import uvicorn_options
 
     settings = get_settings()
@@ -71,15 +76,23 @@ def serve(
             "trusted_proxies": [str(n) for n in settings.trusted_proxies],
         },
     )
-    uvicorn.run(
-        "app.main:create_app",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        log_config=None,
-        **uvicorn_options(settings),
-    )
+    shared_metrics = None
+    if workers > 1 and not os.environ.get(MULTIPROCESS_DIR):
+        shared_metrics = Path(tempfile.mkdtemp(prefix="creneau-metrics-"))
+        share_between_workers(shared_metrics)
+    try:
+        uvicorn.run(
+            "app.main:create_app",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_config=None,
+            **uvicorn_options(settings),
+        )
+    finally:
+        if shared_metrics is not None:
+            shutil.rmtree(shared_metrics, ignore_errors=True)
 
 
 @app.command()

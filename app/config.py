@@ -19,6 +19,10 @@ class Settings(BaseSettings):
     data_dir: Path = Path(".data")
     db_pool_size: int = Field(default=10, ge=1, le=200)
     db_max_overflow: int = Field(default=10, ge=0, le=200)
+    # Off: a ping costs a round trip on every request. A connection dropped by a PostgreSQL
+    # restart fails one request with a 503 instead, and the pool then discards every
+    # connection opened before the failure.
+    db_pool_pre_ping: bool = False
 
     public_base_url: str = "http://127.0.0.1:8000"
     log_level: str = "INFO"

@@ -1,9 +1,9 @@
 """Idempotency-Key: a retried write returns the first response instead of acting twice.
 
-Requests with the same key from the same API key are serialised by a transaction-level
-advisory lock; the first successful response is stored in the same transaction as the change
-it describes, so a replay can never disagree with the data. Errors are not stored: they
-changed nothing, so a retry simply runs again."""
+Requests with the same key from the same API key are serialised by the record itself, claimed
+(inserted) before the write runs; the first successful response is stored in the same
+transaction as the change it describes, so a replay can never disagree with the data. Errors
+are not stored: they changed nothing, so a retry simply runs again."""
 
 from __future__ import annotations
 
@@ -14,18 +14,18 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Annotated, Any
 
+import orjson
 from fastapi import Header
-from fastapi.encoders import jsonable_encoder
 from pydantic import BaseModel
-from sqlalchemy import DateTime, Integer, String, delete, func, insert, select, text
+from sqlalchemy import DateTime, Integer, String, delete, func, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.types import Uuid
-from starlette.responses import JSONResponse
+from starlette.responses import Response
 
 from app.config import get_settings
-from app.db import Base
+from app.db import Base, driver_connection
 from app.errors import ValidationFailed
 from app.security import Caller
 
@@ -62,6 +62,29 @@ def _hash(endpoint: str, body: BaseModel) -> str:
     return hashlib.sha256(f"{endpoint}\n{canonical}".encode()).hexdigest()
 
 
+# The claim inserts the record before the write runs. A concurrent request with the same key
+# waits on the uncommitted row until the first one commits (then it replays) or rolls back
+# (then it claims the key itself). An expired record is taken over in the same statement.
+_CLAIM = """
+INSERT INTO idempotency_record AS r
+    (api_key_id, key, endpoint, body_hash, status_code, response, created_at)
+VALUES ($1, $2, $3, $4, 0, 'null', now())
+ON CONFLICT (api_key_id, key) DO UPDATE
+    SET endpoint = EXCLUDED.endpoint, body_hash = EXCLUDED.body_hash, status_code = 0,
+        response = 'null', created_at = now()
+    WHERE r.created_at <= now() - $5::interval
+RETURNING true
+"""
+_PREVIOUS = """
+SELECT body_hash, status_code, response FROM idempotency_record
+WHERE api_key_id = $1 AND key = $2
+"""
+_STORE = """
+UPDATE idempotency_record SET status_code = $3, response = $4
+WHERE api_key_id = $1 AND key = $2
+"""
+
+
 async def idempotent(
     session: AsyncSession,
     caller: Caller,
@@ -71,51 +94,36 @@ async def idempotent(
     handler: Callable[[], Awaitable[BaseModel]],
     *,
     status_code: int = 201,
-) -> JSONResponse:
+) -> Response:
     if not key:
         raise ValidationFailed.field(["header", "Idempotency-Key"], "required on this request")
     body_hash = _hash(endpoint, body)
-    await session.execute(
-        text("SELECT pg_advisory_xact_lock(hashtextextended(:k, 0))"),
-        {"k": f"{caller.key_id}:{key}"},
-    )
     ttl = timedelta(hours=get_settings().idempotency_ttl_hours)
-    previous = await session.scalar(
-        select(IdempotencyRecord).where(
-            IdempotencyRecord.api_key_id == caller.key_id,
-            IdempotencyRecord.key == key,
-            IdempotencyRecord.created_at > func.now() - ttl,
-        )
-    )
-    if previous is not None:
-        if previous.body_hash != body_hash:
+    conn = await driver_connection(session)
+    claimed = await conn.fetchval(_CLAIM, caller.key_id, key, endpoint, body_hash, ttl)
+    if not claimed:
+        previous = await conn.fetchrow(_PREVIOUS, caller.key_id, key)
+        assert previous is not None
+        if previous["body_hash"] != body_hash:
             raise ValidationFailed.field(
                 ["header", "Idempotency-Key"],
                 "already used with a different request body",
             )
-        return JSONResponse(
-            previous.response,
-            status_code=previous.status_code,
+        return JsonBytesResponse(
+            orjson.dumps(previous["response"]),
+            status_code=previous["status_code"],
             headers={"Idempotent-Replayed": "true"},
         )
-    result: dict[str, Any] = jsonable_encoder(await handler())
-    # An expired record with the same key is replaced.
-    await session.execute(
-        delete(IdempotencyRecord).where(
-            IdempotencyRecord.api_key_id == caller.key_id, IdempotencyRecord.key == key
-        )
-    )
-    await session.execute(
-        insert(IdempotencyRecord).values(
-            api_key_id=caller.key_id,
-            key=key,
-            endpoint=endpoint,
-            body_hash=body_hash,
-            status_code=status_code,
-            response=result,
-        )
-    )
-    return JSONResponse(result, status_code=status_code)
+    content = orjson.dumps((await handler()).model_dump(mode="json"))
+    # The record is stored in the write's transaction: a replay never disagrees with the data.
+    await conn.execute(_STORE, caller.key_id, key, status_code, content.decode())
+    return JsonBytesResponse(content, status_code=status_code)
+
+
+class JsonBytesResponse(Response):
+    """JSON already encoded."""
+
+    media_type = "application/json"
 
 
 async def purge_expired(session: AsyncSession) -> dict[str, int]:

@@ -38,6 +38,7 @@ from app.db import make_engine, make_sessionmaker, resolve_database_url
 from app.errors import PROBLEM_JSON, PROBLEM_RESPONSES, install_error_handlers
 from app.jobs import build_scheduler
 from app.logging_setup import configure_logging
+from app.metrics import worker_stopped
 from app.middleware import EdgeMiddleware
 from app.migrate import upgrade_to_head
 from app.rate_limit import RateLimiter
@@ -94,6 +95,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         scheduler.start()
         for job in scheduler.get_jobs():
             job.modify(next_run_time=datetime.now(UTC))
+    _prepare_routes(app)
     log.info("creneau started")
     try:
         yield
@@ -106,6 +108,16 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             await app.state.platform_http.aclose()
         if engine is not None:
             await engine.dispose()
+        worker_stopped()
+
+
+def _prepare_routes(app: FastAPI) -> None:
+    """FastAPI builds an included router's routes (their dependencies and validators) when a
+    request first walks them: about a second on the first request of a new worker. Walk them
+    all here, with a path no route matches, so the first caller does not wait for it."""
+    scope = {"type": "http", "method": "GET", "path": "/\x00", "root_path": "", "headers": []}
+    for route in app.router.routes:
+        route.matches(scope)
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:

@@ -46,6 +46,10 @@ def patient_columns(patient: PatientIn) -> dict[str, Any]:
     }
 
 
+def empty_patient_columns() -> dict[str, Any]:
+    return dict.fromkeys(PATIENT_FIELDS)
+
+
 def patient_out(row: PatientColumns, *, visible: bool) -> PatientOut | None:
     """The patient as the API shows them, or None when hidden or erased."""
     if not visible or row.patient_family_name is None:

@@ -10,12 +10,14 @@ import secrets
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Final
 
+import asyncpg
 from sqlalchemy import bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.client_certs import SubjectPattern, parse_name
+from app.db import DriverStatement
 from app.directory.models import ApiKey, Practice, regulator_territory
 from app.errors import Forbidden, NotFound, Unauthorized
 
@@ -95,29 +97,31 @@ _KEY_LOOKUP = (
     .outerjoin(Practice, Practice.id == ApiKey.practice_id)
     .where(ApiKey.digest == bindparam("digest"), ApiKey.revoked_at.is_(None))
 )
+_KEY_STATEMENT = DriverStatement(_KEY_LOOKUP)
 
 
 async def caller_from_key(session: AsyncSession, key: ApiKey) -> Caller:
     """The caller of a known, unrevoked key (web sessions hold the key's id)."""
-    row = (await session.execute(_KEY_LOOKUP, {"digest": key.digest})).one()
+    row = await _KEY_STATEMENT.fetchrow(session, digest=key.digest)
+    assert row is not None
     return _caller(row)
 
 
-def _caller(row: Any) -> Caller:
-    territory_id = row.territory_id
-    if row.role == PRACTICE:
-        territory_id = row.practice_territory_id
+def _caller(row: asyncpg.Record) -> Caller:
+    territory_id = row["territory_id"]
+    if row["role"] == PRACTICE:
+        territory_id = row["practice_territory_id"]
         territory_ids = frozenset([territory_id]) if territory_id else frozenset()
-    elif row.role == REGULATOR:
-        territory_ids = frozenset(row.linked_territory_ids or ())
+    elif row["role"] == REGULATOR:
+        territory_ids = frozenset(row["linked_territory_ids"] or ())
     else:
         territory_ids = frozenset([territory_id]) if territory_id else frozenset()
     return Caller(
-        key_id=row.id,
-        role=row.role,
+        key_id=row["id"],
+        role=row["role"],
         territory_id=territory_id,
-        practice_id=row.practice_id,
-        regulator_id=row.regulator_id,
+        practice_id=row["practice_id"],
+        regulator_id=row["regulator_id"],
         territory_ids=territory_ids,
     )
 
@@ -157,11 +161,8 @@ async def authenticate(
     if scheme.lower() != "bearer" or not key:
         raise Unauthorized("The Authorization header must be 'Bearer <api key>'")
     wanted = digest(key)
-    # On the session's connection (Core): every request runs it, and the ORM's statement
-    # handling would cost more than the indexed lookup itself.
-    connection = await session.connection()
-    row = (await connection.execute(_KEY_LOOKUP, {"digest": wanted})).one_or_none()
+    row = await _KEY_STATEMENT.fetchrow(session, digest=wanted)
     # The digest lookup is by index; the constant-time comparison guards the final match.
-    if row is None or not hmac.compare_digest(row.digest, wanted):
+    if row is None or not hmac.compare_digest(row["digest"], wanted):
         raise Unauthorized("Unknown or revoked API key")
     return _caller(row)

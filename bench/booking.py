@@ -2,10 +2,13 @@
 (uvicorn subprocess) and through the same transaction run raw with asyncpg, in the same run.
 
 Each client books random slots of the pool until every slot is taken; a 409 sends it to another
-slot. Prints bookings/s, attempts/s, p50/p95 latency of attempts, and the double bookings found
+slot. The raw side runs the API's transaction with the API's own SQL (key lookup, idempotency
+claim and record, take, record), without HTTP, FastAPI, pydantic or SQLAlchemy.
+
+Prints bookings/s, attempts/s, p50/p95 latency of attempts, and the double bookings found
 in SQL afterwards (must be 0).
 
-    .venv/bin/python -m bench.booking [--clients 1,4,10,100] [--slots 1000]
+    .venv/bin/python -m bench.booking [--clients 1,4,10,100] [--slots 1000] [--workers 1]
 """
 
 from __future__ import annotations
@@ -17,15 +20,17 @@ import os
 import random
 import time
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import asyncpg
-import httpx
 
-from app.security import digest
-from bench.common import LoadResult, Server, bench_database_url, fresh_database
+from app.idempotency import _CLAIM, _STORE
+from app.scheduling.booking_service import _BOOKING_COLUMNS, _RECORD, _SLOT_STATE, _TAKE
+from app.security import _KEY_STATEMENT, digest
+from bench.common import LoadClient, LoadResult, Server, bench_database_url, fresh_database
 
+ENDPOINT = "POST /v1/bookings"
 PATIENT = {
     "family_name": "Bench",
     "given_name": "Patient",
@@ -132,41 +137,95 @@ async def race(
     return LoadResult(clients, len(latencies), errors, elapsed, latencies), elapsed, booked
 
 
-RAW_BOOK = """
-WITH taken AS (
-    UPDATE slot SET status = 'booked', hold_expires_at = NULL
-    WHERE id = $1 AND start > now() AND territory_id = ANY($2) AND visibility IN ('sas','public')
-      AND (status = 'free' OR (status = 'held' AND hold_expires_at <= now()))
-    RETURNING id, practitioner_id, territory_id, start, "end", modality
-)
-INSERT INTO booking (id, slot_id, practitioner_id, practice_id, territory_id, regulator_id,
-    status, start, "end", modality, overbooked, booked_at, patient_family_name,
-    patient_given_name, patient_birth_date, patient_phone)
-SELECT $3, t.id, t.practitioner_id, p.practice_id, t.territory_id, $4, 'booked', t.start,
-       t."end", t.modality, false, now(), 'Bench', 'Patient', '1980-01-01', '+33612345678'
-FROM taken t JOIN practitioner p ON p.id = t.practitioner_id
-RETURNING id
-"""
+async def raw_booking(
+    c: asyncpg.Connection,
+    key: str,
+    slot: uuid.UUID,
+    *,
+    idempotency_key: str,
+    body_hash: str,
+    response: str,
+) -> str:
+    """The API's booking transaction, statement for statement, with the API's own SQL: the
+    key lookup, the idempotency claim, the take, the record (booking, event, webhooks), the
+    idempotency record; a slot already taken is looked up (the 409's reason) and rolled back."""
+    now = datetime.now(UTC)
+    async with c.transaction():
+        caller = await c.fetchrow(_KEY_STATEMENT.sql, *_KEY_STATEMENT.args({"digest": digest(key)}))
+        ttl = timedelta(hours=24)
+        await c.fetchval(_CLAIM, caller["id"], idempotency_key, ENDPOINT, body_hash, ttl)
+        taken = await c.fetchrow(
+            _TAKE.sql,
+            *_TAKE.args(
+                {
+                    "slot_id": slot,
+                    "now": now,
+                    "territory_ids": list(caller["linked_territory_ids"]),
+                    "status": "booked",
+                    "hold_until": None,
+                }
+            ),
+        )
+        if taken is None:
+            await c.fetchrow(_SLOT_STATE.sql, slot)
+            raise Taken
+        booking_id = uuid.uuid4()
+        columns = {name: None for name in _BOOKING_COLUMNS} | {
+            "id": booking_id,
+            "slot_id": slot,
+            "practitioner_id": taken["practitioner_id"],
+            "practice_id": taken["practice_id"],
+            "territory_id": taken["territory_id"],
+            "regulator_id": caller["regulator_id"],
+            "created_by_key_id": caller["id"],
+            "status": "booked",
+            "start": taken["start"],
+            "end": taken["end"],
+            "modality": taken["modality"],
+            "overbooked": False,
+            "created_at": now,
+            "booked_at": now,
+            "patient_family_name": PATIENT["family_name"],
+            "patient_given_name": PATIENT["given_name"],
+            "patient_birth_date": date(1980, 1, 1),
+            "patient_phone": PATIENT["phone"],
+        }
+        await c.execute(
+            _RECORD.sql,
+            *_RECORD.args(
+                columns
+                | {
+                    "event_type": "booking.booked",
+                    "event_created": now.isoformat(),
+                    "webhook_data": json.dumps({"booking": {"id": str(booking_id)}}),
+                    "event_data": json.dumps({"modality": taken["modality"]}),
+                }
+            ),
+        )
+        await c.execute(_STORE, caller["id"], idempotency_key, 201, response)
+    return "booked"
 
 
-async def main(client_counts: list[int], n_slots: int) -> None:
+class Taken(Exception):
+    pass
+
+
+async def main(client_counts: list[int], n_slots: int, workers: int) -> None:
     url = bench_database_url("creneau_bench_booking")
     dsn = url.replace("+asyncpg", "")
     await fresh_database(url)
-    slot_ids, key, regulator_id = await seed(dsn, n_slots)
-    conn = await asyncpg.connect(dsn)
-    territory_ids = [await conn.fetchval("SELECT id FROM territory")]
-    await conn.close()
-    server = Server(url, log=Path(os.environ.get("BENCH_SERVER_LOG", "/dev/null")))
+    slot_ids, key, _ = await seed(dsn, n_slots)
+    # The server and the raw side may open the same number of connections (40 in all).
+    per_worker = 40 // workers
+    server = Server(
+        url,
+        workers=workers,
+        env={"DB_POOL_SIZE": str(per_worker // 2), "DB_MAX_OVERFLOW": str(per_worker // 2)},
+        log=Path(os.environ.get("BENCH_SERVER_LOG", "/dev/null")),
+    )
     try:
         server.wait_ready()
-        limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
-        async with httpx.AsyncClient(
-            base_url=server.url,
-            limits=limits,
-            timeout=30,
-            headers={"Authorization": f"Bearer {key}"},
-        ) as http:
+        async with LoadClient(server.url, headers={"Authorization": f"Bearer {key}"}) as http:
 
             async def api_attempt(slot: uuid.UUID) -> str:
                 r = await http.post(
@@ -176,26 +235,29 @@ async def main(client_counts: list[int], n_slots: int) -> None:
                 )
                 return {201: "booked", 409: "taken"}.get(r.status_code, "error")
 
-            # As many connections as the server may open (DB_POOL_SIZE + DB_MAX_OVERFLOW).
-            pool = await asyncpg.create_pool(dsn, min_size=1, max_size=min(max(client_counts), 60))
+            pool = await asyncpg.create_pool(dsn, min_size=1, max_size=min(max(client_counts), 40))
+
+            # A response of the API's size, stored as the API stores it.
+            response = json.dumps({"id": str(uuid.uuid4()), "patient": PATIENT, "pad": "x" * 700})
 
             async def raw_attempt(slot: uuid.UUID) -> str:
-                async with pool.acquire() as c, c.transaction():
-                    booking_id = await c.fetchval(
-                        RAW_BOOK, slot, territory_ids, uuid.uuid4(), regulator_id
-                    )
-                    if booking_id is None:
+                async with pool.acquire() as c:
+                    try:
+                        return await raw_booking(
+                            c,
+                            key,
+                            slot,
+                            idempotency_key=uuid.uuid4().hex,
+                            body_hash=uuid.uuid4().hex * 2,
+                            response=response,
+                        )
+                    except Taken:
                         return "taken"
-                    await c.execute(
-                        "INSERT INTO activity_event (type, territory_id, subject_id, data) "
-                        "VALUES ('booking.booked', $1, $2, $3)",
-                        territory_ids[0],
-                        booking_id,
-                        json.dumps({"modality": "cabinet"}),
-                    )
-                    return "booked"
 
-            print(f"{n_slots} slots, 50 practitioners; clients race until every slot is booked")
+            print(
+                f"{n_slots} slots, 50 practitioners; clients race until every slot is booked; "
+                f"{workers} uvicorn worker(s)"
+            )
             for n in client_counts:
                 for label, attempt in (("API", api_attempt), ("raw SQL", raw_attempt)):
                     await reset(dsn)
@@ -229,5 +291,6 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clients", default="1,4,10,100")
     parser.add_argument("--slots", type=int, default=1000)
+    parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
     args = parser.parse_args()
-    asyncio.run(main([int(c) for c in args.clients.split(",")], args.slots))
+    asyncio.run(main([int(c) for c in args.clients.split(",")], args.slots, args.workers))

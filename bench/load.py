@@ -38,16 +38,17 @@ from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 import asyncpg
-import httpx
 import psutil
 
 from app.security import digest
 from bench.common import (
+    LoadClient,
     LoadResult,
     Server,
     bench_database_url,
     consistency,
     fresh_database,
+    load_errors,
 )
 from bench.search import materialize
 
@@ -296,7 +297,7 @@ class Mix:
     rule_counter = itertools.count()
 
     def __init__(
-        self, http: httpx.AsyncClient, dept: Department, weights: dict[str, int] | None = None
+        self, http: LoadClient, dept: Department, weights: dict[str, int] | None = None
     ) -> None:
         self.http, self.dept = http, dept
         self.weights = [(weights or MIX)[k] for k in KINDS]
@@ -333,7 +334,7 @@ class Mix:
             kind = "search"
         try:
             status = await getattr(self, kind)(rng)
-        except httpx.HTTPError as exc:
+        except load_errors() as exc:
             return kind, type(exc).__name__
         if status in EXPECTED[kind]:
             return kind, "ok"
@@ -689,9 +690,6 @@ async def main(
         "The load generator runs on the same "
         f"{psutil.cpu_count()} cores as the server and PostgreSQL (and whatever else runs).\n"
     )
-    # Idle connections are dropped before uvicorn's 5 s keep-alive timeout closes them, so that
-    # a request never goes out on a connection the server is closing.
-    limits = httpx.Limits(max_connections=300, max_keepalive_connections=300, keepalive_expiry=3)
     summary = []
     for n_workers in workers:
         server = Server(url, workers=n_workers, env={"DB_POOL_SIZE": "15", "DB_MAX_OVERFLOW": "10"})
@@ -700,7 +698,7 @@ async def main(
             rss = ", ".join(f"{k} {v:.0f} MB" for k, v in server.processes().items())
             print(f"== {n_workers} worker(s); RSS at rest: {rss}")
             meter = CpuMeter(server, database)
-            async with httpx.AsyncClient(base_url=server.url, limits=limits, timeout=30) as http:
+            async with LoadClient(server.url, timeout=30) as http:
                 mix = Mix(http, dept, weights)
                 if n_workers == workers[0]:
                     await reset_bookings(dsn)

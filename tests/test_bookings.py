@@ -3,9 +3,10 @@
 import uuid
 from datetime import UTC, date, datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from app.activity.models import ActivityEvent
+from app.idempotency import IdempotencyRecord
 from app.scheduling.booking_models import Booking
 from app.scheduling.booking_service import expire_holds
 from app.scheduling.models import Slot
@@ -128,6 +129,47 @@ async def test_expired_hold_is_bookable_at_once_by_anyone(client, territory, ses
     old = await session.get(Booking, uuid.UUID(held["id"]))
     await session.refresh(old)
     assert old.status == "expired"
+
+
+async def test_taking_over_an_expired_hold_records_its_expiry_before_the_booking(
+    client, territory, session
+):
+    slot_id = await add_slot(client, territory, territory.practitioner_id, 3)
+    held = (await book(client, territory, slot_id, hold=True)).json()
+    await _expire(session, held["id"])
+    booked = (await book(client, territory, slot_id)).json()
+    events = (
+        await session.scalars(
+            select(ActivityEvent)
+            .where(ActivityEvent.subject_id.in_([uuid.UUID(held["id"]), uuid.UUID(booked["id"])]))
+            .order_by(ActivityEvent.id)
+        )
+    ).all()
+    assert [(e.type, str(e.subject_id)) for e in events] == [
+        ("booking.held", held["id"]),
+        ("hold.expired", held["id"]),
+        ("booking.booked", booked["id"]),
+    ]
+
+
+async def test_an_idempotency_key_past_its_retention_starts_afresh(client, territory, session):
+    first_slot = await add_slot(client, territory, territory.practitioner_id, 3)
+    second_slot = await add_slot(client, territory, territory.practitioner_id, 4)
+    key = idem()
+    first = (await book(client, territory, first_slot, key=key)).json()
+    await session.execute(
+        update(IdempotencyRecord)
+        .where(IdempotencyRecord.key == key["Idempotency-Key"])
+        .values(created_at=datetime.now(UTC) - timedelta(hours=25))
+    )
+    await session.commit()
+    r = await book(client, territory, second_slot, key=key)
+    assert r.status_code == 201, r.text
+    assert "idempotent-replayed" not in r.headers
+    assert r.json()["id"] != first["id"] and r.json()["slot"]["id"] == second_slot
+    again = await book(client, territory, second_slot, key=key)
+    assert again.headers["idempotent-replayed"] == "true"
+    assert again.json() == r.json()
 
 
 async def test_hold_expiry_job_releases_the_slot(client, territory, session):

@@ -82,6 +82,18 @@ def settings(settings: Settings) -> Settings:
     return settings.model_copy(update={"sas_platform_subjects": [PATTERN]})
 
 
+async def spawn_serve(
+    port: int, env: dict[str, str], log: Path, *, workers: int
+) -> asyncio.subprocess.Process:
+    """`creneau serve` in a subprocess, its log in `log`."""
+    with log.open("wb") as stderr:
+        return await asyncio.create_subprocess_exec(
+            *(sys.executable, "-m", "app.cli", "serve", "--port", str(port)),
+            *("--workers", str(workers)),
+            cwd=ROOT, env=env, stdout=asyncio.subprocess.DEVNULL, stderr=stderr,
+        )  # fmt: skip
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -447,11 +459,7 @@ async def test_creneau_serve_terminates_mutual_tls(database_url, pki, tmp_path):
         "SAS_PLATFORM_SUBJECTS": ALLOWED,
     }
     log = tmp_path / "serve.log"
-    with log.open("wb") as stderr:
-        proc = await asyncio.create_subprocess_exec(
-            *(sys.executable, "-m", "app.cli", "serve", "--port", str(port), "--workers", "2"),
-            cwd=ROOT, env=env, stdout=asyncio.subprocess.DEVNULL, stderr=stderr,
-        )  # fmt: skip
+    proc = await spawn_serve(port, env, log, workers=2)
     url = f"https://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60

@@ -5,10 +5,19 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import insert
+from sqlalchemy import Insert, Text, cast, insert, type_coerce
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.activity.models import ActivityEvent
+
+
+def event_insert(**values: Any) -> Insert:
+    """The INSERT of one event, with values or bind parameters (`data`: JSON text), so the
+    booking path can compile it once into a larger statement."""
+    if "data" in values:
+        values["data"] = cast(type_coerce(values["data"], Text), JSONB)
+    return insert(ActivityEvent).values(**values)
 
 
 async def record(

@@ -5,7 +5,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
 from pydantic import AwareDatetime
-from starlette.responses import JSONResponse
+from starlette.responses import Response
 
 from app.activity.audit import log_shown
 from app.api.deps import CallerDep, SessionDep
@@ -37,7 +37,7 @@ async def create_booking(
     session: SessionDep,
     caller: CallerDep,
     idempotency_key: IdempotencyKeyHeader = None,
-) -> JSONResponse:
+) -> Response:
     """Book a slot for the patient on the phone, or hold it (`hold: true`) for HOLD_SECONDS
     while the patient's details are taken. A slot is given to one booking only, whatever the
     concurrency; when it is gone the answer is a 409 whose `type` ends with
@@ -55,7 +55,7 @@ async def overbook(
     session: SessionDep,
     caller: CallerDep,
     idempotency_key: IdempotencyKeyHeader = None,
-) -> JSONResponse:
+) -> Response:
     """Book a "surnuméraire" consultation outside published slots, for practitioners who
     accept them, within their daily cap (counted in local days). Requires an
     `Idempotency-Key`."""

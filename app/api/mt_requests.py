@@ -6,7 +6,6 @@ import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Response
-from starlette.responses import JSONResponse
 
 from app.activity.audit import log_shown
 from app.api.deps import CallerDep, SessionDep
@@ -33,7 +32,7 @@ async def register(
     session: SessionDep,
     caller: CallerDep,
     idempotency_key: IdempotencyKeyHeader = None,
-) -> JSONResponse:
+) -> Response:
     """Register a patient looking for a médecin traitant. A patient already registered in the
     territory (same INS, or same name, birth date and phone) is a 409 naming the existing
     request in `existing_id`. Requires an `Idempotency-Key`."""

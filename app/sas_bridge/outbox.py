@@ -20,9 +20,23 @@ from datetime import timedelta
 from typing import Any
 
 import httpx
-from sqlalchemy import func, insert, or_, select, update
+from sqlalchemy import (
+    Insert,
+    String,
+    Text,
+    cast,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    type_coerce,
+    update,
+)
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import aliased
+from sqlalchemy.types import Uuid
 
 from app.config import get_settings
 from app.metrics import OUTBOX_DELIVERIES, OUTBOX_PENDING
@@ -42,6 +56,57 @@ def sign(secret: str, timestamp: int, body: bytes) -> str:
     return f"t={timestamp},v1={mac.hexdigest()}"
 
 
+def webhook_messages(
+    event_type: Any, payload: Any, created: Any, practice_id: Any, regulator_id: Any
+) -> Insert:
+    """INSERT … SELECT of one message per active endpoint of the practice or the SAS that
+    wants this event. Arguments are values or bind parameters (`payload`: JSON text), so the
+    booking path can compile it once into a larger statement."""
+    event_type = type_coerce(event_type, String)
+    wanted = (
+        select(
+            WebhookEndpoint.id.label("endpoint_id"),
+            # A volatile function keeps the subquery from being flattened: one id per row,
+            # the same in the column and in the body.
+            func.gen_random_uuid().label("event_id"),
+        )
+        .where(
+            WebhookEndpoint.active.is_(True),
+            or_(
+                WebhookEndpoint.practice_id == type_coerce(practice_id, Uuid),
+                WebhookEndpoint.regulator_id == type_coerce(regulator_id, Uuid),
+            ),
+            or_(
+                func.cardinality(WebhookEndpoint.event_types) == 0,
+                WebhookEndpoint.event_types.any_() == event_type,
+            ),
+        )
+        .subquery("wanted")
+    )
+    body = func.jsonb_build_object(
+        "id",
+        cast(wanted.c.event_id, Text),
+        "type",
+        event_type,
+        "created",
+        type_coerce(created, String),
+        "data",
+        cast(type_coerce(payload, Text), JSONB),
+    )
+    return insert(OutboxMessage).from_select(
+        ["kind", "endpoint_id", "event_id", "event_type", "payload", "status", "attempts"],
+        select(
+            literal("webhook"),
+            wanted.c.endpoint_id,
+            wanted.c.event_id,
+            event_type,
+            body,
+            literal("pending"),
+            literal(0),
+        ),
+    )
+
+
 async def enqueue_webhooks(
     session: AsyncSession,
     event_type: str,
@@ -51,39 +116,16 @@ async def enqueue_webhooks(
     regulator_id: uuid.UUID | None,
 ) -> int:
     """One message per active endpoint of the practice or the SAS that wants this event."""
-    owners = []
-    if practice_id is not None:
-        owners.append(WebhookEndpoint.practice_id == practice_id)
-    if regulator_id is not None:
-        owners.append(WebhookEndpoint.regulator_id == regulator_id)
-    if not owners:
-        return 0
-    endpoints = (
-        await session.scalars(
-            select(WebhookEndpoint.id).where(
-                WebhookEndpoint.active.is_(True),
-                or_(*owners),
-                or_(
-                    func.cardinality(WebhookEndpoint.event_types) == 0,
-                    WebhookEndpoint.event_types.any_() == event_type,
-                ),
-            )
+    result = await session.execute(
+        webhook_messages(
+            event_type,
+            json.dumps(payload),
+            now_utc().isoformat(),
+            practice_id,
+            regulator_id,
         )
-    ).all()
-    for endpoint_id in endpoints:
-        event_id = uuid.uuid4()
-        body = {"id": str(event_id), "type": event_type, "created": now_utc().isoformat(),
-                "data": payload}  # fmt: skip
-        await session.execute(
-            insert(OutboxMessage).values(
-                kind="webhook",
-                endpoint_id=endpoint_id,
-                event_id=event_id,
-                event_type=event_type,
-                payload=body,
-            )
-        )
-    return len(endpoints)
+    )
+    return result.rowcount or 0  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True)

@@ -7,24 +7,40 @@ per slot."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Select, and_, func, select, update
+from sqlalchemy import (
+    DateTime,
+    Select,
+    String,
+    and_,
+    any_,
+    bindparam,
+    func,
+    insert,
+    literal,
+    select,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.types import Uuid
 
-from app.activity.service import record
+from app.activity.service import event_insert, record
 from app.config import get_settings
+from app.db import DriverStatement
 from app.directory.models import Practice, Practitioner, Territory
 from app.errors import Conflict, NotFound, SlotUnavailable, ValidationFailed
 from app.metrics import BOOKING_CONFLICTS
-from app.patient_data import patient_columns, patient_out
+from app.patient_data import empty_patient_columns, patient_columns, patient_out
 from app.sas_bridge.accounts import operator_account
 from app.sas_bridge.appointments import notify as notify_platform
-from app.sas_bridge.outbox import enqueue_webhooks
+from app.sas_bridge.outbox import enqueue_webhooks, webhook_messages
 from app.scheduling import booking_schemas as schemas
 from app.scheduling.booking_models import Booking
 from app.scheduling.models import Slot
@@ -41,14 +57,41 @@ class BookingView:
     """A booking with what its readers need, and whether this caller may see the patient."""
 
     booking: Booking
-    practitioner: Practitioner
-    practice: Practice
+    practitioner: Practitioner | schemas.BookingPractitionerOut
+    practice: Practice | schemas.BookingPracticeOut
     timezone: str
     show_patient: bool
 
 
 def _lead_minutes(start: datetime, now: datetime) -> int:
     return int((start - now).total_seconds() // 60)
+
+
+def _webhook_payload(booking: Booking) -> dict[str, Any]:
+    return {
+        "booking": {
+            "id": str(booking.id),
+            "status": booking.status,
+            "slot_id": str(booking.slot_id) if booking.slot_id else None,
+            "practitioner_id": str(booking.practitioner_id),
+            "practice_id": str(booking.practice_id),
+            "start": booking.start.isoformat(),
+            "end": booking.end.isoformat(),
+            "modality": booking.modality,
+            "overbooked": booking.overbooked,
+            "sas_case_ref": booking.sas_case_ref,
+        }
+    }
+
+
+def _event_data(booking: Booking, **data: Any) -> dict[str, Any]:
+    """The activity event's data: ids and codes, never patient data."""
+    return {
+        "modality": booking.modality,
+        "start": booking.start.isoformat(),
+        "overbooked": booking.overbooked,
+        **data,
+    }
 
 
 async def _event(
@@ -58,20 +101,7 @@ async def _event(
     await enqueue_webhooks(
         session,
         type_,
-        {
-            "booking": {
-                "id": str(booking.id),
-                "status": booking.status,
-                "slot_id": str(booking.slot_id) if booking.slot_id else None,
-                "practitioner_id": str(booking.practitioner_id),
-                "practice_id": str(booking.practice_id),
-                "start": booking.start.isoformat(),
-                "end": booking.end.isoformat(),
-                "modality": booking.modality,
-                "overbooked": booking.overbooked,
-                "sas_case_ref": booking.sas_case_ref,
-            }
-        },
+        _webhook_payload(booking),
         practice_id=booking.practice_id,
         regulator_id=booking.regulator_id,
     )
@@ -83,10 +113,7 @@ async def _event(
         practitioner_id=booking.practitioner_id,
         subject_id=booking.id,
         actor_key_id=caller.key_id if caller else None,
-        modality=booking.modality,
-        start=booking.start.isoformat(),
-        overbooked=booking.overbooked,
-        **data,
+        **_event_data(booking, **data),
     )
 
 
@@ -172,115 +199,190 @@ async def list_bookings(
 # Booking a slot ---------------------------------------------------------------------------
 
 
-async def _slot_context(session: AsyncSession, slot: Slot) -> tuple[Practitioner, Practice, str]:
-    row = (
-        await session.execute(
-            select(Practitioner, Practice, Territory.timezone)
-            .join(Practice, Practice.id == Practitioner.practice_id)
-            .join(Territory, Territory.id == Practitioner.territory_id)
-            .where(Practitioner.id == slot.practitioner_id)
-        )
-    ).one()
-    return row[0], row[1], row[2]
-
-
-async def _expire_stale_holds(session: AsyncSession, slot_id: uuid.UUID, now: datetime) -> None:
-    """A hold that expired before anyone cleaned it up gives way to the new booking."""
-    expired = (
-        await session.scalars(
-            update(Booking)
-            .where(
-                Booking.slot_id == slot_id,
-                Booking.status == "held",
-                Booking.hold_expires_at <= now,
-            )
-            .values(status="expired", hold_expires_at=None)
-            .returning(Booking)
-            .execution_options(synchronize_session=False)
-        )
-    ).all()
-    for booking in expired:
-        await _event(session, None, "hold.expired", booking)
-
-
 async def _operator(session: AsyncSession, operator: schemas.Operator | None) -> uuid.UUID | None:
     if operator is None:
         return None
     return (await operator_account(session, operator.system, operator.value)).id
 
 
+def _take_statement() -> DriverStatement:
+    """Take a slot, if bookable, with one conditional UPDATE; in the same statement, close a
+    hold on it that expired before any job did, and read what the answer shows."""
+    now = bindparam("now", type_=DateTime(timezone=True))
+    taken = (
+        update(Slot)
+        .where(
+            Slot.id == bindparam("slot_id", type_=Uuid),
+            bookable(now),
+            Slot.visibility == any_(literal(list(BOOKABLE_VISIBILITY), ARRAY(String))),
+            Slot.territory_id == any_(bindparam("territory_ids", type_=ARRAY(Uuid))),
+        )
+        .values(
+            status=bindparam("status", type_=String),
+            hold_expires_at=bindparam("hold_until", type_=DateTime(timezone=True)),
+        )
+        .returning(
+            Slot.id, Slot.practitioner_id, Slot.territory_id, Slot.start, Slot.end, Slot.modality
+        )
+        .cte("taken")
+    )
+    expired = (
+        update(Booking)
+        .where(
+            Booking.slot_id == select(taken.c.id).scalar_subquery(),
+            Booking.status == "held",
+            Booking.hold_expires_at <= now,
+        )
+        .values(status="expired", hold_expires_at=None)
+        .returning(Booking.id)
+        .cte("expired")
+    )
+    return DriverStatement(
+        select(
+            taken,
+            Practitioner.family_name,
+            Practitioner.given_name,
+            Practitioner.rpps,
+            Practice.id.label("practice_id"),
+            Practice.name.label("practice_name"),
+            Practice.address,
+            Practice.phone,
+            Territory.timezone,
+            func.array(select(expired.c.id).scalar_subquery()).label("expired_ids"),
+        )
+        .join(Practitioner, Practitioner.id == taken.c.practitioner_id)
+        .join(Practice, Practice.id == Practitioner.practice_id)
+        .join(Territory, Territory.id == taken.c.territory_id)
+    )
+
+
+# Written by the booking, in one statement: the booking row, its activity event and its
+# webhook messages.
+_BOOKING_COLUMNS = [c.name for c in Booking.__table__.columns if c.name != "updated_at"]
+
+
+def _record_statement() -> DriverStatement:
+    new_booking = (
+        insert(Booking)
+        .values({name: bindparam(name) for name in _BOOKING_COLUMNS})
+        .cte("new_booking")
+    )
+    webhooks = webhook_messages(
+        bindparam("event_type"),
+        bindparam("webhook_data"),
+        bindparam("event_created"),
+        bindparam("practice_id"),
+        bindparam("regulator_id"),
+    ).cte("webhooks")
+    event = event_insert(
+        type=bindparam("event_type"),
+        territory_id=bindparam("territory_id"),
+        practitioner_id=bindparam("practitioner_id"),
+        subject_id=bindparam("id"),
+        actor_key_id=bindparam("created_by_key_id"),
+        data=bindparam("event_data"),
+    )
+    return DriverStatement(event.add_cte(new_booking, webhooks))
+
+
+_TAKE = _take_statement()
+_RECORD = _record_statement()
+# Why a slot could not be taken (the 409's detail): the hot path of a race for one slot.
+_SLOT_STATE = DriverStatement(
+    select(Slot.territory_id, Slot.visibility, Slot.start, Slot.status).where(
+        Slot.id == bindparam("slot_id", type_=Uuid)
+    )
+)
+
+
 async def book(session: AsyncSession, caller: Caller, data: schemas.BookingIn) -> BookingView:
+    """The hot path of a SAS call: two statements on the driver connection (take, record),
+    whatever the number of webhooks."""
     caller.require(REGULATOR)
     operator_id = await _operator(session, data.operator)
     now = now_utc()
     hold_until = now + timedelta(seconds=get_settings().hold_seconds) if data.hold else None
-    taken = (
-        await session.execute(
-            update(Slot)
-            .where(
-                Slot.id == data.slot_id,
-                bookable(now),
-                Slot.visibility.in_(BOOKABLE_VISIBILITY),
-                Slot.territory_id.in_(caller.territory_ids),
-            )
-            .values(status="held" if data.hold else "booked", hold_expires_at=hold_until)
-            .returning(Slot)
-            .execution_options(synchronize_session=False)
-        )
-    ).scalar_one_or_none()
+    status = "held" if data.hold else "booked"
+    taken = await _TAKE.fetchrow(
+        session,
+        slot_id=data.slot_id,
+        now=now,
+        territory_ids=list(caller.territory_ids),
+        status=status,
+        hold_until=hold_until,
+    )
     if taken is None:
         await _explain_unbookable(session, caller, data.slot_id, now)
     assert taken is not None
-    await _expire_stale_holds(session, taken.id, now)
-    practitioner, practice, tz = await _slot_context(session, taken)
+    if taken["expired_ids"]:
+        expired = await session.scalars(select(Booking).where(Booking.id.in_(taken["expired_ids"])))
+        for stale in expired:
+            await _event(session, None, "hold.expired", stale)
     booking = Booking(
-        slot_id=taken.id,
-        practitioner_id=taken.practitioner_id,
-        practice_id=practice.id,
-        territory_id=taken.territory_id,
+        id=uuid.uuid4(),
+        slot_id=taken["id"],
+        practitioner_id=taken["practitioner_id"],
+        practice_id=taken["practice_id"],
+        territory_id=taken["territory_id"],
         regulator_id=caller.regulator_id,
         created_by_key_id=caller.key_id,
         operator_account_id=operator_id,
-        status="held" if data.hold else "booked",
-        start=taken.start,
-        end=taken.end,
-        modality=taken.modality,
+        status=status,
+        start=taken["start"],
+        end=taken["end"],
+        modality=taken["modality"],
         overbooked=False,
         hold_expires_at=hold_until,
         created_at=now,
         booked_at=None if data.hold else now,
+        cancelled_at=None,
+        cancel_reason=None,
+        outcome_at=None,
         sas_case_ref=data.sas_case_ref,
         reason=data.reason,
-        **(patient_columns(data.patient) if data.patient else {}),
+        **(patient_columns(data.patient) if data.patient else empty_patient_columns()),
     )
-    session.add(booking)
-    await session.flush()
-    await _event(
+    event_type = "booking.held" if data.hold else "booking.booked"
+    await _RECORD.execute(
         session,
-        caller,
-        "booking.held" if data.hold else "booking.booked",
-        booking,
-        lead_minutes=_lead_minutes(booking.start, now),
+        **{name: getattr(booking, name) for name in _BOOKING_COLUMNS},
+        event_type=event_type,
+        event_created=now.isoformat(),
+        webhook_data=json.dumps(_webhook_payload(booking)),
+        event_data=json.dumps(_event_data(booking, lead_minutes=_lead_minutes(booking.start, now))),
     )
-    return BookingView(booking, practitioner, practice, tz, True)
+    await notify_platform(session, booking)
+    practitioner = schemas.BookingPractitionerOut(
+        id=taken["practitioner_id"],
+        family_name=taken["family_name"],
+        given_name=taken["given_name"],
+        rpps=taken["rpps"],
+    )
+    practice = schemas.BookingPracticeOut(
+        id=taken["practice_id"],
+        name=taken["practice_name"],
+        address=taken["address"],
+        phone=taken["phone"],
+    )
+    return BookingView(booking, practitioner, practice, taken["timezone"], True)
 
 
 async def _explain_unbookable(
     session: AsyncSession, caller: Caller, slot_id: uuid.UUID, now: datetime
 ) -> None:
     """404 for a slot the caller cannot see, else a 409 saying why it cannot be booked."""
-    slot = await session.get(Slot, slot_id)
+    slot = await _SLOT_STATE.fetchrow(session, slot_id=slot_id)
     if (
         slot is None
-        or slot.territory_id not in caller.territory_ids
-        or slot.visibility not in BOOKABLE_VISIBILITY
+        or slot["territory_id"] not in caller.territory_ids
+        or slot["visibility"] not in BOOKABLE_VISIBILITY
     ):
         raise NotFound("Slot not found")
-    if slot.start <= now:
+    if slot["start"] <= now:
         why = "it has already started"
-    elif slot.status == "held":
+    elif slot["status"] == "held":
         why = "another regulator is holding it"
-    elif slot.status == "booked":
+    elif slot["status"] == "booked":
         why = "it has just been booked"
     else:
         why = "the practitioner is unavailable"

@@ -27,10 +27,10 @@ from sqlalchemy import (
     select,
     tuple_,
 )
-from sqlalchemy.dialects.postgresql import asyncpg as postgresql_asyncpg
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.types import Uuid
 
+from app.db import DriverStatement
 from app.directory.models import Practice, Practitioner, Territory
 from app.scheduling.models import Slot
 
@@ -230,42 +230,19 @@ def search_statement(q: SlotSearch) -> Select[*tuple[Any, ...]]:
     return _search_shape(*q.shape())
 
 
-_DIALECT = postgresql_asyncpg.dialect()  # type: ignore[no-untyped-call]
-
-
-@dataclass(frozen=True)
-class _CompiledSearch:
-    sql: str
-    names: tuple[str, ...]  # the statement's parameters, in the order of $1, $2, …
-    constants: dict[str, Any]  # the values of the statement's literal parameters
-
-
 @lru_cache(maxsize=128)
-def _compiled_shape(shape: tuple[bool, ...]) -> _CompiledSearch:
-    compiled = _search_shape(*shape).compile(dialect=_DIALECT)
-    names = tuple(compiled.positiontup or ())
-    constants = {
-        name: bind.effective_value
-        for name, bind in compiled.binds.items()
-        if name in names and bind.callable is None and bind.value is not None
-    }
-    return _CompiledSearch(str(compiled), names, constants)
+def _driver_shape(shape: tuple[bool, ...]) -> DriverStatement:
+    return DriverStatement(_search_shape(*shape))
 
 
 def search_sql(q: SlotSearch) -> tuple[str, list[Any]]:
     """The search as asyncpg runs it: the SQL text, compiled once per filter combination,
     and its positional arguments. The API and bench/search.py's raw baseline both run this."""
-    compiled = _compiled_shape(q.shape())
-    params = {**compiled.constants, **q.params()}
-    return compiled.sql, [params[name] for name in compiled.names]
+    statement = _driver_shape(q.shape())
+    return statement.sql, statement.args(q.params())
 
 
 async def search_slots(session: AsyncSession, q: SlotSearch) -> list[Any]:
     """The page of slots, as asyncpg records (`row["start"]`), read on the session's own
-    connection and transaction. The search is the product's hot path: a prepared statement
-    run by the driver itself costs a fraction of SQLAlchemy's per-row result processing."""
-    sql, args = search_sql(q)
-    connection = await (await session.connection()).get_raw_connection()
-    driver = connection.driver_connection
-    assert driver is not None
-    return list(await driver.fetch(sql, *args))
+    connection (`DriverStatement`): the search is the product's hot path."""
+    return await _driver_shape(q.shape()).fetch(session, **q.params())
