@@ -170,7 +170,9 @@ def materialize(
     async def run(session: AsyncSession) -> dict[str, int]:
         total = await session.scalar(select(func.count()).select_from(AvailabilityRule)) or 0
         with typer.progressbar(length=total, label="Expanding rules", file=sys.stderr) as bar:
-            return await materialize_all(session, horizon_days=days, progress=bar.update)
+            return await materialize_all(
+                session, horizon_days=days, progress=bar.update, connections=2
+            )
 
     result = _in_session(run)
     typer.echo(

@@ -71,7 +71,9 @@ class JobSpec:
 async def _materialize(session: AsyncSession) -> dict[str, Any]:
     from app.scheduling.service import materialize_all
 
-    return await materialize_all(session)
+    # The job's session has written nothing but its lock: the work may use a second
+    # connection, so that PostgreSQL inserts on two cores.
+    return await materialize_all(session, connections=2)
 
 
 async def _expire_holds(session: AsyncSession) -> dict[str, Any]:

@@ -10,11 +10,12 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from app.activity.models import ActivityEvent
 from app.db import make_sessionmaker
 from app.errors import Conflict
 from app.jobs import run_exclusive
 from app.scheduling import schemas, service
-from app.scheduling.models import Slot
+from app.scheduling.models import AvailabilityRule, Slot
 from app.security import Caller
 from tests.conftest import create_gp
 
@@ -111,7 +112,7 @@ async def test_materialisation_job_under_two_concurrent_runners(engine, committe
     later = datetime.now(UTC) + timedelta(days=5)
 
     async def job(session):
-        return await service.materialize_all(session, now=later)
+        return await service.materialize_all(session, now=later, connections=2)
 
     async with factory() as session:
         before = await session.scalar(
@@ -136,3 +137,93 @@ async def test_materialisation_job_under_two_concurrent_runners(engine, committe
             )
         )
     assert dupes == 0
+
+
+async def _two_territories_with_rules(engine: AsyncEngine) -> tuple[list[uuid.UUID], datetime]:
+    """Two committed GPs in two territories, each with a daily 08:00-10:00 rule; and an
+    instant 5 days later, when the job has 5 more days of slots to add for each."""
+    admin = Caller(key_id=uuid.uuid4(), role="admin")
+    gps = []
+    async with make_sessionmaker(engine)() as session:
+        for name in ("CPTS parallèle A", "CPTS parallèle B"):
+            gp = await create_gp(session, name)
+            await service.create_rule(
+                session,
+                admin,
+                gp.id,
+                schemas.RuleIn(
+                    rrule="FREQ=DAILY",
+                    start_time="08:00",
+                    end_time="10:00",
+                    slot_minutes=30,
+                    modality="cabinet",
+                    visibility="sas",
+                    valid_from=date.today(),
+                ),
+            )
+            gps.append(gp.id)
+        await session.commit()
+    return gps, datetime.now(UTC) + timedelta(days=5)
+
+
+async def _counts(engine: AsyncEngine, gps: list[uuid.UUID]) -> list[tuple[int, int]]:
+    """Per GP: slots, and slots on offer according to the ledger's `slots.offered` events."""
+    async with make_sessionmaker(engine)() as session:
+        out = []
+        for gp in gps:
+            slots = await session.scalar(select(func.count()).where(Slot.practitioner_id == gp))
+            events = await session.scalars(
+                select(ActivityEvent.data).where(
+                    ActivityEvent.practitioner_id == gp, ActivityEvent.type == "slots.offered"
+                )
+            )
+            offered = sum(d["slots"] for data in events for d in data["days"].values())
+            out.append((slots or 0, offered))
+        return out
+
+
+async def test_materialisation_on_two_connections(engine):
+    """The job shares the territories between its session and a second connection: every
+    territory gets its slots and its offer events once, and a second run changes nothing."""
+    gps, later = await _two_territories_with_rules(engine)
+    before = await _counts(engine, gps)
+    factory = make_sessionmaker(engine)
+
+    async def job(session):
+        return await service.materialize_all(session, now=later, connections=2)
+
+    result = await run_exclusive(factory, "materialize", job)
+    assert result is not None and result["slots_created"] >= 2 * 5 * 4
+    after = await _counts(engine, gps)
+    assert after == [(slots + 5 * 4, offered + 5 * 4) for slots, offered in before]
+    async with factory() as session:
+        until = await session.scalars(
+            select(AvailabilityRule.materialized_until).where(
+                AvailabilityRule.practitioner_id.in_(gps)
+            )
+        )
+        assert set(until) == {later + timedelta(days=14)}
+    again = await run_exclusive(factory, "materialize", job)
+    assert again == {"rules": 0, "slots_created": 0, "skipped": 0}
+    assert await _counts(engine, gps) == after
+
+
+async def test_materialisation_part_failing_commits_nothing(engine, monkeypatch):
+    """If one connection's part fails, the other part is not committed either."""
+    gps, later = await _two_territories_with_rules(engine)
+    before = await _counts(engine, gps)
+    real = service._materialize_rules
+
+    async def failing(session, rules, **kwargs):
+        if any(rule.practitioner_id == gps[1] for rule in rules):
+            raise RuntimeError("part B fails")
+        return await real(session, rules, **kwargs)
+
+    monkeypatch.setattr(service, "_materialize_rules", failing)
+
+    async def job(session):
+        return await service.materialize_all(session, now=later, connections=2)
+
+    with pytest.raises(RuntimeError, match="part B fails"):
+        await run_exclusive(make_sessionmaker(engine), "materialize", job)
+    assert await _counts(engine, gps) == before

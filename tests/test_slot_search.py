@@ -3,8 +3,13 @@
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+import httpx
+from sqlalchemy import text
+
+from app.db import make_engine, make_sessionmaker
+from app.main import create_app
 from app.scheduling.models import Slot
-from tests.conftest import assert_problem, practice_body, practitioner_body
+from tests.conftest import World, assert_problem, make_territory, practice_body, practitioner_body
 
 PARIS = ZoneInfo("Europe/Paris")
 
@@ -215,3 +220,33 @@ async def test_rule_change_shows_in_search_at_once(client, territory):
         headers=territory.practice,
     )
     assert (await client.get("/v1/slots", headers=territory.regulator)).json()["items"] == []
+
+
+async def test_search_on_a_real_engine_reads_outside_a_transaction(database_url, settings):
+    """With the service's own sessions (not the tests' rolled-back connection), the search
+    reads in autocommit mode, and the pooled connection is transactional again afterwards."""
+    engine = make_engine(database_url, settings, pool_size=1, max_overflow=0, pool_timeout=5)
+    factory = make_sessionmaker(engine)
+    app = create_app(settings)
+    app.state.sessionmaker = factory
+    try:
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://test"
+        ) as client:
+            async with factory() as session:
+                world = World(session)
+                admin = await world.key("admin")
+                t = await make_territory(client, world, admin)
+            slot_id = await add_slot(client, t, t.practitioner_id, 3)
+            r = await client.get("/v1/slots", headers=t.regulator)
+            assert r.status_code == 200, r.text
+            assert [s["id"] for s in r.json()["items"]] == [slot_id]
+        async with factory() as session:
+            raw = await (await session.connection()).get_raw_connection()
+            assert raw.dbapi_connection.isolation_level != "autocommit"
+            await session.execute(text("CREATE TEMP TABLE t_rollback (x int)"))
+            await session.rollback()
+            missing = await session.scalar(text("SELECT to_regclass('pg_temp.t_rollback')"))
+            assert missing is None  # the DDL was in a transaction, rolled back
+    finally:
+        await engine.dispose()

@@ -1,13 +1,13 @@
 """The slot search regulators use with a patient on the phone."""
 
-import json
 import uuid
 from typing import Annotated
 
+import orjson
 from fastapi import APIRouter, Query, Response
 from pydantic import AwareDatetime
 
-from app.api.deps import CallerDep, SessionDep
+from app.api.deps import ReadCallerDep, ReadSessionDep
 from app.errors import ValidationFailed
 from app.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, Page
 from app.scheduling import schemas, service
@@ -33,8 +33,8 @@ router = APIRouter(prefix="/v1/slots", tags=["search"])
 
 @router.get("", response_model=Page[schemas.SlotSearchItem])
 async def search_slots(
-    session: SessionDep,
-    caller: CallerDep,
+    session: ReadSessionDep,
+    caller: ReadCallerDep,
     from_: Annotated[AwareDatetime | None, Query(alias="from", description="Default: now")] = None,
     to: Annotated[
         AwareDatetime | None, Query(description="Default: from + 48 h; max 7 days")
@@ -61,35 +61,36 @@ async def search_slots(
         cursor=cursor,
         limit=limit,
     )
-    # The hot path of the product: serialised straight to JSON, shaped as SlotSearchItem.
+    # The hot path of the product: asyncpg records serialised straight to JSON with orjson,
+    # shaped as SlotSearchItem.
     near_given = near is not None
-    items = []
-    for r in rows:
-        tz = service.zone(r.timezone)
-        items.append(
-            {
-                "id": str(r.id),
-                "start": r.start.astimezone(tz).isoformat(),
-                "end": r.end.astimezone(tz).isoformat(),
-                "modality": r.modality,
-                "visibility": r.visibility,
-                "status": "free",
-                "practitioner": {
-                    "id": str(r.practitioner_id),
-                    "family_name": r.family_name,
-                    "given_name": r.given_name,
-                    "rpps": r.rpps,
-                },
-                "practice": {
-                    "id": str(r.practice_id),
-                    "name": r.practice_name,
-                    "address": r.address,
-                    "commune_insee": r.commune_insee,
-                    "lat": r.lat,
-                    "lon": r.lon,
-                },
-                "distance_km": round(r.distance_km, 2) if near_given else None,
-            }
-        )
-    body = json.dumps({"items": items, "next_cursor": next_cursor}, ensure_ascii=False)
-    return Response(body.encode(), media_type="application/json")
+    zone = service.zone
+    items = [
+        {
+            "id": str(r["id"]),
+            # Local times; orjson writes them as isoformat() would (RFC 3339 with the offset).
+            "start": r["start"].astimezone(zone(r["timezone"])),
+            "end": r["end"].astimezone(zone(r["timezone"])),
+            "modality": r["modality"],
+            "visibility": r["visibility"],
+            "status": "free",
+            "practitioner": {
+                "id": str(r["practitioner_id"]),
+                "family_name": r["family_name"],
+                "given_name": r["given_name"],
+                "rpps": r["rpps"],
+            },
+            "practice": {
+                "id": str(r["practice_id"]),
+                "name": r["practice_name"],
+                "address": r["address"],
+                "commune_insee": r["commune_insee"],
+                "lat": r["lat"],
+                "lon": r["lon"],
+            },
+            "distance_km": round(r["distance_km"], 2) if near_given else None,
+        }
+        for r in rows
+    ]
+    body = orjson.dumps({"items": items, "next_cursor": next_cursor})
+    return Response(body, media_type="application/json")

@@ -27,6 +27,10 @@ class OfferedSlot:
     visibility: str
 
 
+# (territory_id, practitioner_id, modality, visibility): one event each.
+OfferKey = tuple[uuid.UUID, uuid.UUID, str, str]
+
+
 async def record_offer(
     session: AsyncSession,
     type_: str,
@@ -38,15 +42,28 @@ async def record_offer(
 ) -> int:
     """One event per practitioner, modality and visibility, with a per-local-day breakdown:
     `{"days": {"2027-03-26": {"slots": 6, "minutes": 120}}, ...}`."""
-    assert type_ in ("slots.offered", "slots.withdrawn")
-    groups: dict[tuple[uuid.UUID, uuid.UUID, str, str], dict[str, dict[str, int]]] = defaultdict(
-        dict
-    )
+    groups: dict[OfferKey, dict[str, dict[str, int]]] = defaultdict(dict)
     for s in slots:
         days = groups[(s.territory_id, s.practitioner_id, s.modality, s.visibility)]
         day = days.setdefault(s.start.astimezone(tz).date().isoformat(), {"slots": 0, "minutes": 0})
         day["slots"] += 1
         day["minutes"] += int((s.end - s.start).total_seconds() // 60)
+    return await record_offer_days(
+        session, type_, groups, actor_key_id=actor_key_id, subject_id=subject_id
+    )
+
+
+async def record_offer_days(
+    session: AsyncSession,
+    type_: str,
+    groups: dict[OfferKey, dict[str, dict[str, int]]],
+    *,
+    actor_key_id: uuid.UUID | None = None,
+    subject_id: uuid.UUID | None = None,
+) -> int:
+    """`record_offer` from slots already counted per local day: `groups` maps (territory,
+    practitioner, modality, visibility) to `{"2027-03-26": {"slots": 6, "minutes": 120}}`."""
+    assert type_ in ("slots.offered", "slots.withdrawn")
     events: list[dict[str, Any]] = [
         {
             "type": type_,

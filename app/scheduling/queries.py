@@ -10,6 +10,7 @@ from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import (
+    ARRAY,
     ColumnElement,
     DateTime,
     Float,
@@ -17,9 +18,11 @@ from sqlalchemy import (
     Select,
     String,
     and_,
+    any_,
     bindparam,
     func,
     literal,
+    literal_column,
     or_,
     select,
     tuple_,
@@ -27,6 +30,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.types import Uuid
 
+from app.db import DriverStatement
 from app.directory.models import Practice, Practitioner, Territory
 from app.scheduling.models import Slot
 
@@ -142,31 +146,58 @@ def _search_shape(
     # slot row: a territory has hundreds of practices but tens of thousands of slots.
     lat, lon = _p("lat", Float), _p("lon", Float)
     distance_expr = great_circle_km(lat, lon) if near else literal(0.0, Float)
-    practices = select(
-        Practice.id,
-        Practice.name,
-        Practice.address,
-        Practice.commune_insee,
-        Practice.lat,
-        Practice.lon,
-        distance_expr.label("distance_km"),
-    )
+    territory_ids = _p("territory_ids", ARRAY(Uuid))
+    practices = select(Practice.id, distance_expr.label("distance_km"))
     if territories:
-        practices = practices.where(
-            Practice.territory_id.in_(_p("territory_ids", Uuid, expanding=True))
-        )
+        practices = practices.where(Practice.territory_id == any_(territory_ids))
     if commune:
         practices = practices.where(Practice.commune_insee == _p("commune_insee", String))
     if radius:
         practices = practices.where(
             Practice.lat.between(_p("lat_min", Float), _p("lat_max", Float)),
             Practice.lon.between(_p("lon_min", Float), _p("lon_max", Float)),
-            distance_expr <= _p("radius_km", Float),
         )
     nearby = practices.cte("nearby").prefix_with("MATERIALIZED")
     distance = nearby.c.distance_km
     now = _p("now", DateTime(timezone=True))
-    stmt = (
+    # First the page's keys (slot id, start, distance): the candidate slots of the window are
+    # sorted as narrow rows, and only the page's rows are then joined to their details.
+    page = (
+        select(Slot.id, Slot.start, distance.label("distance_km"))
+        .join(Practitioner, Practitioner.id == Slot.practitioner_id)
+        .join(nearby, nearby.c.id == Practitioner.practice_id)
+        .where(
+            Slot.start >= _p("win_start", DateTime(timezone=True)),
+            Slot.start < _p("win_end", DateTime(timezone=True)),
+            # Repeats the partial index's condition, in literals, so the planner can use it.
+            Slot.status.in_([literal_column("'free'"), literal_column("'held'")]),
+            bookable(now),
+            Slot.visibility == any_(_p("visibilities", ARRAY(String))),
+        )
+    )
+    if radius:
+        page = page.where(distance <= _p("radius_km", Float))
+    if territories:
+        page = page.where(Slot.territory_id == any_(territory_ids))
+    if modality:
+        page = page.where(Slot.modality == _p("modality", String))
+    if practitioner:
+        page = page.where(Slot.practitioner_id == _p("practitioner_id", Uuid))
+    if after:
+        page = page.where(
+            tuple_(Slot.start, distance, Slot.id)
+            > tuple_(
+                _p("after_start", DateTime(timezone=True)),
+                _p("after_distance", Float),
+                _p("after_id", Uuid),
+            )
+        )
+    keys = (
+        page.order_by(Slot.start, distance, Slot.id)
+        .limit(_p("row_limit", Integer))
+        .subquery("page")
+    )
+    return (
         select(
             Slot.id,
             Slot.start,
@@ -177,48 +208,41 @@ def _search_shape(
             Practitioner.family_name,
             Practitioner.given_name,
             Practitioner.rpps,
-            nearby.c.id.label("practice_id"),
-            nearby.c.name.label("practice_name"),
-            nearby.c.address,
-            nearby.c.commune_insee,
-            nearby.c.lat,
-            nearby.c.lon,
+            Practice.id.label("practice_id"),
+            Practice.name.label("practice_name"),
+            Practice.address,
+            Practice.commune_insee,
+            Practice.lat,
+            Practice.lon,
             Territory.timezone,
-            distance,
+            keys.c.distance_km,
         )
+        .select_from(keys)
+        .join(Slot, Slot.id == keys.c.id)
         .join(Practitioner, Practitioner.id == Slot.practitioner_id)
-        .join(nearby, nearby.c.id == Practitioner.practice_id)
+        .join(Practice, Practice.id == Practitioner.practice_id)
         .join(Territory, Territory.id == Slot.territory_id)
-        .where(
-            Slot.start >= _p("win_start", DateTime(timezone=True)),
-            Slot.start < _p("win_end", DateTime(timezone=True)),
-            # Repeats the partial index's condition so the planner can use it.
-            Slot.status.in_(("free", "held")),
-            bookable(now),
-            Slot.visibility.in_(_p("visibilities", String, expanding=True)),
-        )
+        .order_by(keys.c.start, keys.c.distance_km, keys.c.id)
     )
-    if territories:
-        stmt = stmt.where(Slot.territory_id.in_(_p("territory_ids", Uuid, expanding=True)))
-    if modality:
-        stmt = stmt.where(Slot.modality == _p("modality", String))
-    if practitioner:
-        stmt = stmt.where(Slot.practitioner_id == _p("practitioner_id", Uuid))
-    if after:
-        stmt = stmt.where(
-            tuple_(Slot.start, distance, Slot.id)
-            > tuple_(
-                _p("after_start", DateTime(timezone=True)),
-                _p("after_distance", Float),
-                _p("after_id", Uuid),
-            )
-        )
-    return stmt.order_by(Slot.start, distance, Slot.id).limit(_p("row_limit", Integer))
 
 
 def search_statement(q: SlotSearch) -> Select[*tuple[Any, ...]]:
     return _search_shape(*q.shape())
 
 
+@lru_cache(maxsize=128)
+def _driver_shape(shape: tuple[bool, ...]) -> DriverStatement:
+    return DriverStatement(_search_shape(*shape))
+
+
+def search_sql(q: SlotSearch) -> tuple[str, list[Any]]:
+    """The search as asyncpg runs it: the SQL text, compiled once per filter combination,
+    and its positional arguments. The API and bench/search.py's raw baseline both run this."""
+    statement = _driver_shape(q.shape())
+    return statement.sql, statement.args(q.params())
+
+
 async def search_slots(session: AsyncSession, q: SlotSearch) -> list[Any]:
-    return list((await session.execute(search_statement(q), q.params())).all())
+    """The page of slots, as asyncpg records (`row["start"]`), read on the session's own
+    connection (`DriverStatement`): the search is the product's hot path."""
+    return await _driver_shape(q.shape()).fetch(session, **q.params())

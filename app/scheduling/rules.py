@@ -115,10 +115,11 @@ def local_instant(day: date, at: time, tz: ZoneInfo) -> datetime:
     return local.astimezone(UTC).astimezone(tz).astimezone(UTC)
 
 
-def expand_rule(
+def expand_periods(
     spec: RuleSpec, tz: ZoneInfo, window_start: datetime, window_end: datetime
 ) -> list[tuple[datetime, datetime]]:
-    """Every slot of the rule whose start lies in [window_start, window_end), in `tz`."""
+    """The rule's periods (UTC start and end instants, DST-correct) that may hold a slot
+    starting in [window_start, window_end). Slots cut a period in absolute time."""
     if window_end <= window_start:
         return []
     overnight = spec.end_time <= spec.start_time
@@ -132,16 +133,40 @@ def expand_rule(
     days = _recurrence(spec).between(
         datetime.combine(first_day, time()), datetime.combine(last_day, time()), inc=True
     )
-    step = timedelta(minutes=spec.slot_minutes)
-    window_start_utc, window_end_utc = window_start.astimezone(UTC), window_end.astimezone(UTC)
-    slots: list[tuple[datetime, datetime]] = []
+    one_day = timedelta(days=1)
+    periods: list[tuple[datetime, datetime]] = []
     for occurrence in days:
         day = occurrence.date()
         period_start = local_instant(day, spec.start_time, tz)
-        period_end = local_instant(day + timedelta(days=1) if overnight else day, spec.end_time, tz)
-        cursor = period_start
-        while cursor + step <= period_end:
-            if window_start_utc <= cursor < window_end_utc:
-                slots.append((cursor.astimezone(tz), (cursor + step).astimezone(tz)))
-            cursor += step
+        period_end = local_instant(day + one_day if overnight else day, spec.end_time, tz)
+        periods.append((period_start, period_end))
+    return periods
+
+
+def slots_in_window(
+    period_start: datetime,
+    period_end: datetime,
+    step: timedelta,
+    window_start: datetime,
+    window_end: datetime,
+) -> tuple[datetime, int]:
+    """The first slot of a period that starts in [window_start, window_end), and how many
+    consecutive slots of length `step` from there do (0: none)."""
+    total = (period_end - period_start) // step  # whole slots in the period
+    first = max(0, -((period_start - window_start) // step))  # ceil((ws - ps) / step)
+    stop = min(total, -((period_start - window_end) // step))  # ceil((we - ps) / step)
+    return period_start + first * step, max(0, stop - first)
+
+
+def expand_rule(
+    spec: RuleSpec, tz: ZoneInfo, window_start: datetime, window_end: datetime
+) -> list[tuple[datetime, datetime]]:
+    """Every slot of the rule whose start lies in [window_start, window_end), in `tz`."""
+    step = timedelta(minutes=spec.slot_minutes)
+    slots: list[tuple[datetime, datetime]] = []
+    for period_start, period_end in expand_periods(spec, tz, window_start, window_end):
+        first, count = slots_in_window(period_start, period_end, step, window_start, window_end)
+        for k in range(count):
+            cursor = first + k * step
+            slots.append((cursor.astimezone(tz), (cursor + step).astimezone(tz)))
     return slots

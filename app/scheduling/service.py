@@ -3,8 +3,11 @@ unavailabilities. Services flush, never commit."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
+from collections import defaultdict
 from collections.abc import Iterable, Sequence
+from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
@@ -14,6 +17,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import (
     ARRAY,
     DateTime,
+    Integer,
     String,
     and_,
     bindparam,
@@ -25,7 +29,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.types import Uuid
 
 from app.activity.service import record
@@ -36,9 +40,16 @@ from app.errors import Conflict, NotFound, ValidationFailed
 from app.pagination import decode_cursor, encode_cursor
 from app.scheduling import schemas
 from app.scheduling.models import AvailabilityRule, Slot, Unavailability
-from app.scheduling.offer_events import OfferedSlot, record_offer
+from app.scheduling.offer_events import OfferedSlot, OfferKey, record_offer, record_offer_days
 from app.scheduling.queries import SlotSearch, search_slots
-from app.scheduling.rules import RuleError, RuleSpec, expand_rule, validate_rule
+from app.scheduling.rules import (
+    RuleError,
+    RuleSpec,
+    expand_periods,
+    expand_rule,
+    slots_in_window,
+    validate_rule,
+)
 from app.security import ADMIN, COORDINATOR, PRACTICE, Caller
 
 PUBLISHERS = (ADMIN, COORDINATOR, PRACTICE)
@@ -494,21 +505,176 @@ async def preview_rule(
 # The materialisation job ----------------------------------------------------------------
 
 
+_MATERIALIZE_PERIODS = text(
+    """
+    WITH wanted AS (
+        SELECT p.practitioner_id, p.territory_id, p.rule_id, p.modality, p.visibility,
+               p.first_start + make_interval(mins => k * p.minutes) AS start,
+               p.first_start + make_interval(mins => (k + 1) * p.minutes) AS "end"
+        FROM unnest(:rule_ids, :practitioner_ids, :territory_ids, :modalities, :visibilities,
+                    :first_starts, :counts, :minutes)
+             AS p(rule_id, practitioner_id, territory_id, modality, visibility, first_start,
+                  count, minutes),
+             generate_series(0, p.count - 1) AS k
+    ), inserted AS (
+        INSERT INTO slot (id, practitioner_id, territory_id, rule_id, source, start, "end",
+                          modality, visibility, status)
+        SELECT gen_random_uuid(), w.practitioner_id, w.territory_id, w.rule_id, 'rule',
+               w.start, w."end", w.modality, w.visibility,
+               CASE WHEN EXISTS (
+                   SELECT 1 FROM unavailability u
+                   WHERE u.practitioner_id = w.practitioner_id
+                     AND tstzrange(u.start, u."end") && tstzrange(w.start, w."end")
+               ) THEN 'unavailable' ELSE 'free' END
+        FROM wanted w
+        ORDER BY w.practitioner_id, w.start
+        ON CONFLICT DO NOTHING
+        RETURNING territory_id, practitioner_id, modality, visibility, status, start, "end"
+    )
+    SELECT i.territory_id, i.practitioner_id, i.modality, i.visibility, i.status,
+           to_char((i.start AT TIME ZONE t.timezone)::date, 'YYYY-MM-DD') AS day,
+           count(*) AS slots,
+           sum(extract(epoch FROM i."end" - i.start)::bigint / 60) AS minutes
+    FROM inserted i JOIN territory t ON t.id = i.territory_id
+    GROUP BY 1, 2, 3, 4, 5, 6
+    ORDER BY 1, 2, 3, 4, 6
+    """
+).bindparams(
+    bindparam("rule_ids", type_=ARRAY(Uuid)),
+    bindparam("practitioner_ids", type_=ARRAY(Uuid)),
+    bindparam("territory_ids", type_=ARRAY(Uuid)),
+    bindparam("modalities", type_=ARRAY(String)),
+    bindparam("visibilities", type_=ARRAY(String)),
+    bindparam("first_starts", type_=ARRAY(DateTime(timezone=True))),
+    bindparam("counts", type_=ARRAY(Integer)),
+    bindparam("minutes", type_=ARRAY(Integer)),
+)
+
+_LIVE_RULE_COLUMNS = (
+    AvailabilityRule.id,
+    AvailabilityRule.rrule,
+    AvailabilityRule.start_time,
+    AvailabilityRule.end_time,
+    AvailabilityRule.slot_minutes,
+    AvailabilityRule.valid_from,
+    AvailabilityRule.valid_until,
+    AvailabilityRule.modality,
+    AvailabilityRule.visibility,
+    AvailabilityRule.materialized_until,
+    Practitioner.id.label("practitioner_id"),
+    Practitioner.territory_id,
+    Territory.timezone,
+)
+
+
+async def _materialize_rules(
+    session: AsyncSession,
+    rules: Sequence[Any],
+    *,
+    now: datetime,
+    horizon_end: datetime,
+    progress: Any,
+) -> tuple[int, int]:
+    """Extend `rules` (rows of _LIVE_RULE_COLUMNS) to `horizon_end` in the session's
+    transaction: their slots (skipping those already there or overlapping), their
+    materialized_until and their `slots.offered` events. Returns (wanted, created).
+
+    Python computes each period's DST-correct first slot and slot count (rules.py); the
+    database cuts the periods into slots, inserts them, and counts the new free slots per
+    local day for the offer ledger, so no per-slot work is done in Python."""
+    columns: tuple[list[Any], ...] = ([], [], [], [], [], [], [], [])
+    rule_ids, practitioner_ids, territory_ids, modalities, visibilities, firsts, counts, mins = (
+        columns
+    )
+    wanted = 0
+    for rule in rules:
+        tz = zone(rule.timezone)
+        start = max(now, rule.materialized_until or now)
+        step = timedelta(minutes=rule.slot_minutes)
+        for period_start, period_end in expand_periods(_spec(rule), tz, start, horizon_end):
+            first, count = slots_in_window(period_start, period_end, step, start, horizon_end)
+            if count:
+                rule_ids.append(rule.id)
+                practitioner_ids.append(rule.practitioner_id)
+                territory_ids.append(rule.territory_id)
+                modalities.append(rule.modality)
+                visibilities.append(rule.visibility)
+                firsts.append(first)
+                counts.append(count)
+                mins.append(rule.slot_minutes)
+                wanted += count
+        if progress is not None:
+            progress(1)
+    if not rules:
+        return 0, 0
+    # The planner cannot estimate generate_series' rows and would JIT-compile the statement
+    # (about a second) for nothing.
+    await session.execute(text("SET LOCAL jit = off"))
+    await session.execute(
+        update(AvailabilityRule)
+        .where(AvailabilityRule.id.in_([rule.id for rule in rules]))
+        .values(materialized_until=horizon_end)
+        .execution_options(synchronize_session=False)
+    )
+    created = 0
+    groups: dict[OfferKey, dict[str, dict[str, int]]] = defaultdict(dict)
+    if rule_ids:
+        result = await session.execute(
+            _MATERIALIZE_PERIODS,
+            {
+                "rule_ids": rule_ids,
+                "practitioner_ids": practitioner_ids,
+                "territory_ids": territory_ids,
+                "modalities": modalities,
+                "visibilities": visibilities,
+                "first_starts": firsts,
+                "counts": counts,
+                "minutes": mins,
+            },
+        )
+        for row in result:
+            created += row.slots
+            if row.status == "free":  # slots born inside an unavailability are not on offer
+                days = groups[(row.territory_id, row.practitioner_id, row.modality, row.visibility)]
+                days[row.day] = {"slots": row.slots, "minutes": int(row.minutes)}
+    await record_offer_days(session, "slots.offered", groups)
+    return wanted, created
+
+
+def _split_by_territory(rules: Sequence[Any], parts: int) -> list[list[Any]]:
+    """`parts` groups of whole territories with about as many rules each (largest first)."""
+    by_territory: dict[uuid.UUID, list[Any]] = defaultdict(list)
+    for rule in rules:
+        by_territory[rule.territory_id].append(rule)
+    groups: list[list[Any]] = [[] for _ in range(parts)]
+    for territory_rules in sorted(by_territory.values(), key=len, reverse=True):
+        min(groups, key=len).extend(territory_rules)
+    return [g for g in groups if g]
+
+
 async def materialize_all(
     session: AsyncSession,
     *,
     now: datetime | None = None,
     horizon_days: int | None = None,
     progress: Any = None,
+    connections: int = 1,
 ) -> dict[str, int]:
     """Extend every live rule's slots to now + horizon. Running it twice changes nothing:
-    rules remember how far they were materialised and inserts skip existing slots."""
+    rules remember how far they were materialised and inserts skip existing slots.
+
+    `connections` > 1 (the job and `creneau materialize`, whose session has written nothing
+    yet) shares the work, by whole territories, with that many - 1 extra connections of the
+    session's engine, so that PostgreSQL inserts on several cores. Each extra connection
+    commits its territories (slots, materialized_until and offer events together) once every
+    part has succeeded, just before the caller commits the session: a failure after that
+    leaves whole territories done, which the next run skips."""
     now = now or now_utc()
     horizon_end = now + timedelta(days=horizon_days or get_settings().horizon_days)
     today_min = (now - timedelta(days=1)).date()
-    rows = (
+    rules = (
         await session.execute(
-            select(AvailabilityRule, Practitioner, Territory.timezone)
+            select(*_LIVE_RULE_COLUMNS)
             .join(Practitioner, Practitioner.id == AvailabilityRule.practitioner_id)
             .join(Territory, Territory.id == Practitioner.territory_id)
             .where(
@@ -524,32 +690,46 @@ async def materialize_all(
             .order_by(AvailabilityRule.id)
         )
     ).all()
-    zones: dict[str, ZoneInfo] = {}
-    pending: list[NewSlot] = []
-    by_zone: dict[str, list[NewSlot]] = {}
-    for rule, practitioner, tz_name in rows:
-        tz = zones.setdefault(tz_name, ZoneInfo(tz_name))
-        start = max(now, rule.materialized_until or now)
-        new = rule_slots(rule, practitioner, tz, start, horizon_end)
-        pending.extend(new)
-        by_zone.setdefault(tz_name, []).extend(new)
-        if progress is not None:
-            progress(1)
-    inserted = await insert_slots(session, pending)
-    if rows:
-        await session.execute(
-            update(AvailabilityRule)
-            .where(AvailabilityRule.id.in_([rule.id for rule, _, _ in rows]))
-            .values(materialized_until=horizon_end)
-            .execution_options(synchronize_session=False)
+    engine = session.bind
+    parts = _split_by_territory(rules, connections if isinstance(engine, AsyncEngine) else 1)
+    if len(parts) <= 1:
+        wanted, created = await _materialize_rules(
+            session, rules, now=now, horizon_end=horizon_end, progress=progress
         )
-    for tz_name, new in by_zone.items():
-        await record_offer(session, "slots.offered", offered_slots(new, inserted), zones[tz_name])
-    return {
-        "rules": len(rows),
-        "slots_created": len(inserted),
-        "skipped": len(pending) - len(inserted),
-    }
+    else:
+        assert isinstance(engine, AsyncEngine)
+        async with AsyncExitStack() as stack:
+            others = [
+                await stack.enter_async_context(AsyncSession(engine, expire_on_commit=False))
+                for _ in parts[1:]
+            ]
+            # The session's commit waits for every part: a part must never wait for long on
+            # a lock held by a transaction that itself waits on another part (a wait that
+            # PostgreSQL cannot see as a deadlock). It fails instead, and the job with it.
+            for part_session in [session, *others]:
+                await part_session.execute(text("SET LOCAL lock_timeout = '60s'"))
+            # A failing part cancels the others; nothing of theirs is committed then.
+            try:
+                async with asyncio.TaskGroup() as group:
+                    tasks = [
+                        group.create_task(
+                            _materialize_rules(
+                                part_session,
+                                part,
+                                now=now,
+                                horizon_end=horizon_end,
+                                progress=progress,
+                            )
+                        )
+                        for part_session, part in zip([session, *others], parts, strict=True)
+                    ]
+            except ExceptionGroup as failed:
+                raise failed.exceptions[0]  # noqa: B904 - the part's own error, as if serial
+            for other in others:
+                await other.commit()
+        wanted = sum(task.result()[0] for task in tasks)
+        created = sum(task.result()[1] for task in tasks)
+    return {"rules": len(rules), "slots_created": created, "skipped": wanted - created}
 
 
 # Search -----------------------------------------------------------------------------------
@@ -612,7 +792,9 @@ async def search(
     if len(rows) > limit:
         rows = rows[:limit]
         last = rows[-1]
-        next_cursor = encode_cursor([last.start.isoformat(), repr(last.distance_km), last.id])
+        next_cursor = encode_cursor(
+            [last["start"].isoformat(), repr(last["distance_km"]), last["id"]]
+        )
     return rows, next_cursor
 
 
