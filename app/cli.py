@@ -162,17 +162,15 @@ def materialize(
     """Extend every availability rule's slots to the horizon now (what the job does hourly)."""
     from sqlalchemy import func, select
 
+    from app.jobs import materialize_by_hand
     from app.scheduling.models import AvailabilityRule
-    from app.scheduling.service import materialize_all
 
     configure_logging("WARNING", "text")
 
     async def run(session: AsyncSession) -> dict[str, int]:
         total = await session.scalar(select(func.count()).select_from(AvailabilityRule)) or 0
         with typer.progressbar(length=total, label="Expanding rules", file=sys.stderr) as bar:
-            return await materialize_all(
-                session, horizon_days=days, progress=bar.update, connections=2
-            )
+            return await materialize_by_hand(session, horizon_days=days, progress=bar.update)
 
     result = _in_session(run)
     typer.echo(

@@ -76,6 +76,19 @@ async def _materialize(session: AsyncSession) -> dict[str, Any]:
     return await materialize_all(session, connections=2)
 
 
+async def materialize_by_hand(
+    session: AsyncSession, *, horizon_days: int | None = None, progress: Any = None
+) -> dict[str, Any]:
+    """`creneau materialize`: waits for the job's lock (a run in progress finishes first),
+    then does what the job does."""
+    from app.scheduling.service import materialize_all
+
+    await session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": lock_key("materialize")})
+    return await materialize_all(
+        session, horizon_days=horizon_days, progress=progress, connections=2
+    )
+
+
 async def _expire_holds(session: AsyncSession) -> dict[str, Any]:
     from app.scheduling.booking_service import expire_holds
 

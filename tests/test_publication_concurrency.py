@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from app.activity.models import ActivityEvent
 from app.db import make_sessionmaker
 from app.errors import Conflict
-from app.jobs import run_exclusive
+from app.jobs import materialize_by_hand, run_exclusive
 from app.scheduling import schemas, service
 from app.scheduling.models import AvailabilityRule, Slot
 from app.security import Caller
@@ -227,3 +227,26 @@ async def test_materialisation_part_failing_commits_nothing(engine, monkeypatch)
     with pytest.raises(RuntimeError, match="part B fails"):
         await run_exclusive(make_sessionmaker(engine), "materialize", job)
     assert await _counts(engine, gps) == before
+
+
+async def test_materialising_by_hand_waits_for_a_running_job(engine, committed_practitioner):
+    factory = make_sessionmaker(engine)
+    job_running = asyncio.Event()
+    job_may_end = asyncio.Event()
+
+    async def slow_job(session):
+        job_running.set()
+        await job_may_end.wait()
+        return {}
+
+    job = asyncio.create_task(run_exclusive(factory, "materialize", slow_job))
+    await job_running.wait()
+    async with factory() as session:
+        by_hand = asyncio.create_task(materialize_by_hand(session, horizon_days=1))
+        await asyncio.sleep(0.5)
+        assert not by_hand.done(), "the hand run went ahead while the job held its lock"
+        job_may_end.set()
+        await job
+        result = await asyncio.wait_for(by_hand, 30)
+        await session.commit()
+    assert "slots_created" in result
