@@ -1,5 +1,6 @@
 """The SAS guide's Slot search at scale: 25 practitioners over 48 h with the four `_include`s on
-a 2,000-practitioner instance, at 1 and 4 clients, against the same SQL statements run raw with
+a 2,000-practitioner instance (the searched ones with full days: about 1,500 slots an answer),
+at 1 and 4 clients, against the same SQL statements run raw with
 asyncpg in the same run: p50, p95 and bytes per answer.
 
     .venv/bin/python -m bench.sas [--seconds 8]
@@ -15,12 +16,11 @@ from typing import Any
 from urllib.parse import quote
 
 import asyncpg
-import httpx
 from sqlalchemy.dialects import postgresql
 
 from app.sas_bridge import fhir_search
-from app.security import Caller
-from bench.common import Server, closed_loop
+from app.security import _KEY_STATEMENT, Caller, digest
+from bench.common import LoadClient, Server, closed_loop
 from bench.fhir import RPPS_OID, platform_instance
 
 
@@ -65,6 +65,32 @@ async def guide_directory(dsn: str) -> None:
     await conn.close()
 
 
+async def dense_agendas(dsn: str, groups: list[list[str]]) -> None:
+    """The issue's scale: the searched practitioners keep a full day of 20-minute SNP slots,
+    08:00 to 18:00 (Paris) for the next three days, about 1,500 free slots in 48 h per search of
+    25; slots already published at those times stay as they are (the exclusion constraint)."""
+    conn = await asyncpg.connect(dsn)
+    await conn.execute(
+        """
+        INSERT INTO slot (id, practitioner_id, territory_id, start, "end", source, modality,
+                          visibility, status)
+        SELECT gen_random_uuid(), p.id, p.territory_id, s, s + interval '20 minutes',
+               'manual', 'cabinet', 'sas', 'free'
+        FROM practitioner p,
+             generate_series(0, 2) AS d,
+             LATERAL generate_series(
+                 ((current_date + d) + time '08:00') AT TIME ZONE 'Europe/Paris',
+                 ((current_date + d) + time '17:40') AT TIME ZONE 'Europe/Paris',
+                 interval '20 minutes') AS s
+        WHERE p.rpps = ANY($1::text[]) AND s > now()
+        ON CONFLICT DO NOTHING
+        """,
+        [r for g in groups for r in g],
+    )
+    await conn.execute("ANALYZE slot")
+    await conn.close()
+
+
 def compile_asyncpg(stmt: Any, values: dict[str, Any] | None = None) -> tuple[str, list[Any]]:
     """A statement as asyncpg runs it: SQL text and positional parameters (from `values`)."""
     c = stmt.compile(dialect=postgresql.asyncpg.dialect())
@@ -76,13 +102,12 @@ async def main(seconds: float) -> None:
     url, key, groups = await platform_instance("creneau_bench_sas")
     dsn = url.replace("+asyncpg", "")
     await guide_directory(dsn)
+    await dense_agendas(dsn, groups)
     server = Server(url)
     try:
         server.wait_ready()
         queries = [guide_query(g) for g in groups]
-        async with httpx.AsyncClient(
-            base_url=server.url, timeout=30, headers={"Authorization": f"Bearer {key}"}
-        ) as client:
+        async with LoadClient(server.url, headers={"Authorization": f"Bearer {key}"}) as client:
             first = await client.get(queries[0][0])
             bundle = first.json()
             print(
@@ -95,6 +120,7 @@ async def main(seconds: float) -> None:
                 return r.status_code == 200
 
             pool = await asyncpg.create_pool(dsn, min_size=1, max_size=4)
+            key_digest = digest(key)
             platform = Caller(key_id=uuid.uuid4(), role="sas_platform")
             compiled = [
                 compile_asyncpg(*fhir_search.build_statement(platform, q)) for _, q in queries
@@ -102,9 +128,11 @@ async def main(seconds: float) -> None:
             contexts_sql, _ = compile_asyncpg(fhir_search.context_statement())
 
             async def raw(i: int) -> bool:
-                """The API's two statements: the slots, then their practitioners' contexts."""
+                """The API's statements: the key lookup, the slots, then their practitioners'
+                contexts."""
                 sql, params = compiled[i % len(compiled)]
                 async with pool.acquire() as conn:
+                    await conn.fetchrow(_KEY_STATEMENT.sql, key_digest)
                     rows = await conn.fetch(sql, *params)
                     found = list(dict.fromkeys(r["practitioner_id"] for r in rows))
                     await conn.fetch(contexts_sql, found)
