@@ -64,7 +64,9 @@ def _hash(endpoint: str, body: BaseModel) -> str:
 
 # The claim inserts the record before the write runs. A concurrent request with the same key
 # waits on the uncommitted row until the first one commits (then it replays) or rolls back
-# (then it claims the key itself). An expired record is taken over in the same statement.
+# (then it claims the key itself). An expired record is taken over in the same statement, and
+# so is one committed without its response (status 0: a caller that caught the write's error
+# and committed anyway), which must not be replayed.
 _CLAIM = """
 INSERT INTO idempotency_record AS r
     (api_key_id, key, endpoint, body_hash, status_code, response, created_at)
@@ -72,7 +74,7 @@ VALUES ($1, $2, $3, $4, 0, 'null', now())
 ON CONFLICT (api_key_id, key) DO UPDATE
     SET endpoint = EXCLUDED.endpoint, body_hash = EXCLUDED.body_hash, status_code = 0,
         response = 'null', created_at = now()
-    WHERE r.created_at <= now() - $5::interval
+    WHERE r.created_at <= now() - $5::interval OR r.status_code = 0
 RETURNING true
 """
 _PREVIOUS = """

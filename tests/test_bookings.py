@@ -3,13 +3,15 @@
 import uuid
 from datetime import UTC, date, datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 
 from app.activity.models import ActivityEvent
+from app.directory.models import ApiKey
 from app.idempotency import IdempotencyRecord
 from app.scheduling.booking_models import Booking
 from app.scheduling.booking_service import expire_holds
 from app.scheduling.models import Slot
+from app.security import digest
 from tests.conftest import assert_problem
 from tests.test_slot_search import add_slot
 
@@ -150,6 +152,27 @@ async def test_taking_over_an_expired_hold_records_its_expiry_before_the_booking
         ("hold.expired", held["id"]),
         ("booking.booked", booked["id"]),
     ]
+
+
+async def test_a_key_committed_without_its_response_is_not_replayed(client, territory, session):
+    slot_id = await add_slot(client, territory, territory.practitioner_id, 3)
+    key = idem()
+    token = territory.regulator["Authorization"].removeprefix("Bearer ")
+    api_key_id = await session.scalar(select(ApiKey.id).where(ApiKey.digest == digest(token)))
+    await session.execute(
+        insert(IdempotencyRecord).values(
+            api_key_id=api_key_id,
+            key=key["Idempotency-Key"],
+            endpoint="POST /v1/bookings",
+            body_hash="0" * 64,
+            status_code=0,
+            response=None,
+        )
+    )
+    await session.commit()
+    r = await book(client, territory, slot_id, key=key)
+    assert r.status_code == 201, r.text
+    assert "idempotent-replayed" not in r.headers
 
 
 async def test_an_idempotency_key_past_its_retention_starts_afresh(client, territory, session):
