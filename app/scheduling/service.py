@@ -107,23 +107,29 @@ class NewSlot:
     visibility: str
 
 
+def _status_on_insert(alias: str) -> str:
+    """SQL: a new slot inside one of its practitioner's unavailabilities starts `unavailable`,
+    others `free`; `alias` names the rows being inserted (a constant of this module)."""
+    return f"""CASE WHEN EXISTS (
+        SELECT 1 FROM unavailability u
+        WHERE u.practitioner_id = {alias}.practitioner_id
+          AND tstzrange(u.start, u."end") && tstzrange({alias}.start, {alias}."end")
+    ) THEN 'unavailable' ELSE 'free' END"""  # noqa: S608 (a constant alias, no input)
+
+
 _INSERT_SLOTS = text(
-    """
+    f"""
     INSERT INTO slot (id, practitioner_id, territory_id, rule_id, source, start, "end",
                       modality, visibility, status)
     SELECT gen_random_uuid(), g.practitioner_id, g.territory_id, g.rule_id, g.source,
            g.start, g."end", g.modality, g.visibility,
-           CASE WHEN EXISTS (
-               SELECT 1 FROM unavailability u
-               WHERE u.practitioner_id = g.practitioner_id
-                 AND tstzrange(u.start, u."end") && tstzrange(g.start, g."end")
-           ) THEN 'unavailable' ELSE 'free' END
+           {_status_on_insert("g")}
     FROM unnest(:practitioner_ids, :territory_ids, :rule_ids, :sources, :starts, :ends,
                 :modalities, :visibilities)
          AS g(practitioner_id, territory_id, rule_id, source, start, "end", modality, visibility)
     ON CONFLICT DO NOTHING
     RETURNING practitioner_id, start, status
-    """
+    """  # noqa: S608 (constants only)
 ).bindparams(
     bindparam("practitioner_ids", type_=ARRAY(Uuid)),
     bindparam("territory_ids", type_=ARRAY(Uuid)),
@@ -506,7 +512,7 @@ async def preview_rule(
 
 
 _MATERIALIZE_PERIODS = text(
-    """
+    f"""
     WITH wanted AS (
         SELECT p.practitioner_id, p.territory_id, p.rule_id, p.modality, p.visibility,
                p.first_start + make_interval(mins => k * p.minutes) AS start,
@@ -521,11 +527,7 @@ _MATERIALIZE_PERIODS = text(
                           modality, visibility, status)
         SELECT gen_random_uuid(), w.practitioner_id, w.territory_id, w.rule_id, 'rule',
                w.start, w."end", w.modality, w.visibility,
-               CASE WHEN EXISTS (
-                   SELECT 1 FROM unavailability u
-                   WHERE u.practitioner_id = w.practitioner_id
-                     AND tstzrange(u.start, u."end") && tstzrange(w.start, w."end")
-               ) THEN 'unavailable' ELSE 'free' END
+               {_status_on_insert("w")}
         FROM wanted w
         ORDER BY w.practitioner_id, w.start
         ON CONFLICT DO NOTHING
@@ -538,7 +540,7 @@ _MATERIALIZE_PERIODS = text(
     FROM inserted i JOIN territory t ON t.id = i.territory_id
     GROUP BY 1, 2, 3, 4, 5, 6
     ORDER BY 1, 2, 3, 4, 6
-    """
+    """  # noqa: S608 (constants only)
 ).bindparams(
     bindparam("rule_ids", type_=ARRAY(Uuid)),
     bindparam("practitioner_ids", type_=ARRAY(Uuid)),
