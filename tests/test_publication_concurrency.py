@@ -20,6 +20,19 @@ from app.security import Caller
 from tests.conftest import create_gp
 
 
+def _daily_rule(start_time: str, end_time: str, slot_minutes: int) -> schemas.RuleIn:
+    """A daily SAS rule at the practice, valid from today."""
+    return schemas.RuleIn(
+        rrule="FREQ=DAILY",
+        start_time=start_time,
+        end_time=end_time,
+        slot_minutes=slot_minutes,
+        modality="cabinet",
+        visibility="sas",
+        valid_from=date.today(),
+    )
+
+
 @pytest.fixture
 async def committed_practitioner(engine: AsyncEngine) -> uuid.UUID:
     """A territory, practice and practitioner committed for real (not rolled back)."""
@@ -60,15 +73,7 @@ async def test_concurrent_overlapping_publications_leave_no_overlap(engine, comm
                     session,
                     admin,
                     committed_practitioner,
-                    schemas.RuleIn(
-                        rrule="FREQ=DAILY",
-                        start_time="00:00",
-                        end_time="00:00",
-                        slot_minutes=60,
-                        modality="cabinet",
-                        visibility="sas",
-                        valid_from=date.today(),
-                    ),
+                    _daily_rule("00:00", "00:00", 60),
                 )
                 await session.commit()
                 return "created"
@@ -98,15 +103,7 @@ async def test_materialisation_job_under_two_concurrent_runners(engine, committe
             session,
             admin,
             committed_practitioner,
-            schemas.RuleIn(
-                rrule="FREQ=DAILY",
-                start_time="08:00",
-                end_time="10:00",
-                slot_minutes=30,
-                modality="cabinet",
-                visibility="sas",
-                valid_from=date.today(),
-            ),
+            _daily_rule("08:00", "10:00", 30),
         )
         await session.commit()
     later = datetime.now(UTC) + timedelta(days=5)
@@ -151,15 +148,7 @@ async def _two_territories_with_rules(engine: AsyncEngine) -> tuple[list[uuid.UU
                 session,
                 admin,
                 gp.id,
-                schemas.RuleIn(
-                    rrule="FREQ=DAILY",
-                    start_time="08:00",
-                    end_time="10:00",
-                    slot_minutes=30,
-                    modality="cabinet",
-                    visibility="sas",
-                    valid_from=date.today(),
-                ),
+                _daily_rule("08:00", "10:00", 30),
             )
             gps.append(gp.id)
         await session.commit()
