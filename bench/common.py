@@ -108,6 +108,40 @@ def load_errors() -> tuple[type[BaseException], ...]:
     return (aiohttp.ClientError, asyncio.TimeoutError)
 
 
+async def copy_directory(
+    conn: Any,
+    territories: list[tuple[Any, ...]],
+    practices: list[tuple[Any, ...]],
+    practitioners: list[tuple[Any, ...]],
+    rules: list[tuple[Any, ...]],
+) -> None:
+    """A seeded directory, by COPY: territories (id, name, timezone, department); practices
+    (id, territory_id, name, address, commune_insee, lat, lon); GPs (id, practice_id,
+    territory_id, rpps, family_name, given_name), who take no surnuméraires and no MT patients;
+    rules (id, practitioner_id, rrule, start_time, end_time, slot_minutes, modality,
+    visibility, valid_from)."""
+    await conn.copy_records_to_table(
+        "territory", records=territories, columns=["id", "name", "timezone", "department"]
+    )
+    await conn.copy_records_to_table(
+        "practice",
+        records=practices,
+        columns=["id", "territory_id", "name", "address", "commune_insee", "lat", "lon"],
+    )
+    await conn.copy_records_to_table(
+        "practitioner",
+        records=[(*p, "general_practitioner", False, 0, 0) for p in practitioners],
+        columns=["id", "practice_id", "territory_id", "rpps", "family_name", "given_name",
+                 "profession", "accepts_overbooking", "overbooking_daily_cap", "mt_capacity"],
+    )  # fmt: skip
+    await conn.copy_records_to_table(
+        "availability_rule",
+        records=rules,
+        columns=["id", "practitioner_id", "rrule", "start_time", "end_time", "slot_minutes",
+                 "modality", "visibility", "valid_from"],
+    )  # fmt: skip
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -47,6 +47,7 @@ from bench.common import (
     Server,
     bench_database_url,
     consistency,
+    copy_directory,
     fresh_database,
     load_errors,
 )
@@ -167,26 +168,7 @@ async def seed_department(
                               dtime(17), dtime(19), 20,
                               rng.choice(["cabinet", "visite", "teleconsultation"]),
                               "sas", today))  # fmt: skip
-    await conn.copy_records_to_table(
-        "territory", records=rows_t, columns=["id", "name", "timezone", "department"]
-    )
-    await conn.copy_records_to_table(
-        "practice",
-        records=rows_p,
-        columns=["id", "territory_id", "name", "address", "commune_insee", "lat", "lon"],
-    )
-    await conn.copy_records_to_table(
-        "practitioner",
-        records=[(*g, "general_practitioner", False, 0, 0) for g in rows_g],
-        columns=["id", "practice_id", "territory_id", "rpps", "family_name", "given_name",
-                 "profession", "accepts_overbooking", "overbooking_daily_cap", "mt_capacity"],
-    )  # fmt: skip
-    await conn.copy_records_to_table(
-        "availability_rule",
-        records=rules,
-        columns=["id", "practitioner_id", "rrule", "start_time", "end_time", "slot_minutes",
-                 "modality", "visibility", "valid_from"],
-    )  # fmt: skip
+    await copy_directory(conn, rows_t, rows_p, rows_g, rules)
     practice_keys = {}
     for pid, *_ in rows_p:
         practice_keys[pid] = await _key(conn, "practice", practice_id=pid)

@@ -25,7 +25,14 @@ from app.db import make_engine, make_sessionmaker
 from app.scheduling.queries import SlotSearch, search_sql
 from app.scheduling.service import materialize_all
 from app.security import _KEY_STATEMENT, digest
-from bench.common import LoadClient, Server, bench_database_url, closed_loop, fresh_database
+from bench.common import (
+    LoadClient,
+    Server,
+    bench_database_url,
+    closed_loop,
+    copy_directory,
+    fresh_database,
+)
 
 TERRITORIES = 20
 PRACTICES_PER_TERRITORY = 25
@@ -88,45 +95,7 @@ async def seed(url: str) -> tuple[list[uuid.UUID], list[tuple[float, float]], st
                         today,
                     )
                 )
-    await conn.copy_records_to_table(
-        "territory", records=territories, columns=["id", "name", "timezone", "department"]
-    )
-    await conn.copy_records_to_table(
-        "practice",
-        records=practices,
-        columns=["id", "territory_id", "name", "address", "commune_insee", "lat", "lon"],
-    )
-    await conn.copy_records_to_table(
-        "practitioner",
-        records=[(*p, "general_practitioner", False, 0, 0) for p in practitioners],
-        columns=[
-            "id",
-            "practice_id",
-            "territory_id",
-            "rpps",
-            "family_name",
-            "given_name",
-            "profession",
-            "accepts_overbooking",
-            "overbooking_daily_cap",
-            "mt_capacity",
-        ],
-    )
-    await conn.copy_records_to_table(
-        "availability_rule",
-        records=rules,
-        columns=[
-            "id",
-            "practitioner_id",
-            "rrule",
-            "start_time",
-            "end_time",
-            "slot_minutes",
-            "modality",
-            "visibility",
-            "valid_from",
-        ],
-    )
+    await copy_directory(conn, territories, practices, practitioners, rules)
     regulator = uuid.uuid4()
     await conn.execute(
         "INSERT INTO regulator (id, name, department) VALUES ($1, 'SAS bench', '15')", regulator
