@@ -193,20 +193,23 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.psc = pro_sante_connect.client(settings)
     install_error_handlers(app)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    # FastAPI tries the routers in this order on every request, walking each one's routes:
+    # the busiest (searches, bookings, agendas and publications, the platform's FHIR) come
+    # first. No path of one router is also a path of another, so the order changes nothing else.
     for module in (
+        slots,
+        bookings,
+        availability,
+        fhir,
         health,
         territories,
         regulators,
         practices,
         practitioners,
         keys,
-        availability,
         agenda_feeds,
-        slots,
-        bookings,
         mt_requests,
         webhooks,
-        fhir,
         regulator_accounts,
         sas_notifications,
         indicators,
