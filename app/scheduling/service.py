@@ -610,8 +610,11 @@ async def _materialize_rules(
     if not rules:
         return 0, 0
     # The planner cannot estimate generate_series' rows and would JIT-compile the statement
-    # (about a second) for nothing.
-    await session.execute(text("SET LOCAL jit = off"))
+    # (about a second) for nothing. Its two sorts (insert order, offer days) of 100,000s of
+    # rows would spill to disk with the default 4 MB of work_mem.
+    await session.execute(
+        text("SELECT set_config('jit', 'off', true), set_config('work_mem', '64MB', true)")
+    )
     await session.execute(
         update(AvailabilityRule)
         .where(AvailabilityRule.id.in_([rule.id for rule in rules]))
