@@ -1,10 +1,12 @@
 """The 48-hour slot search under load, against the same SQL run raw with asyncpg.
 
-Seeds 2,000 practitioners over 20 territories with 14 days of slots, times the materialisation,
-then measures GET /v1/slots?near=…&radius_km=… through the HTTP API (uvicorn subprocess) at
-1, 4, 10 and 50 closed-loop clients, and the identical SQL statement through an asyncpg pool at
-the same concurrency, in the same run (with the API's key lookup before it, as the API runs
-both). Prints the figures and the API/raw throughput ratio.
+Seeds 2,000 practitioners over 20 territories with 14 days of slots and times the
+materialisation, with its raw-SQL floor: a bare INSERT ... SELECT of the same slots, with and
+without the no-overlap exclusion constraint. Then measures GET /v1/slots?near=…&radius_km=…
+through the HTTP API (uvicorn subprocess) at 1, 4, 10 and 50 closed-loop clients, and the
+identical SQL statement through an asyncpg pool at the same concurrency, in the same run (with
+the API's key lookup before it, as the API runs both). Prints the figures and the API/raw
+throughput ratio.
 
     .venv/bin/python bench/search.py [--seconds 10]
 """
@@ -128,6 +130,52 @@ async def materialize(url: str) -> tuple[float, dict[str, int]]:
     return elapsed, result
 
 
+_RAW_INSERT = """
+    INSERT INTO slot (id, practitioner_id, territory_id, rule_id, source, start, "end",
+                      modality, visibility, status)
+    SELECT gen_random_uuid(), practitioner_id, territory_id, rule_id, 'rule', start, "end",
+           modality, visibility, status
+    FROM bench_materialised WHERE territory_id = ANY($1::uuid[])
+    ORDER BY practitioner_id, start
+"""
+
+
+async def raw_materialise(url: str, *, exclusion: bool = True) -> float:
+    """The materialisation's raw-SQL floor: the very slots the API made, already cut, inserted
+    again by a bare INSERT ... SELECT into the same table, on two connections (as the job), each
+    a half of the territories. With `exclusion=False`, without the no-overlap exclusion
+    constraint (put back afterwards), to show its share. Leaves the same slots in place."""
+    dsn = url.replace("+asyncpg", "")
+    conn = await asyncpg.connect(dsn)
+    await conn.execute(
+        """
+        CREATE TABLE IF NOT EXISTS bench_materialised AS
+            SELECT practitioner_id, territory_id, rule_id, modality, visibility, start, "end",
+                   status
+            FROM slot WHERE source = 'rule';
+        TRUNCATE slot, booking CASCADE;
+        """
+    )
+    if not exclusion:
+        await conn.execute("ALTER TABLE slot DROP CONSTRAINT slot_no_overlap")
+    territories = [r["id"] for r in await conn.fetch("SELECT id FROM territory ORDER BY id")]
+    await conn.execute("CHECKPOINT")
+    halves = [territories[::2], territories[1::2]]
+    others = [await asyncpg.connect(dsn) for _ in halves]
+    t0 = time.perf_counter()
+    await asyncio.gather(*(c.execute(_RAW_INSERT, h) for c, h in zip(others, halves, strict=True)))
+    elapsed = time.perf_counter() - t0
+    for c in others:
+        await c.close()
+    if not exclusion:
+        await conn.execute(
+            "ALTER TABLE slot ADD CONSTRAINT slot_no_overlap EXCLUDE USING gist "
+            """(practitioner_id WITH =, tstzrange(start, "end", '[)') WITH &&)"""
+        )
+    await conn.close()
+    return elapsed
+
+
 def raw_sql(territory_ids: list[uuid.UUID], near: tuple[float, float]) -> tuple[str, list[object]]:
     now = datetime.now(UTC)
     q = SlotSearch(
@@ -157,6 +205,13 @@ async def main(seconds: float, client_counts: list[int]) -> None:
     print(
         f"materialise 14 days: {result['slots_created']} slots from {result['rules']} rules "
         f"in {elapsed:.2f} s (target < 3 s)"
+    )
+    raw = await raw_materialise(url)
+    bare = await raw_materialise(url, exclusion=False)
+    print(
+        f"raw SQL floor, the same {result['slots_created']} slots by a bare INSERT ... SELECT "
+        f"on 2 connections: {raw:.2f} s (API/raw time = {elapsed / raw:.2f}); "
+        f"without the no-overlap exclusion constraint: {bare:.2f} s"
     )
     conn = await asyncpg.connect(url.replace("+asyncpg", ""))
     await conn.execute("ANALYZE")
