@@ -1,9 +1,12 @@
 """The SAS guide's Slot search at scale: 25 practitioners over 48 h with the four `_include`s on
 a 2,000-practitioner instance (the searched ones with full days: about 1,500 slots an answer),
-at 1 and 4 clients, against the same SQL statements run raw with
+at 1 and 4 clients with 1 and 2 uvicorn workers, against the same SQL statements run raw with
 asyncpg in the same run: p50, p95 and bytes per answer.
 
-    .venv/bin/python -m bench.sas [--seconds 8]
+    .venv/bin/python -m bench.sas [--seconds 8] [--workers 1,2]
+
+With `--workers 2` the server runs as the operations guide deploys it on this 2-core machine
+(one worker per core).
 """
 
 from __future__ import annotations
@@ -98,61 +101,63 @@ def compile_asyncpg(stmt: Any, values: dict[str, Any] | None = None) -> tuple[st
     return str(c), [params[n] for n in c.positiontup or []]
 
 
-async def main(seconds: float) -> None:
+async def main(seconds: float, workers: list[int]) -> None:
     url, key, groups = await platform_instance("creneau_bench_sas")
     dsn = url.replace("+asyncpg", "")
     await guide_directory(dsn)
     await dense_agendas(dsn, groups)
-    server = Server(url)
-    try:
-        server.wait_ready()
-        queries = [guide_query(g) for g in groups]
-        async with LoadClient(server.url, headers={"Authorization": f"Bearer {key}"}) as client:
-            first = await client.get(queries[0][0])
-            bundle = first.json()
-            print(
-                f"guide search, 25 practitioners, 48 h: {bundle['total']} slots, "
-                f"{len(bundle['entry'])} entries, {len(first.content) / 1024:.0f} KiB an answer"
-            )
+    queries = [guide_query(g) for g in groups]
+    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=4)
+    key_digest = digest(key)
+    platform = Caller(key_id=uuid.uuid4(), role="sas_platform")
+    compiled = [compile_asyncpg(*fhir_search.build_statement(platform, q)) for _, q in queries]
+    contexts_sql, _ = compile_asyncpg(fhir_search.context_statement())
 
-            async def api(i: int) -> bool:
-                r = await client.get(queries[i % len(queries)][0])
-                return r.status_code == 200
+    async def raw(i: int) -> bool:
+        """The API's statements: the key lookup, the slots, then their practitioners'
+        contexts."""
+        sql, params = compiled[i % len(compiled)]
+        async with pool.acquire() as conn:
+            await conn.fetchrow(_KEY_STATEMENT.sql, key_digest)
+            rows = await conn.fetch(sql, *params)
+            found = list(dict.fromkeys(r["practitioner_id"] for r in rows))
+            await conn.fetch(contexts_sql, found)
+        return True
 
-            pool = await asyncpg.create_pool(dsn, min_size=1, max_size=4)
-            key_digest = digest(key)
-            platform = Caller(key_id=uuid.uuid4(), role="sas_platform")
-            compiled = [
-                compile_asyncpg(*fhir_search.build_statement(platform, q)) for _, q in queries
-            ]
-            contexts_sql, _ = compile_asyncpg(fhir_search.context_statement())
-
-            async def raw(i: int) -> bool:
-                """The API's statements: the key lookup, the slots, then their practitioners'
-                contexts."""
-                sql, params = compiled[i % len(compiled)]
-                async with pool.acquire() as conn:
-                    await conn.fetchrow(_KEY_STATEMENT.sql, key_digest)
-                    rows = await conn.fetch(sql, *params)
-                    found = list(dict.fromkeys(r["practitioner_id"] for r in rows))
-                    await conn.fetch(contexts_sql, found)
-                return True
-
-            for n in (1, 4):
-                a = await closed_loop(n, seconds, api)
-                b = await closed_loop(n, seconds, raw)
-                print(a.line("API"))
-                print(b.line("raw SQL"))
+    raws = {n: await closed_loop(n, seconds, raw) for n in (1, 4)}
+    for b in raws.values():
+        print(b.line("raw SQL"))
+    for count in workers:
+        server = Server(url, workers=count)
+        try:
+            server.wait_ready()
+            async with LoadClient(server.url, headers={"Authorization": f"Bearer {key}"}) as client:
+                first = await client.get(queries[0][0])
+                bundle = first.json()
                 print(
-                    f"{'':<10} API/raw = {a.throughput / b.throughput:.0%} "
-                    "(target >= 30 %, p95 < 150 ms at 4 clients)"
+                    f"{count} uvicorn worker(s); guide search, 25 practitioners, 48 h: "
+                    f"{bundle['total']} slots, {len(bundle['entry'])} entries, "
+                    f"{len(first.content) / 1024:.0f} KiB an answer"
                 )
-            await pool.close()
-    finally:
-        server.stop()
+
+                async def api(i: int) -> bool:
+                    r = await client.get(queries[i % len(queries)][0])
+                    return r.status_code == 200
+
+                for n in (1, 4):
+                    a = await closed_loop(n, seconds, api)
+                    print(
+                        f"{a.line('API')}  API/raw = {a.throughput / raws[n].throughput:.0%} "
+                        "(target >= 30 %, p95 < 150 ms at 4 clients)"
+                    )
+        finally:
+            server.stop()
+    await pool.close()
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=8)
-    asyncio.run(main(parser.parse_args().seconds))
+    parser.add_argument("--workers", default="1,2", help="uvicorn worker processes, e.g. 1,2")
+    args = parser.parse_args()
+    asyncio.run(main(args.seconds, [int(w) for w in args.workers.split(",")]))
