@@ -3,11 +3,13 @@
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+import pytest
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 
 from app.scheduling.models import Slot
 from app.scheduling.service import materialize_all
-from tests.conftest import assert_problem
+from tests.conftest import assert_problem, create_gp
 
 PARIS = ZoneInfo("Europe/Paris")
 
@@ -350,3 +352,29 @@ async def test_overseas_zone_rules_use_local_time(client, world, admin):
     assert {s["start"][11:16] for s in slots} <= {
         f"{h:02d}:{m}" for h in range(8, 12) for m in ("00", "30")
     }
+
+
+async def test_a_slot_cannot_carry_another_territory_than_its_practitioners(session):
+    """The search's denormalised territory is held by the (practitioner, territory) key."""
+    gp = await create_gp(session, "CPTS du slot")
+    elsewhere = await create_gp(session, "CPTS d'ailleurs")
+    start = datetime.now(UTC) + timedelta(days=1)
+
+    def slot(territory_id):
+        return Slot(
+            practitioner_id=gp.id,
+            territory_id=territory_id,
+            source="manual",
+            start=start,
+            end=start + timedelta(minutes=20),
+            modality="cabinet",
+            visibility="sas",
+            status="free",
+        )
+
+    with pytest.raises(IntegrityError, match="fk_slot_practitioner_territory"):
+        async with session.begin_nested():
+            session.add(slot(elsewhere.territory_id))
+    session.add(slot(gp.territory_id))
+    await session.flush()
+    assert await slot_count(session, gp.id) == 1

@@ -93,6 +93,8 @@ class Practitioner(IdMixin, CreatedAtMixin, Base):
     __tablename__ = "practitioner"
     __table_args__ = (
         UniqueConstraint("territory_id", "rpps", name="uq_practitioner_territory_rpps"),
+        # The target of slots' (practitioner_id, territory_id) foreign key.
+        UniqueConstraint("id", "territory_id", name="uq_practitioner_id_territory"),
         CheckConstraint("rpps ~ '^[0-9]{11}$'", name="rpps_format"),
         CheckConstraint("overbooking_daily_cap >= 0", name="overbooking_cap"),
         CheckConstraint("mt_capacity >= 0", name="mt_capacity"),
