@@ -314,7 +314,9 @@ async def test_activity_events_carry_no_patient_data(client, territory, session)
     )
     events = (
         await session.scalars(
-            select(ActivityEvent).where(ActivityEvent.subject_id == uuid.UUID(booking["id"]))
+            select(ActivityEvent)
+            .where(ActivityEvent.subject_id == uuid.UUID(booking["id"]))
+            .order_by(ActivityEvent.id)
         )
     ).all()
     assert [e.type for e in events] == ["booking.booked", "booking.cancelled"]

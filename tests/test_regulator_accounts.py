@@ -98,7 +98,9 @@ async def test_deactivation_is_listed_and_logged(client, platform, admin, sessio
     assert [a["id"] for a in inactive] == [created["id"]]
     types = (
         await session.scalars(
-            select(ActivityEvent.type).where(ActivityEvent.subject_id == uuid.UUID(created["id"]))
+            select(ActivityEvent.type)
+            .where(ActivityEvent.subject_id == uuid.UUID(created["id"]))
+            .order_by(ActivityEvent.id)  # written in this order; the heap's order is not kept
         )
     ).all()
     assert types == ["regulator_account.created", "regulator_account.deactivated"]
