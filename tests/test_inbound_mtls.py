@@ -83,9 +83,19 @@ def settings(settings: Settings) -> Settings:
 
 
 async def spawn_serve(
-    port: int, env: dict[str, str], log: Path, *, workers: int
+    port: int, database_url: str, log: Path, *, workers: int, **settings: str
 ) -> asyncio.subprocess.Process:
-    """`creneau serve` in a subprocess, its log in `log`."""
+    """`creneau serve` on `database_url` in a subprocess, its log in `log`, without the
+    scheduler; `settings`: more environment (TLS_CERT…). The command makes its own metrics
+    directory for its workers, as in production."""
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "SCHEDULER_ENABLED": "false",
+        "LOG_LEVEL": "WARNING",
+        **settings,
+    }
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     with log.open("wb") as stderr:
         return await asyncio.create_subprocess_exec(
             *(sys.executable, "-m", "app.cli", "serve", "--port", str(port)),
@@ -448,18 +458,17 @@ async def test_behind_nginx_with_the_documented_configuration(
 async def test_creneau_serve_terminates_mutual_tls(database_url, pki, tmp_path):
     """The command itself, with two workers: the protocol and the context factory reach them."""
     port = free_port()
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url,
-        "SCHEDULER_ENABLED": "false",
-        "LOG_LEVEL": "WARNING",
-        "TLS_CERT": str(pki["server"]),
-        "TLS_KEY": str(pki["server_key"]),
-        "TLS_CLIENT_CA": str(pki["ca"]),
-        "SAS_PLATFORM_SUBJECTS": ALLOWED,
-    }
     log = tmp_path / "serve.log"
-    proc = await spawn_serve(port, env, log, workers=2)
+    proc = await spawn_serve(
+        port,
+        database_url,
+        log,
+        workers=2,
+        TLS_CERT=str(pki["server"]),
+        TLS_KEY=str(pki["server_key"]),
+        TLS_CLIENT_CA=str(pki["ca"]),
+        SAS_PLATFORM_SUBJECTS=ALLOWED,
+    )
     url = f"https://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60

@@ -4,7 +4,6 @@ answers reports the requests both served."""
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 import time
 
@@ -27,15 +26,8 @@ async def _fresh_get(url: str) -> httpx.Response:
 
 async def test_metrics_count_the_requests_of_every_worker(database_url, engine, tmp_path):
     port = free_port()
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url,
-        "SCHEDULER_ENABLED": "false",
-        "LOG_LEVEL": "WARNING",
-    }
-    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     log = tmp_path / "serve.log"
-    proc = await spawn_serve(port, env, log, workers=2)
+    proc = await spawn_serve(port, database_url, log, workers=2)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
