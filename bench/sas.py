@@ -15,12 +15,11 @@ import argparse
 import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
-from typing import Any
 from urllib.parse import quote
 
 import asyncpg
-from sqlalchemy.dialects import postgresql
 
+from app.db import DriverStatement
 from app.sas_bridge import fhir_search
 from app.security import _KEY_STATEMENT, Caller, digest
 from bench.common import LoadClient, Server, closed_loop
@@ -94,13 +93,6 @@ async def dense_agendas(dsn: str, groups: list[list[str]]) -> None:
     await conn.close()
 
 
-def compile_asyncpg(stmt: Any, values: dict[str, Any] | None = None) -> tuple[str, list[Any]]:
-    """A statement as asyncpg runs it: SQL text and positional parameters (from `values`)."""
-    c = stmt.compile(dialect=postgresql.asyncpg.dialect())
-    params = {**c.params, **(values or {})}
-    return str(c), [params[n] for n in c.positiontup or []]
-
-
 async def main(seconds: float, workers: list[int]) -> None:
     url, key, groups = await platform_instance("creneau_bench_sas")
     dsn = url.replace("+asyncpg", "")
@@ -110,8 +102,13 @@ async def main(seconds: float, workers: list[int]) -> None:
     pool = await asyncpg.create_pool(dsn, min_size=1, max_size=4)
     key_digest = digest(key)
     platform = Caller(key_id=uuid.uuid4(), role="sas_platform")
-    compiled = [compile_asyncpg(*fhir_search.build_statement(platform, q)) for _, q in queries]
-    contexts_sql, _ = compile_asyncpg(fhir_search.context_statement())
+    # Compiled as the API compiles them (app.db.DriverStatement).
+    compiled = []
+    for _, q in queries:
+        statement, values = fhir_search.build_statement(platform, q)
+        slots = DriverStatement(statement)
+        compiled.append((slots.sql, slots.args(values)))
+    contexts = DriverStatement(fhir_search.context_statement())
 
     async def raw(i: int) -> bool:
         """The API's statements: the key lookup, the slots, then their practitioners'
@@ -121,7 +118,7 @@ async def main(seconds: float, workers: list[int]) -> None:
             await conn.fetchrow(_KEY_STATEMENT.sql, key_digest)
             rows = await conn.fetch(sql, *params)
             found = list(dict.fromkeys(r["practitioner_id"] for r in rows))
-            await conn.fetch(contexts_sql, found)
+            await conn.fetch(contexts.sql, *contexts.args({"practitioner_ids": found}))
         return True
 
     raws = {n: await closed_loop(n, seconds, raw) for n in (1, 4)}
