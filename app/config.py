@@ -24,6 +24,11 @@ class Settings(BaseSettings):
     # connection opened before the failure.
     db_pool_pre_ping: bool = False
 
+    # How long a process keeps the caller of an API key it has seen (0: no cache, one lookup
+    # a request). Entries are dropped at once on any change to keys, practices or SAS links
+    # (app/caller_cache.py); this bounds them should a notification ever be lost.
+    caller_cache_seconds: float = Field(default=60.0, ge=0, le=3600)
+
     public_base_url: str = "http://127.0.0.1:8000"
     log_level: str = "INFO"
     # JSON logs in production; "text" is easier to read at a terminal.

@@ -15,6 +15,7 @@ import httpx
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from fastapi.staticfiles import StaticFiles
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.api import (
     agenda_feeds,
@@ -34,6 +35,7 @@ from app.api import (
     territories,
     webhooks,
 )
+from app.caller_cache import CallerCache, listen
 from app.config import Settings, get_settings
 from app.db import make_engine, make_sessionmaker, resolve_database_url
 from app.errors import PROBLEM_JSON, PROBLEM_RESPONSES, install_error_handlers
@@ -108,6 +110,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     )
     app.state.platform_http = platform_client(settings)
     app.state.feed_http = feed_client()
+    listener = _listen_for_callers(app)
     scheduler = None
     if settings.scheduler_enabled:
         scheduler = build_scheduler(
@@ -127,6 +130,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     finally:
         if scheduler is not None:
             scheduler.shutdown(wait=False)
+        if listener is not None:
+            listener.cancel()
+            await asyncio.gather(listener, return_exceptions=True)
         await app.state.http.aclose()
         await app.state.feed_http.aclose()
         if app.state.platform_http is not None:
@@ -134,6 +140,17 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if engine is not None:
             await engine.dispose()
         worker_stopped()
+
+
+def _listen_for_callers(app: FastAPI) -> asyncio.Task[None] | None:
+    """The caller cache's LISTEN connection, on the app's own database. A sessionmaker bound
+    to one connection (the tests' rolled-back transaction) gets none, so the cache stays off:
+    changes made there are never committed, never notified."""
+    cache: CallerCache = app.state.caller_cache
+    bind = app.state.sessionmaker.kw.get("bind")
+    if not cache.enabled or not isinstance(bind, AsyncEngine):
+        return None
+    return asyncio.create_task(listen(cache, bind.url.render_as_string(hide_password=False)))
 
 
 def _prepare_routes(app: FastAPI) -> None:
@@ -188,6 +205,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.sessionmaker = None
     app.state.rate_limiter = RateLimiter(settings.rate_limit_per_minute)
+    app.state.caller_cache = CallerCache(settings.caller_cache_seconds)
     # Requests for e-mailed sign-in links, per client address (each also limited per account).
     app.state.sign_in_limiter = RateLimiter(10, burst=20)
     app.state.psc = pro_sante_connect.client(settings)

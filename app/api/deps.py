@@ -56,6 +56,7 @@ async def _authenticated(request: Request, session: AsyncSession) -> Caller:
         request.headers.get("authorization"),
         verified_subject(request.scope),
         request.app.state.settings.sas_platform_subjects,
+        request.app.state.caller_cache,
     )
     request.app.state.rate_limiter.check(caller.key_id)
     return caller
