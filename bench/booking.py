@@ -139,7 +139,7 @@ async def race(
 
 async def raw_booking(
     c: asyncpg.Connection,
-    key: str,
+    caller: asyncpg.Record,
     slot: uuid.UUID,
     *,
     idempotency_key: str,
@@ -147,11 +147,11 @@ async def raw_booking(
     response: str,
 ) -> str:
     """The API's booking transaction, statement for statement, with the API's own SQL: the
-    key lookup, the idempotency claim, the take, the record (booking, event, webhooks), the
-    idempotency record; a slot already taken is looked up (the 409's reason) and rolled back."""
+    idempotency claim, the take, the record (booking, event, webhooks), the idempotency
+    record; a slot already taken is looked up (the 409's reason) and rolled back. `caller` is
+    the key lookup's row, read once, as each server process caches it."""
     now = datetime.now(UTC)
     async with c.transaction():
-        caller = await c.fetchrow(_KEY_STATEMENT.sql, *_KEY_STATEMENT.args({"digest": digest(key)}))
         ttl = timedelta(hours=24)
         await c.fetchval(_CLAIM, caller["id"], idempotency_key, ENDPOINT, body_hash, ttl)
         taken = await c.fetchrow(
@@ -236,6 +236,9 @@ async def main(client_counts: list[int], n_slots: int, workers: int) -> None:
                 return {201: "booked", 409: "taken"}.get(r.status_code, "error")
 
             pool = await asyncpg.create_pool(dsn, min_size=1, max_size=min(max(client_counts), 40))
+            caller = await pool.fetchrow(
+                _KEY_STATEMENT.sql, *_KEY_STATEMENT.args({"digest": digest(key)})
+            )
 
             # A response of the API's size, stored as the API stores it.
             response = json.dumps({"id": str(uuid.uuid4()), "patient": PATIENT, "pad": "x" * 700})
@@ -245,7 +248,7 @@ async def main(client_counts: list[int], n_slots: int, workers: int) -> None:
                     try:
                         return await raw_booking(
                             c,
-                            key,
+                            caller,
                             slot,
                             idempotency_key=uuid.uuid4().hex,
                             body_hash=uuid.uuid4().hex * 2,

@@ -3,12 +3,12 @@
 Seeds 2,000 practitioners over 20 territories with 14 days of slots and times the
 materialisation, with its raw-SQL floor: a bare INSERT ... SELECT of the same slots, with and
 without the no-overlap exclusion constraint. Then measures GET /v1/slots?near=…&radius_km=…
-through the HTTP API (uvicorn subprocess) at 1, 4, 10 and 50 closed-loop clients, and the
-identical SQL statement through an asyncpg pool at the same concurrency, in the same run (with
-the API's key lookup before it, as the API runs both). Prints the figures and the API/raw
-throughput ratio.
+through the HTTP API (`creneau serve --workers N` subprocess, for each N of --workers) at 1, 4,
+10 and 50 closed-loop clients, and the identical SQL statement through an asyncpg pool at the
+same concurrency, in the same run (the key is looked up once beforehand, as each server process
+caches its caller). Prints the figures and the API/raw throughput ratio.
 
-    .venv/bin/python bench/search.py [--seconds 10]
+    .venv/bin/python -m bench.search [--seconds 10] [--clients 1,4,10,50] [--workers 1,2]
 """
 
 from __future__ import annotations
@@ -191,7 +191,7 @@ def raw_sql(territory_ids: list[uuid.UUID], near: tuple[float, float]) -> tuple[
     return search_sql(q)  # the very statement and arguments the API runs
 
 
-async def main(seconds: float, client_counts: list[int]) -> None:
+async def main(seconds: float, client_counts: list[int], workers: list[int]) -> None:
     url = bench_database_url("creneau_bench_search")
     print(f"database: {url.split('@')[-1]}")
     await fresh_database(url)
@@ -222,57 +222,66 @@ async def main(seconds: float, client_counts: list[int]) -> None:
         for lat, lon in centres
         for _ in range(5)
     ]
-    server = Server(url)
-    try:
-        server.wait_ready()
-        headers = {"Authorization": f"Bearer {key}"}
-        async with LoadClient(server.url, headers=headers) as client:
-            check = await client.get(
-                "/v1/slots", params={"near": "{:f},{:f}".format(*points[0]), "radius_km": 30}
-            )
-            n_items = len(check.json()["items"])
-            print(
-                f"a search returns {n_items} slots (limit 50); server RSS {server.rss_mb():.0f} MB"
-            )
+    pool = await asyncpg.create_pool(
+        url.replace("+asyncpg", ""), min_size=1, max_size=max(client_counts)
+    )
+    statements = [raw_sql(territory_ids, p) for p in points]
+    # The API's SQL: its key is looked up once (then its caller is cached, as in each server
+    # process), then each call is the search.
+    await pool.fetchrow(_KEY_STATEMENT.sql, *_KEY_STATEMENT.args({"digest": digest(key)}))
 
-            async def api_call(i: int) -> bool:
-                lat, lon = points[i % len(points)]
-                r = await client.get("/v1/slots", params={"near": f"{lat},{lon}", "radius_km": 30})
-                return r.status_code == 200
+    async def raw_call(i: int) -> bool:
+        sql, params = statements[i % len(statements)]
+        async with pool.acquire() as c:
+            await c.fetch(sql, *params)
+        return True
 
-            pool = await asyncpg.create_pool(
-                url.replace("+asyncpg", ""), min_size=1, max_size=max(client_counts)
-            )
-            statements = [raw_sql(territory_ids, p) for p in points]
-            key_args = _KEY_STATEMENT.args({"digest": digest(key)})
-
-            async def raw_call(i: int) -> bool:
-                # The API's SQL: the key lookup, then the search.
-                sql, params = statements[i % len(statements)]
-                async with pool.acquire() as c:
-                    await c.fetchrow(_KEY_STATEMENT.sql, *key_args)
-                    await c.fetch(sql, *params)
-                return True
-
-            print(f"\n{seconds:.0f} s per run, closed loop; load generator shares the 2 cores")
-            for n in client_counts:
-                api = await closed_loop(n, seconds, api_call)
-                raw = await closed_loop(n, seconds, raw_call)
-                print(api.line("API"))
-                print(raw.line("raw SQL"))
+    print(f"\n{seconds:.0f} s per run, closed loop; load generator shares the 2 cores")
+    raws = {n: await closed_loop(n, seconds, raw_call) for n in client_counts}
+    await pool.close()
+    for count in workers:
+        server = Server(url, workers=count)
+        try:
+            server.wait_ready()
+            headers = {"Authorization": f"Bearer {key}"}
+            async with LoadClient(server.url, headers=headers) as client:
+                params = {"near": "{:f},{:f}".format(*points[0]), "radius_km": 30}
+                n_items = len((await client.get("/v1/slots", params=params)).json()["items"])
                 print(
-                    f"{'':<10} API/raw throughput = {api.throughput / raw.throughput:.0%}  "
-                    f"(target >= 40 %; p95 target < 25 ms up to 10 clients)"
+                    f"\n{count} uvicorn worker(s); a search returns {n_items} slots (limit 50); "
+                    f"server RSS {server.rss_mb():.0f} MB"
                 )
-            print(f"server RSS after load: {server.rss_mb():.0f} MB")
-            await pool.close()
-    finally:
-        server.stop()
+
+                async def api_call(i: int) -> bool:
+                    lat, lon = points[i % len(points)]
+                    r = await client.get(
+                        "/v1/slots", params={"near": f"{lat},{lon}", "radius_km": 30}
+                    )
+                    return r.status_code == 200
+
+                for n in client_counts:
+                    api = await closed_loop(n, seconds, api_call)
+                    print(api.line("API"))
+                    print(raws[n].line("raw SQL"))
+                    print(
+                        f"{'':<10} API/raw throughput = {api.throughput / raws[n].throughput:.0%}"
+                        "  (target >= 40 %; p95 target < 25 ms up to 10 clients)"
+                    )
+                print(f"server RSS after load: {server.rss_mb():.0f} MB")
+        finally:
+            server.stop()
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--clients", default="1,4,10,50")
+    parser.add_argument("--workers", default="1,2", help="uvicorn worker processes, e.g. 1,2")
     args = parser.parse_args()
-    asyncio.run(main(args.seconds, [int(c) for c in args.clients.split(",")]))
+    asyncio.run(
+        main(
+            args.seconds,
+            [int(c) for c in args.clients.split(",")],
+            [int(w) for w in args.workers.split(",")],
+        )
+    )
