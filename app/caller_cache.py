@@ -20,6 +20,7 @@ from typing import Final
 
 import asyncpg
 
+from app.metrics import CALLER_CACHE_LISTENING
 from app.security import Caller
 
 log = logging.getLogger(__name__)
@@ -118,6 +119,7 @@ async def listen(cache: CallerCache, url: str) -> None:
             pass
         finally:
             cache.stop_listening()
+            CALLER_CACHE_LISTENING.set(0)
             conn.terminate()
         log.warning("caller cache: listening connection lost, cache off until it is back")
         await asyncio.sleep(delay)
@@ -129,6 +131,7 @@ async def _listen_on(cache: CallerCache, conn: asyncpg.Connection) -> None:
     conn.add_termination_listener(lambda _conn: lost.set())
     await conn.add_listener(CHANNEL, lambda *_: cache.invalidate())
     cache.start_listening()
+    CALLER_CACHE_LISTENING.set(1)
     log.info("caller cache: listening")
     while not lost.is_set():
         try:

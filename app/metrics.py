@@ -38,6 +38,12 @@ OUTBOX_DELIVERIES = Counter(
     "Outbox delivery attempts by kind (webhook, sas_appointment) and outcome",
     ["kind", "outcome"],
 )
+CALLER_CACHE_LISTENING = Gauge(
+    "creneau_caller_cache_listening",
+    "Processes whose API-key caller cache is on (its LISTEN connection is up); the others "
+    "read every request's key",
+    multiprocess_mode="livesum",
+)
 BOOKING_CONFLICTS = Counter(
     "creneau_booking_conflicts_total", "Booking attempts refused because the slot was gone"
 )

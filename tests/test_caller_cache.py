@@ -19,6 +19,7 @@ from app.db import make_sessionmaker
 from app.directory import schemas as dir_schemas
 from app.directory import service as dir_service
 from app.main import create_app
+from app.metrics import exposition
 from app.security import Caller, digest
 from tests.conftest import create_gp
 
@@ -178,11 +179,13 @@ async def test_the_cache_is_off_while_its_listening_connection_is_down(
     )
     await eventually(lambda: not served.cache.active, seconds=2)
     assert served.cache.get(digest(secret)) is None
+    assert b"creneau_caller_cache_listening 0.0" in exposition()
     # Meanwhile every request reads its key, and sees a revocation made while nobody listened.
     await served.db.execute("UPDATE api_key SET revoked_at = now() WHERE id = $1", key_id)
     r = await served.client.get("/v1/territories", headers=bearer(secret))
     assert r.status_code == 401, r.text
     await eventually(lambda: served.cache.active, seconds=5)
+    assert b"creneau_caller_cache_listening 1.0" in exposition()
 
 
 def test_a_lookup_begun_before_an_invalidation_is_not_kept() -> None:
