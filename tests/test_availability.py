@@ -1,5 +1,6 @@
 """Publishing availability: rules, one-off slots, unavailabilities, materialisation."""
 
+import uuid
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -7,9 +8,14 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
-from app.scheduling.models import Slot
-from app.scheduling.service import materialize_all
-from tests.conftest import assert_problem, create_gp
+from app.activity.models import ActivityEvent
+from app.directory.models import ApiKey
+from app.errors import Conflict
+from app.scheduling.models import AvailabilityRule, Slot
+from app.scheduling.schemas import OneOffSlotIn, RuleIn
+from app.scheduling.service import create_one_off_slot, create_rule, materialize_all
+from app.security import digest
+from tests.conftest import ADMIN_CALLER, assert_problem, create_gp
 
 PARIS = ZoneInfo("Europe/Paris")
 
@@ -378,3 +384,232 @@ async def test_a_slot_cannot_carry_another_territory_than_its_practitioners(sess
     session.add(slot(gp.territory_id))
     await session.flush()
     assert await slot_count(session, gp.id) == 1
+
+
+def one_off(start: datetime, minutes: int = 30) -> dict[str, str]:
+    return {
+        "start": start.isoformat(),
+        "end": (start + timedelta(minutes=minutes)).isoformat(),
+        "modality": "cabinet",
+        "visibility": "sas",
+    }
+
+
+async def _events(session, practitioner_id):
+    """The publication events of a practitioner, in order."""
+    rows = await session.scalars(
+        select(ActivityEvent)
+        .where(
+            ActivityEvent.practitioner_id == uuid.UUID(practitioner_id),
+            ActivityEvent.type.in_(("slots.offered", "rule.created")),
+        )
+        .order_by(ActivityEvent.id)
+    )
+    return rows.all()
+
+
+async def _key_id(session, headers):
+    token = headers["Authorization"].removeprefix("Bearer ")
+    return await session.scalar(select(ApiKey.id).where(ApiKey.digest == digest(token)))
+
+
+async def test_a_one_off_slot_answers_as_the_agenda_shows_it(client, territory):
+    path = f"/v1/practitioners/{territory.practitioner_id}/slots"
+    start = future(30).astimezone(UTC)  # any offset in, the territory's out
+    r = await client.post(path, json=one_off(start), headers=territory.practice)
+    assert r.status_code == 201, r.text
+    body = r.json()
+    assert body["start"].endswith(("+01:00", "+02:00")) and body["rule_id"] is None
+    assert (body["source"], body["status"]) == ("manual", "free")
+    agenda = (await client.get(path, headers=territory.practice)).json()
+    assert agenda == [body]
+
+
+async def test_a_one_off_slot_records_its_offer_by_local_day(client, territory, session):
+    start = future(30)
+    r = await client.post(
+        f"/v1/practitioners/{territory.practitioner_id}/slots",
+        json=one_off(start, 45),
+        headers=territory.practice,
+    )
+    assert r.status_code == 201, r.text
+    [event] = await _events(session, territory.practitioner_id)
+    assert (event.type, str(event.subject_id), str(event.territory_id)) == (
+        "slots.offered",
+        r.json()["id"],
+        territory.id,
+    )
+    assert event.actor_key_id == await _key_id(session, territory.practice)
+    assert event.data == {
+        "modality": "cabinet",
+        "visibility": "sas",
+        "days": {start.date().isoformat(): {"slots": 1, "minutes": 45}},
+    }
+
+
+async def test_a_one_off_slot_inside_an_unavailability_is_a_409_and_creates_nothing(
+    client, territory, session
+):
+    path = f"/v1/practitioners/{territory.practitioner_id}"
+    start = future(30)
+    r = await client.post(
+        f"{path}/unavailabilities",
+        json={"start": start.isoformat(), "end": (start + timedelta(hours=2)).isoformat()},
+        headers=territory.practice,
+    )
+    assert r.status_code == 201, r.text
+    body = assert_problem(
+        await client.post(
+            f"{path}/slots", json=one_off(start + timedelta(hours=1)), headers=territory.practice
+        ),
+        409,
+    )
+    assert "unavailable" in body["detail"] and "overlapping" not in body
+    assert await slot_count(session, territory.practitioner_id) == 0
+    assert [e.type for e in await _events(session, territory.practitioner_id)] == []
+
+
+async def test_an_overlapping_one_off_slot_names_the_slot_in_its_way(client, territory, session):
+    path = f"/v1/practitioners/{territory.practitioner_id}/slots"
+    start = future(30)
+    first = (await client.post(path, json=one_off(start), headers=territory.practice)).json()
+    r = await client.post(
+        path, json=one_off(start + timedelta(minutes=10)), headers=territory.practice
+    )
+    body = assert_problem(r, 409)
+    assert body["overlapping"] == [
+        {"slot_id": first["id"], "start": first["start"], "end": first["end"], "status": "free"}
+    ]
+    assert len(await _events(session, territory.practitioner_id)) == 1
+
+
+async def test_a_refused_one_off_slot_leaves_the_transaction_usable(session):
+    gp = await create_gp(session, "CPTS du créneau refusé")
+    start = datetime.now(UTC).replace(microsecond=0) + timedelta(days=1)
+
+    def body(minutes: int) -> OneOffSlotIn:
+        return OneOffSlotIn(
+            start=start + timedelta(minutes=minutes),
+            end=start + timedelta(minutes=minutes + 30),
+            modality="cabinet",
+            visibility="sas",
+        )
+
+    await create_one_off_slot(session, ADMIN_CALLER, gp.id, body(0))
+    with pytest.raises(Conflict):
+        await create_one_off_slot(session, ADMIN_CALLER, gp.id, body(15))
+    await create_one_off_slot(session, ADMIN_CALLER, gp.id, body(30))
+    await session.flush()
+    assert await slot_count(session, gp.id) == 2
+
+
+async def test_publishing_elsewhere_is_a_404_and_without_the_role_a_403(
+    client, territory, other_territory
+):
+    path = f"/v1/practitioners/{territory.practitioner_id}"
+    slot = one_off(future(30))
+    for key in (other_territory.coordinator, other_territory.practice):
+        assert_problem(await client.post(f"{path}/slots", json=slot, headers=key), 404)
+        assert_problem(
+            await client.post(f"{path}/availability-rules", json=rule(), headers=key), 404
+        )
+    for key in (territory.regulator, territory.dashboard):
+        assert_problem(await client.post(f"{path}/slots", json=slot, headers=key), 403)
+
+
+async def test_a_new_rule_answers_as_it_reads_afterwards(client, territory):
+    path = f"/v1/practitioners/{territory.practitioner_id}/availability-rules"
+    r = await client.post(path, json=rule(valid_until=None), headers=territory.coordinator)
+    assert r.status_code == 201, r.text
+    body = r.json()
+    assert body["created_at"].endswith(("+01:00", "+02:00"))
+    assert body["materialized_until"].endswith(("+01:00", "+02:00"))
+    assert body["slots"]["removed"] == body["slots"]["kept"] == 0
+    read = await client.get(f"{path}/{body['id']}", headers=territory.coordinator)
+    assert read.json() == {k: v for k, v in body.items() if k != "slots"}
+
+
+async def test_a_new_rule_records_its_offer_then_its_creation(client, territory, session):
+    path = f"/v1/practitioners/{territory.practitioner_id}"
+    tomorrow = date.today() + timedelta(days=1)
+    r = await client.post(
+        f"{path}/unavailabilities",
+        json={
+            "start": datetime.combine(tomorrow, datetime.min.time(), PARIS).isoformat(),
+            "end": datetime.combine(tomorrow, datetime.max.time(), PARIS).isoformat(),
+        },
+        headers=territory.practice,
+    )
+    assert r.status_code == 201, r.text
+    r = await client.post(
+        f"{path}/availability-rules",
+        json=rule(
+            valid_from=tomorrow.isoformat(), valid_until=(tomorrow + timedelta(days=2)).isoformat()
+        ),
+        headers=territory.practice,
+    )
+    assert r.status_code == 201, r.text
+    body = r.json()
+    assert body["slots"]["created"] == 24
+    offered, created = await _events(session, territory.practitioner_id)
+    assert (offered.type, offered.actor_key_id, str(offered.subject_id)) == (
+        "slots.offered",
+        None,
+        body["id"],
+    )
+    assert offered.data == {
+        "modality": "cabinet",
+        "visibility": "sas",
+        "days": {
+            (tomorrow + timedelta(days=n)).isoformat(): {"slots": 8, "minutes": 240} for n in (1, 2)
+        },
+    }
+    assert (created.type, str(created.subject_id), str(created.territory_id)) == (
+        "rule.created",
+        body["id"],
+        territory.id,
+    )
+    assert created.actor_key_id == await _key_id(session, territory.practice)
+    assert created.data == {"modality": "cabinet", "visibility": "sas", "slots": 24}
+
+
+async def test_a_rule_beyond_the_horizon_creates_no_slot_and_records_no_offer(
+    client, territory, session
+):
+    later = (date.today() + timedelta(days=40)).isoformat()
+    r = await client.post(
+        f"/v1/practitioners/{territory.practitioner_id}/availability-rules",
+        json=rule(valid_from=later),
+        headers=territory.practice,
+    )
+    assert r.status_code == 201, r.text
+    assert r.json()["slots"]["created"] == 0 and r.json()["materialized_until"]
+    events = await _events(session, territory.practitioner_id)
+    assert [(e.type, e.data["slots"]) for e in events] == [("rule.created", 0)]
+
+
+async def test_a_refused_rule_records_nothing_and_leaves_the_transaction_usable(session):
+    gp = await create_gp(session, "CPTS de la règle refusée")
+    start = datetime.combine(date.today() + timedelta(days=1), datetime.min.time(), PARIS)
+    await create_one_off_slot(
+        session,
+        ADMIN_CALLER,
+        gp.id,
+        OneOffSlotIn(
+            start=start.replace(hour=9, minute=10),
+            end=start.replace(hour=9, minute=30),
+            modality="cabinet",
+            visibility="sas",
+        ),
+    )
+    with pytest.raises(Conflict):
+        await create_rule(session, ADMIN_CALLER, gp.id, RuleIn.model_validate(rule()))
+    await session.flush()
+    assert await slot_count(session, gp.id) == 1
+    rules = await session.scalar(
+        select(func.count())
+        .select_from(AvailabilityRule)
+        .where(AvailabilityRule.practitioner_id == gp.id)
+    )
+    assert rules == 0
+    assert [e.type for e in await _events(session, str(gp.id))] == ["slots.offered"]

@@ -56,7 +56,7 @@ async def live(engine: AsyncEngine) -> Live:
         start = datetime.now(UTC).replace(microsecond=0) + timedelta(hours=2)
         out.slot_ids = []
         for i in range(20):
-            slot = await sched_service.create_one_off_slot(
+            slot, _ = await sched_service.create_one_off_slot(
                 s,
                 admin,
                 gp.id,

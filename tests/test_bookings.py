@@ -361,3 +361,97 @@ async def test_overbooking_cap_is_per_local_day(client, territory):
     assert (problem["cap"], problem["day"]) == (1, day.isoformat())
     # 00:30 local the next day is another day, though it is the same UTC date as 23:30 +01:00.
     assert (await overbook(client, territory, late + timedelta(hours=1))).status_code == 201
+
+
+async def _key_id(session, headers):
+    token = headers["Authorization"].removeprefix("Bearer ")
+    return await session.scalar(select(ApiKey.id).where(ApiKey.digest == digest(token)))
+
+
+async def test_the_cancel_answer_is_the_booking_as_it_reads_afterwards(client, territory):
+    slot_id = await add_slot(client, territory, territory.practitioner_id, 3)
+    booking = (await book(client, territory, slot_id, sas_case_ref="SAS-15-0002")).json()
+    r = await client.post(
+        f"/v1/bookings/{booking['id']}/cancel",
+        json={"reason": "patient rappelé"},
+        headers=territory.practice,
+    )
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["status"] == "cancelled" and body["cancel_reason"] == "patient rappelé"
+    assert body["cancelled_at"].endswith(("+01:00", "+02:00")) and body["patient"] is not None
+    read = await client.get(f"/v1/bookings/{booking['id']}", headers=territory.practice)
+    assert read.content == r.content
+
+
+async def test_cancelling_a_hold_frees_its_slot(client, territory, session):
+    slot_id = await add_slot(client, territory, territory.practitioner_id, 3)
+    held = (await book(client, territory, slot_id, hold=True)).json()
+    r = await client.post(
+        f"/v1/bookings/{held['id']}/cancel", json={"reason": "x"}, headers=territory.regulator
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["hold_expires_at"] is None and r.json()["patient"] is None
+    slot = await session.get(Slot, uuid.UUID(slot_id))
+    assert (slot.status, slot.hold_expires_at) == ("free", None)
+
+
+async def test_cancelling_a_started_booking_leaves_its_slot_as_it_was(client, territory, session):
+    slot_id = await add_slot(client, territory, territory.practitioner_id, 3)
+    booking = (await book(client, territory, slot_id)).json()
+    await session.execute(
+        update(Slot)
+        .where(Slot.id == uuid.UUID(slot_id))
+        .values(start=Slot.start - timedelta(hours=4), end=Slot.end - timedelta(hours=4))
+    )
+    await session.commit()
+    r = await client.post(
+        f"/v1/bookings/{booking['id']}/cancel", json={"reason": "x"}, headers=territory.regulator
+    )
+    assert r.status_code == 200 and r.json()["status"] == "cancelled"
+    slot = await session.get(Slot, uuid.UUID(slot_id))
+    await session.refresh(slot)
+    assert slot.status == "booked"
+
+
+async def test_cancel_records_its_event_with_the_previous_status_and_the_role(
+    client, territory, session
+):
+    slot_id = await add_slot(client, territory, territory.practitioner_id, 3)
+    held = (await book(client, territory, slot_id, hold=True)).json()
+    await client.post(
+        f"/v1/bookings/{held['id']}/cancel", json={"reason": "x"}, headers=territory.coordinator
+    )
+    event = await session.scalar(
+        select(ActivityEvent).where(
+            ActivityEvent.subject_id == uuid.UUID(held["id"]),
+            ActivityEvent.type == "booking.cancelled",
+        )
+    )
+    assert event is not None
+    assert (str(event.territory_id), str(event.practitioner_id)) == (
+        territory.id,
+        territory.practitioner_id,
+    )
+    assert event.actor_key_id == await _key_id(session, territory.coordinator)
+    start = datetime.fromisoformat(held["start"]).astimezone(UTC).isoformat()
+    assert event.data == {
+        "modality": "cabinet",
+        "start": start,
+        "overbooked": False,
+        "was": "held",
+        "by_role": "coordinator",
+    }
+
+
+async def test_cancel_outside_the_callers_scope_is_a_404_and_changes_nothing(
+    client, territory, other_territory, session
+):
+    slot_id = await add_slot(client, territory, territory.practitioner_id, 3)
+    booking = (await book(client, territory, slot_id)).json()
+    path = f"/v1/bookings/{booking['id']}/cancel"
+    for key in (other_territory.coordinator, other_territory.practice, other_territory.regulator):
+        assert_problem(await client.post(path, json={"reason": "x"}, headers=key), 404)
+    assert_problem(await client.post(path, json={"reason": "x"}, headers=territory.dashboard), 403)
+    row = await session.get(Booking, uuid.UUID(booking["id"]))
+    assert row.status == "booked"

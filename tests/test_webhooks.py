@@ -5,6 +5,7 @@ import hmac
 import json
 import time
 import uuid
+from datetime import UTC, datetime
 
 import httpx
 import pytest
@@ -142,3 +143,38 @@ async def test_endpoints_belong_to_their_owner(
     assert_problem(await client.get("/v1/webhooks", headers=territory.coordinator), 403)
     listed = (await client.get("/v1/webhooks", headers=territory.practice)).json()
     assert [h["id"] for h in listed] == [hook["id"]] and "secret" not in listed[0]
+
+
+async def test_cancel_queues_the_cancelled_booking_for_each_endpoint(
+    client, territory, session, receiver, insecure_urls
+):
+    await register(client, territory.practice, f"{receiver.url}/practice")
+    await register(client, territory.regulator, f"{receiver.url}/sas", events=["booking.booked"])
+    slot_id = await add_slot(client, territory, territory.practitioner_id, 3)
+    booking = (await book(client, territory, slot_id, sas_case_ref="SAS-15-0003")).json()
+    r = await client.post(
+        f"/v1/bookings/{booking['id']}/cancel", json={"reason": "x"}, headers=territory.regulator
+    )
+    assert r.status_code == 200, r.text
+    [message] = (
+        await session.scalars(
+            select(OutboxMessage).where(OutboxMessage.event_type == "booking.cancelled")
+        )
+    ).all()
+    assert (message.kind, message.status, message.attempts) == ("webhook", "pending", 0)
+    assert message.payload["id"] == str(message.event_id)
+    assert message.payload["type"] == "booking.cancelled"
+    assert message.payload["data"] == {
+        "booking": {
+            "id": booking["id"],
+            "status": "cancelled",
+            "slot_id": slot_id,
+            "practitioner_id": territory.practitioner_id,
+            "practice_id": territory.practice_id,
+            "start": datetime.fromisoformat(booking["start"]).astimezone(UTC).isoformat(),
+            "end": datetime.fromisoformat(booking["end"]).astimezone(UTC).isoformat(),
+            "modality": "cabinet",
+            "overbooked": False,
+            "sas_case_ref": "SAS-15-0003",
+        }
+    }

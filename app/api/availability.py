@@ -43,8 +43,7 @@ async def create_rule(
 ) -> schemas.RuleCreated:
     """Publish a recurring availability; its slots over the horizon exist (and show in search)
     as soon as this returns."""
-    rule, created = await service.create_rule(session, caller, practitioner_id, body)
-    _, tz = await service.publishing_practitioner(session, caller, practitioner_id)
+    rule, created, tz = await service.create_rule(session, caller, practitioner_id, body)
     return schemas.RuleCreated(
         **_rule_out(rule, tz).model_dump(), slots=schemas.MaterializationOut(created=created)
     )
@@ -98,8 +97,7 @@ async def create_slot(
     practitioner_id: uuid.UUID, body: schemas.OneOffSlotIn, session: SessionDep, caller: CallerDep
 ) -> schemas.SlotOut:
     """Publish a one-off slot."""
-    slot = await service.create_one_off_slot(session, caller, practitioner_id, body)
-    _, tz = await service.publishing_practitioner(session, caller, practitioner_id)
+    slot, tz = await service.create_one_off_slot(session, caller, practitioner_id, body)
     return _slot_out(slot, tz)
 
 

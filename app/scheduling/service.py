@@ -4,6 +4,7 @@ unavailabilities. Services flush, never commit."""
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -14,34 +15,53 @@ from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import asyncpg
 from sqlalchemy import (
     ARRAY,
     DateTime,
     Integer,
     Row,
     String,
+    Text,
     and_,
+    any_,
     bindparam,
+    cast,
+    column,
     delete,
+    exists,
     func,
+    insert,
+    literal,
     or_,
     select,
     text,
+    true,
+    type_coerce,
     update,
 )
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.types import Uuid
 
-from app.activity.service import record
+from app.activity.models import ActivityEvent
+from app.activity.service import record, record_many, record_rows
 from app.config import get_settings
+from app.db import DriverStatement, driver_connection
 from app.directory.models import Practitioner, Territory
 from app.directory.service import get_practitioner
 from app.errors import Conflict, NotFound, ValidationFailed
 from app.pagination import decode_cursor, encode_cursor
 from app.scheduling import schemas
 from app.scheduling.models import AvailabilityRule, Slot, Unavailability
-from app.scheduling.offer_events import OfferedSlot, OfferKey, record_offer, record_offer_days
+from app.scheduling.offer_events import (
+    OfferedSlot,
+    OfferKey,
+    offer_days,
+    offer_events,
+    record_offer,
+    record_offer_days,
+)
 from app.scheduling.queries import SlotSearch, search_slots
 from app.scheduling.rules import (
     RuleError,
@@ -85,12 +105,67 @@ async def publishing_practitioner(
     return practitioner, ZoneInfo(tz)
 
 
+_LOCK_PUBLICATION = DriverStatement(
+    text("SELECT pg_advisory_xact_lock(hashtextextended(:k, 0))").bindparams(
+        bindparam("k", type_=String)
+    )
+)
+
+
 async def lock_publication(session: AsyncSession, practitioner_id: uuid.UUID) -> None:
     """Serialise every change of one practitioner's slots until the transaction ends."""
-    await session.execute(
-        text("SELECT pg_advisory_xact_lock(hashtextextended(:k, 0))"),
-        {"k": f"publish:{practitioner_id}"},
+    await _LOCK_PUBLICATION.execute(session, k=f"publish:{practitioner_id}")
+
+
+# The publication hot paths (a one-off slot, a new rule) run on the driver connection (see
+# app.db.DriverStatement): plain rows in, plain values out, no ORM object loaded.
+
+
+@dataclass(frozen=True)
+class Publisher:
+    """What publishing needs of a practitioner: its ids and its territory's zone."""
+
+    id: uuid.UUID
+    territory_id: uuid.UUID
+    tz: ZoneInfo
+
+
+def _publisher_statement(*scope: Any) -> DriverStatement:
+    return DriverStatement(
+        select(Practitioner.id, Practitioner.territory_id, Territory.timezone)
+        .join(Territory, Territory.id == Practitioner.territory_id)
+        .where(Practitioner.id == bindparam("practitioner_id", type_=Uuid), *scope)
     )
+
+
+# By the publisher's role, as `get_practitioner` sees practitioners (IS NOT DISTINCT FROM:
+# `==` with None is IS NULL).
+_PUBLISHER = {
+    ADMIN: _publisher_statement(),
+    PRACTICE: _publisher_statement(
+        Practitioner.practice_id.is_not_distinct_from(bindparam("practice_id", type_=Uuid))
+    ),
+    COORDINATOR: _publisher_statement(
+        Practitioner.territory_id == any_(bindparam("territory_ids", type_=ARRAY(Uuid)))
+    ),
+}
+
+
+async def _locked_publisher(
+    session: AsyncSession, caller: Caller, practitioner_id: uuid.UUID
+) -> Publisher:
+    """`publishing_practitioner(..., lock=True)` in two driver statements."""
+    caller.require(*PUBLISHERS)
+    row = await _PUBLISHER[caller.role].fetchrow(
+        session,
+        practitioner_id=practitioner_id,
+        practice_id=caller.practice_id,
+        territory_ids=list(caller.territory_ids),
+    )
+    if row is None:
+        raise NotFound("Practitioner not found")
+    await lock_publication(session, row["id"])
+    return Publisher(row["id"], row["territory_id"], zone(row["timezone"]))
 
 
 # Slot insertion -------------------------------------------------------------------------
@@ -231,15 +306,16 @@ def _validate(spec: RuleSpec) -> None:
 
 def rule_slots(
     rule: AvailabilityRule,
-    practitioner: Practitioner,
+    practitioner_id: uuid.UUID,
+    territory_id: uuid.UUID,
     tz: ZoneInfo,
     window_start: datetime,
     window_end: datetime,
 ) -> list[NewSlot]:
     return [
         NewSlot(
-            practitioner_id=practitioner.id,
-            territory_id=practitioner.territory_id,
+            practitioner_id=practitioner_id,
+            territory_id=territory_id,
             rule_id=rule.id,
             source="rule",
             start=start,
@@ -262,17 +338,9 @@ async def _materialize_new(
     """Create the rule's slots over the horizon; 409 if any overlaps a slot that is not one
     of this rule's own held or booked slots (those are kept as they are)."""
     window_end = now + timedelta(days=get_settings().horizon_days)
-    wanted = rule_slots(rule, practitioner, tz, now, window_end)
+    wanted = rule_slots(rule, practitioner.id, practitioner.territory_id, tz, now, window_end)
     inserted = await insert_slots(session, wanted)
-    skipped = [(s.start, s.end) for s in wanted if (s.practitioner_id, s.start) not in inserted]
-    if skipped:
-        blocking = [
-            s
-            for s in await overlapping_slots(session, practitioner.id, skipped, limit=200)
-            if not (s.rule_id == rule.id and s.status in ("held", "booked"))
-        ]
-        if blocking:
-            raise _overlap_conflict(blocking[:20], tz)
+    await _refuse_overlaps(session, rule.id, practitioner.id, wanted, inserted, tz)
     rule.materialized_until = window_end
     await session.flush()
     await record_offer(
@@ -283,6 +351,27 @@ async def _materialize_new(
         subject_id=rule.id,
     )
     return len(inserted)
+
+
+async def _refuse_overlaps(
+    session: AsyncSession,
+    rule_id: uuid.UUID,
+    practitioner_id: uuid.UUID,
+    wanted: Sequence[NewSlot],
+    inserted: dict[tuple[uuid.UUID, datetime], str],
+    tz: ZoneInfo,
+) -> None:
+    """409 if a wanted slot was skipped for overlapping a slot that is not one of the rule's
+    own held or booked slots (those are kept as they are)."""
+    skipped = [(s.start, s.end) for s in wanted if (s.practitioner_id, s.start) not in inserted]
+    if skipped:
+        blocking = [
+            s
+            for s in await overlapping_slots(session, practitioner_id, skipped, limit=200)
+            if not (s.rule_id == rule_id and s.status in ("held", "booked"))
+        ]
+        if blocking:
+            raise _overlap_conflict(blocking[:20], tz)
 
 
 def offered_slots(
@@ -313,6 +402,24 @@ _OFFER_COLUMNS = (
 )
 
 
+def _published(
+    caller: Caller,
+    type_: str,
+    rule: AvailabilityRule,
+    practitioner: Practitioner | Publisher,
+    **data: Any,
+) -> dict[str, Any]:
+    """The activity event of a rule's publication, as `record_many` takes it."""
+    return {
+        "type": type_,
+        "territory_id": practitioner.territory_id,
+        "practitioner_id": practitioner.id,
+        "subject_id": rule.id,
+        "actor_key_id": caller.key_id,
+        "data": {"modality": rule.modality, "visibility": rule.visibility, **data},
+    }
+
+
 async def _record_published(
     session: AsyncSession,
     caller: Caller,
@@ -321,32 +428,88 @@ async def _record_published(
     practitioner: Practitioner,
     **data: Any,
 ) -> None:
-    await record(
-        session,
-        type_,
-        territory_id=practitioner.territory_id,
-        practitioner_id=practitioner.id,
-        subject_id=rule.id,
-        actor_key_id=caller.key_id,
-        modality=rule.modality,
-        visibility=rule.visibility,
-        **data,
+    await record_many(session, [_published(caller, type_, rule, practitioner, **data)])
+
+
+# The rule's columns but those the database fills in.
+_RULE_COLUMNS = [
+    c.name for c in AvailabilityRule.__table__.columns if c.name not in ("created_at", "updated_at")
+]
+
+
+def _create_rule_statement() -> DriverStatement:
+    """The rule (materialised to the horizon) and its slots by `_INSERT_SLOTS` (an overlap
+    skipped), in one statement: a row for each slot inserted with the rule's created_at, or
+    one row with no slot."""
+    new_rule = (
+        insert(AvailabilityRule)
+        .values({name: bindparam(name) for name in _RULE_COLUMNS})
+        .returning(AvailabilityRule.created_at)
+        .cte("new_rule")
     )
+    new_slots = _INSERT_SLOTS.columns(
+        column("practitioner_id", Uuid),
+        column("start", DateTime(timezone=True)),
+        column("status", String),
+    ).cte("new_slots")
+    return DriverStatement(
+        select(
+            new_rule.c.created_at,
+            new_slots.c.practitioner_id,
+            new_slots.c.start,
+            new_slots.c.status,
+        ).select_from(new_rule.outerjoin(new_slots, true()))
+    )
+
+
+_CREATE_RULE = _create_rule_statement()
 
 
 async def create_rule(
     session: AsyncSession, caller: Caller, practitioner_id: uuid.UUID, data: schemas.RuleIn
-) -> tuple[AvailabilityRule, int]:
-    practitioner, tz = await publishing_practitioner(session, caller, practitioner_id, lock=True)
+) -> tuple[AvailabilityRule, int, ZoneInfo]:
+    """The rule (not in the session), the number of slots it created, and the zone. On the
+    driver connection: the practitioner, the lock, the rule with its slots in a savepoint,
+    then the offer and the rule's events."""
+    publisher = await _locked_publisher(session, caller, practitioner_id)
     _validate(_spec(data))
     now = now_utc()
-    async with session.begin_nested():  # an overlap undoes the rule and its slots together
-        rule = AvailabilityRule(practitioner_id=practitioner.id, **data.model_dump())
-        session.add(rule)
-        await session.flush()
-        created = await _materialize_new(session, rule, practitioner, tz, now=now)
-    await _record_published(session, caller, "rule.created", rule, practitioner, slots=created)
-    return rule, created
+    window_end = now + timedelta(days=get_settings().horizon_days)
+    rule = AvailabilityRule(
+        id=uuid.uuid4(),
+        practitioner_id=publisher.id,
+        materialized_until=window_end,
+        **data.model_dump(),
+    )
+    wanted = rule_slots(rule, publisher.id, publisher.territory_id, publisher.tz, now, window_end)
+    conn = await driver_connection(session)
+    async with conn.transaction():  # an overlap undoes the rule and its slots together
+        rows = await _CREATE_RULE.fetch(
+            session,
+            **{name: getattr(rule, name) for name in _RULE_COLUMNS},
+            practitioner_ids=[s.practitioner_id for s in wanted],
+            territory_ids=[s.territory_id for s in wanted],
+            rule_ids=[s.rule_id for s in wanted],
+            sources=[s.source for s in wanted],
+            starts=[s.start for s in wanted],
+            ends=[s.end for s in wanted],
+            modalities=[s.modality for s in wanted],
+            visibilities=[s.visibility for s in wanted],
+        )
+        inserted = {
+            (r["practitioner_id"], r["start"]): r["status"] for r in rows if r["start"] is not None
+        }
+        await _refuse_overlaps(session, rule.id, publisher.id, wanted, inserted, publisher.tz)
+    rule.created_at = rows[0]["created_at"]
+    offer = offer_days(offered_slots(wanted, inserted), publisher.tz)
+    await record_rows(
+        session,
+        [
+            *offer_events("slots.offered", offer, subject_id=rule.id),
+            _published(caller, "rule.created", rule, publisher, slots=len(inserted)),
+        ],
+    )
+    return rule, len(inserted), publisher.tz
 
 
 async def get_rule(
@@ -815,58 +978,113 @@ def decode_search_cursor(cursor: str) -> tuple[datetime, float, uuid.UUID]:
 # One-off slots ----------------------------------------------------------------------------
 
 
+def _one_off_statement() -> DriverStatement:
+    """The slot, unless inside one of its practitioner's unavailabilities, and its offer
+    event, in one statement: the slot's id, or no row when it is inside an unavailability.
+    An overlap is the exclusion constraint's error."""
+    practitioner_id = bindparam("practitioner_id", type_=Uuid)
+    territory_id = bindparam("territory_id", type_=Uuid)
+    start = bindparam("start", type_=DateTime(timezone=True))
+    end = bindparam("end", type_=DateTime(timezone=True))
+    unavailable = exists().where(
+        Unavailability.practitioner_id == practitioner_id,
+        Unavailability.start < end,
+        Unavailability.end > start,
+    )
+    new_slot = (
+        insert(Slot)
+        .from_select(
+            ["id", "practitioner_id", "territory_id", "source", "start", "end", "modality",
+             "visibility", "status"],
+            select(
+                bindparam("id", type_=Uuid),
+                practitioner_id,
+                territory_id,
+                literal("manual"),
+                start,
+                end,
+                bindparam("modality", type_=String),
+                bindparam("visibility", type_=String),
+                literal("free"),
+            ).where(~unavailable),
+        )
+        .returning(Slot.id)
+        .cte("new_slot")
+    )  # fmt: skip
+    offer = (
+        insert(ActivityEvent)
+        .from_select(
+            ["type", "territory_id", "practitioner_id", "subject_id", "actor_key_id", "data"],
+            select(
+                literal("slots.offered"),
+                territory_id,
+                practitioner_id,
+                new_slot.c.id,
+                bindparam("actor_key_id", type_=Uuid),
+                cast(type_coerce(bindparam("offer_data"), Text), JSONB),
+            ),
+        )
+        .returning(ActivityEvent.subject_id)
+    )
+    return DriverStatement(offer.add_cte(new_slot))
+
+
+_ONE_OFF = _one_off_statement()
+
+
 async def create_one_off_slot(
     session: AsyncSession, caller: Caller, practitioner_id: uuid.UUID, data: schemas.OneOffSlotIn
-) -> Slot:
-    practitioner, tz = await publishing_practitioner(session, caller, practitioner_id, lock=True)
+) -> tuple[Slot, ZoneInfo]:
+    """The slot (not in the session) and the zone. On the driver connection: the
+    practitioner, the lock, and the slot with its offer event in a savepoint."""
+    publisher = await _locked_publisher(session, caller, practitioner_id)
     if data.start <= now_utc():
         raise ValidationFailed.field(["body", "start"], "must be in the future")
-    unavailable = await session.scalar(
-        select(func.count())
-        .select_from(Unavailability)
-        .where(
-            Unavailability.practitioner_id == practitioner.id,
-            Unavailability.start < data.end,
-            Unavailability.end > data.start,
-        )
-    )
-    if unavailable:
-        raise Conflict("The practitioner is declared unavailable over this period")
     slot = Slot(
-        practitioner_id=practitioner.id,
-        territory_id=practitioner.territory_id,
+        id=uuid.uuid4(),
+        practitioner_id=publisher.id,
+        territory_id=publisher.territory_id,
+        rule_id=None,
         source="manual",
         start=data.start,
         end=data.end,
         modality=data.modality,
         visibility=data.visibility,
         status="free",
+        hold_expires_at=None,
     )
-    try:
-        async with session.begin_nested():
-            session.add(slot)
-            await session.flush()
-    except IntegrityError as exc:
-        existing = await overlapping_slots(session, practitioner.id, [(data.start, data.end)])
-        raise _overlap_conflict(existing, tz) if existing else Conflict(str(exc.orig)) from exc
-    await record_offer(
-        session,
+    offered = OfferedSlot(
+        publisher.id, publisher.territory_id, slot.start, slot.end, slot.modality, slot.visibility
+    )
+    [event] = offer_events(
         "slots.offered",
-        [
-            OfferedSlot(
-                practitioner.id,
-                practitioner.territory_id,
-                slot.start,
-                slot.end,
-                slot.modality,
-                slot.visibility,
-            )
-        ],
-        tz,
+        offer_days([offered], publisher.tz),
         actor_key_id=caller.key_id,
         subject_id=slot.id,
     )
-    return slot
+    conn = await driver_connection(session)
+    try:
+        async with conn.transaction():  # a refused slot leaves the transaction usable
+            row = await _ONE_OFF.fetchrow(
+                session,
+                id=slot.id,
+                practitioner_id=publisher.id,
+                territory_id=publisher.territory_id,
+                start=data.start,
+                end=data.end,
+                modality=data.modality,
+                visibility=data.visibility,
+                actor_key_id=caller.key_id,
+                offer_data=json.dumps(event["data"]),
+            )
+    except asyncpg.IntegrityConstraintViolationError as exc:
+        existing = await overlapping_slots(session, publisher.id, [(data.start, data.end)])
+        if existing:
+            raise _overlap_conflict(existing, publisher.tz) from exc
+        raise Conflict(exc.args[0]) from exc  # the driver's message, as the ORM's error had it
+    if row is None:
+        raise Conflict("The practitioner is declared unavailable over this period")
+    return slot, publisher.tz
 
 
 # SlotOut's fields, in its order.

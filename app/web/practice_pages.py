@@ -320,7 +320,7 @@ async def _save_rule(
                                 preview=preview, tz=tz)  # fmt: skip
     try:
         if rule_id is None:
-            _, created = await service.create_rule(session, user.caller, practitioner.id, body)
+            _, created, _ = await service.create_rule(session, user.caller, practitioner.id, body)
             message = f"Règle publiée : {created} créneau(x) créé(s)."
         else:
             patch = RulePatch.model_validate({**body.model_dump(), "valid_until": body.valid_until})
