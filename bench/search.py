@@ -240,7 +240,12 @@ async def main(seconds: float, client_counts: list[int], workers: list[int]) -> 
     raws = {n: await closed_loop(n, seconds, raw_call) for n in client_counts}
     await pool.close()
     for count in workers:
-        server = Server(url, workers=count)
+        # The server keeps as many connections as the raw side's pool, split between its
+        # workers (connections past a pool's size are opened and closed request by request).
+        per_worker = -(-max(client_counts) // count)
+        server = Server(
+            url, workers=count, env={"DB_POOL_SIZE": str(per_worker), "DB_MAX_OVERFLOW": "0"}
+        )
         try:
             server.wait_ready()
             headers = {"Authorization": f"Bearer {key}"}
