@@ -386,17 +386,21 @@ class Mix:
         )
         return r.status_code
 
+    def rule_day_and_hour(self, n: int) -> tuple[date, int]:
+        """The day and starting hour of the `n`-th rule: unique per GP and day, at 20:00."""
+        return date.today() + timedelta(days=1 + (n // len(self.dept.gps)) % 13), 20
+
     async def publish_rule(self, rng: random.Random) -> int:
-        """An evening teleconsultation rule for one day (20:00-21:00), unique per GP and day."""
+        """An evening teleconsultation rule for one day and one hour (three 20-minute slots)."""
         n = next(self.rule_counter)
         gp = self.dept.gps[n % len(self.dept.gps)]
-        day = date.today() + timedelta(days=1 + (n // len(self.dept.gps)) % 13)
+        day, hour = self.rule_day_and_hour(n)
         r = await self.http.post(
             f"/v1/practitioners/{gp.id}/availability-rules",
             json={
                 "rrule": "FREQ=DAILY",
-                "start_time": "20:00",
-                "end_time": "21:00",
+                "start_time": f"{hour}:00",
+                "end_time": f"{(hour + 1) % 24:02d}:00",
                 "slot_minutes": 20,
                 "modality": "teleconsultation",
                 "visibility": "sas",

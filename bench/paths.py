@@ -33,29 +33,11 @@ KINDS = ("cancel", "publish_slot", "publish_rule")
 class PathsMix(Mix):
     rule_counter = itertools.count()
 
-    async def publish_rule(self, rng: random.Random) -> int:
-        """bench.load's rule (one day, three 20-minute teleconsultations), from 20:00 to
-        23:00 so that more of them fit, unique per GP, day and hour."""
-        n = next(self.rule_counter)
-        gp = self.dept.gps[n % len(self.dept.gps)]
+    def rule_day_and_hour(self, n: int) -> tuple[date, int]:
+        """From 20:00 to 23:00 so that more of bench.load's rules fit: unique per GP, day
+        and hour."""
         k = n // len(self.dept.gps)
-        day = date.today() + timedelta(days=1 + k % 13)
-        hour = 20 + (k // 13) % 4
-        r = await self.http.post(
-            f"/v1/practitioners/{gp.id}/availability-rules",
-            json={
-                "rrule": "FREQ=DAILY",
-                "start_time": f"{hour}:00",
-                "end_time": f"{(hour + 1) % 24:02d}:00",
-                "slot_minutes": 20,
-                "modality": "teleconsultation",
-                "visibility": "sas",
-                "valid_from": day.isoformat(),
-                "valid_until": day.isoformat(),
-            },
-            headers=self._auth(gp.practice_key),
-        )
-        return r.status_code
+        return date.today() + timedelta(days=1 + k % 13), 20 + (k // 13) % 4
 
 
 async def _bookable(dsn: str, n: int) -> list[str]:
