@@ -6,6 +6,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -22,6 +23,7 @@ from app.main import create_app
 from app.metrics import exposition
 from app.security import Caller, digest
 from tests.conftest import create_gp
+from tests.test_inbound_mtls import free_port, spawn_serve
 
 ADMIN = Caller(key_id=uuid.uuid4(), role="admin")
 
@@ -225,3 +227,48 @@ def test_a_full_cache_drops_its_oldest_caller() -> None:
 def test_a_zero_time_turns_the_cache_off() -> None:
     assert not CallerCache(ttl_seconds=0).enabled
     assert create_app(Settings(caller_cache_seconds=0)).state.caller_cache.enabled is False
+
+
+async def test_every_worker_refuses_a_key_once_its_revocation_commits(
+    database_url: str, engine: AsyncEngine, tmp_path: Path
+) -> None:
+    """`creneau serve --workers 2`: each worker caches the caller, and each hears the
+    revocation."""
+    secret, key_id = await committed_key(engine, "admin")
+    port = free_port()
+    log = tmp_path / "serve.log"
+    proc = await spawn_serve(port, database_url, log, workers=2)
+    url = f"http://127.0.0.1:{port}"
+
+    async def fresh_get(path: str) -> httpx.Response:
+        # A new connection each time, so the kernel spreads them over both workers.
+        async with httpx.AsyncClient(timeout=10) as client:
+            return await client.get(f"{url}{path}", headers=bearer(secret))
+
+    async def both_listening() -> bool:
+        try:
+            metrics = (await fresh_get("/metrics")).text
+        except httpx.TransportError:
+            assert proc.returncode is None, log.read_text()[-3000:]
+            return False
+        return "creneau_caller_cache_listening 2.0" in metrics
+
+    async def statuses() -> set[int]:
+        return {(await fresh_get("/v1/territories")).status_code for _ in range(20)}
+
+    try:
+        await eventually(both_listening, seconds=60)
+        assert await statuses() == {200}
+        db = await asyncpg.connect(database_url.replace("postgresql+asyncpg", "postgresql"))
+        try:
+            await db.execute("UPDATE api_key SET revoked_at = now() WHERE id = $1", key_id)
+        finally:
+            await db.close()
+
+        async def all_refused() -> bool:
+            return await statuses() == {401}
+
+        await eventually(all_refused, seconds=3)
+    finally:
+        proc.terminate()
+        await asyncio.wait_for(proc.wait(), 20)
