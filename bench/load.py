@@ -678,7 +678,14 @@ async def main(
     )
     summary = []
     for n_workers in workers:
-        server = Server(url, workers=n_workers, env={"DB_POOL_SIZE": "15", "DB_MAX_OVERFLOW": "10"})
+        # Connections kept for the most clients, split between the workers: one past a pool's
+        # size is opened and closed request by request, which would load the larger steps.
+        per_worker = -(-max(clients) // n_workers)
+        server = Server(
+            url,
+            workers=n_workers,
+            env={"DB_POOL_SIZE": str(per_worker), "DB_MAX_OVERFLOW": "10"},
+        )
         try:
             server.wait_ready()
             rss = ", ".join(f"{k} {v:.0f} MB" for k, v in server.processes().items())
