@@ -1,5 +1,6 @@
 """With no DATABASE_URL the service starts an embedded PostgreSQL, migrates it and serves."""
 
+import asyncio
 import importlib.util
 import warnings
 
@@ -33,5 +34,11 @@ async def test_embedded_postgres_starts_migrates_and_serves(tmp_path, monkeypatc
                 assert ready.status_code == 200, ready.text
                 # The schema is there: an unauthenticated call reaches the key lookup.
                 assert (await client.get("/v1/territories")).status_code == 401
+                # The caller cache listens on the embedded server too.
+                for _ in range(250):
+                    if app.state.caller_cache.active:
+                        break
+                    await asyncio.sleep(0.02)
+                assert app.state.caller_cache.active
     finally:
         get_server(tmp_path / "data" / "pg").cleanup()
