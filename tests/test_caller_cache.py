@@ -71,13 +71,31 @@ async def served(database_url: str) -> AsyncIterator[Served]:
         await out.db.close()
 
 
-async def committed_key(engine: AsyncEngine, role: str, **scope: Any) -> tuple[str, uuid.UUID]:
+async def committed_key(
+    engine: AsyncEngine, role: str, cache: CallerCache | None = None, **scope: Any
+) -> tuple[str, uuid.UUID]:
+    """A committed key. With `cache`: once the notifications of the commits so far have all
+    reached it, so that none empties it after the test's first request."""
+    before = cache.generation() if cache else 0
     async with make_sessionmaker(engine)() as s:
         key, secret = await dir_service.create_key(
             s, None, dir_schemas.KeyIn(role=role, name=f"cache {role}", **scope)
         )
         await s.commit()
+    if cache is not None:
+        await eventually(lambda: cache.generation() > before)
+        await settled(cache)
     return secret, key.id
+
+
+async def settled(cache: CallerCache, quiet_seconds: float = 0.3) -> None:
+    """Until no notification has reached `cache` for `quiet_seconds` (loopback delivers them
+    within milliseconds of their commit)."""
+    last, since = cache.generation(), time.monotonic()
+    while time.monotonic() - since < quiet_seconds:
+        await asyncio.sleep(0.02)
+        if cache.generation() != last:
+            last, since = cache.generation(), time.monotonic()
 
 
 def bearer(secret: str) -> dict[str, str]:
@@ -87,7 +105,7 @@ def bearer(secret: str) -> dict[str, str]:
 async def test_a_key_seen_once_is_served_from_the_cache(
     served: Served, engine: AsyncEngine
 ) -> None:
-    secret, key_id = await committed_key(engine, "admin")
+    secret, key_id = await committed_key(engine, "admin", served.cache)
     assert served.cache.get(digest(secret)) is None
     r = await served.client.get("/v1/territories", headers=bearer(secret))
     assert r.status_code == 200, r.text
@@ -98,7 +116,7 @@ async def test_a_key_seen_once_is_served_from_the_cache(
 async def test_a_cached_key_is_refused_as_soon_as_its_revocation_commits(
     served: Served, engine: AsyncEngine
 ) -> None:
-    secret, key_id = await committed_key(engine, "admin")
+    secret, key_id = await committed_key(engine, "admin", served.cache)
     assert (await served.client.get("/v1/territories", headers=bearer(secret))).status_code == 200
     assert served.cache.get(digest(secret)) is not None
 
@@ -109,7 +127,7 @@ async def test_a_cached_key_is_refused_as_soon_as_its_revocation_commits(
 
 
 async def test_a_rolled_back_change_keeps_the_cache(served: Served, engine: AsyncEngine) -> None:
-    secret, key_id = await committed_key(engine, "admin")
+    secret, key_id = await committed_key(engine, "admin", served.cache)
     await served.client.get("/v1/territories", headers=bearer(secret))
     transaction = served.db.transaction()
     await transaction.start()
@@ -131,7 +149,7 @@ async def test_a_new_link_of_the_sas_to_a_territory_reaches_its_cached_callers(
         )
         await dir_service.link_regulator(s, ADMIN, first.territory_id, sas.id)
         await s.commit()
-    secret, _ = await committed_key(engine, "regulator", regulator_id=sas.id)
+    secret, _ = await committed_key(engine, "regulator", served.cache, regulator_id=sas.id)
     r = await served.client.get("/v1/slots", headers=bearer(secret))
     assert r.status_code == 200, r.text
     cached = served.cache.get(digest(secret))
@@ -155,7 +173,7 @@ async def test_deleting_a_practice_refuses_its_cached_key(
     async with make_sessionmaker(engine)() as s:
         gp = await create_gp(s, "CPTS cache cabinet")
         await s.commit()
-    secret, _ = await committed_key(engine, "practice", practice_id=gp.practice_id)
+    secret, _ = await committed_key(engine, "practice", served.cache, practice_id=gp.practice_id)
     r = await served.client.get(f"/v1/practitioners/{gp.id}", headers=bearer(secret))
     assert r.status_code == 200, r.text
     assert served.cache.get(digest(secret)) is not None
@@ -171,7 +189,7 @@ async def test_deleting_a_practice_refuses_its_cached_key(
 async def test_the_cache_is_off_while_its_listening_connection_is_down(
     served: Served, engine: AsyncEngine
 ) -> None:
-    secret, key_id = await committed_key(engine, "admin")
+    secret, key_id = await committed_key(engine, "admin", served.cache)
     await served.client.get("/v1/territories", headers=bearer(secret))
     assert served.cache.get(digest(secret)) is not None
 
