@@ -91,16 +91,9 @@ class CallerCache:
         self.invalidate()
 
 
-def _driver_dsn(url: str) -> str:
-    """asyncpg's DSN from the SQLAlchemy URL (postgresql+asyncpg://...)."""
-    scheme, sep, rest = url.partition("://")
-    return f"postgresql://{rest}" if sep and scheme.startswith("postgres") else url
-
-
-async def listen(cache: CallerCache, url: str) -> None:
-    """Keep a LISTEN connection up for `cache`, until cancelled. While it is down the cache is
-    off; each reconnection empties it."""
-    dsn = _driver_dsn(url)
+async def listen(cache: CallerCache, dsn: str) -> None:
+    """Keep a LISTEN connection to `dsn` (asyncpg's postgresql:// form) up for `cache`, until
+    cancelled. While it is down the cache is off; each reconnection empties it."""
     delay = 0.5
     while True:
         try:

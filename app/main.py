@@ -150,7 +150,8 @@ def _listen_for_callers(app: FastAPI) -> asyncio.Task[None] | None:
     bind = app.state.sessionmaker.kw.get("bind")
     if not cache.enabled or not isinstance(bind, AsyncEngine):
         return None
-    return asyncio.create_task(listen(cache, bind.url.render_as_string(hide_password=False)))
+    dsn = bind.url.set(drivername="postgresql").render_as_string(hide_password=False)
+    return asyncio.create_task(listen(cache, dsn))
 
 
 def _prepare_routes(app: FastAPI) -> None:
