@@ -15,6 +15,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import (
+    CTE,
     DateTime,
     Select,
     String,
@@ -261,19 +262,25 @@ def _take_statement() -> DriverStatement:
 _BOOKING_COLUMNS = [c.name for c in Booking.__table__.columns if c.name != "updated_at"]
 
 
+def _webhooks_cte(event_type: Any) -> CTE:
+    """The booking's webhook messages for `event_type`, from the bind parameters the booking's
+    statements share (webhook_data, event_created, practice_id, regulator_id)."""
+    return webhook_messages(
+        event_type,
+        bindparam("webhook_data"),
+        bindparam("event_created"),
+        bindparam("practice_id"),
+        bindparam("regulator_id"),
+    ).cte("webhooks")
+
+
 def _record_statement() -> DriverStatement:
     new_booking = (
         insert(Booking)
         .values({name: bindparam(name) for name in _BOOKING_COLUMNS})
         .cte("new_booking")
     )
-    webhooks = webhook_messages(
-        bindparam("event_type"),
-        bindparam("webhook_data"),
-        bindparam("event_created"),
-        bindparam("practice_id"),
-        bindparam("regulator_id"),
-    ).cte("webhooks")
+    webhooks = _webhooks_cte(bindparam("event_type"))
     event = event_insert(
         type=bindparam("event_type"),
         territory_id=bindparam("territory_id"),
@@ -470,13 +477,7 @@ def _cancel_statement() -> DriverStatement:
         .returning(Slot.id)
         .cte("freed")
     )
-    webhooks = webhook_messages(
-        "booking.cancelled",
-        bindparam("webhook_data"),
-        bindparam("event_created"),
-        bindparam("practice_id"),
-        bindparam("regulator_id"),
-    ).cte("webhooks")
+    webhooks = _webhooks_cte("booking.cancelled")
     event = event_insert(
         type="booking.cancelled",
         territory_id=bindparam("territory_id", type_=Uuid),
