@@ -1,6 +1,8 @@
 # Two commands do all the set-up:  `make run` (service + demo data, embedded PostgreSQL)
 # and `make test` (every check and test CI runs).
 PYTHON ?= python3
+PORT   ?= 8000
+HOST   ?= 127.0.0.1
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
@@ -15,9 +17,11 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# Text logs for a person at a terminal (production keeps the default JSON); the CLI is
+# .venv/bin/creneau (not on the PATH unless the venv is activated).
 run: install
 	$(BIN)/creneau seed-demo
-	$(BIN)/creneau serve
+	LOG_FORMAT=$${LOG_FORMAT:-text} $(BIN)/creneau serve --host $(HOST) --port $(PORT)
 
 lint: install
 	$(BIN)/ruff check .

@@ -76,6 +76,12 @@ def serve(
             "trusted_proxies": [str(n) for n in settings.trusted_proxies],
         },
     )
+    scheme = "https" if settings.tls_cert is not None else "http"
+    base = f"{scheme}://{host}:{port}"
+    logging.getLogger("creneau.serve").info(
+        f"Créneau listens on {base}: pages at {base}/connexion, API docs at {base}/docs",
+        extra={"url": base},
+    )
     shared_metrics = None
     if workers > 1 and not os.environ.get(MULTIPROCESS_DIR):
         shared_metrics = Path(tempfile.mkdtemp(prefix="creneau-metrics-"))

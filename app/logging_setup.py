@@ -41,6 +41,12 @@ def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
     for name in ("uvicorn", "uvicorn.error", "apscheduler"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
+    # APScheduler logs "Running job" and "executed successfully" at INFO for every run: the
+    # outbox runs every 2 s, which would be most of the log. Job runs are DEBUG detail here;
+    # a job's failure is still logged at ERROR by APScheduler.
+    quiet = logging.WARNING if root.getEffectiveLevel() > logging.DEBUG else logging.NOTSET
+    for name in ("apscheduler.executors", "apscheduler.scheduler"):
+        logging.getLogger(name).setLevel(quiet)
 
 
 def log_extra(**fields: Any) -> dict[str, Any]:

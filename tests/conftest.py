@@ -21,7 +21,13 @@ from app.main import create_app
 from app.migrate import upgrade_to_head
 from app.sas_bridge.feed_fetch import feed_client
 from app.security import Caller
-from tests.dbtools import database_name, recreate_database, server_url, with_database
+from tests.dbtools import (
+    database_name,
+    drop_database,
+    recreate_database,
+    server_url,
+    with_database,
+)
 
 
 @pytest.fixture(scope="session")
@@ -37,6 +43,7 @@ async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
     engine = make_engine(database_url, pool_size=5, max_overflow=20)
     yield engine
     await engine.dispose()
+    await drop_database(database_url)
 
 
 @pytest.fixture

@@ -47,14 +47,28 @@ def with_database(url: str, name: str) -> str:
     return make_url(url).set(database=name).render_as_string(hide_password=False)
 
 
-async def recreate_database(url: str) -> None:
+def _admin_dsn(url: str) -> str:
     parsed = make_url(url)
-    admin_dsn = parsed.set(drivername="postgresql", database="postgres").render_as_string(
+    return parsed.set(drivername="postgresql", database="postgres").render_as_string(
         hide_password=False
     )
-    conn = await asyncpg.connect(admin_dsn)
+
+
+async def recreate_database(url: str) -> None:
+    name = make_url(url).database
+    conn = await asyncpg.connect(_admin_dsn(url))
     try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{parsed.database}" WITH (FORCE)')
-        await conn.execute(f'CREATE DATABASE "{parsed.database}"')
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+
+
+async def drop_database(url: str) -> None:
+    """Drop a test database once its tests are done, so that runs leave nothing behind."""
+    name = make_url(url).database
+    conn = await asyncpg.connect(_admin_dsn(url))
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
         await conn.close()

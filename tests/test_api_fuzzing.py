@@ -13,7 +13,13 @@ import asyncpg
 from app.migrate import upgrade_to_head
 from app.security import digest
 from bench.common import Server
-from tests.dbtools import database_name, recreate_database, server_url, with_database
+from tests.dbtools import (
+    database_name,
+    drop_database,
+    recreate_database,
+    server_url,
+    with_database,
+)
 
 
 def _keep_report(text: str) -> None:
@@ -60,6 +66,7 @@ async def test_fuzzing_finds_no_server_error(tmp_path):
         )  # fmt: skip
     finally:
         server.stop()
+        await drop_database(url)
     await asyncio.to_thread(_keep_report, result.stdout + result.stderr)
     errors = result.stdout.split("=== ERRORS")[-1] if "ERRORS" in result.stdout else ""
     assert result.returncode == 0, (errors or result.stdout)[:6000] + result.stderr[-2000:]
