@@ -20,7 +20,7 @@ install: $(STAMP)
 # Text logs for a person at a terminal (production keeps the default JSON); the CLI is
 # .venv/bin/creneau (not on the PATH unless the venv is activated).
 run: install
-	$(BIN)/creneau seed-demo
+	$(BIN)/creneau seed-demo --env-file .data/demo.env
 	LOG_FORMAT=$${LOG_FORMAT:-text} $(BIN)/creneau serve --host $(HOST) --port $(PORT)
 
 lint: install

@@ -151,14 +151,24 @@ def create_key(
 
 
 @app.command("seed-demo")
-def seed_demo() -> None:
+def seed_demo(
+    env_file: Annotated[
+        Path | None,
+        typer.Option(help="Also write the ids and keys as shell variables to this file"),
+    ] = None,
+) -> None:
     """Create a realistic demo territory (practices, GPs, rules, a SAS) and print its keys."""
-    from app.demo import seed
+    from app.demo import env_file_text, seed
 
     configure_logging("WARNING", "text")
     keys = _in_session(seed)
     for label, secret in keys.items():
         typer.echo(f"{label}: {secret}")
+    if env_file is not None:
+        env_file.parent.mkdir(parents=True, exist_ok=True)
+        env_file.touch(mode=0o600)  # keys are secrets: readable by their owner only
+        env_file.write_text(env_file_text(keys))
+        typer.echo(f"shell variables written to {env_file} (. {env_file})")
 
 
 @app.command()

@@ -200,7 +200,8 @@ def luhn_rpps(seq: int) -> str:
 RULES = (
     ("FREQ=WEEKLY;BYDAY=MO,TU,TH,FR", time(17), time(19), 20, "cabinet", "sas"),
     ("FREQ=WEEKLY;BYDAY=MO,WE,FR", time(8), time(9, 30), 15, "cabinet", "sas"),
-    ("FREQ=WEEKLY;BYDAY=TU,TH", time(12), time(13), 15, "teleconsultation", "sas"),
+    # Every day, so that a teleconsultation is always within the next 48 hours.
+    ("FREQ=DAILY", time(12), time(13), 15, "teleconsultation", "sas"),
     ("FREQ=WEEKLY;BYDAY=WE", time(14), time(17), 30, "visite", "sas"),
     ("FREQ=WEEKLY;BYDAY=SA", time(8), time(12), 20, "cabinet", "public"),
     ("FREQ=WEEKLY;BYDAY=MO,TH", time(18), time(20), 20, "cabinet", "cpts"),
@@ -230,8 +231,10 @@ async def seed(session: AsyncSession) -> dict[str, str]:
     assert gp is not None
     keys = {
         "territory_id": str(territory.id),
-        "practice_id": f"{first_practice.id} ({first_practice.name})",
-        "practitioner_id": f"{gp.id} (Dr {gp.given_name} {gp.family_name})",
+        "practice_id": str(first_practice.id),
+        "practice": first_practice.name,
+        "practitioner_id": str(gp.id),
+        "practitioner": f"Dr {gp.given_name} {gp.family_name}",
     }
     for role, scope in (
         ("admin", {}),
@@ -244,6 +247,28 @@ async def seed(session: AsyncSession) -> dict[str, str]:
         _, secret = await directory_service.create_key(session, None, data)
         keys[f"{role} key"] = secret
     return keys
+
+
+# The shell variables of the README's examples, by the label `seed` gives each value.
+ENV_NAMES = {
+    "territory_id": "TERRITORY",
+    "practice_id": "PRACTICE",
+    "practitioner_id": "GP",
+    "admin key": "ADMIN_KEY",
+    "coordinator key": "COORD_KEY",
+    "practice key": "PRACTICE_KEY",
+    "regulator key": "REGULATOR_KEY",
+    "dashboard key": "DASHBOARD_KEY",
+}
+
+
+def env_file_text(keys: dict[str, str]) -> str:
+    """The demo's ids and keys as a file a shell can source (`. .data/demo.env`)."""
+    lines = ["# Written by `creneau seed-demo`: the demo's ids and keys. Keys are secrets."]
+    lines += [
+        f"export {ENV_NAMES[label]}={value}" for label, value in keys.items() if label in ENV_NAMES
+    ]
+    return "\n".join(lines) + "\n"
 
 
 async def _create(session: AsyncSession, admin: Caller) -> Territory:
