@@ -35,6 +35,7 @@ from app.api import (
     territories,
     webhooks,
 )
+from app.api_docs import install_api_docs
 from app.caller_cache import CallerCache, listen
 from app.config import Settings, get_settings
 from app.db import make_engine, make_sessionmaker, resolve_database_url
@@ -202,6 +203,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description=DESCRIPTION,
         lifespan=lifespan,
         responses=PROBLEM_RESPONSES,
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.sessionmaker = None
@@ -246,6 +249,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         agenda_pages,
     ):
         app.include_router(web_module.router)
+    install_api_docs(app)
     app.mount(
         "/static",
         StaticFiles(directory=Path(__file__).parent / "web" / "static"),
