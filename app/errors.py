@@ -270,4 +270,16 @@ def render(request: Request, error: AppError) -> Response:
 
     if request.url.path == "/" or request.url.path.startswith(WEB_PREFIXES):
         return error_page(request, error)
+    if _browser_outside_the_api(request):
+        return error_page(request, error)
     return problem_response(error, request)
+
+
+# Paths whose clients are programs: they keep problem+json whatever they accept.
+_API_PREFIXES = ("/v1/", "/health/", "/metrics", "/openapi.json", "/docs", "/redoc")
+
+
+def _browser_outside_the_api(request: Request) -> bool:
+    """A person's browser on an address that is no API's (an unknown page, a typo)."""
+    accept = request.headers.get("accept", "")
+    return "text/html" in accept and not request.url.path.startswith(_API_PREFIXES)

@@ -209,7 +209,7 @@ async def sign_in(request: Request, session: SessionDep) -> Response:
     FAILURES.succeeded(address)
     response = redirect(next_)
     hours = get_settings().session_hours
-    _cookie(response, request, web.COOKIE, web.encode(caller.key_id), hours * 3600)
+    _cookie(response, request, web.COOKIE, web.encode(caller.key_id, caller.role), hours * 3600)
     response.delete_cookie(LOGIN_CSRF, path="/")
     return response
 

@@ -189,6 +189,7 @@ def error_page(request: Request, error: AppError) -> Response:
         return redirect(f"/connexion?next={quote(target)}")
     from app.web.auth import read_session  # the header's sign-out form needs the session
 
+    web_session = read_session(request)
     status = error.status
     title = _ERROR_TITLES.get(status, "Erreur")
     message = error.extra.get("page_message") or _ERROR_TEXTS.get(
@@ -197,7 +198,8 @@ def error_page(request: Request, error: AppError) -> Response:
     response = page(
         "message.html",
         status,
-        web_session=read_session(request),
+        web_session=web_session,
+        role=web_session.menu_role if web_session else None,
         title=title,
         message=message,
         detail=error.detail if status in (409, 422) else None,

@@ -50,6 +50,9 @@ def serializer(settings: Settings | None = None) -> URLSafeTimedSerializer:
 class WebSession:
     key_id: uuid.UUID
     nonce: str
+    # The key's role when the session began: only for drawing the menu on pages that do not
+    # look the key up (an unknown address); every page checks the key itself.
+    menu_role: str | None = None
 
     @property
     def csrf(self) -> str:
@@ -60,8 +63,8 @@ class WebSession:
         return token is not None and hmac.compare_digest(token, self.csrf)
 
 
-def encode(key_id: uuid.UUID) -> str:
-    return serializer().dumps({"k": str(key_id), "n": secrets.token_urlsafe(16)})
+def encode(key_id: uuid.UUID, role: str | None = None) -> str:
+    return serializer().dumps({"k": str(key_id), "n": secrets.token_urlsafe(16), "r": role})
 
 
 def decode(cookie: str | None) -> WebSession | None:
@@ -69,7 +72,8 @@ def decode(cookie: str | None) -> WebSession | None:
         return None
     try:
         data = serializer().loads(cookie, max_age=get_settings().session_hours * 3600)
-        return WebSession(uuid.UUID(data["k"]), data["n"])
+        role = data.get("r")
+        return WebSession(uuid.UUID(data["k"]), data["n"], role if isinstance(role, str) else None)
     except (BadSignature, KeyError, ValueError, TypeError):
         return None
 
