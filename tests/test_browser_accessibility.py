@@ -1,0 +1,96 @@
+"""Accessibility audit (RGAA / WCAG 2.1 AA) with axe-core in Chromium: every page family,
+signed in as each role, with and without errors shown, has no violation of serious or
+critical impact."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from axe_playwright_python.async_playwright import Axe
+
+from tests.conftest import Territory
+from tests.test_browser_dashboard import browser, served  # noqa: F401 - fixtures
+from tests.test_browser_pages import signed_in_page
+from tests.test_web_pages import publish_all_day
+
+WCAG_AA = {"runOnly": {"type": "tag", "values": ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]}}
+
+
+async def serious_violations(page) -> list[str]:
+    results = await Axe().run(page, options=WCAG_AA)
+    return [
+        f"{page.url}: {v['id']} ({v['impact']}) {v['help']}: "
+        + "; ".join(n["target"][0] for n in v["nodes"][:3])
+        for v in results.response["violations"]
+        if v["impact"] in ("serious", "critical")
+    ]
+
+
+async def audit(page, served: str, paths: list[str]) -> list[str]:  # noqa: F811
+    found: list[str] = []
+    for path in paths:
+        await page.goto(f"{served}{path}")
+        found += await serious_violations(page)
+    return found
+
+
+async def submit_empty(page, served: str, path: str, button: str) -> list[str]:  # noqa: F811
+    """The page's form sent empty: the errors it shows must be accessible too."""
+    await page.goto(f"{served}{path}")
+    await page.get_by_role("button", name=button).click()
+    await page.wait_for_load_state()
+    return await serious_violations(page)
+
+
+@pytest.fixture
+async def with_slots(client: httpx.AsyncClient, territory: Territory) -> Territory:
+    await publish_all_day(client, territory)
+    return territory
+
+
+async def test_sign_in_pages_pass_the_audit(served, browser):  # noqa: F811
+    page = await (await browser.new_context()).new_page()
+    assert await audit(page, served, ["/connexion", "/agenda/connexion", "/nulle-part"]) == []
+
+
+async def test_practice_pages_pass_the_audit(served, browser, with_slots):  # noqa: F811
+    t = with_slots
+    page = await signed_in_page(browser, served, t.practice)
+    gp = f"/cabinet/medecins/{t.practitioner_id}"
+    paths = ["/cabinet", gp, f"{gp}/regles/nouvelle", f"{gp}/creneau", f"{gp}/absence"]
+    paths += ["/cabinet/medecin-traitant", "/rendez-vous"]
+    found = await audit(page, served, paths)
+    found += await submit_empty(page, served, f"{gp}/regles/nouvelle", "Prévisualiser les créneaux")
+    assert found == []
+
+
+async def test_regulator_pages_pass_the_audit(served, browser, with_slots):  # noqa: F811
+    page = await signed_in_page(browser, served, with_slots.regulator)
+    found = await audit(page, served, ["/regulation", "/regulation/surnumeraire", "/rendez-vous"])
+    assert found == []
+
+
+async def test_coordinator_pages_pass_the_audit(served, browser, with_slots):  # noqa: F811
+    t = with_slots
+    page = await signed_in_page(browser, served, t.coordinator)
+    paths = ["/coordination", "/coordination/mt/nouvelle", "/coordination/capacites"]
+    paths += ["/coordination/annuaire", "/coordination/cles", "/coordination/cabinets/nouveau"]
+    paths += [f"/coordination/cabinets/{t.practice_id}"]
+    paths += [f"/coordination/medecins/{t.practitioner_id}", "/dashboard", "/rendez-vous"]
+    found = await audit(page, served, paths)
+    found += await submit_empty(page, served, "/coordination/mt/nouvelle", "Inscrire")
+    assert found == []
+
+
+async def test_dashboard_pages_pass_the_audit(served, browser, with_slots):  # noqa: F811
+    page = await signed_in_page(browser, served, with_slots.dashboard)
+    assert await audit(page, served, ["/dashboard"]) == []
+
+
+async def test_the_audit_finds_a_field_without_a_label(served, browser):  # noqa: F811
+    """The audit itself works: a form field whose label is removed is a critical violation."""
+    page = await (await browser.new_context()).new_page()
+    await page.goto(f"{served}/connexion")
+    await page.evaluate("document.querySelectorAll('label').forEach(l => l.remove())")
+    found = await serious_violations(page)
+    assert any(" label (critical)" in v for v in found), found
