@@ -119,13 +119,14 @@ def nested(form: Form, *names: str) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name in names:
         value = form.get(name)
-        if value == "":
-            continue
         target = out
         *parents, leaf = name.split(".")
+        # A group left blank is still there, so that each of its required fields is reported
+        # by name (next to its input) rather than the group as a whole.
         for parent in parents:
             target = target.setdefault(parent, {})
-        target[leaf] = value
+        if value != "":
+            target[leaf] = value
     return out
 
 

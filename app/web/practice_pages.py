@@ -304,6 +304,8 @@ async def _save_rule(
     values = _form_values(form)
     data, errors = _rule_data(form)
     body, model_errors = parse(RuleIn, data)
+    if "jours" in errors:  # no day ticked: the RRULE they make is missing, not typed wrong
+        model_errors.pop("rrule", None)
     errors.update(model_errors)
     if body is None or errors:
         return await _rule_page(request, session, user, practitioner, rule, values,
