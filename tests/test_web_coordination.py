@@ -137,8 +137,15 @@ async def test_directory_and_keys(client, territory, session):
         )
     )
     assert key.role == "practice" and secret.startswith(key.prefix)
-    r = await client.post(
+    asked = await client.post(
         f"/coordination/cles/{key.id}/revoquer", data={"csrf": csrf_of(keys.text)}
+    )
+    assert asked.status_code == 200 and "Révoquer la clé « Secrétariat » ?" in asked.text
+    await session.refresh(key)
+    assert key.revoked_at is None  # nothing happens before the confirmation
+    r = await client.post(
+        f"/coordination/cles/{key.id}/revoquer",
+        data={"csrf": csrf_of(asked.text), "confirme": "oui"},
     )
     assert r.status_code == 303
     await session.refresh(key)

@@ -160,7 +160,13 @@ async def test_edit_and_end_a_rule(client, territory, session):
     assert edited.status_code == 303
     page = await client.get(edited.headers["location"])
     assert "Règle modifiée" in page.text and "de 08:00 à 12:00" in page.text
-    ended = await client.post(f"{url}/terminer", data={"csrf": csrf_of(page.text)})
+    asked = await client.post(f"{url}/terminer", data={"csrf": csrf_of(page.text)})
+    assert asked.status_code == 200 and "Terminer cette règle ?" in asked.text
+    assert await rule_count(session, territory) == 1  # nothing happens before the confirmation
+    assert f'action="{url}/terminer"' in asked.text and 'name="confirme" value="oui"' in asked.text
+    ended = await client.post(
+        f"{url}/terminer", data={"csrf": csrf_of(asked.text), "confirme": "oui"}
+    )
     assert ended.status_code == 303
     assert await rule_count(session, territory) == 0
 
@@ -362,3 +368,28 @@ async def test_every_page_answers_html_errors_never_json(client, territory):
     r = await client.get("/rendez-vous/00000000-0000-0000-0000-000000000000")
     assert r.status_code == 404 and "Page introuvable" in r.text
     assert r.headers["content-security-policy"].startswith("default-src 'self'")
+
+
+async def test_lifting_an_absence_asks_first(client, territory, session):
+    from app.scheduling.models import Unavailability
+
+    await sign_in(client, territory.practice)
+    base = f"/cabinet/medecins/{territory.practitioner_id}"
+    csrf = csrf_of((await client.get(f"{base}/absence")).text)
+    day = date.fromordinal(date.today().toordinal() + 5).isoformat()
+    r = await client.post(
+        f"{base}/absence",
+        data={"csrf": csrf, "start": f"{day}T08:00", "end": f"{day}T18:00", "reason": "Congés"},
+    )
+    assert r.status_code == 303
+    absence_url = r.headers["location"]
+    absences = select(func.count()).where(
+        Unavailability.practitioner_id == territory.practitioner_id
+    )
+    asked = await client.post(f"{absence_url}/lever", data={"csrf": csrf})
+    assert asked.status_code == 200 and "Lever cette absence ?" in asked.text
+    assert f'href="{absence_url}"' in asked.text  # "Annuler" goes back to the absence
+    assert await session.scalar(absences) == 1
+    lifted = await client.post(f"{absence_url}/lever", data={"csrf": csrf, "confirme": "oui"})
+    assert lifted.status_code == 303
+    assert await session.scalar(absences) == 0

@@ -600,10 +600,15 @@ async def list_keys(
     )
 
 
-async def revoke_key(session: AsyncSession, caller: Caller, key_id: uuid.UUID) -> None:
+async def get_key(session: AsyncSession, caller: Caller, key_id: uuid.UUID) -> ApiKey:
     key = await session.scalar(_visible_keys(caller).where(ApiKey.id == key_id))
     if key is None:
         raise NotFound("API key not found")
+    return key
+
+
+async def revoke_key(session: AsyncSession, caller: Caller, key_id: uuid.UUID) -> None:
+    key = await get_key(session, caller, key_id)
     if key.revoked_at is None:
         key.revoked_at = datetime.now(UTC)
         await session.flush()

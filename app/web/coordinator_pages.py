@@ -24,6 +24,7 @@ from app.medecin_traitant import schemas, service
 from app.security import ADMIN, COORDINATOR
 from app.web.auth import Form, FormDep, UserDep, WebUser, done, require_role, show
 from app.web.booking_pages import caller_zone
+from app.web.confirm import ask_confirmation, confirmed
 from app.web.forms import PATIENT_FIELDS, nested, parse, service_errors
 
 router = APIRouter(prefix="/coordination", include_in_schema=False)
@@ -392,5 +393,17 @@ async def revoke_key(
     request: Request, session: SessionDep, user: UserDep, form: FormDep, key_id: uuid.UUID
 ) -> Response:
     require_role(user, *COORDINATORS)
+    if not confirmed(form):
+        key = await directory_service.get_key(session, user.caller, key_id)
+        return ask_confirmation(
+            request,
+            user,
+            title=f"Révoquer la clé « {key.name} » ?",
+            message="Elle cessera de fonctionner aussitôt, pour l'API comme pour les pages ; "
+            "les sessions ouvertes avec elle prennent fin. Une clé révoquée ne peut pas être "
+            "rétablie : il faudra en créer une nouvelle.",
+            button="Révoquer la clé",
+            back="/coordination/cles",
+        )
     await directory_service.revoke_key(session, user.caller, key_id)
     return done(request, "/coordination/cles", "Clé révoquée : elle ne fonctionne plus.")

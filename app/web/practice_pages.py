@@ -26,6 +26,7 @@ from app.scheduling.models import AvailabilityRule
 from app.scheduling.schemas import OneOffSlotIn, RuleIn, RulePatch, UnavailabilityIn
 from app.security import ADMIN, COORDINATOR, PRACTICE
 from app.web.auth import Form, FormDep, UserDep, WebUser, done, require_role, show
+from app.web.confirm import ask_confirmation, confirmed
 from app.web.forms import local_datetime, local_day_start, nested, parse, service_errors
 from app.web.render import redirect, when
 
@@ -380,6 +381,17 @@ async def end_rule(
 ) -> Response:
     """End a rule: its future free slots go; held and booked ones stay."""
     require_role(user, *PUBLISHERS)
+    if not confirmed(form):
+        await service.get_rule(session, user.caller, practitioner_id, rule_id)
+        return ask_confirmation(
+            request,
+            user,
+            title="Terminer cette règle ?",
+            message="Ses créneaux libres à venir seront retirés de l'agenda et de la recherche "
+            "du SAS. Les créneaux déjà réservés restent, avec leurs patients.",
+            button="Terminer la règle",
+            back=f"/cabinet/medecins/{practitioner_id}",
+        )
     counts = await service.delete_rule(session, user.caller, practitioner_id, rule_id)
     return done(
         request,
@@ -515,6 +527,16 @@ async def lift_absence(
     absence_id: uuid.UUID,
 ) -> Response:
     require_role(user, *PUBLISHERS)
+    if not confirmed(form):
+        await service.get_unavailability(session, user.caller, practitioner_id, absence_id)
+        return ask_confirmation(
+            request,
+            user,
+            title="Lever cette absence ?",
+            message="Les créneaux de cette période redeviennent réservables par le SAS.",
+            button="Lever l'absence",
+            back=f"/cabinet/medecins/{practitioner_id}/absences/{absence_id}",
+        )
     freed = await service.delete_unavailability(session, user.caller, practitioner_id, absence_id)
     return done(
         request,
