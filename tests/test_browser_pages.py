@@ -81,7 +81,9 @@ async def test_regulator_finds_and_books_with_the_keyboard(served, browser, clie
     heading = await page.locator("#resultats").inner_text()
     assert "disponibles, distance à partir du centre de" in heading
     radios = page.get_by_role("radio")
-    await radios.first.focus()
+    await expect(page.locator("#resultats")).to_be_focused()  # the page lands on the results
+    await page.keyboard.press("Tab")
+    await expect(radios.first).to_be_focused()  # one Tab to the first slot
     await page.keyboard.press("Space")
     await page.keyboard.press("ArrowDown")  # a radio group moves with the arrows
     assert await radios.nth(1).is_checked()
