@@ -45,7 +45,7 @@ async def test_coordinator_attaches_a_patient(client, territory, session):
         data={"csrf": csrf_of(caps.text), "mt_capacity": "3"},
     )
     assert r.status_code == 303
-    assert "Capacité du Dr Martin : 3 patient(s)." in unescape(
+    assert "Capacité du Dr Martin : 3 patients." in unescape(
         (await client.get("/coordination/capacites")).text
     )
     page = await client.get(f"/coordination/mt/{request_id}")

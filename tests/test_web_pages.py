@@ -105,7 +105,7 @@ async def test_practice_previews_then_publishes_a_rule_and_sees_its_slots(
     assert published.headers["location"] == f"/cabinet/medecins/{territory.practitioner_id}"
     assert await slot_count(session, territory) == shown  # exactly the slots the preview announced
     page = await client.get(published.headers["location"])
-    assert f"Règle publiée : {shown} créneau(x) créé(s)." in page.text
+    assert f"Règle publiée : {shown} créneaux créés." in page.text
     assert "chaque lundi, mardi, mercredi, jeudi, vendredi, samedi, dimanche" in page.text
     first = await session.scalar(
         select(func.min(Slot.start)).where(Slot.practitioner_id == territory.practitioner_id)
@@ -137,7 +137,7 @@ async def test_overlapping_rule_is_refused_with_the_first_clash(client, territor
     preview = await client.post(url, data=rule_form(csrf, "apercu"))
     assert "chevauche" in preview.text and "(déjà pris)" in preview.text
     r = await client.post(url, data=rule_form(csrf, "publier"))
-    assert r.status_code == 409 and "créneau(x) existant(s) de ce médecin" in r.text
+    assert r.status_code == 409 and "créneaux existants de ce médecin sont" in r.text
 
 
 async def test_edit_and_end_a_rule(client, territory, session):
@@ -207,8 +207,9 @@ async def test_one_off_slot_and_absence_with_its_conflicts(client, territory, se
     )
     assert r.status_code == 303
     page = await client.get(r.headers["location"])
-    assert "1 rendez-vous réservé(s) à traiter" in page.text
-    assert "LEMOINE Jeanne" in page.text and "+33612345678" in page.text
+    assert "1 rendez-vous réservé à traiter" in page.text
+    assert "LEMOINE Jeanne" in page.text
+    assert '<a href="tel:+33612345678">06 12 34 56 78</a>' in page.text
 
 
 async def test_practice_cannot_open_another_practice_and_regulator_no_practice_page(

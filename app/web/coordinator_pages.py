@@ -26,6 +26,7 @@ from app.web.auth import Form, FormDep, UserDep, WebUser, done, require_role, sh
 from app.web.booking_pages import caller_zone
 from app.web.confirm import ask_confirmation, confirmed
 from app.web.forms import PATIENT_FIELDS, nested, parse, service_errors
+from app.web.french import count_of
 
 router = APIRouter(prefix="/coordination", include_in_schema=False)
 COORDINATORS = (COORDINATOR, ADMIN)
@@ -262,7 +263,8 @@ async def set_capacity(
     return done(
         request,
         f"/coordination/capacites#gp-{practitioner.id}",
-        f"Capacité du Dr {practitioner.family_name} : {practitioner.mt_capacity} patient(s).",
+        f"Capacité du Dr {practitioner.family_name} : "
+        f"{count_of(practitioner.mt_capacity, 'patient')}.",
     )
 
 

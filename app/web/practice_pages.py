@@ -28,6 +28,7 @@ from app.security import ADMIN, COORDINATOR, PRACTICE
 from app.web.auth import Form, FormDep, UserDep, WebUser, done, require_role, show
 from app.web.confirm import ask_confirmation, confirmed
 from app.web.forms import local_datetime, local_day_start, nested, parse, service_errors
+from app.web.french import count_of
 from app.web.render import redirect, when
 
 router = APIRouter(prefix="/cabinet", include_in_schema=False)
@@ -260,7 +261,8 @@ def _overlap_message(error: Conflict, tz: ZoneInfo) -> str:
         return "Ces créneaux chevauchent des créneaux existants de ce médecin."
     first = datetime.fromisoformat(overlapping[0]["start"])
     return (
-        f"Refusé : {len(overlapping)} créneau(x) existant(s) de ce médecin sont sur ces horaires, "
+        f"Refusé : {count_of(len(overlapping), 'créneau existant')} de ce médecin "
+        f"{'sont' if len(overlapping) > 1 else 'est'} sur ces horaires, "
         f"le premier le {when(first, tz)}. Modifiez les horaires ou terminez l'autre règle."
     )
 
@@ -324,15 +326,16 @@ async def _save_rule(
     try:
         if rule_id is None:
             _, created, _ = await service.create_rule(session, user.caller, practitioner.id, body)
-            message = f"Règle publiée : {created} créneau(x) créé(s)."
+            message = f"Règle publiée : {count_of(created, 'créneau créé')}."
         else:
             patch = RulePatch.model_validate({**body.model_dump(), "valid_until": body.valid_until})
             _, counts = await service.update_rule(
                 session, user.caller, practitioner.id, rule_id, patch
             )
             message = (
-                f"Règle modifiée : {counts.created} créneau(x) créé(s), {counts.removed} "
-                f"retiré(s), {counts.kept} réservé(s) conservé(s)."
+                f"Règle modifiée : {count_of(counts.created, 'créneau créé')}, "
+                f"{count_of(counts.removed, 'retiré')}, "
+                f"{count_of(counts.kept, 'réservé conservé')}."
             )
     except (ValidationFailed, Conflict) as exc:
         await session.rollback()
@@ -396,8 +399,8 @@ async def end_rule(
     return done(
         request,
         f"/cabinet/medecins/{practitioner_id}",
-        f"Règle terminée : {counts.removed} créneau(x) libre(s) retiré(s), "
-        f"{counts.kept} réservé(s) conservé(s).",
+        f"Règle terminée : {count_of(counts.removed, 'créneau libre retiré')}, "
+        f"{count_of(counts.kept, 'réservé conservé')}.",
     )
 
 
@@ -482,9 +485,9 @@ async def create_absence(
     absence, count, conflicts, _ = await service.create_unavailability(
         session, user.caller, practitioner.id, body
     )
-    message = f"Absence enregistrée : {count} créneau(x) rendu(s) indisponible(s)."
+    message = f"Absence enregistrée : {count_of(count, 'créneau rendu indisponible')}."
     if conflicts:
-        message += f" {len(conflicts)} rendez-vous réservé(s) à traiter ci-dessous."
+        message += f" {count_of(len(conflicts), 'rendez-vous réservé')} à traiter ci-dessous."
     return done(request, f"/cabinet/medecins/{practitioner_id}/absences/{absence.id}", message)
 
 
@@ -541,5 +544,6 @@ async def lift_absence(
     return done(
         request,
         f"/cabinet/medecins/{practitioner_id}",
-        f"Absence levée : {freed} créneau(x) de nouveau libre(s).",
+        f"Absence levée : {count_of(freed, 'créneau')} de nouveau "
+        f"{'libres' if freed > 1 else 'libre'}.",
     )

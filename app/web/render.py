@@ -13,6 +13,8 @@ from babel.dates import format_date, format_datetime, format_time
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
+from app.web.french import count_of, phone_display, zone_name
+
 if TYPE_CHECKING:
     from starlette.requests import Request
 
@@ -202,6 +204,9 @@ TEMPLATES.globals.update(
     ROLES=ROLES,
     GENDERS=GENDERS,
     FIELD_LABELS=FIELD_LABELS,
+    count_of=count_of,
+    phone_display=phone_display,
+    zone_name=zone_name,
     when=when,
     hour=hour,
     day=day,
