@@ -57,6 +57,9 @@ async def test_coordinator_attaches_a_patient(client, territory, session):
     assert r.status_code == 303
     page = await client.get(f"/coordination/mt/{request_id}")
     assert "Médecin proposé au patient." in unescape(page.text)
+    # The queue's default shows the requests still to handle, the one just proposed included.
+    assert "LEMOINE Jeanne" in unescape((await client.get("/coordination")).text)
+    assert "LEMOINE Jeanne" not in unescape((await client.get("/coordination?statut=waiting")).text)
     r = await client.post(
         f"/coordination/mt/{request_id}/refuser", data={"csrf": csrf_of(page.text), "reason": ""}
     )

@@ -244,12 +244,16 @@ async def list_requests(
     priority: int | None,
     cursor: str | None,
     limit: int,
+    statuses: tuple[str, ...] | None = None,
 ) -> tuple[list[MtView], str | None]:
-    """Fragile patients first (more criteria first), then the longest waiting."""
+    """Fragile patients first (more criteria first), then the longest waiting; `status`, or
+    any of `statuses`, when given."""
     prio = priority_expr()
     stmt = _visible(caller).add_columns(prio.label("prio"))
     if status is not None:
         stmt = stmt.where(MtRequest.status == status)
+    if statuses is not None:
+        stmt = stmt.where(MtRequest.status.in_(statuses))
     if priority is not None:
         stmt = stmt.where(prio == priority)
     if cursor:

@@ -35,21 +35,26 @@ COORDINATORS = (COORDINATOR, ADMIN)
 # The MT queue -----------------------------------------------------------------------------
 
 
+ACTIVE = "en-cours"  # the queue's default filter: waiting and proposed
+
+
 @router.get("")
 async def queue(
     request: Request,
     session: SessionDep,
     user: UserDep,
-    statut: str = "waiting",
+    statut: str = ACTIVE,
     priorite: str = "",
 ) -> Response:
-    """Fragile patients first (more criteria first), then the longest waiting."""
+    """Fragile patients first (more criteria first), then the longest waiting. By default the
+    requests still to be handled: waiting, or proposed to a GP and awaiting an answer."""
     require_role(user, *COORDINATORS)
     status = statut if statut in ("waiting", "proposed", "attached", "withdrawn") else None
     priority = int(priorite) if priorite in ("0", "1", "2", "3") else None
     views, _ = await service.list_requests(
-        session, user.caller, status=status, priority=priority, cursor=None, limit=500
-    )
+        session, user.caller, status=status, priority=priority, cursor=None, limit=500,
+        statuses=("waiting", "proposed") if statut == ACTIVE else None,
+    )  # fmt: skip
     items = [service.render(v) for v in views]
     await log_shown(session, user.caller, "mt_request", items, "list")
     return show(request, user, "mt_queue.html", items=items, status_filter=statut,
