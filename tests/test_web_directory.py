@@ -169,3 +169,21 @@ async def test_duplicate_rpps_and_foreign_gp(client, territory, other_territory,
     await sign_in(client, territory.practice)
     assert (await client.get("/coordination/annuaire/cabinets/nouveau")).status_code == 403
     assert (await client.get(url)).status_code == 403
+
+
+async def test_directory_lists_practices_and_gps_alphabetically(client, territory, admin):
+    from tests.conftest import practice_body, practitioner_body
+
+    r = await client.post(
+        "/v1/practices", json=practice_body(territory.id, name="Cabinet de l'Église"), headers=admin
+    )
+    assert r.status_code == 201, r.text
+    for family in ("Zola", "Émery", "Abel"):
+        body = practitioner_body(territory.practice_id, family_name=family)
+        assert (await client.post("/v1/practitioners", json=body, headers=admin)).status_code == 201
+    await sign_in(client, territory.coordinator)
+    text = unescape((await client.get("/coordination/annuaire")).text)
+    # "Cabinet de l'Église" before "Maison de santé d'Aurillac"; accents sort as their letter.
+    assert text.index("Cabinet de l'Église") < text.index("Maison de santé d'Aurillac")
+    positions = [text.index(f"Dr Claire {name}") for name in ("Abel", "Émery", "Martin", "Zola")]
+    assert positions == sorted(positions)

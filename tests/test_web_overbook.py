@@ -46,7 +46,9 @@ async def test_regulator_overbooks_then_meets_the_daily_cap(client, territory, s
     await accept_overbooking(client, territory, cap=1)
     await sign_in(client, territory.regulator)
     page = await client.get("/regulation/surnumeraire")
-    assert "Dr Claire Martin (1 par jour)" in page.text
+    assert "Dr Martin Claire, Maison de santé d&#39;Aurillac (15014) — 1 par jour au plus" in (
+        page.text
+    )
     day = date.today() + timedelta(days=2)
     data = {"csrf": csrf_of(page.text), "jeton": field_value(page.text, "jeton"),
             "practitioner_id": territory.practitioner_id, "start": f"{day}T18:30",
@@ -106,3 +108,23 @@ async def test_gp_who_refuses_overbooking_and_foreign_gp(client, territory, othe
     client.cookies.clear()
     await sign_in(client, territory.practice)
     assert (await client.get("/regulation/surnumeraire")).status_code == 403
+
+
+async def test_gps_are_listed_by_name_with_their_practice_and_town(client, territory, admin):
+    from tests.conftest import practice_body, practitioner_body
+
+    await accept_overbooking(client, territory, cap=2)
+    r = await client.post(
+        "/v1/practices",
+        json=practice_body(territory.id, name="Cabinet d'Arpajon", commune_insee="15012",
+                           city="Arpajon-sur-Cère", postal_code="15130"),
+        headers=admin,
+    )  # fmt: skip
+    assert r.status_code == 201, r.text
+    body = practitioner_body(r.json()["id"], family_name="Élie", given_name="Anne",
+                             accepts_overbooking=True, overbooking_daily_cap=1)  # fmt: skip
+    assert (await client.post("/v1/practitioners", json=body, headers=admin)).status_code == 201
+    await sign_in(client, territory.regulator)
+    text = unescape((await client.get("/regulation/surnumeraire")).text)
+    first = text.index("Dr Élie Anne, Cabinet d'Arpajon (Arpajon-sur-Cère) — 1 par jour au plus")
+    assert first < text.index("Dr Martin Claire")  # É sorts with E, before M

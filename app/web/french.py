@@ -3,6 +3,8 @@ numbers in the national format, a time zone by its place."""
 
 from __future__ import annotations
 
+import unicodedata
+
 import phonenumbers
 from babel.dates import get_timezone, get_timezone_location
 
@@ -42,3 +44,10 @@ def zone_name(zone: str) -> str:
         return str(get_timezone_location(get_timezone(zone), locale="fr_FR", return_city=True))
     except LookupError:
         return zone
+
+
+def collation_key(text: str) -> str:
+    """Alphabetical order as a French reader expects it: accents and case do not move a name
+    ("Élodie" between "Eddy" and "Emma", not after "Zoé")."""
+    decomposed = unicodedata.normalize("NFKD", text)
+    return "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()

@@ -28,7 +28,7 @@ from app.security import ADMIN, COORDINATOR, PRACTICE
 from app.web.auth import Form, FormDep, UserDep, WebUser, done, require_role, show
 from app.web.confirm import ask_confirmation, confirmed
 from app.web.forms import local_datetime, local_day_start, nested, parse, service_errors
-from app.web.french import count_of
+from app.web.french import collation_key, count_of
 from app.web.render import redirect, when
 
 router = APIRouter(prefix="/cabinet", include_in_schema=False)
@@ -112,6 +112,9 @@ async def practice_home(
         session, user.caller, territory_id=None, practice_id=practice.id, rpps=None,
         cursor=None, limit=100,
     )  # fmt: skip
+    practitioners = sorted(
+        practitioners, key=lambda p: collation_key(f"{p.family_name} {p.given_name}")
+    )
     if not practitioners:
         return show(request, user, "practice.html", practice=practice, practitioners=[],
                     weeks={}, monday=None, tz=None, single=False)  # fmt: skip

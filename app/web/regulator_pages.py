@@ -23,6 +23,7 @@ from app.directory.service import (
     Commune,
     communes,
     get_practitioner,
+    list_practices,
     list_practitioners,
     territory_zones,
 )
@@ -41,6 +42,7 @@ from app.web.forms import (
     parse,
     service_errors,
 )
+from app.web.french import collation_key
 from app.web.render import day
 
 router = APIRouter(prefix="/regulation", include_in_schema=False)
@@ -231,13 +233,37 @@ async def book(request: Request, session: SessionDep, user: UserDep, form: FormD
 # Surnuméraire bookings --------------------------------------------------------------------
 
 
-async def _overbook_gps(session: AsyncSession, user: WebUser) -> list[Any]:
-    """The GPs of the regulator's territories who accept surnuméraire patients."""
+async def _overbook_gps(session: AsyncSession, user: WebUser) -> list[tuple[str, str]]:
+    """The GPs of the regulator's territories who accept surnuméraire patients, by name, each
+    with their practice and its town (a regulator chooses by place as much as by name)."""
     gps, _ = await list_practitioners(
         session, user.caller, territory_id=None, practice_id=None, rpps=None,
         cursor=None, limit=1000,
     )  # fmt: skip
-    return [p for p in gps if p.accepts_overbooking]
+    practices, _ = await list_practices(
+        session, user.caller, territory_id=None, commune_insee=None, name=None,
+        cursor=None, limit=1000,
+    )  # fmt: skip
+    by_id = {p.id: p for p in practices}
+    accepting = sorted(
+        (p for p in gps if p.accepts_overbooking),
+        key=lambda p: (collation_key(p.family_name), collation_key(p.given_name)),
+    )
+    options = []
+    for p in accepting:
+        practice = by_id.get(p.practice_id)
+        where = ""
+        if practice is not None:
+            town = practice.city or practice.commune_insee
+            where = f", {practice.name} ({town})"
+        options.append(
+            (
+                str(p.id),
+                f"Dr {p.family_name} {p.given_name}{where} — "
+                f"{p.overbooking_daily_cap} par jour au plus",
+            )
+        )
+    return options
 
 
 async def _overbook_page(
@@ -248,13 +274,9 @@ async def _overbook_page(
     errors: dict[str, str] | None = None,
     status: int = 200,
 ) -> Response:
-    gps = await _overbook_gps(session, user)
+    options = await _overbook_gps(session, user)
     errors = errors or {}
     values.setdefault("jeton", str(uuid.uuid4()))
-    options = [
-        (str(p.id), f"Dr {p.given_name} {p.family_name} ({p.overbooking_daily_cap} par jour)")
-        for p in gps
-    ]
     return show(request, user, "overbook.html", status, gps=options, values=values,
                 errors=errors, first_error=next(iter(errors), None))  # fmt: skip
 
