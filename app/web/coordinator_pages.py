@@ -26,7 +26,7 @@ from app.web.auth import Form, FormDep, UserDep, WebUser, done, require_role, sh
 from app.web.booking_pages import caller_zone
 from app.web.confirm import ask_confirmation, confirmed
 from app.web.forms import PATIENT_FIELDS, nested, parse, service_errors
-from app.web.french import count_of
+from app.web.french import collation_key, count_of
 
 router = APIRouter(prefix="/coordination", include_in_schema=False)
 COORDINATORS = (COORDINATOR, ADMIN)
@@ -293,8 +293,9 @@ async def _directory_page(
         session, user.caller, territory_id=None, practice_id=None, rpps=None,
         cursor=None, limit=500,
     )  # fmt: skip
+    practices = sorted(practices, key=lambda p: collation_key(p.name))
     by_practice: dict[uuid.UUID, list[Any]] = {}
-    for p in practitioners:
+    for p in sorted(practitioners, key=lambda p: collation_key(f"{p.family_name} {p.given_name}")):
         by_practice.setdefault(p.practice_id, []).append(p)
     errors = errors or {}
     return show(request, user, "directory.html", status, practices=practices,
