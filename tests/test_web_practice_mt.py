@@ -4,7 +4,6 @@ and decline as the API lets a practice, French messages, the access log."""
 from __future__ import annotations
 
 import re
-
 from html import unescape
 
 from sqlalchemy import func, select
