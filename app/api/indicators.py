@@ -15,6 +15,7 @@ from app.activity import indicators
 from app.activity.audit import PatientAccess
 from app.activity.models import AciTarget, ActivityEvent
 from app.api.deps import CallerDep, SessionDep
+from app.bounds import BoundedDate, BoundedDatetime
 from app.directory.models import Territory
 from app.errors import NotFound, ValidationFailed
 from app.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, decode_cursor, encode_cursor
@@ -79,8 +80,12 @@ async def get_indicators(
     session: SessionDep,
     caller: CallerDep,
     territory_id: uuid.UUID | None = None,
-    from_: Annotated[date | None, Query(alias="from", description="Default: 1 January")] = None,
-    to: Annotated[date | None, Query(description="Exclusive; default: next 1 January")] = None,
+    from_: Annotated[
+        BoundedDate | None, Query(alias="from", description="Default: 1 January")
+    ] = None,
+    to: Annotated[
+        BoundedDate | None, Query(description="Exclusive; default: next 1 January")
+    ] = None,
     granularity: indicators.Granularity = "month",
     accept: Annotated[str | None, Header(include_in_schema=False)] = None,
 ) -> Any:
@@ -232,8 +237,8 @@ class ActivityPage(BaseModel):
 async def list_activity(
     session: SessionDep,
     caller: CallerDep,
-    from_: Annotated[AwareDatetime | None, Query(alias="from")] = None,
-    to: AwareDatetime | None = None,
+    from_: Annotated[BoundedDatetime | None, Query(alias="from")] = None,
+    to: BoundedDatetime | None = None,
     type: Annotated[str | None, Query(max_length=60, description="e.g. booking.booked")] = None,
     cursor: CursorQuery = None,
     limit: LimitQuery = DEFAULT_LIMIT,
