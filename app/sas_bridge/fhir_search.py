@@ -32,7 +32,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.bounds import check_instant
+from app.bounds import MAX_FHIR_INTEGER, check_instant
 from app.config import get_settings
 from app.db import DriverStatement
 from app.directory.models import Practice, Practitioner, Territory
@@ -118,6 +118,10 @@ def paging_number(name: str, value: str) -> int:
         raise BadRequest(f"{name}: {value!r} is not an integer") from exc
     if number < 0 or (name == "_count" and number == 0):
         raise BadRequest(f"{name}: must be positive")
+    if number > MAX_FHIR_INTEGER:
+        raise ValidationFailed.field(
+            ["query", name], f"at most {MAX_FHIR_INTEGER} (a FHIR integer)"
+        )
     return number
 
 
