@@ -18,6 +18,7 @@ from email.message import Message
 from typing import Annotated, Any
 from urllib.parse import parse_qsl
 
+from fastapi import Path
 from pydantic import AfterValidator, AwareDatetime, Field
 
 from app.errors import ValidationFailed
@@ -58,6 +59,10 @@ BoundedDatetime = Annotated[
     AfterValidator(check_instant),
     Field(description=f"RFC 3339 with an offset, between {MIN_DATE} and {MAX_DATE}"),
 ]
+
+
+# The identifier of a row of a log table (bigint identity), as a path parameter.
+LogIdPath = Annotated[int, Path(ge=1, le=MAX_BIGINT)]
 
 
 # Text PostgreSQL cannot store ------------------------------------------------------------

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import pytest
 
+from app.config import get_settings
 from app.pagination import encode_cursor
 from tests.conftest import assert_problem
 from tests.test_web_dashboard import sign_in
+from tests.test_webhooks import register
 
 HUGE = str(10**30)
 ID = "0b0e7a52-0000-4000-8000-000000000000"
@@ -134,3 +136,20 @@ async def test_a_forged_search_cursor_on_the_regulator_page_shows_no_slot_rather
         params={"commune": "15014", "rayon": "30", "suite": encode_cursor([FAR, "0.0", ID])},
     )
     assert r.status_code == 200, r.text
+
+
+async def test_a_notification_id_beyond_a_bigint_is_a_422(client, territory):
+    r = await client.post(f"/v1/sas-notifications/{HUGE}/retry", headers=territory.coordinator)
+    body = assert_problem(r, 422)
+    assert body["errors"][0]["loc"] == ["path", "notification_id"]
+
+
+async def test_a_webhook_delivery_id_beyond_a_bigint_is_a_422(client, territory, monkeypatch):
+    monkeypatch.setattr(get_settings(), "webhook_allow_insecure_urls", True)
+    endpoint = await register(client, territory.practice, "http://127.0.0.1:9/hook")
+    r = await client.post(
+        f"/v1/webhooks/{endpoint['id']}/deliveries/{HUGE}/retry",
+        headers=territory.practice,
+    )
+    body = assert_problem(r, 422)
+    assert body["errors"][0]["loc"] == ["path", "delivery_id"]
