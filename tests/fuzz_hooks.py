@@ -1,7 +1,8 @@
-"""Schemathesis hooks of tests/test_api_fuzzing.py (loaded through SCHEMATHESIS_HOOKS): half the
-generated cases of every operation get one hostile value, the inputs that used to answer 500
-(API.md "Bounds"): NUL characters (and a lone surrogate in JSON), huge and negative integers,
-dates far outside 2000..2100, odd time zone offsets, odd `_offset`s and forged cursors. They
+"""Schemathesis hooks of tests/test_api_fuzzing.py (loaded through SCHEMATHESIS_HOOKS): half
+or more of the generated cases of every operation get one hostile value, the inputs that used
+to answer 500 (API.md "Bounds"): NUL characters (and a lone surrogate in JSON), huge and
+negative integers, dates far outside 2000..2100, odd time zone offsets, odd `_offset`s and
+forged cursors. They
 replace a generated query parameter, path parameter or body value, or are added as one of the
 parameters the schema cannot list (FHIR searches read `_offset`, `_count`, `start`, `date` and
 `_since` by hand). Each call that carried one is tallied in $FUZZ_TALLY, by kind and status,
