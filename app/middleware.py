@@ -1,4 +1,5 @@
-"""Pure ASGI middleware: request id, body size limit, access log and latency metrics."""
+"""Pure ASGI middleware: request id, body size limit, text PostgreSQL cannot store (NUL),
+access log and latency metrics."""
 
 from __future__ import annotations
 
@@ -6,11 +7,14 @@ import logging
 import time
 import uuid
 
+from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.errors import PayloadTooLarge, problem_response
+from app.bounds import unstorable_text
+from app.errors import PayloadTooLarge, ValidationFailed, problem_response, render
 from app.logging_setup import request_id_var
 from app.metrics import REQUEST_LATENCY
+from app.web.render import WEB_PREFIXES
 
 log = logging.getLogger("creneau.access")
 
@@ -60,13 +64,21 @@ class EdgeMiddleware:
             if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
                 await self._too_large(scope, receive, send_wrapper)
                 return
-            if declared is None and b"chunked" in headers.get(b"transfer-encoding", b""):
-                # No declared length: read the body here, within the limit, then replay it.
-                body = await self._read_limited(receive)
-                if body is None:
+            body = b""
+            chunked = declared is None and b"chunked" in headers.get(b"transfer-encoding", b"")
+            if chunked or (declared is not None and declared != b"0"):
+                # Read the body here, within the limit (a chunked one declares no length),
+                # then replay it to the application.
+                read = await self._read_limited(receive)
+                if read is None:
                     await self._too_large(scope, receive, send_wrapper)
                     return
+                body = read
                 receive = _replay(body, receive)
+            unstorable = unstorable_text(scope, body)
+            if unstorable is not None:
+                await self._refuse(scope, receive, send_wrapper, unstorable)
+                return
             await self.app(scope, receive, send_wrapper)
         finally:
             elapsed = time.perf_counter() - started
@@ -102,6 +114,18 @@ class EdgeMiddleware:
             if not message.get("more_body", False):
                 break
         return b"".join(chunks)
+
+    async def _refuse(
+        self, scope: Scope, receive: Receive, send: Send, error: ValidationFailed
+    ) -> None:
+        """Refused before any route runs, rendered as every error is (a French page for the
+        pages, an OperationOutcome under /fhir)."""
+        if scope["path"] == "/" or scope["path"].startswith(WEB_PREFIXES):
+            error.extra["page_message"] = (
+                "Un champ contient un caractère nul ou invalide, qui ne peut pas être "
+                "enregistré : retirez-le, puis envoyez à nouveau."
+            )
+        await render(Request(scope, receive), error)(scope, receive, send)
 
     async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
         error = PayloadTooLarge(f"The request body exceeds {self.max_body_bytes} bytes")

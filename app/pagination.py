@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
+import re
 import uuid
 from datetime import datetime
 from typing import Annotated, Any, Generic, TypeVar
@@ -15,6 +17,7 @@ from sqlalchemy import Select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
+from app.bounds import check_instant
 from app.errors import ValidationFailed
 
 T = TypeVar("T")
@@ -42,18 +45,61 @@ def decode_cursor(cursor: str, size: int) -> list[str]:
         padded = cursor + "=" * (-len(cursor) % 4)
         values = json.loads(base64.urlsafe_b64decode(padded.encode()))
     except (binascii.Error, ValueError, UnicodeDecodeError) as exc:
-        raise ValidationFailed.field(["query", "cursor"], "invalid cursor") from exc
+        raise _invalid() from exc
     if not isinstance(values, list) or len(values) != size:
-        raise ValidationFailed.field(["query", "cursor"], "invalid cursor")
+        raise _invalid()
     return [str(v) for v in values]
+
+
+def _invalid() -> ValidationFailed:
+    return ValidationFailed.field(["query", "cursor"], "invalid cursor")
+
+
+# A cursor's values, each checked as the page statement will bind it: a forged cursor is a
+# 422, never a number the database cannot hold nor an instant beyond datetime's range.
+
+
+def cursor_int(value: str, low: int, high: int) -> int:
+    """ASCII digits (with an optional minus sign) within [low, high]."""
+    if not re.fullmatch(r"-?[0-9]{1,19}", value):
+        raise _invalid()
+    number = int(value)
+    if not low <= number <= high:
+        raise _invalid()
+    return number
+
+
+def cursor_float(value: str, low: float, high: float) -> float:
+    try:
+        number = float(value)
+    except ValueError as exc:
+        raise _invalid() from exc
+    if not (math.isfinite(number) and low <= number <= high):
+        raise _invalid()
+    return number
+
+
+def cursor_instant(value: str) -> datetime:
+    """An instant with its offset, as this service writes them, within the bounds of dates."""
+    try:
+        at = check_instant(datetime.fromisoformat(value))
+    except ValueError as exc:
+        raise _invalid() from exc
+    if at.tzinfo is None:
+        raise _invalid()
+    return at
+
+
+def cursor_uuid(value: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(value)
+    except ValueError as exc:
+        raise _invalid() from exc
 
 
 def decode_time_id_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
     at, ident = decode_cursor(cursor, 2)
-    try:
-        return datetime.fromisoformat(at), uuid.UUID(ident)
-    except ValueError as exc:
-        raise ValidationFailed.field(["query", "cursor"], "invalid cursor") from exc
+    return cursor_instant(at), cursor_uuid(ident)
 
 
 async def fetch_page(

@@ -29,7 +29,11 @@ def _import_out(entry: AgendaImport, tz: ZoneInfo) -> schemas.ImportOut:
     return out
 
 
-@router.put("", response_model=schemas.FeedOut)
+@router.put(
+    "",
+    response_model=schemas.FeedOut,
+    responses={201: {"model": schemas.FeedOut, "description": "Feed created"}},
+)
 async def set_feed(
     practitioner_id: uuid.UUID,
     body: schemas.FeedIn,

@@ -7,9 +7,9 @@ from zoneinfo import ZoneInfo
 
 import orjson
 from fastapi import APIRouter, Query, Response, status
-from pydantic import AwareDatetime
 
 from app.api.deps import CallerDep, ReadCallerDep, ReadSessionDep, SessionDep
+from app.bounds import BoundedDatetime
 from app.scheduling import schemas, service
 from app.scheduling.models import AvailabilityRule, Slot
 from app.validators import local
@@ -106,8 +106,8 @@ async def list_slots(
     practitioner_id: uuid.UUID,
     session: ReadSessionDep,
     caller: ReadCallerDep,
-    from_: Annotated[AwareDatetime | None, Query(alias="from")] = None,
-    to: AwareDatetime | None = None,
+    from_: Annotated[BoundedDatetime | None, Query(alias="from")] = None,
+    to: BoundedDatetime | None = None,
 ) -> Response:
     """The practitioner's agenda in every status (default: the next 7 days)."""
     start = from_ or service.now_utc()

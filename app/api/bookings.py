@@ -4,11 +4,11 @@ import uuid
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
-from pydantic import AwareDatetime
 from starlette.responses import Response
 
 from app.activity.audit import log_shown
 from app.api.deps import CallerDep, SessionDep
+from app.bounds import BoundedDatetime
 from app.errors import ValidationFailed
 from app.idempotency import IdempotencyKeyHeader, idempotent
 from app.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, Page
@@ -73,8 +73,8 @@ async def list_bookings(
     session: SessionDep,
     caller: CallerDep,
     status: BookingStatus | None = None,
-    from_: Annotated[AwareDatetime | None, Query(alias="from")] = None,
-    to: AwareDatetime | None = None,
+    from_: Annotated[BoundedDatetime | None, Query(alias="from")] = None,
+    to: BoundedDatetime | None = None,
     cursor: CursorQuery = None,
     limit: LimitQuery = DEFAULT_LIMIT,
 ) -> Page[BookingOut]:

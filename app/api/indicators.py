@@ -15,9 +15,17 @@ from app.activity import indicators
 from app.activity.audit import PatientAccess
 from app.activity.models import AciTarget, ActivityEvent
 from app.api.deps import CallerDep, SessionDep
+from app.bounds import MAX_BIGINT, BoundedDate, BoundedDatetime
 from app.directory.models import Territory
 from app.errors import NotFound, ValidationFailed
-from app.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, decode_cursor, encode_cursor
+from app.pagination import (
+    DEFAULT_LIMIT,
+    CursorQuery,
+    LimitQuery,
+    cursor_int,
+    decode_cursor,
+    encode_cursor,
+)
 from app.security import ADMIN, COORDINATOR, DASHBOARD
 from app.validators import StrictModel
 
@@ -79,8 +87,12 @@ async def get_indicators(
     session: SessionDep,
     caller: CallerDep,
     territory_id: uuid.UUID | None = None,
-    from_: Annotated[date | None, Query(alias="from", description="Default: 1 January")] = None,
-    to: Annotated[date | None, Query(description="Exclusive; default: next 1 January")] = None,
+    from_: Annotated[
+        BoundedDate | None, Query(alias="from", description="Default: 1 January")
+    ] = None,
+    to: Annotated[
+        BoundedDate | None, Query(description="Exclusive; default: next 1 January")
+    ] = None,
     granularity: indicators.Granularity = "month",
     accept: Annotated[str | None, Header(include_in_schema=False)] = None,
 ) -> Any:
@@ -201,9 +213,7 @@ async def list_patient_access(
         stmt = stmt.where(PatientAccess.record_id == record_id)
     if cursor:
         (before,) = decode_cursor(cursor, 1)
-        if not before.isdigit():
-            raise ValidationFailed.field(["query", "cursor"], "invalid cursor")
-        stmt = stmt.where(PatientAccess.id < int(before))
+        stmt = stmt.where(PatientAccess.id < cursor_int(before, 0, MAX_BIGINT))
     rows = list(
         (await session.scalars(stmt.order_by(PatientAccess.id.desc()).limit(limit + 1))).all()
     )
@@ -232,8 +242,8 @@ class ActivityPage(BaseModel):
 async def list_activity(
     session: SessionDep,
     caller: CallerDep,
-    from_: Annotated[AwareDatetime | None, Query(alias="from")] = None,
-    to: AwareDatetime | None = None,
+    from_: Annotated[BoundedDatetime | None, Query(alias="from")] = None,
+    to: BoundedDatetime | None = None,
     type: Annotated[str | None, Query(max_length=60, description="e.g. booking.booked")] = None,
     cursor: CursorQuery = None,
     limit: LimitQuery = DEFAULT_LIMIT,
@@ -252,9 +262,7 @@ async def list_activity(
         stmt = stmt.where(ActivityEvent.type == type)
     if cursor:
         (after,) = decode_cursor(cursor, 1)
-        if not after.isdigit():
-            raise ValidationFailed.field(["query", "cursor"], "invalid cursor")
-        stmt = stmt.where(ActivityEvent.id > int(after))
+        stmt = stmt.where(ActivityEvent.id > cursor_int(after, 0, MAX_BIGINT))
     rows = list((await session.scalars(stmt.order_by(ActivityEvent.id).limit(limit + 1))).all())
     next_cursor = encode_cursor([rows[limit - 1].id]) if len(rows) > limit else None
     return ActivityPage(

@@ -7,6 +7,7 @@ from fastapi import APIRouter
 from sqlalchemy import Select, select, update
 
 from app.api.deps import CallerDep, SessionDep
+from app.bounds import LogIdPath
 from app.errors import NotFound
 from app.sas_bridge.models import OutboxMessage
 from app.sas_bridge.schemas import DeliveryOut
@@ -40,7 +41,7 @@ async def list_notifications(
 
 @router.post("/{notification_id}/retry", response_model=DeliveryOut)
 async def retry_notification(
-    notification_id: int, session: SessionDep, caller: CallerDep
+    notification_id: LogIdPath, session: SessionDep, caller: CallerDep
 ) -> DeliveryOut:
     """Send a failed notification again (attempts start over)."""
     visible = _visible(caller).where(OutboxMessage.id == notification_id).subquery()

@@ -5,9 +5,9 @@ from typing import Annotated
 
 import orjson
 from fastapi import APIRouter, Query, Response
-from pydantic import AwareDatetime
 
 from app.api.deps import ReadCallerDep, ReadSessionDep
+from app.bounds import BoundedDatetime
 from app.errors import ValidationFailed
 from app.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, Page
 from app.scheduling import schemas, service
@@ -35,9 +35,11 @@ router = APIRouter(prefix="/v1/slots", tags=["search"])
 async def search_slots(
     session: ReadSessionDep,
     caller: ReadCallerDep,
-    from_: Annotated[AwareDatetime | None, Query(alias="from", description="Default: now")] = None,
+    from_: Annotated[
+        BoundedDatetime | None, Query(alias="from", description="Default: now")
+    ] = None,
     to: Annotated[
-        AwareDatetime | None, Query(description="Default: from + 48 h; max 7 days")
+        BoundedDatetime | None, Query(description="Default: from + 48 h; max 7 days")
     ] = None,
     modality: Modality | None = None,
     commune_insee: Annotated[InseeCode | None, Query()] = None,

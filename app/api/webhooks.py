@@ -6,6 +6,7 @@ from typing import Literal
 from fastapi import APIRouter, Response
 
 from app.api.deps import CallerDep, SessionDep
+from app.bounds import LogIdPath
 from app.sas_bridge import schemas, webhooks
 
 router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"])
@@ -48,7 +49,7 @@ async def list_deliveries(
 
 @router.post("/{endpoint_id}/deliveries/{delivery_id}/retry", response_model=schemas.DeliveryOut)
 async def retry_delivery(
-    endpoint_id: uuid.UUID, delivery_id: int, session: SessionDep, caller: CallerDep
+    endpoint_id: uuid.UUID, delivery_id: LogIdPath, session: SessionDep, caller: CallerDep
 ) -> schemas.DeliveryOut:
     """Send a failed delivery again."""
     message = await webhooks.retry(session, caller, endpoint_id, delivery_id)

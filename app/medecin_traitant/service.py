@@ -23,7 +23,7 @@ from app.directory.service import commune_centre
 from app.errors import Conflict, NotFound, ValidationFailed
 from app.medecin_traitant import schemas
 from app.medecin_traitant.models import MtRequest
-from app.pagination import decode_cursor, encode_cursor
+from app.pagination import cursor_instant, cursor_int, cursor_uuid, decode_cursor, encode_cursor
 from app.patient_data import patient_columns, patient_out
 from app.scheduling.queries import great_circle_km
 from app.scheduling.service import now_utc
@@ -35,6 +35,9 @@ OPEN = ("waiting", "proposed", "attached")
 def aged_70() -> ColumnElement[bool]:
     seventy = func.current_date() - text("interval '70 years'")
     return func.coalesce(MtRequest.patient_birth_date <= seventy, False)
+
+
+MAX_PRIORITY = 3  # the three criteria below
 
 
 def priority_expr() -> ColumnElement[int]:
@@ -258,10 +261,7 @@ async def list_requests(
         stmt = stmt.where(prio == priority)
     if cursor:
         p, at, ident = decode_cursor(cursor, 3)
-        try:
-            after = (int(p), datetime.fromisoformat(at), uuid.UUID(ident))
-        except ValueError as exc:
-            raise ValidationFailed.field(["query", "cursor"], "invalid cursor") from exc
+        after = (cursor_int(p, 0, MAX_PRIORITY), cursor_instant(at), cursor_uuid(ident))
         # Descending priority: compare (-priority, registered_at, id) ascending.
         stmt = stmt.where(
             or_(

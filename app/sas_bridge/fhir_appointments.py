@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
 
-from sqlalchemy import func
+from sqlalchemy import ColumnElement, and_, func, or_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import get_settings
@@ -31,12 +31,36 @@ from app.sas_bridge.fhir_search import (
 )
 from app.scheduling.booking_models import Booking
 from app.scheduling.booking_service import visible_bookings
-from app.scheduling.service import zone
+from app.scheduling.service import now_utc, zone
 from app.security import Caller
 
-# A live or lapsed hold is not an appointment yet: FHIR's `pending`.
-READ_STATUS = {**STATUS, "held": "pending"}
-BOOKING_STATUS = {fhir: ours for ours, fhir in READ_STATUS.items()}
+# A live hold is not an appointment yet: FHIR's `pending`. A hold that expired (recorded by
+# the expiry job, or lapsed and not yet recorded) never became one: a pending Appointment that
+# will not take place is `cancelled` in FHIR's workflow (`entered-in-error` would say it never
+# existed, and leaving it out would leave a client that saw it pending believing it still is).
+READ_STATUS = {**STATUS, "held": "pending", "expired": "cancelled"}
+EXPIRED_REASON = "The hold expired before it was confirmed"
+FHIR_STATUSES = tuple(dict.fromkeys(READ_STATUS.values()))
+
+
+def read_status(booking: Booking, now: datetime) -> str:
+    expiry = booking.hold_expires_at
+    if booking.status == "held" and expiry is not None and expiry <= now:
+        return "cancelled"
+    return READ_STATUS[booking.status]
+
+
+def status_condition(codes: list[str], now: datetime) -> ColumnElement[bool]:
+    """Bookings whose FHIR status (as `read_status` gives it) is one of `codes`."""
+    live_hold = and_(Booking.status == "held", Booking.hold_expires_at > now)
+    lapsed_hold = and_(Booking.status == "held", Booking.hold_expires_at <= now)
+    ours = [s for s, fhir in READ_STATUS.items() if fhir in codes and s != "held"]
+    conditions: list[ColumnElement[bool]] = [Booking.status.in_(ours)]
+    if "pending" in codes:
+        conditions.append(live_hold)
+    if "cancelled" in codes:
+        conditions.append(lapsed_hold)
+    return or_(*conditions)
 
 
 @dataclass
@@ -86,9 +110,9 @@ def parse(params: list[tuple[str, str]]) -> AppointmentQuery:
             q.date_bounds.append(parse_date(value, name))
         elif name == "status":
             for code in value.split(","):
-                if code not in BOOKING_STATUS:
-                    raise BadRequest(f"status: {code!r} is not one of {', '.join(BOOKING_STATUS)}")
-                q.statuses.append(BOOKING_STATUS[code])
+                if code not in FHIR_STATUSES:
+                    raise BadRequest(f"status: {code!r} is not one of {', '.join(FHIR_STATUSES)}")
+                q.statuses.append(code)
         elif name == "_id":
             q.ids += _ids(value, name, "Appointment")
         elif name == "identifier":
@@ -106,16 +130,17 @@ def parse(params: list[tuple[str, str]]) -> AppointmentQuery:
 
 
 def appointment(
-    booking: Booking, rpps: str, account: RegulatorAccount | None, timezone: str
+    booking: Booking, rpps: str, account: RegulatorAccount | None, timezone: str, now: datetime
 ) -> dict[str, Any]:
     """Times in the territory's offset, like every answer of the service."""
+    status = read_status(booking, now)
     tz = zone(timezone)
     settings = get_settings()
     body: dict[str, Any] = {
         "resourceType": "Appointment",
         "id": str(booking.id),
         "identifier": [{"system": settings.appointment_system, "value": str(booking.id)}],
-        "status": READ_STATUS[booking.status],
+        "status": status,
         "serviceType": [
             {"coding": [{"system": res.ACT_CODE, "code": res.MODALITY_CODE[booking.modality]}]}
         ],
@@ -139,6 +164,8 @@ def appointment(
         body["slot"] = [{"reference": f"Slot/{booking.slot_id}"}]
     if booking.cancel_reason and booking.status == "cancelled":
         body["cancelationReason"] = {"text": booking.cancel_reason}
+    elif status == "cancelled":
+        body["cancelationReason"] = {"text": EXPIRED_REASON}
     if account is not None:
         body["meta"] = {"profile": [res.PROFILE["Appointment"]]}
         body["extension"] = [operator_extension(account)]
@@ -146,9 +173,10 @@ def appointment(
 
 
 async def search(
-    session: AsyncSession, caller: Caller, q: AppointmentQuery
+    session: AsyncSession, caller: Caller, q: AppointmentQuery, now: datetime | None = None
 ) -> tuple[list[dict[str, Any]], int]:
     """One statement: the visible bookings with practitioner, practice, zone and operator."""
+    now = now or now_utc()
     stmt = (
         visible_bookings(caller)
         .outerjoin(RegulatorAccount, RegulatorAccount.id == Booking.operator_account_id)
@@ -157,7 +185,7 @@ async def search(
     for prefix, when in q.date_bounds:
         stmt = stmt.where(date_condition(Booking.start, prefix, when))
     if q.statuses:
-        stmt = stmt.where(Booking.status.in_(q.statuses))
+        stmt = stmt.where(status_condition(q.statuses, now))
     if q.ids:
         stmt = stmt.where(Booking.id.in_(q.ids))
     if q.practitioner_ids:
@@ -168,7 +196,7 @@ async def search(
     rows = (await session.execute(stmt)).all()
     resources = []
     for booking, practitioner, _practice, timezone, account, _total in rows:
-        resources.append(appointment(booking, practitioner.rpps, account, timezone))
+        resources.append(appointment(booking, practitioner.rpps, account, timezone, now))
     total = rows[0].total if rows else 0
     if not rows and q.offset:
         total = await count_only(session, stmt)

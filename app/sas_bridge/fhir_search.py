@@ -32,10 +32,11 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.bounds import MAX_FHIR_INTEGER, check_instant
 from app.config import get_settings
 from app.db import DriverStatement
 from app.directory.models import Practice, Practitioner, Territory
-from app.errors import BadRequest
+from app.errors import BadRequest, ValidationFailed
 from app.sas_bridge import fhir_resources as res
 from app.scheduling.models import Slot
 from app.scheduling.queries import bookable
@@ -87,7 +88,10 @@ def parse_date(value: str, name: str) -> tuple[str, datetime]:
         raise BadRequest(f"{name}: {value!r} is not a FHIR dateTime") from exc
     if when.tzinfo is None:
         raise BadRequest(f"{name}: {value!r} needs a time zone offset")
-    return prefix, when
+    try:
+        return prefix, check_instant(when)
+    except ValueError as exc:
+        raise ValidationFailed.field(["query", name], str(exc)) from exc
 
 
 _COMPARISONS: dict[str, Callable[[Any, Any], ColumnElement[bool]]] = {
@@ -114,6 +118,10 @@ def paging_number(name: str, value: str) -> int:
         raise BadRequest(f"{name}: {value!r} is not an integer") from exc
     if number < 0 or (name == "_count" and number == 0):
         raise BadRequest(f"{name}: must be positive")
+    if number > MAX_FHIR_INTEGER:
+        raise ValidationFailed.field(
+            ["query", name], f"at most {MAX_FHIR_INTEGER} (a FHIR integer)"
+        )
     return number
 
 

@@ -6,8 +6,9 @@ import uuid
 from datetime import date, datetime, timedelta
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, AwareDatetime, Field, StringConstraints, model_validator
+from pydantic import AfterValidator, Field, StringConstraints, model_validator
 
+from app.bounds import BoundedDatetime
 from app.scheduling.schemas import Modality
 from app.validators import E164Phone, InseeCode, Name, OutModel, StrictModel
 
@@ -87,8 +88,8 @@ class OutcomeIn(StrictModel):
 
 class OverbookIn(StrictModel):
     practitioner_id: uuid.UUID
-    start: AwareDatetime
-    end: AwareDatetime | None = Field(default=None, description="Default: start + 15 minutes")
+    start: BoundedDatetime
+    end: BoundedDatetime | None = Field(default=None, description="Default: start + 15 minutes")
     modality: Modality = "cabinet"
     patient: PatientIn
     operator: Operator | None = None

@@ -6,8 +6,9 @@ import uuid
 from datetime import date, datetime, time, timedelta
 from typing import Literal
 
-from pydantic import AwareDatetime, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
+from app.bounds import BoundedDate, BoundedDatetime
 from app.validators import OutModel, StrictModel
 
 Modality = Literal["cabinet", "visite", "teleconsultation"]
@@ -36,8 +37,8 @@ class RuleIn(StrictModel):
     slot_minutes: int = Field(ge=5, le=720, examples=[15])
     modality: Modality
     visibility: Visibility
-    valid_from: date
-    valid_until: date | None = None
+    valid_from: BoundedDate
+    valid_until: BoundedDate | None = None
 
     _check_times = field_validator("start_time", "end_time")(_wall_clock)
 
@@ -49,8 +50,8 @@ class RulePatch(StrictModel):
     slot_minutes: int | None = Field(default=None, ge=5, le=720)
     modality: Modality | None = None
     visibility: Visibility | None = None
-    valid_from: date | None = None
-    valid_until: date | None = None
+    valid_from: BoundedDate | None = None
+    valid_until: BoundedDate | None = None
 
     _check_times = field_validator("start_time", "end_time")(_wall_clock)
 
@@ -88,8 +89,8 @@ class RuleCreated(RuleOut):
 
 
 class OneOffSlotIn(StrictModel):
-    start: AwareDatetime
-    end: AwareDatetime
+    start: BoundedDatetime
+    end: BoundedDatetime
     modality: Modality
     visibility: Visibility
 
@@ -115,8 +116,8 @@ class SlotOut(OutModel):
 
 
 class UnavailabilityIn(StrictModel):
-    start: AwareDatetime
-    end: AwareDatetime
+    start: BoundedDatetime
+    end: BoundedDatetime
     reason: str | None = Field(default=None, max_length=300)
 
     @model_validator(mode="after")

@@ -51,7 +51,13 @@ from app.db import DriverStatement, driver_connection
 from app.directory.models import Practitioner, Territory
 from app.directory.service import get_practitioner
 from app.errors import Conflict, NotFound, ValidationFailed
-from app.pagination import decode_cursor, encode_cursor
+from app.pagination import (
+    cursor_float,
+    cursor_instant,
+    cursor_uuid,
+    decode_cursor,
+    encode_cursor,
+)
 from app.scheduling import schemas
 from app.scheduling.models import AvailabilityRule, Slot, Unavailability
 from app.scheduling.offer_events import (
@@ -969,10 +975,8 @@ async def search(
 
 def decode_search_cursor(cursor: str) -> tuple[datetime, float, uuid.UUID]:
     at, distance, ident = decode_cursor(cursor, 3)
-    try:
-        return datetime.fromisoformat(at), float(distance), uuid.UUID(ident)
-    except ValueError as exc:
-        raise ValidationFailed.field(["query", "cursor"], "invalid cursor") from exc
+    # No two points of the Earth are more than half its circumference (20,037.5 km) apart.
+    return cursor_instant(at), cursor_float(distance, 0.0, 20_040.0), cursor_uuid(ident)
 
 
 # One-off slots ----------------------------------------------------------------------------

@@ -6,7 +6,7 @@ own transitions. Every booking shown with its patient is written to the access l
 from __future__ import annotations
 
 import uuid
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Request
@@ -16,6 +16,7 @@ from starlette.responses import Response
 
 from app.activity.audit import log_shown
 from app.api.deps import SessionDep
+from app.bounds import BoundedDate
 from app.directory.models import Territory
 from app.errors import Conflict
 from app.scheduling import booking_service
@@ -58,7 +59,7 @@ async def bookings(
     request: Request,
     session: SessionDep,
     user: UserDep,
-    du: date | None = None,
+    du: BoundedDate | None = None,
     jours: int = 7,
     statut: str = "",
 ) -> Response:

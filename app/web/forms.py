@@ -5,12 +5,13 @@ location is the field's name; the models (and so every rule on input) are the AP
 from __future__ import annotations
 
 import re
-from datetime import date, datetime, time
+from datetime import UTC, date, datetime, time
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ValidationError
 
+from app.bounds import DATE_RANGE_MSG, check_instant
 from app.errors import AppError, NotFound, SlotUnavailable
 from app.scheduling.booking_schemas import BookingIn
 from app.scheduling.rules import local_instant
@@ -63,6 +64,7 @@ _BY_MESSAGE = {
     "must be in the future": "Doit être dans le futur.",
     "must be on or after valid_from": "La fin de validité doit suivre le début.",
     "patient is required unless hold is true": "Les informations du patient sont nécessaires.",
+    DATE_RANGE_MSG: "La date doit être comprise entre 2000 et 2100.",
 }
 
 
@@ -172,6 +174,11 @@ def local_datetime(value: str, tz: ZoneInfo) -> datetime | str:
         return value
     if naive.tzinfo is not None:
         return naive
+    try:
+        check_instant(naive)
+    except ValueError:
+        # Out of bounds (and maybe of datetime's range once in UTC): the model refuses it.
+        return naive.replace(tzinfo=UTC)
     return local_instant(naive.date(), naive.time(), tz)
 
 

@@ -17,6 +17,7 @@ from starlette.responses import Response
 
 from app.activity.audit import log_shown
 from app.api.deps import SessionDep
+from app.bounds import BoundedDate
 from app.directory.models import Practice, Practitioner
 from app.directory.service import get_practice, get_practitioner, list_practitioners
 from app.errors import Conflict, ValidationFailed
@@ -99,7 +100,7 @@ async def practice_home(
     request: Request,
     session: SessionDep,
     user: UserDep,
-    semaine: date | None = None,
+    semaine: BoundedDate | None = None,
     cabinet: uuid.UUID | None = None,
 ) -> Response:
     """The week's agenda of every GP of the practice (a coordinator names the practice)."""
@@ -134,7 +135,7 @@ async def practitioner_page(
     session: SessionDep,
     user: UserDep,
     practitioner_id: uuid.UUID,
-    semaine: date | None = None,
+    semaine: BoundedDate | None = None,
 ) -> Response:
     """One GP: the week, the availability rules and the absences to come."""
     require_role(user, *PUBLISHERS)
