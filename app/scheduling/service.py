@@ -46,6 +46,7 @@ from sqlalchemy.types import Uuid
 
 from app.activity.models import ActivityEvent
 from app.activity.service import record, record_many, record_rows
+from app.clock import now_utc as now_utc  # re-exported: the modules that read it here
 from app.config import get_settings
 from app.db import DriverStatement, driver_connection
 from app.directory.models import Practitioner, Territory
@@ -75,10 +76,6 @@ from app.security import ADMIN, COORDINATOR, PRACTICE, Caller
 
 PUBLISHERS = (ADMIN, COORDINATOR, PRACTICE)
 _INSERT_CHUNK = 20_000
-
-
-def now_utc() -> datetime:
-    return datetime.now(UTC)
 
 
 @lru_cache(maxsize=64)
