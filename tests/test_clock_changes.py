@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import itertools
 import uuid
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -22,6 +22,7 @@ from app.clock import frozen_at
 from app.config import get_settings
 from app.directory import schemas as dir_schemas
 from app.directory import service as dir_service
+from app.sas_bridge.feed_parse import Window, parse_ical
 from app.scheduling import service
 from app.scheduling.models import Slot
 from app.scheduling.rules import RuleSpec, expand_rule
@@ -119,9 +120,7 @@ def shown(slots: list[tuple[datetime, datetime]], tz: ZoneInfo) -> list[str]:
 # The night the clocks go back, through the API --------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("minutes", "count"), [(60, 13), (30, 26)], ids=["60-minute", "30-minute"]
-)
+@pytest.mark.parametrize(("minutes", "count"), [(60, 13), (30, 26)], ids=["60-minute", "30-minute"])
 async def test_a_saturday_night_rule_published_before_the_clocks_go_back_holds_13_hours(
     client, territory, clock, minutes, count
 ):
@@ -280,9 +279,7 @@ async def test_the_hourly_job_extends_the_rule_as_the_expansion_says(
     assert_no_overlap(published)
 
 
-async def test_search_on_the_night_the_clocks_go_back_offers_its_13_slots(
-    client, territory, clock
-):
+async def test_search_on_the_night_the_clocks_go_back_offers_its_13_slots(client, territory, clock):
     clock.set(datetime(2027, 10, 28, 12, tzinfo=PARIS))
     path = f"/v1/practitioners/{territory.practitioner_id}"
     r = await client.post(
@@ -374,3 +371,42 @@ async def test_property_sql_published_slots_are_the_expansion_and_never_overlap(
     published = await stored(session, gp)
     assert published == expand_rule(spec_of(rule), ZoneInfo(timezone), now, horizon(now))
     assert_no_overlap(published)
+
+
+# Feeds ------------------------------------------------------------------------------------
+
+
+def _ical(*lines: str) -> bytes:
+    body = ["BEGIN:VCALENDAR", "VERSION:2.0", "PRODID:-//Cabinet//Agenda//FR", "BEGIN:VEVENT",
+            "UID:nuit@cabinet.example", "DTSTAMP:20271001T000000Z", "CATEGORIES:SNP", *lines,
+            "END:VEVENT", "END:VCALENDAR"]  # fmt: skip
+    return ("\r\n".join(body) + "\r\n").encode()
+
+
+def _feed_slots(body: bytes, minutes: int) -> list[tuple[datetime, datetime]]:
+    window = Window(datetime(2027, 10, 29, tzinfo=UTC), datetime(2027, 11, 2, tzinfo=UTC))
+    slots = parse_ical(
+        body, "text/calendar", tz=PARIS, window=window, category="snp", modality="cabinet",
+        slot_minutes=minutes, max_slots=500,
+    )  # fmt: skip
+    return [(s.start, s.end) for s in slots]
+
+
+@pytest.mark.parametrize("end_line", ["DTEND;TZID=Europe/Paris:20271031T080000", "DURATION:PT13H"])
+def test_a_feed_night_when_the_clocks_go_back_is_cut_like_the_rule(end_line):
+    """An event 20:00+02:00 to 08:00+01:00 (13 hours, whether by DTEND or by DURATION, an
+    exact duration in RFC 5545) gives the slots of the same night's rule."""
+    body = _ical("DTSTART;TZID=Europe/Paris:20271030T200000", end_line)
+    rule = spec_of(rule_body(valid_from="2027-10-30", valid_until="2027-10-30", slot_minutes=30))
+    window = (datetime(2027, 10, 29, tzinfo=UTC), datetime(2027, 11, 2, tzinfo=UTC))
+    assert _feed_slots(body, 30) == expand_rule(rule, PARIS, *window)
+
+
+def test_a_feed_duration_over_the_repeated_hour_is_elapsed_time():
+    body = _ical("DTSTART;TZID=Europe/Paris:20271031T013000", "DURATION:PT2H")
+    assert shown(_feed_slots(body, 30), PARIS) == [
+        "2027-10-31T01:30:00+02:00",
+        "2027-10-31T02:00:00+02:00",
+        "2027-10-31T02:30:00+02:00",
+        "2027-10-31T02:00:00+01:00",
+    ]
