@@ -325,13 +325,13 @@ async def test_activity_events_carry_no_patient_data(client, territory, session)
         assert value not in dumped
 
 
-async def _overbooking_gp(client, territory, cap=1):
+async def _overbooking_gp(client, territory, cap=1, **settings):
     r = await client.patch(
         f"/v1/practitioners/{territory.practitioner_id}",
-        json={"accepts_overbooking": True, "overbooking_daily_cap": cap},
+        json={"accepts_overbooking": True, "overbooking_daily_cap": cap, **settings},
         headers=territory.coordinator,
     )
-    assert r.status_code == 200
+    assert r.status_code == 200, r.text
 
 
 async def overbook(client, t, start):
@@ -347,12 +347,16 @@ async def test_overbooking_needs_a_practitioner_who_accepts_it(client, territory
     assert_problem(await overbook(client, territory, start), 409)
 
 
-async def test_overbooking_cap_is_per_local_day(client, territory):
-    await _overbooking_gp(client, territory, cap=1)
-    day = datetime.now(UTC).date() + timedelta(days=2)
+async def test_overbooking_cap_is_per_local_day(client, territory, clock):
     from zoneinfo import ZoneInfo
 
     paris = ZoneInfo("Europe/Paris")
+    clock.set(datetime(2027, 1, 13, 10, 0, tzinfo=paris))
+    # Surnuméraires around the clock, so that the cap is what refuses.
+    await _overbooking_gp(
+        client, territory, cap=1, overbooking_start_time="00:00", overbooking_end_time="00:00"
+    )
+    day = date(2027, 1, 14)
     late = datetime(day.year, day.month, day.day, 23, 30, tzinfo=paris)
     r = await overbook(client, territory, late)
     assert r.status_code == 201, r.text

@@ -94,9 +94,19 @@ class OverbookIn(StrictModel):
     operator: Operator | None = None
     sas_case_ref: str | None = Field(default=None, max_length=64)
     reason: str | None = Field(default=None, max_length=300)
+    visit_address: str | None = Field(
+        default=None,
+        min_length=5,
+        max_length=300,
+        description="Where the home visit takes place: required with modality `visite`",
+    )
 
     @model_validator(mode="after")
     def _period(self) -> OverbookIn:
+        if self.modality == "visite" and not (self.visit_address or "").strip():
+            raise ValueError("a home visit (modality visite) needs the visit_address")
+        if self.modality != "visite" and self.visit_address is not None:
+            raise ValueError("visit_address is only for a home visit (modality visite)")
         if self.end is None:
             self.end = self.start + timedelta(minutes=15)
         if self.end <= self.start:
@@ -153,6 +163,9 @@ class BookingOut(OutModel):
     )
     sas_case_ref: str | None
     reason: str | None
+    visit_address: str | None = Field(
+        default=None, description="A home visit's address, shown with the patient"
+    )
     hold_expires_at: datetime | None
     created_at: datetime
     booked_at: datetime | None
