@@ -71,7 +71,9 @@ class BookingIn(StrictModel):
 
 
 class ConfirmIn(StrictModel):
-    patient: PatientIn
+    patient: PatientIn | None = Field(
+        default=None, description="Needed only when the hold was made without the patient"
+    )
     operator: Operator | None = None
     sas_case_ref: str | None = Field(default=None, max_length=64)
     reason: str | None = Field(default=None, max_length=300)

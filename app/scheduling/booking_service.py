@@ -412,6 +412,10 @@ async def confirm(
     assert booking.hold_expires_at is not None
     if booking.hold_expires_at <= now:
         raise SlotUnavailable("The hold has expired; search again and book another slot")
+    if data.patient is None and booking.patient_family_name is None:
+        raise ValidationFailed.field(
+            ["body", "patient"], "required: the hold was made without the patient"
+        )
     await session.execute(
         update(Slot)
         .where(Slot.id == booking.slot_id)
@@ -421,8 +425,9 @@ async def confirm(
     booking.status, booking.hold_expires_at, booking.booked_at = "booked", None, now
     booking.sas_case_ref = data.sas_case_ref or booking.sas_case_ref
     booking.reason = data.reason or booking.reason
-    for name, value in patient_columns(data.patient).items():
-        setattr(booking, name, value)
+    if data.patient is not None:  # completes or corrects the patient given with the hold
+        for name, value in patient_columns(data.patient).items():
+            setattr(booking, name, value)
     await session.flush()
     await _event(
         session, caller, "booking.booked", booking, lead_minutes=_lead_minutes(booking.start, now)
