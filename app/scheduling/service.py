@@ -1145,6 +1145,27 @@ async def create_unavailability(
 ) -> tuple[Unavailability, int, list[Slot], ZoneInfo]:
     """Free and held slots inside become unavailable; booked ones stay and are reported."""
     practitioner, tz = await publishing_practitioner(session, caller, practitioner_id, lock=True)
+    # Under the publication lock: two requests declaring the same absence run one by one.
+    other = (
+        await session.execute(
+            select(Unavailability.id, Unavailability.start, Unavailability.end)
+            .where(
+                Unavailability.practitioner_id == practitioner.id,
+                Unavailability.start < data.end,
+                Unavailability.end > data.start,
+            )
+            .order_by(Unavailability.start)
+            .limit(1)
+        )
+    ).first()
+    if other is not None:
+        raise Conflict(
+            "Overlaps another unavailability of this practitioner, from "
+            f"{other.start.astimezone(tz).isoformat()} to {other.end.astimezone(tz).isoformat()}",
+            unavailability_id=str(other.id),
+            unavailable_from=other.start.astimezone(tz).isoformat(),
+            unavailable_until=other.end.astimezone(tz).isoformat(),
+        )
     unavailability = Unavailability(
         practitioner_id=practitioner.id, start=data.start, end=data.end, reason=data.reason
     )

@@ -465,9 +465,22 @@ async def create_absence(
         return show(request, user, "absence_form.html", 422, practitioner=practitioner,
                     values=form.values(), errors=errors,
                     first_error=next(iter(errors), None))  # fmt: skip
-    absence, count, conflicts, _ = await service.create_unavailability(
-        session, user.caller, practitioner.id, body
-    )
+    try:
+        absence, count, conflicts, _ = await service.create_unavailability(
+            session, user.caller, practitioner.id, body
+        )
+    except Conflict as exc:  # another absence of the GP covers part of this one
+        await session.rollback()
+        practitioner = await get_practitioner(session, user.caller, practitioner_id)
+        start = datetime.fromisoformat(exc.extra["unavailable_from"])
+        end = datetime.fromisoformat(exc.extra["unavailable_until"])
+        errors = {"_form": (
+            f"Une absence est déjà enregistrée du {when(start, tz)} au {when(end, tz)} : "
+            "modifiez les dates, ou levez d'abord l'absence existante."
+        )}  # fmt: skip
+        return show(request, user, "absence_form.html", 409, practitioner=practitioner,
+                    values=form.values(), errors=errors, first_error="_form",
+                    existing=exc.extra["unavailability_id"])  # fmt: skip
     message = f"Absence enregistrée : {count} créneau(x) rendu(s) indisponible(s)."
     if conflicts:
         message += f" {len(conflicts)} rendez-vous réservé(s) à traiter ci-dessous."
