@@ -199,3 +199,22 @@ async def test_the_overbook_page_says_each_refusal_in_french(client, territory, 
     r = await _page_refusal(client, territory, "2027-01-14T10:00")
     assert r.status_code == 409
     assert "est absent du 14 janvier 2027 à 00:00" in unescape(r.text)
+
+
+async def test_a_home_visit_slot_booking_carries_the_address_given_with_the_hold_or_confirm(
+    client, territory
+):
+    from tests.test_bookings import book
+    from tests.test_slot_search import add_slot
+
+    slot_id = await add_slot(client, territory, territory.practitioner_id, 3, modality="visite")
+    held = await book(client, territory, slot_id, hold=True, patient=PATIENT,
+                      visit_address="3 rue des Lilas")  # fmt: skip
+    assert held.json()["visit_address"] == "3 rue des Lilas"
+    r = await client.post(
+        f"/v1/bookings/{held.json()['id']}/confirm",
+        json={"visit_address": "5 rue des Lilas, 15000 Aurillac"},
+        headers=territory.regulator,
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["visit_address"] == "5 rue des Lilas, 15000 Aurillac"

@@ -48,6 +48,9 @@ class PatientIn(StrictModel):
     commune_insee: InseeCode | None = None
 
 
+_VISIT_DOC = "Where a home visit (a `visite` slot) takes place, shown with the patient"
+
+
 class Operator(StrictModel):
     system: str = Field(min_length=1, max_length=200)
     value: str = Field(min_length=1, max_length=200)
@@ -61,6 +64,9 @@ class BookingIn(StrictModel):
     patient: PatientIn | None = None
     sas_case_ref: str | None = Field(default=None, max_length=64)
     reason: str | None = Field(default=None, max_length=300)
+    visit_address: str | None = Field(
+        default=None, min_length=5, max_length=300, description=_VISIT_DOC
+    )
     hold: bool = False
 
     @model_validator(mode="after")
@@ -77,6 +83,9 @@ class ConfirmIn(StrictModel):
     operator: Operator | None = None
     sas_case_ref: str | None = Field(default=None, max_length=64)
     reason: str | None = Field(default=None, max_length=300)
+    visit_address: str | None = Field(
+        default=None, min_length=5, max_length=300, description=_VISIT_DOC
+    )
 
 
 class CancelIn(StrictModel):

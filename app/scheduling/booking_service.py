@@ -348,6 +348,7 @@ async def book(session: AsyncSession, caller: Caller, data: schemas.BookingIn) -
         outcome_at=None,
         sas_case_ref=data.sas_case_ref,
         reason=data.reason,
+        visit_address=data.visit_address,
         **(patient_columns(data.patient) if data.patient else empty_patient_columns()),
     )
     event_type = "booking.held" if data.hold else "booking.booked"
@@ -425,6 +426,7 @@ async def confirm(
     booking.status, booking.hold_expires_at, booking.booked_at = "booked", None, now
     booking.sas_case_ref = data.sas_case_ref or booking.sas_case_ref
     booking.reason = data.reason or booking.reason
+    booking.visit_address = data.visit_address or booking.visit_address
     if data.patient is not None:  # completes or corrects the patient given with the hold
         for name, value in patient_columns(data.patient).items():
             setattr(booking, name, value)
