@@ -218,3 +218,30 @@ async def test_a_home_visit_slot_booking_carries_the_address_given_with_the_hold
     )
     assert r.status_code == 200, r.text
     assert r.json()["visit_address"] == "5 rue des Lilas, 15000 Aurillac"
+
+
+async def test_the_coordinator_sets_surnumeraire_hours_and_modalities_on_the_gp_page(
+    client, territory, session
+):
+    from app.directory.models import Practitioner
+    from tests.test_web_directory import field_value as value_of
+
+    await sign_in(client, territory.coordinator)
+    url = f"/coordination/annuaire/medecins/{territory.practitioner_id}"
+    form = await client.get(url)
+    assert value_of(form.text, "overbooking_start_time") == "08:00"
+    data = {"csrf": csrf_of(form.text), "practice_id": territory.practice_id,
+            "rpps": value_of(form.text, "rpps"), "family_name": "Martin", "given_name": "Claire",
+            "accepts_overbooking": "true", "overbooking_daily_cap": "2", "mt_capacity": "0",
+            "overbooking_start_time": "18:00", "overbooking_end_time": "23:00",
+            "overbooking_modality_visite": "true"}  # fmt: skip
+    r = await client.post(url, data=data)
+    assert r.status_code == 303, r.text
+    gp = await session.get(Practitioner, territory.practitioner_id)
+    await session.refresh(gp)
+    assert (f"{gp.overbooking_start_time:%H:%M}", f"{gp.overbooking_end_time:%H:%M}") == (
+        "18:00", "23:00",
+    )  # fmt: skip
+    assert gp.overbooking_modalities == ["visite"]
+    page = await client.get(url)
+    assert 'name="overbooking_modality_visite" value="true" checked' in page.text
