@@ -245,3 +245,73 @@ async def test_the_coordinator_sets_surnumeraire_hours_and_modalities_on_the_gp_
     assert gp.overbooking_modalities == ["visite"]
     page = await client.get(url)
     assert 'name="overbooking_modality_visite" value="true" checked' in page.text
+
+
+# In the agenda and in an absence's conflicts ----------------------------------------------
+
+
+async def _a_surnumeraire(client, territory, clock) -> dict[str, Any]:
+    clock.set(NOW)
+    await accepting(client, territory)
+    r = await overbook(client, territory, datetime(2027, 1, 14, 10, tzinfo=PARIS))
+    assert r.status_code == 201, r.text
+    return r.json()
+
+
+async def test_a_surnumeraire_is_in_the_gps_agenda(client, territory, clock):
+    booking = await _a_surnumeraire(client, territory, clock)
+    agenda = (
+        await client.get(
+            f"/v1/practitioners/{territory.practitioner_id}/slots",
+            params={"from": "2027-01-14T00:00:00+01:00", "to": "2027-01-15T00:00:00+01:00"},
+            headers=territory.practice,
+        )
+    ).json()
+    assert [(s["id"], s["source"], s["status"], s["start"]) for s in agenda] == [
+        (booking["id"], "overbook", "booked", "2027-01-14T10:00:00+01:00")
+    ]
+
+
+async def test_a_cancelled_surnumeraire_leaves_the_agenda(client, territory, clock):
+    booking = await _a_surnumeraire(client, territory, clock)
+    r = await client.post(f"/v1/bookings/{booking['id']}/cancel", json={"reason": "mieux"},
+                          headers=territory.regulator)  # fmt: skip
+    assert r.status_code == 200, r.text
+    agenda = (
+        await client.get(
+            f"/v1/practitioners/{territory.practitioner_id}/slots",
+            params={"from": "2027-01-14T00:00:00+01:00", "to": "2027-01-15T00:00:00+01:00"},
+            headers=territory.practice,
+        )
+    ).json()
+    assert agenda == []
+
+
+async def test_the_agenda_page_shows_a_surnumeraire_with_its_patient(client, territory, clock):
+    await _a_surnumeraire(client, territory, clock)
+    await sign_in(client, territory.practice)
+    page = await client.get(
+        f"/cabinet/medecins/{territory.practitioner_id}", params={"semaine": "2027-01-11"}
+    )
+    text = unescape(page.text)
+    assert page.status_code == 200
+    assert "Surnuméraire" in text and "LEMOINE Jeanne" in text
+
+
+async def test_an_absence_over_a_surnumeraire_reports_it_as_a_conflict(client, territory, clock):
+    booking = await _a_surnumeraire(client, territory, clock)
+    r = await client.post(
+        f"/v1/practitioners/{territory.practitioner_id}/unavailabilities",
+        json={"start": "2027-01-14T08:00:00+01:00", "end": "2027-01-14T12:00:00+01:00"},
+        headers=territory.practice,
+    )
+    assert r.status_code == 201, r.text
+    assert [(c["slot_id"], c["booking_id"], c["status"]) for c in r.json()["conflicts"]] == [
+        (None, booking["id"], "booked")
+    ]
+    await sign_in(client, territory.practice)
+    page = await client.get(
+        f"/cabinet/medecins/{territory.practitioner_id}/absences/{r.json()['id']}"
+    )
+    assert "Aucun rendez-vous réservé pendant cette absence" not in unescape(page.text)
+    assert f"/rendez-vous/{booking['id']}" in page.text
