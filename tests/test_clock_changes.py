@@ -147,6 +147,29 @@ async def test_a_saturday_night_rule_published_before_the_clocks_go_back_holds_1
         assert datetime.fromisoformat(a["end"]) == datetime.fromisoformat(b["start"])
 
 
+async def test_editing_a_night_rule_before_the_clocks_go_back_is_accepted(client, territory, clock):
+    clock.set(datetime(2027, 10, 29, 10, 0, tzinfo=PARIS))
+    path = f"/v1/practitioners/{territory.practitioner_id}"
+    r = await client.post(
+        f"{path}/availability-rules", json=rule_body(), headers=territory.practice
+    )
+    assert r.status_code == 201, r.text
+    r = await client.patch(
+        f"{path}/availability-rules/{r.json()['id']}",
+        json={"slot_minutes": 30},
+        headers=territory.practice,
+    )
+    assert r.status_code == 200, r.text
+    night = (
+        await client.get(
+            f"{path}/slots",
+            params={"from": "2027-10-30T12:00:00+02:00", "to": "2027-10-31T12:00:00+01:00"},
+            headers=territory.practice,
+        )
+    ).json()
+    assert len(night) == 26 and night[-1]["end"] == "2027-10-31T08:00:00+01:00"
+
+
 async def test_a_sunday_rule_over_the_repeated_hour_holds_4_hours_of_slots(
     client, territory, clock
 ):
