@@ -25,9 +25,7 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     op.add_column(
         "practitioner",
-        sa.Column(
-            "overbooking_start_time", sa.Time(), server_default="08:00", nullable=False
-        ),
+        sa.Column("overbooking_start_time", sa.Time(), server_default="08:00", nullable=False),
     )
     op.add_column(
         "practitioner",
