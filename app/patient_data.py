@@ -82,7 +82,7 @@ async def purge_expired(session: AsyncSession, *, now: datetime | None = None) -
             Booking.status.in_(("cancelled", "expired", "honored", "no_show", "booked")),
             booking_closed < now - timedelta(days=settings.booking_retention_days),
         )
-        .values(**erased)
+        .values(**erased, visit_address=None)
         .execution_options(synchronize_session=False)
     )
     request_closed = func.coalesce(MtRequest.attached_at, MtRequest.withdrawn_at)

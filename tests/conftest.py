@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
+from app.clock import FrozenClock, frozen_at
 from app.config import Settings
 from app.db import make_engine
 from app.directory import schemas as dir_schemas
@@ -260,3 +262,11 @@ async def operator(client: httpx.AsyncClient, world: World) -> dict[str, str]:
     r = await client.post("/fhir/Practitioner", json=account(tech), headers=platform)
     assert r.status_code == 201
     return {"system": SAS, "value": tech}
+
+
+@pytest.fixture
+def clock() -> Iterator[FrozenClock]:
+    """The service's clock (app.clock), standing at the current instant until the test sets
+    it (`clock.set(...)`, `clock.advance(...)`): behaviour at any date, run on any day."""
+    with frozen_at(datetime.now(UTC)) as frozen:
+        yield frozen

@@ -2,7 +2,8 @@
 
 import asyncio
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -172,7 +173,9 @@ async def test_same_idempotency_key_fired_10_times_at_once_books_once(engine, li
 
 async def test_overbooking_cap_holds_under_concurrency(engine, live):
     factory = make_sessionmaker(engine)
-    start = datetime.now(UTC) + timedelta(days=3)
+    # Tomorrow 10:00 local: within the 48-hour SNP window and the surnuméraire hours.
+    paris = ZoneInfo("Europe/Paris")
+    start = datetime.combine(datetime.now(paris).date() + timedelta(days=1), time(10), paris)
 
     async def attempt(i: int) -> str:
         async with factory() as session:

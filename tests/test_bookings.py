@@ -99,6 +99,41 @@ async def test_hold_then_confirm(client, territory):
     assert r.json()["status"] == "booked" and r.json()["hold_expires_at"] is None
 
 
+async def test_confirm_without_a_body_when_the_hold_has_the_patient(client, territory):
+    slot_id = await add_slot(client, territory, territory.practitioner_id, 3)
+    held = (await book(client, territory, slot_id, hold=True, patient=PATIENT)).json()
+    assert held["status"] == "held"
+    r = await client.post(f"/v1/bookings/{held['id']}/confirm", headers=territory.regulator)
+    assert r.status_code == 200, r.text
+    assert r.json()["status"] == "booked"
+    assert r.json()["patient"]["family_name"] == PATIENT["family_name"]
+
+
+async def test_confirm_may_correct_the_patient_given_with_the_hold(client, territory):
+    slot_id = await add_slot(client, territory, territory.practitioner_id, 3)
+    held = (await book(client, territory, slot_id, hold=True, patient=PATIENT)).json()
+    r = await client.post(
+        f"/v1/bookings/{held['id']}/confirm",
+        json={"patient": {**PATIENT, "given_name": "Jeannine"}},
+        headers=territory.regulator,
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["patient"]["given_name"] == "Jeannine"
+
+
+async def test_confirm_without_a_patient_anywhere_is_a_422_and_keeps_the_hold(client, territory):
+    slot_id = await add_slot(client, territory, territory.practitioner_id, 3)
+    held = (await book(client, territory, slot_id, hold=True)).json()
+    for kwargs in ({}, {"json": {"sas_case_ref": "SAS15-9"}}):
+        r = await client.post(
+            f"/v1/bookings/{held['id']}/confirm", headers=territory.regulator, **kwargs
+        )
+        problem = assert_problem(r, 422)
+        assert problem["errors"][0]["loc"] == ["body", "patient"]
+    r = await client.get(f"/v1/bookings/{held['id']}", headers=territory.regulator)
+    assert r.json()["status"] == "held"
+
+
 async def _expire(session, booking_id):
     booking = await session.get(Booking, uuid.UUID(booking_id))
     past = datetime.now(UTC) - timedelta(seconds=1)
@@ -325,13 +360,13 @@ async def test_activity_events_carry_no_patient_data(client, territory, session)
         assert value not in dumped
 
 
-async def _overbooking_gp(client, territory, cap=1):
+async def _overbooking_gp(client, territory, cap=1, **settings):
     r = await client.patch(
         f"/v1/practitioners/{territory.practitioner_id}",
-        json={"accepts_overbooking": True, "overbooking_daily_cap": cap},
+        json={"accepts_overbooking": True, "overbooking_daily_cap": cap, **settings},
         headers=territory.coordinator,
     )
-    assert r.status_code == 200
+    assert r.status_code == 200, r.text
 
 
 async def overbook(client, t, start):
@@ -347,12 +382,16 @@ async def test_overbooking_needs_a_practitioner_who_accepts_it(client, territory
     assert_problem(await overbook(client, territory, start), 409)
 
 
-async def test_overbooking_cap_is_per_local_day(client, territory):
-    await _overbooking_gp(client, territory, cap=1)
-    day = datetime.now(UTC).date() + timedelta(days=2)
+async def test_overbooking_cap_is_per_local_day(client, territory, clock):
     from zoneinfo import ZoneInfo
 
     paris = ZoneInfo("Europe/Paris")
+    clock.set(datetime(2027, 1, 13, 10, 0, tzinfo=paris))
+    # Surnuméraires around the clock, so that the cap is what refuses.
+    await _overbooking_gp(
+        client, territory, cap=1, overbooking_start_time="00:00", overbooking_end_time="00:00"
+    )
+    day = date(2027, 1, 14)
     late = datetime(day.year, day.month, day.day, 23, 30, tzinfo=paris)
     r = await overbook(client, territory, late)
     assert r.status_code == 201, r.text

@@ -33,6 +33,11 @@ def window(d1: date, d2: date, tz=PARIS):
     return datetime.combine(d1, time(), tz), datetime.combine(d2, time(), tz)
 
 
+def local_slots(rule: RuleSpec, tz: ZoneInfo, start: datetime, end: datetime):
+    """expand_rule's UTC instants shown in `tz`, as a person reads them."""
+    return [(s.astimezone(tz), e.astimezone(tz)) for s, e in expand_rule(rule, tz, start, end)]
+
+
 def test_nominal_period_wraps_past_midnight():
     assert nominal_period_minutes(time(17), time(19)) == 120
     assert nominal_period_minutes(time(20), time(8)) == 720
@@ -40,7 +45,7 @@ def test_nominal_period_wraps_past_midnight():
 
 
 def test_17h_stays_17h_across_the_march_change():
-    slots = expand_rule(spec(), PARIS, *window(date(2027, 3, 27), date(2027, 3, 30)))
+    slots = local_slots(spec(), PARIS, *window(date(2027, 3, 27), date(2027, 3, 30)))
     firsts = [s for s, _ in slots if s.hour == 17]
     assert [s.isoformat() for s in firsts] == [
         "2027-03-27T17:00:00+01:00",
@@ -50,7 +55,7 @@ def test_17h_stays_17h_across_the_march_change():
 
 
 def test_17h_stays_17h_across_the_october_change():
-    slots = expand_rule(spec(), PARIS, *window(date(2026, 10, 24), date(2026, 10, 27)))
+    slots = local_slots(spec(), PARIS, *window(date(2026, 10, 24), date(2026, 10, 27)))
     assert [s.isoformat() for s, _ in slots if s.hour == 17] == [
         "2026-10-24T17:00:00+02:00",
         "2026-10-25T17:00:00+01:00",
@@ -61,7 +66,7 @@ def test_17h_stays_17h_across_the_october_change():
 def _night(day: date) -> int:
     rule = spec(start_time=time(20), end_time=time(8), slot_minutes=60)
     start = datetime.combine(day, time(12), PARIS)
-    return len(expand_rule(rule, PARIS, start, start + timedelta(days=1)))
+    return len(local_slots(rule, PARIS, start, start + timedelta(days=1)))
 
 
 def test_overnight_period_is_13_hours_when_clocks_go_back():
@@ -79,10 +84,25 @@ def test_overnight_period_is_12_hours_on_an_ordinary_night():
 def test_slots_are_consecutive_in_absolute_time():
     rule = spec(start_time=time(20), end_time=time(8), slot_minutes=30)
     start = datetime.combine(date(2026, 10, 24), time(12), PARIS)
-    slots = expand_rule(rule, PARIS, start, start + timedelta(days=1))
+    slots = local_slots(rule, PARIS, start, start + timedelta(days=1))
     for (_, end), (next_start, _) in itertools.pairwise(slots):
         assert end == next_start
     assert slots[-1][1].isoformat() == "2026-10-25T08:00:00+01:00"
+
+
+def test_slots_are_utc_instants_each_one_step_long_when_clocks_go_back():
+    rule = spec(start_time=time(20), end_time=time(8), slot_minutes=30)
+    start = datetime.combine(date(2027, 10, 30), time(12), PARIS)
+    slots = expand_rule(rule, PARIS, start, start + timedelta(days=1))
+    assert all(s.tzinfo is UTC and e.tzinfo is UTC for s, e in slots)
+    assert all(e - s == timedelta(minutes=30) for s, e in slots)
+    assert len(set(slots)) == len(slots) == 26
+    assert [s.astimezone(PARIS).isoformat() for s, _ in slots[12:16]] == [
+        "2027-10-31T02:00:00+02:00",
+        "2027-10-31T02:30:00+02:00",
+        "2027-10-31T02:00:00+01:00",
+        "2027-10-31T02:30:00+01:00",
+    ]
 
 
 @pytest.mark.parametrize(
@@ -90,50 +110,50 @@ def test_slots_are_consecutive_in_absolute_time():
 )
 def test_overseas_zones(zone, offset):
     tz = ZoneInfo(zone)
-    slots = expand_rule(spec(), tz, *window(date(2027, 3, 27), date(2027, 3, 30), tz))
+    slots = local_slots(spec(), tz, *window(date(2027, 3, 27), date(2027, 3, 30), tz))
     assert slots and all(s.isoformat().endswith(offset) and s.hour in (17, 18) for s, _ in slots)
 
 
 def test_validity_bounds_are_inclusive():
     rule = spec(valid_from=date(2026, 12, 2), valid_until=date(2026, 12, 4))
-    slots = expand_rule(rule, PARIS, *window(date(2026, 12, 1), date(2026, 12, 10)))
+    slots = local_slots(rule, PARIS, *window(date(2026, 12, 1), date(2026, 12, 10)))
     assert sorted({s.date() for s, _ in slots}) == [date(2026, 12, d) for d in (2, 3, 4)]
 
 
 def test_count_counts_from_valid_from():
     rule = spec(rrule="FREQ=DAILY;COUNT=3", valid_from=date(2026, 12, 1))
-    slots = expand_rule(rule, PARIS, *window(date(2026, 12, 2), date(2026, 12, 10)))
+    slots = local_slots(rule, PARIS, *window(date(2026, 12, 2), date(2026, 12, 10)))
     assert sorted({s.date() for s, _ in slots}) == [date(2026, 12, 2), date(2026, 12, 3)]
 
 
 def test_until_in_the_rrule_is_honoured():
     rule = spec(rrule="FREQ=DAILY;UNTIL=20261203", valid_from=date(2026, 12, 1))
-    slots = expand_rule(rule, PARIS, *window(date(2026, 12, 1), date(2026, 12, 10)))
+    slots = local_slots(rule, PARIS, *window(date(2026, 12, 1), date(2026, 12, 10)))
     assert max(s.date() for s, _ in slots) == date(2026, 12, 3)
 
 
 def test_weekly_byday():
     rule = spec(rrule="RRULE:FREQ=WEEKLY;BYDAY=MO,TH")
-    slots = expand_rule(rule, PARIS, *window(date(2026, 11, 30), date(2026, 12, 7)))
+    slots = local_slots(rule, PARIS, *window(date(2026, 11, 30), date(2026, 12, 7)))
     assert sorted({s.strftime("%a") for s, _ in slots}) == ["Mon", "Thu"]
 
 
 def test_window_clips_slots_that_start_before_it():
     start = datetime(2026, 12, 1, 18, 0, tzinfo=PARIS)
-    slots = expand_rule(spec(), PARIS, start, start + timedelta(hours=3))
+    slots = local_slots(spec(), PARIS, start, start + timedelta(hours=3))
     assert [s.hour for s, _ in slots] == [18]
 
 
 def test_overnight_period_started_the_day_before_the_window_is_included():
     rule = spec(start_time=time(20), end_time=time(8))
     start = datetime(2026, 12, 2, 6, 0, tzinfo=PARIS)
-    slots = expand_rule(rule, PARIS, start, start + timedelta(hours=3))
+    slots = local_slots(rule, PARIS, start, start + timedelta(hours=3))
     assert [s.hour for s, _ in slots] == [6, 7]
 
 
 def test_window_in_another_zone_is_converted():
     start = datetime(2026, 12, 1, 16, 0, tzinfo=UTC)  # 17:00 in Paris
-    slots = expand_rule(spec(), PARIS, start, start + timedelta(hours=2))
+    slots = local_slots(spec(), PARIS, start, start + timedelta(hours=2))
     assert [s.isoformat() for s, _ in slots] == [
         "2026-12-01T17:00:00+01:00",
         "2026-12-01T18:00:00+01:00",
@@ -174,7 +194,7 @@ def test_slot_length_must_divide_the_period():
     validate_rule(spec(slot_minutes=20), max_slots=2000, horizon_days=14)
     assert (
         len(
-            expand_rule(spec(slot_minutes=20), PARIS, *window(date(2026, 12, 1), date(2026, 12, 2)))
+            local_slots(spec(slot_minutes=20), PARIS, *window(date(2026, 12, 1), date(2026, 12, 2)))
         )
         == 6
     )

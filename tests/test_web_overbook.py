@@ -4,8 +4,9 @@ cap's 409 as a French message with the patient kept, French field errors, idempo
 from __future__ import annotations
 
 import uuid
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from html import unescape
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 
@@ -42,14 +43,15 @@ async def test_no_gp_accepts_overbooking(client, territory):
     assert 'href="/regulation/surnumeraire"' in (await client.get("/regulation")).text
 
 
-async def test_regulator_overbooks_then_meets_the_daily_cap(client, territory, session):
+async def test_regulator_overbooks_then_meets_the_daily_cap(client, territory, session, clock):
+    clock.set(datetime(2027, 1, 13, 10, 0, tzinfo=ZoneInfo("Europe/Paris")))  # a Wednesday
     await accept_overbooking(client, territory, cap=1)
     await sign_in(client, territory.regulator)
     page = await client.get("/regulation/surnumeraire")
     assert "Dr Martin Claire, Maison de santé d&#39;Aurillac (15014) — 1 par jour au plus" in (
         page.text
     )
-    day = date.today() + timedelta(days=2)
+    day = date(2027, 1, 14)
     data = {"csrf": csrf_of(page.text), "jeton": field_value(page.text, "jeton"),
             "practitioner_id": territory.practitioner_id, "start": f"{day}T18:30",
             "modality": "cabinet", "sas_case_ref": "SAS15-1", **PATIENT}  # fmt: skip
@@ -91,7 +93,7 @@ async def test_gp_who_refuses_overbooking_and_foreign_gp(client, territory, othe
     page = await client.get("/regulation/surnumeraire")  # no form: a stale one is posted
     data = {"csrf": csrf_of(page.text), "jeton": str(uuid.uuid4()),
             "practitioner_id": territory.practitioner_id,
-            "start": f"{date.today() + timedelta(days=2)}T18:30", **PATIENT}  # fmt: skip
+            "start": f"{date.today() + timedelta(days=1)}T18:30", **PATIENT}  # fmt: skip
     r = await client.post("/regulation/surnumeraire", data=data)
     assert r.status_code == 409
     assert "Le Dr Martin n'accepte pas de patients en surnuméraire." in unescape(r.text)

@@ -109,7 +109,8 @@ async def list_slots(
     from_: Annotated[BoundedDatetime | None, Query(alias="from")] = None,
     to: BoundedDatetime | None = None,
 ) -> Response:
-    """The practitioner's agenda in every status (default: the next 7 days)."""
+    """The practitioner's agenda in every status (default: the next 7 days), with its
+    surnuméraires: `source` "overbook", `id` the booking's, `status` the booking's."""
     start = from_ or service.now_utc()
     end = to or start + timedelta(days=7)
     slots, tz = await service.list_practitioner_slots(session, caller, practitioner_id, start, end)
@@ -138,8 +139,9 @@ async def create_unavailability(
     session: SessionDep,
     caller: CallerDep,
 ) -> schemas.UnavailabilityOut:
-    """Declare an absence: free and held slots inside become unavailable; booked slots stay
-    booked and are listed as `conflicts` for the practice to handle."""
+    """Declare an absence: free and held slots inside become unavailable; booked slots and
+    surnuméraires (`booking_id`, no `slot_id`) stay and are listed as `conflicts` for the
+    practice to handle. An absence overlapping another of the practitioner is a 409."""
     unavailability, count, conflicts, tz = await service.create_unavailability(
         session, caller, practitioner_id, body
     )
@@ -152,12 +154,13 @@ async def create_unavailability(
         slots_made_unavailable=count,
         conflicts=[
             schemas.ConflictOut(
-                slot_id=s.id,
-                start=s.start.astimezone(tz),
-                end=s.end.astimezone(tz),
-                status=s.status,
+                slot_id=c.slot_id,
+                booking_id=c.booking_id,
+                start=c.start.astimezone(tz),
+                end=c.end.astimezone(tz),
+                status=c.status,
             )
-            for s in conflicts
+            for c in conflicts
         ],
         created_at=local(unavailability.created_at, str(tz)),
     )

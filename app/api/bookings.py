@@ -3,7 +3,7 @@
 import uuid
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Body, Query
 from starlette.responses import Response
 
 from app.activity.audit import log_shown
@@ -99,10 +99,15 @@ async def get_booking(booking_id: uuid.UUID, session: SessionDep, caller: Caller
 
 @router.post("/{booking_id}/confirm", response_model=BookingOut, responses=_CONFLICTS)
 async def confirm_booking(
-    booking_id: uuid.UUID, body: ConfirmIn, session: SessionDep, caller: CallerDep
+    booking_id: uuid.UUID,
+    session: SessionDep,
+    caller: CallerDep,
+    body: Annotated[ConfirmIn | None, Body()] = None,
 ) -> BookingOut:
-    """Turn a live hold into a booking; an expired hold is a 409."""
-    return service.render(await service.confirm(session, caller, booking_id, body))
+    """Turn a live hold into a booking; an expired hold is a 409. No body is needed when the
+    hold has the patient; a body may complete or correct it."""
+    data = body or ConfirmIn()
+    return service.render(await service.confirm(session, caller, booking_id, data))
 
 
 @router.post("/{booking_id}/cancel", response_model=BookingOut, responses=_CONFLICTS)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import datetime, time
 
 from sqlalchemy import (
     Boolean,
@@ -16,8 +16,10 @@ from sqlalchemy import (
     Integer,
     String,
     Table,
+    Time,
     UniqueConstraint,
 )
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.types import Uuid
 
@@ -49,6 +51,9 @@ class Territory(IdMixin, CreatedAtMixin, Base):
     """A CPTS territory; its IANA zone rules every wall-clock time inside it."""
 
     __tablename__ = "territory"
+    __table_args__ = (
+        CheckConstraint("snp_window_hours BETWEEN 1 AND 720", name="snp_window_hours"),
+    )
 
     name: Mapped[str] = mapped_column(String(200))
     timezone: Mapped[str] = mapped_column(String(64))
@@ -56,6 +61,8 @@ class Territory(IdMixin, CreatedAtMixin, Base):
     population: Mapped[int | None] = mapped_column(Integer)
     finess: Mapped[str | None] = mapped_column(String(9))
     phone: Mapped[str | None] = mapped_column(String(32))
+    # How far ahead a surnuméraire may be booked (the SNP mission: within 48 hours).
+    snp_window_hours: Mapped[int] = mapped_column(Integer, default=48, server_default="48")
 
 
 class Regulator(IdMixin, CreatedAtMixin, Base):
@@ -98,6 +105,10 @@ class Practitioner(IdMixin, CreatedAtMixin, Base):
         CheckConstraint("rpps ~ '^[0-9]{11}$'", name="rpps_format"),
         CheckConstraint("overbooking_daily_cap >= 0", name="overbooking_cap"),
         CheckConstraint("mt_capacity >= 0", name="mt_capacity"),
+        CheckConstraint(
+            "overbooking_modalities <@ ARRAY['cabinet', 'visite', 'teleconsultation']::varchar[]",
+            name="overbooking_modalities",
+        ),
     )
 
     practice_id: Mapped[uuid.UUID] = mapped_column(
@@ -115,6 +126,15 @@ class Practitioner(IdMixin, CreatedAtMixin, Base):
     specialty: Mapped[str | None] = mapped_column(String(100))
     accepts_overbooking: Mapped[bool] = mapped_column(Boolean, default=False)
     overbooking_daily_cap: Mapped[int] = mapped_column(Integer, default=0)
+    # Surnuméraire hours, local wall-clock time (an end at or before the start: the next day).
+    overbooking_start_time: Mapped[time] = mapped_column(
+        Time, default=time(8), server_default="08:00"
+    )
+    overbooking_end_time: Mapped[time] = mapped_column(
+        Time, default=time(20), server_default="20:00"
+    )
+    # The modalities accepted as surnuméraire; NULL: those of the practitioner's rules.
+    overbooking_modalities: Mapped[list[str] | None] = mapped_column(ARRAY(String(20)))
     mt_capacity: Mapped[int] = mapped_column(Integer, default=0)
 
 

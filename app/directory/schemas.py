@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import datetime, time
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from app.validators import (
     Department,
@@ -47,6 +47,9 @@ class TerritoryIn(StrictModel):
     population: int | None = Field(default=None, ge=0, le=100_000_000)
     finess: Finess | None = None
     phone: Phone | None = None
+    snp_window_hours: int = Field(
+        default=48, ge=1, le=720, description="How far ahead a surnuméraire may be booked"
+    )
 
 
 class TerritoryPatch(StrictModel):
@@ -56,10 +59,11 @@ class TerritoryPatch(StrictModel):
     population: int | None = Field(default=None, ge=0, le=100_000_000)
     finess: Finess | None = None
     phone: Phone | None = None
+    snp_window_hours: int | None = Field(default=None, ge=1, le=720)
 
     @model_validator(mode="after")
     def _required_not_null(self) -> TerritoryPatch:
-        _no_nulls(self, "name", "timezone", "department")
+        _no_nulls(self, "name", "timezone", "department", "snp_window_hours")
         return self
 
 
@@ -71,6 +75,7 @@ class TerritoryOut(OutModel):
     population: int | None
     finess: str | None
     phone: str | None
+    snp_window_hours: int
     created_at: datetime
 
 
@@ -162,6 +167,21 @@ class PracticeOut(TerritoryStamped):
 
 # Practitioners --------------------------------------------------------------------------
 
+OverbookingModality = Literal["cabinet", "visite", "teleconsultation"]
+_HOURS_DOC = (
+    "Local wall-clock time of the surnuméraire hours; an end at or before the start is the next day"
+)
+
+
+def _wall_clock(value: time | None) -> time | None:
+    if value is not None and (value.tzinfo is not None or value.second or value.microsecond):
+        raise ValueError("a local wall-clock time HH:MM without offset, e.g. 08:00")
+    return value
+
+
+def _unique(value: list[str] | None) -> list[str] | None:
+    return None if value is None else sorted(set(value))
+
 
 class PractitionerIn(StrictModel):
     practice_id: uuid.UUID
@@ -173,7 +193,17 @@ class PractitionerIn(StrictModel):
     specialty: Name | None = None
     accepts_overbooking: bool = False
     overbooking_daily_cap: int = Field(default=0, ge=0, le=50)
+    overbooking_start_time: time = Field(default=time(8), description=_HOURS_DOC)
+    overbooking_end_time: time = Field(default=time(20), description=_HOURS_DOC)
+    overbooking_modalities: list[OverbookingModality] | None = Field(
+        default=None,
+        max_length=3,
+        description="Modalities accepted as surnuméraire; null: those of the practitioner's rules",
+    )
     mt_capacity: int = Field(default=0, ge=0, le=5000)
+
+    _check_times = field_validator("overbooking_start_time", "overbooking_end_time")(_wall_clock)
+    _dedupe = field_validator("overbooking_modalities")(_unique)
 
 
 class PractitionerPatch(StrictModel):
@@ -186,7 +216,13 @@ class PractitionerPatch(StrictModel):
     specialty: Name | None = None
     accepts_overbooking: bool | None = None
     overbooking_daily_cap: int | None = Field(default=None, ge=0, le=50)
+    overbooking_start_time: time | None = Field(default=None, description=_HOURS_DOC)
+    overbooking_end_time: time | None = Field(default=None, description=_HOURS_DOC)
+    overbooking_modalities: list[OverbookingModality] | None = Field(default=None, max_length=3)
     mt_capacity: int | None = Field(default=None, ge=0, le=5000)
+
+    _check_times = field_validator("overbooking_start_time", "overbooking_end_time")(_wall_clock)
+    _dedupe = field_validator("overbooking_modalities")(_unique)
 
     @model_validator(mode="after")
     def _required_not_null(self) -> PractitionerPatch:
@@ -199,6 +235,8 @@ class PractitionerPatch(StrictModel):
             "profession",
             "accepts_overbooking",
             "overbooking_daily_cap",
+            "overbooking_start_time",
+            "overbooking_end_time",
             "mt_capacity",
         )
         return self
@@ -215,6 +253,9 @@ class PractitionerOut(TerritoryStamped):
     specialty: str | None
     accepts_overbooking: bool
     overbooking_daily_cap: int
+    overbooking_start_time: time
+    overbooking_end_time: time
+    overbooking_modalities: list[str] | None
     mt_capacity: int
 
 

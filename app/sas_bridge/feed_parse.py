@@ -89,13 +89,39 @@ def _categories(event: icalendar.cal.Component) -> set[str]:
     return {str(c).strip().lower() for item in items for c in getattr(item, "cats", [item])}
 
 
+def _exact_durations(calendar: icalendar.Calendar) -> dict[str, timedelta]:
+    """The DURATION of each event given by one (UID without overridden occurrences).
+
+    recurring_ical_events turns a DURATION into a DTEND by wall-clock addition, which is
+    wrong across a change of the clocks (RFC 5545: hours are elapsed time): the end is
+    computed again from these."""
+    durations: dict[str, timedelta] = {}
+    overridden: set[str] = set()
+    for event in calendar.walk("VEVENT"):
+        uid = str(event.get("UID", ""))
+        if event.get("RECURRENCE-ID") is not None:
+            overridden.add(uid)
+        elif event.get("DURATION") is not None and event.get("DTEND") is None:
+            duration = event.decoded("DURATION")
+            if isinstance(duration, timedelta):
+                durations[uid] = duration
+    return {uid: d for uid, d in durations.items() if uid not in overridden}
+
+
+def _after(start: datetime, duration: timedelta) -> datetime:
+    """RFC 5545: a duration's days are nominal (wall clock), hours and less exact. An aware
+    datetime plus a timedelta adds wall-clock time: only the days go that way."""
+    nominal = start + timedelta(days=duration.days)
+    return nominal.astimezone(UTC) + timedelta(seconds=duration.seconds)
+
+
 def _event_end(event: icalendar.cal.Component, start: datetime) -> datetime | None:
     if event.get("DTEND") is not None:
         end = event.decoded("DTEND")
         return end if isinstance(end, datetime) else None
     if event.get("DURATION") is not None:
         duration: timedelta = event.decoded("DURATION")
-        return start + duration
+        return _after(start, duration)
     return None
 
 
@@ -149,6 +175,7 @@ def parse_ical(
         raise FeedError(f"Unreadable iCalendar: {str(exc)[:200]}") from None
     _check_time_zones(calendar)
     _check_recurrences(calendar)
+    durations = _exact_durations(calendar)
     wanted = category.strip().lower()
     slots: set[FeedSlot] = set()
     scanned = 0
@@ -177,12 +204,14 @@ def parse_ical(
             free = str(event.get("TRANSP", "")).upper() == "TRANSPARENT"
             if wanted not in categories and not free:
                 continue
-            end = _event_end(event, start)
+            exact = durations.get(str(event.get("UID", "")))
+            end = _after(start, exact) if exact is not None else _event_end(event, start)
             if end is None:
                 continue
             if end.tzinfo is None:
                 end = end.replace(tzinfo=tz)
-            if not timedelta(0) < end - start <= MAX_EVENT:
+            # In UTC: two datetimes of one zone subtract by wall clock, not elapsed time.
+            if not timedelta(0) < end.astimezone(UTC) - start.astimezone(UTC) <= MAX_EVENT:
                 raise FeedError(
                     f"Event {event.get('UID', '?')} at {start.isoformat()} lasts "
                     f"{end - start}: a slot lasts more than nothing and at most 24 h"

@@ -69,6 +69,8 @@ class Booking(IdMixin, CreatedAtMixin, PatientColumns, Base):
     outcome_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     sas_case_ref: Mapped[str | None] = mapped_column(String(64))
     reason: Mapped[str | None] = mapped_column(String(300))
+    # Where a home visit (modality `visite`) takes place.
+    visit_address: Mapped[str | None] = mapped_column(String(300))
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=text("now()"), onupdate=text("now()")
     )

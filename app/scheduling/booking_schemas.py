@@ -49,6 +49,9 @@ class PatientIn(StrictModel):
     commune_insee: InseeCode | None = None
 
 
+_VISIT_DOC = "Where a home visit (a `visite` slot) takes place, shown with the patient"
+
+
 class Operator(StrictModel):
     system: str = Field(min_length=1, max_length=200)
     value: str = Field(min_length=1, max_length=200)
@@ -62,6 +65,9 @@ class BookingIn(StrictModel):
     patient: PatientIn | None = None
     sas_case_ref: str | None = Field(default=None, max_length=64)
     reason: str | None = Field(default=None, max_length=300)
+    visit_address: str | None = Field(
+        default=None, min_length=5, max_length=300, description=_VISIT_DOC
+    )
     hold: bool = False
 
     @model_validator(mode="after")
@@ -72,10 +78,15 @@ class BookingIn(StrictModel):
 
 
 class ConfirmIn(StrictModel):
-    patient: PatientIn
+    patient: PatientIn | None = Field(
+        default=None, description="Needed only when the hold was made without the patient"
+    )
     operator: Operator | None = None
     sas_case_ref: str | None = Field(default=None, max_length=64)
     reason: str | None = Field(default=None, max_length=300)
+    visit_address: str | None = Field(
+        default=None, min_length=5, max_length=300, description=_VISIT_DOC
+    )
 
 
 class CancelIn(StrictModel):
@@ -95,9 +106,19 @@ class OverbookIn(StrictModel):
     operator: Operator | None = None
     sas_case_ref: str | None = Field(default=None, max_length=64)
     reason: str | None = Field(default=None, max_length=300)
+    visit_address: str | None = Field(
+        default=None,
+        min_length=5,
+        max_length=300,
+        description="Where the home visit takes place: required with modality `visite`",
+    )
 
     @model_validator(mode="after")
     def _period(self) -> OverbookIn:
+        if self.modality == "visite" and not (self.visit_address or "").strip():
+            raise ValueError("a home visit (modality visite) needs the visit_address")
+        if self.modality != "visite" and self.visit_address is not None:
+            raise ValueError("visit_address is only for a home visit (modality visite)")
         if self.end is None:
             self.end = self.start + timedelta(minutes=15)
         if self.end <= self.start:
@@ -154,6 +175,9 @@ class BookingOut(OutModel):
     )
     sas_case_ref: str | None
     reason: str | None
+    visit_address: str | None = Field(
+        default=None, description="A home visit's address, shown with the patient"
+    )
     hold_expires_at: datetime | None
     created_at: datetime
     booked_at: datetime | None

@@ -44,8 +44,9 @@ from app.sas_bridge.appointments import notify as notify_platform
 from app.sas_bridge.outbox import enqueue_webhooks, webhook_messages
 from app.scheduling import booking_schemas as schemas
 from app.scheduling.booking_models import Booking
-from app.scheduling.models import Slot
+from app.scheduling.models import AvailabilityRule, Slot, Unavailability
 from app.scheduling.queries import bookable
+from app.scheduling.rules import local_instant
 from app.scheduling.service import now_utc, zone
 from app.security import ADMIN, COORDINATOR, PRACTICE, REGULATOR, Caller
 
@@ -347,6 +348,7 @@ async def book(session: AsyncSession, caller: Caller, data: schemas.BookingIn) -
         outcome_at=None,
         sas_case_ref=data.sas_case_ref,
         reason=data.reason,
+        visit_address=data.visit_address,
         **(patient_columns(data.patient) if data.patient else empty_patient_columns()),
     )
     event_type = "booking.held" if data.hold else "booking.booked"
@@ -411,6 +413,10 @@ async def confirm(
     assert booking.hold_expires_at is not None
     if booking.hold_expires_at <= now:
         raise SlotUnavailable("The hold has expired; search again and book another slot")
+    if data.patient is None and booking.patient_family_name is None:
+        raise ValidationFailed.field(
+            ["body", "patient"], "required: the hold was made without the patient"
+        )
     await session.execute(
         update(Slot)
         .where(Slot.id == booking.slot_id)
@@ -420,8 +426,10 @@ async def confirm(
     booking.status, booking.hold_expires_at, booking.booked_at = "booked", None, now
     booking.sas_case_ref = data.sas_case_ref or booking.sas_case_ref
     booking.reason = data.reason or booking.reason
-    for name, value in patient_columns(data.patient).items():
-        setattr(booking, name, value)
+    booking.visit_address = data.visit_address or booking.visit_address
+    if data.patient is not None:  # completes or corrects the patient given with the hold
+        for name, value in patient_columns(data.patient).items():
+            setattr(booking, name, value)
     await session.flush()
     await _event(
         session, caller, "booking.booked", booking, lead_minutes=_lead_minutes(booking.start, now)
@@ -576,6 +584,96 @@ async def record_outcome(
 
 # Surnuméraire -----------------------------------------------------------------------------
 
+# Without rules nor a list of its own, a GP who accepts surnuméraires sees them at the practice.
+DEFAULT_OVERBOOKING_MODALITIES = ("cabinet",)
+
+
+async def overbooking_modalities(session: AsyncSession, practitioner: Practitioner) -> list[str]:
+    """The modalities the practitioner accepts as surnuméraire: its own list, else those of
+    its availability rules, else the practice (cabinet)."""
+    if practitioner.overbooking_modalities is not None:
+        return sorted(practitioner.overbooking_modalities)
+    ruled = await session.scalars(
+        select(AvailabilityRule.modality)
+        .where(AvailabilityRule.practitioner_id == practitioner.id)
+        .distinct()
+    )
+    return sorted(ruled.all()) or list(DEFAULT_OVERBOOKING_MODALITIES)
+
+
+def within_hours(
+    start: datetime, end: datetime, tz: ZoneInfo, hours_start: time, hours_end: time
+) -> bool:
+    """Whether [start, end) lies in the local hours of one day (an end at or before the start
+    is the next day), DST-correct: the hours are wall-clock times of that day."""
+    overnight = hours_end <= hours_start
+    first = start.astimezone(tz).date()
+    for day in (first - timedelta(days=1), first):
+        opens = local_instant(day, hours_start, tz)
+        closes = local_instant(day + timedelta(days=1) if overnight else day, hours_end, tz)
+        if opens <= start and end <= closes:
+            return True
+    return False
+
+
+async def refuse_overbooking(
+    session: AsyncSession,
+    practitioner: Practitioner,
+    tz: ZoneInfo,
+    window_hours: int,
+    data: schemas.OverbookIn,
+    *,
+    now: datetime,
+) -> None:
+    """The guards of a surnuméraire, each refusal a problem with a `refusal` code (and what
+    a page needs to say it): beyond the territory's SNP window (422), for a modality the GP
+    does not accept, outside its surnuméraire hours, inside one of its absences (409)."""
+    assert data.end is not None
+    if data.start > now + timedelta(hours=window_hours):
+        msg = f"beyond the territory's SNP window of {window_hours} hours"
+        raise ValidationFailed(
+            f"body.start: {msg}",
+            errors=[{"loc": ["body", "start"], "msg": msg}],
+            refusal="snp_window",
+            window_hours=window_hours,
+        )
+    accepted = await overbooking_modalities(session, practitioner)
+    if data.modality not in accepted:
+        raise Conflict(
+            f"This practitioner does not accept a {data.modality} surnuméraire "
+            f"(accepted: {', '.join(accepted)})",
+            refusal="modality",
+            modality=data.modality,
+            accepted=accepted,
+        )
+    opens, closes = practitioner.overbooking_start_time, practitioner.overbooking_end_time
+    if not within_hours(data.start, data.end, tz, opens, closes):
+        raise Conflict(
+            f"Outside the practitioner's surnuméraire hours ({opens:%H:%M}-{closes:%H:%M} local)",
+            refusal="hours",
+            hours_start=f"{opens:%H:%M}",
+            hours_end=f"{closes:%H:%M}",
+        )
+    absence = (
+        await session.execute(
+            select(Unavailability.start, Unavailability.end)
+            .where(
+                Unavailability.practitioner_id == practitioner.id,
+                Unavailability.start < data.end,
+                Unavailability.end > data.start,
+            )
+            .order_by(Unavailability.start)
+            .limit(1)
+        )
+    ).first()
+    if absence is not None:
+        raise Conflict(
+            "The practitioner is declared unavailable over this period",
+            refusal="unavailable",
+            unavailable_from=absence.start.astimezone(tz).isoformat(),
+            unavailable_until=absence.end.astimezone(tz).isoformat(),
+        )
+
 
 async def overbook(session: AsyncSession, caller: Caller, data: schemas.OverbookIn) -> BookingView:
     """A consultation beyond published slots, within the practitioner's daily cap (local
@@ -585,7 +683,7 @@ async def overbook(session: AsyncSession, caller: Caller, data: schemas.Overbook
     now = now_utc()
     row = (
         await session.execute(
-            select(Practitioner, Practice, Territory.timezone)
+            select(Practitioner, Practice, Territory.timezone, Territory.snp_window_hours)
             .join(Practice, Practice.id == Practitioner.practice_id)
             .join(Territory, Territory.id == Practitioner.territory_id)
             .where(
@@ -597,12 +695,15 @@ async def overbook(session: AsyncSession, caller: Caller, data: schemas.Overbook
     ).one_or_none()
     if row is None:
         raise ValidationFailed.field(["body", "practitioner_id"], "unknown practitioner")
-    practitioner, practice, tz = row
+    practitioner, practice, tz, window_hours = row
     assert data.end is not None
     if data.start <= now:
         raise ValidationFailed.field(["body", "start"], "must be in the future")
     if not practitioner.accepts_overbooking:
-        raise Conflict("This practitioner does not accept surnuméraire patients")
+        raise Conflict(
+            "This practitioner does not accept surnuméraire patients", refusal="not_accepted"
+        )
+    await refuse_overbooking(session, practitioner, ZoneInfo(tz), window_hours, data, now=now)
     local_day = data.start.astimezone(ZoneInfo(tz)).date()
     day_start = datetime.combine(local_day, time(), ZoneInfo(tz))
     day_end = datetime.combine(local_day + timedelta(days=1), time(), ZoneInfo(tz))
@@ -621,6 +722,7 @@ async def overbook(session: AsyncSession, caller: Caller, data: schemas.Overbook
         raise Conflict(
             f"The daily surnuméraire cap ({practitioner.overbooking_daily_cap}) is reached "
             f"for {local_day.isoformat()}",
+            refusal="daily_cap",
             cap=practitioner.overbooking_daily_cap,
             day=local_day.isoformat(),
         )
@@ -641,6 +743,7 @@ async def overbook(session: AsyncSession, caller: Caller, data: schemas.Overbook
         booked_at=now,
         sas_case_ref=data.sas_case_ref,
         reason=data.reason,
+        visit_address=data.visit_address,
         **patient_columns(data.patient),
     )
     session.add(booking)
@@ -713,6 +816,7 @@ def render(view: BookingView) -> schemas.BookingOut:
         patient=patient,
         sas_case_ref=b.sas_case_ref,
         reason=b.reason,
+        visit_address=b.visit_address if patient is not None else None,
         hold_expires_at=loc(b.hold_expires_at),
         created_at=b.created_at.astimezone(tz),
         booked_at=loc(b.booked_at),

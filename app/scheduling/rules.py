@@ -120,6 +120,7 @@ def expand_periods(
 ) -> list[tuple[datetime, datetime]]:
     """The rule's periods (UTC start and end instants, DST-correct) that may hold a slot
     starting in [window_start, window_end). Slots cut a period in absolute time."""
+    window_start, window_end = window_start.astimezone(UTC), window_end.astimezone(UTC)
     if window_end <= window_start:
         return []
     overnight = spec.end_time <= spec.start_time
@@ -161,12 +162,17 @@ def slots_in_window(
 def expand_rule(
     spec: RuleSpec, tz: ZoneInfo, window_start: datetime, window_end: datetime
 ) -> list[tuple[datetime, datetime]]:
-    """Every slot of the rule whose start lies in [window_start, window_end), in `tz`."""
+    """Every slot of the rule whose start lies in [window_start, window_end), as UTC instants.
+
+    UTC on purpose: two datetimes of one ZoneInfo compare, subtract and hash by their wall
+    clock, fold ignored, so on the night the clocks go back 02:00+02:00 and 02:00+01:00 would
+    be "equal" and a 02:00+02:00 → 02:00+01:00 slot zero minutes long. Convert to the zone
+    (`astimezone(tz)`) only to show a time, never to compute with it."""
     step = timedelta(minutes=spec.slot_minutes)
     slots: list[tuple[datetime, datetime]] = []
     for period_start, period_end in expand_periods(spec, tz, window_start, window_end):
         first, count = slots_in_window(period_start, period_end, step, window_start, window_end)
         for k in range(count):
             cursor = first + k * step
-            slots.append((cursor.astimezone(tz), (cursor + step).astimezone(tz)))
+            slots.append((cursor, cursor + step))
     return slots

@@ -130,7 +130,7 @@ class UnavailabilityIn(StrictModel):
 
 
 class ConflictOut(OutModel):
-    slot_id: uuid.UUID
+    slot_id: uuid.UUID | None = Field(description="None for a surnuméraire (see booking_id)")
     start: datetime
     end: datetime
     status: str

@@ -10,7 +10,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -46,6 +46,7 @@ from sqlalchemy.types import Uuid
 
 from app.activity.models import ActivityEvent
 from app.activity.service import record, record_many, record_rows
+from app.clock import now_utc as now_utc  # re-exported: the modules that read it here
 from app.config import get_settings
 from app.db import DriverStatement, driver_connection
 from app.directory.models import Practitioner, Territory
@@ -59,6 +60,7 @@ from app.pagination import (
     encode_cursor,
 )
 from app.scheduling import schemas
+from app.scheduling.booking_models import Booking
 from app.scheduling.models import AvailabilityRule, Slot, Unavailability
 from app.scheduling.offer_events import (
     OfferedSlot,
@@ -81,10 +83,6 @@ from app.security import ADMIN, COORDINATOR, PRACTICE, Caller
 
 PUBLISHERS = (ADMIN, COORDINATOR, PRACTICE)
 _INSERT_CHUNK = 20_000
-
-
-def now_utc() -> datetime:
-    return datetime.now(UTC)
 
 
 @lru_cache(maxsize=64)
@@ -1105,6 +1103,26 @@ _AGENDA_COLUMNS = (
 )
 
 
+# A surnuméraire in the agenda: SlotOut's fields from its booking (`source` "overbook", the
+# booking's id and status).
+_OVERBOOK_AGENDA_COLUMNS = (
+    Booking.id,
+    Booking.practitioner_id,
+    literal(None, Uuid).label("rule_id"),
+    literal("overbook", String).label("source"),
+    Booking.start,
+    Booking.end,
+    Booking.modality,
+    literal("sas", String).label("visibility"),
+    Booking.status,
+)
+# A surnuméraire that still takes the GP's time.
+_LIVE_OVERBOOKING = (
+    Booking.overbooked.is_(True),
+    Booking.status.in_(("booked", "honored", "no_show")),
+)
+
+
 async def list_practitioner_slots(
     session: AsyncSession,
     caller: Caller,
@@ -1113,12 +1131,22 @@ async def list_practitioner_slots(
     end: datetime,
 ) -> tuple[Sequence[Row[*tuple[Any, ...]]], ZoneInfo]:
     """The practitioner's agenda, every status (practice and coordinator view), as rows of
-    SlotOut's fields: a week is hundreds of slots, which ORM objects would cost for nothing."""
+    SlotOut's fields: a week is hundreds of slots, which ORM objects would cost for nothing.
+    Its surnuméraires are in it too, with `source` "overbook" (their id is the booking's)."""
     practitioner, tz = await publishing_practitioner(session, caller, practitioner_id)
+    slots = select(*_AGENDA_COLUMNS).where(
+        Slot.practitioner_id == practitioner.id, Slot.start >= start, Slot.start < end
+    )
+    overbooked = select(*_OVERBOOK_AGENDA_COLUMNS).where(
+        Booking.practitioner_id == practitioner.id,
+        *_LIVE_OVERBOOKING,
+        Booking.start >= start,
+        Booking.start < end,
+    )
+    union = slots.union_all(overbooked).subquery()
     rows = await session.execute(
-        select(*_AGENDA_COLUMNS)
-        .where(Slot.practitioner_id == practitioner.id, Slot.start >= start, Slot.start < end)
-        .order_by(Slot.start)
+        select(*(union.c[c.name] for c in _AGENDA_COLUMNS))
+        .order_by(union.c.start, union.c.source)
         .limit(5000)
     )
     return rows.all(), tz
@@ -1127,21 +1155,40 @@ async def list_practitioner_slots(
 # Unavailabilities -------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class AbsenceConflict:
+    """A booked slot or a surnuméraire inside an absence, for the practice to handle."""
+
+    start: datetime
+    end: datetime
+    status: str
+    slot_id: uuid.UUID | None
+    booking_id: uuid.UUID | None
+
+
 async def _booked_inside(
     session: AsyncSession, practitioner_id: uuid.UUID, start: datetime, end: datetime
-) -> list[Slot]:
-    """The booked slots of a period: an absence's conflicts, for the practice to handle."""
-    rows = await session.scalars(
-        select(Slot)
-        .where(
+) -> list[AbsenceConflict]:
+    """The booked slots and the surnuméraires of a period: an absence's conflicts."""
+    slots = await session.execute(
+        select(Slot.id, Slot.start, Slot.end, Slot.status).where(
             Slot.practitioner_id == practitioner_id,
             Slot.start < end,
             Slot.end > start,
             Slot.status == "booked",
         )
-        .order_by(Slot.start)
     )
-    return list(rows.all())
+    overbooked = await session.execute(
+        select(Booking.id, Booking.start, Booking.end, Booking.status).where(
+            Booking.practitioner_id == practitioner_id,
+            *_LIVE_OVERBOOKING,
+            Booking.start < end,
+            Booking.end > start,
+        )
+    )
+    conflicts = [AbsenceConflict(r.start, r.end, r.status, r.id, None) for r in slots]
+    conflicts += [AbsenceConflict(r.start, r.end, r.status, None, r.id) for r in overbooked]
+    return sorted(conflicts, key=lambda c: c.start)
 
 
 async def create_unavailability(
@@ -1149,9 +1196,31 @@ async def create_unavailability(
     caller: Caller,
     practitioner_id: uuid.UUID,
     data: schemas.UnavailabilityIn,
-) -> tuple[Unavailability, int, list[Slot], ZoneInfo]:
-    """Free and held slots inside become unavailable; booked ones stay and are reported."""
+) -> tuple[Unavailability, int, list[AbsenceConflict], ZoneInfo]:
+    """Free and held slots inside become unavailable; booked ones and surnuméraires stay and
+    are reported."""
     practitioner, tz = await publishing_practitioner(session, caller, practitioner_id, lock=True)
+    # Under the publication lock: two requests declaring the same absence run one by one.
+    other = (
+        await session.execute(
+            select(Unavailability.id, Unavailability.start, Unavailability.end)
+            .where(
+                Unavailability.practitioner_id == practitioner.id,
+                Unavailability.start < data.end,
+                Unavailability.end > data.start,
+            )
+            .order_by(Unavailability.start)
+            .limit(1)
+        )
+    ).first()
+    if other is not None:
+        raise Conflict(
+            "Overlaps another unavailability of this practitioner, from "
+            f"{other.start.astimezone(tz).isoformat()} to {other.end.astimezone(tz).isoformat()}",
+            unavailability_id=str(other.id),
+            unavailable_from=other.start.astimezone(tz).isoformat(),
+            unavailable_until=other.end.astimezone(tz).isoformat(),
+        )
     unavailability = Unavailability(
         practitioner_id=practitioner.id, start=data.start, end=data.end, reason=data.reason
     )
@@ -1208,8 +1277,9 @@ async def list_unavailabilities(
 
 async def get_unavailability(
     session: AsyncSession, caller: Caller, practitioner_id: uuid.UUID, unavailability_id: uuid.UUID
-) -> tuple[Unavailability, list[Slot], ZoneInfo]:
-    """An absence and the booked slots inside it (the conflicts the practice must handle)."""
+) -> tuple[Unavailability, list[AbsenceConflict], ZoneInfo]:
+    """An absence and the booked slots and surnuméraires inside it (the conflicts the
+    practice must handle)."""
     practitioner, tz = await publishing_practitioner(session, caller, practitioner_id)
     unavailability = await session.scalar(
         select(Unavailability).where(

@@ -5,6 +5,7 @@ directory services (same roles, same territory scoping, same RPPS uniqueness).""
 from __future__ import annotations
 
 import uuid
+from datetime import time
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -26,7 +27,9 @@ COORDINATORS = (COORDINATOR, ADMIN)
 PRACTICE_FIELDS = ("name", "address", "postal_code", "city", "commune_insee", "lat", "lon",
                    "phone", "finess", "siret")  # fmt: skip
 PRACTITIONER_FIELDS = ("practice_id", "rpps", "family_name", "given_name", "gender",
-                       "specialty", "overbooking_daily_cap", "mt_capacity")  # fmt: skip
+                       "specialty", "overbooking_daily_cap", "overbooking_start_time",
+                       "overbooking_end_time", "mt_capacity")  # fmt: skip
+OVERBOOKING_MODALITIES = ("cabinet", "visite", "teleconsultation")
 
 
 def _errors_page(
@@ -43,7 +46,19 @@ def _errors_page(
 
 
 def _as_text(value: Any) -> str:
+    if isinstance(value, time):
+        return value.strftime("%H:%M")
     return "" if value is None else str(value)
+
+
+def _modality_values(modalities: list[str] | None) -> dict[str, str]:
+    """One checkbox per modality; none checked: the modalities of the GP's rules."""
+    return {f"overbooking_modality_{m}": "true" for m in modalities or []}
+
+
+def _checked_modalities(form: Form) -> list[str] | None:
+    checked = [m for m in OVERBOOKING_MODALITIES if form.get(f"overbooking_modality_{m}")]
+    return checked or None
 
 
 # Practices --------------------------------------------------------------------------------
@@ -152,6 +167,7 @@ async def update_practice(
 def _practitioner_values(p: Practitioner) -> dict[str, str]:
     values = {name: _as_text(getattr(p, name)) for name in PRACTITIONER_FIELDS}
     values["accepts_overbooking"] = "true" if p.accepts_overbooking else ""
+    values.update(_modality_values(p.overbooking_modalities))
     return values
 
 
@@ -198,10 +214,13 @@ async def update_practitioner(
     practitioner = await directory_service.get_practitioner(session, user.caller, practitioner_id)
     data = nested(form, *PRACTITIONER_FIELDS)
     data["accepts_overbooking"] = form.get("accepts_overbooking") == "true"
+    data["overbooking_modalities"] = _checked_modalities(form)
     data["profession"] = practitioner.profession
     body, errors = parse(schemas.PractitionerIn, data)
     if body is not None:
-        wanted = body.model_dump(include={*PRACTITIONER_FIELDS, "accepts_overbooking"})
+        wanted = body.model_dump(
+            include={*PRACTITIONER_FIELDS, "accepts_overbooking", "overbooking_modalities"}
+        )
         changed = {k: v for k, v in wanted.items() if getattr(practitioner, k) != v}
         try:
             await directory_service.update_practitioner(
@@ -222,4 +241,5 @@ async def update_practitioner(
         )
     values = form.values()
     values["accepts_overbooking"] = "true" if form.get("accepts_overbooking") == "true" else ""
+    values.update(_modality_values(_checked_modalities(form)))
     return await _practitioner_form(request, session, user, practitioner, values, errors, 422)

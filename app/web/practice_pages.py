@@ -67,6 +67,10 @@ async def _week(
     )
     shown = [booking_service.render(v) for v in views]
     occupying = {b.slot.id: b for b in shown if b.slot and b.status not in ("cancelled", "expired")}
+    # A surnuméraire is in the agenda under its booking's id.
+    occupying.update(
+        (b.id, b) for b in shown if b.overbooked and b.status not in ("cancelled", "expired")
+    )
     await log_shown(session, user.caller, "booking", list(occupying.values()), "list")
     weeks: dict[uuid.UUID, list[Day]] = {}
     for practitioner in practitioners:
@@ -486,9 +490,22 @@ async def create_absence(
         return show(request, user, "absence_form.html", 422, practitioner=practitioner,
                     values=form.values(), errors=errors,
                     first_error=next(iter(errors), None))  # fmt: skip
-    absence, count, conflicts, _ = await service.create_unavailability(
-        session, user.caller, practitioner.id, body
-    )
+    try:
+        absence, count, conflicts, _ = await service.create_unavailability(
+            session, user.caller, practitioner.id, body
+        )
+    except Conflict as exc:  # another absence of the GP covers part of this one
+        await session.rollback()
+        practitioner = await get_practitioner(session, user.caller, practitioner_id)
+        start = datetime.fromisoformat(exc.extra["unavailable_from"])
+        end = datetime.fromisoformat(exc.extra["unavailable_until"])
+        errors = {"_form": (
+            f"Une absence est déjà enregistrée du {when(start, tz)} au {when(end, tz)} : "
+            "modifiez les dates, ou levez d'abord l'absence existante."
+        )}  # fmt: skip
+        return show(request, user, "absence_form.html", 409, practitioner=practitioner,
+                    values=form.values(), errors=errors, first_error="_form",
+                    existing=exc.extra["unavailability_id"])  # fmt: skip
     message = f"Absence enregistrée : {count_of(count, 'créneau rendu indisponible')}."
     if conflicts:
         message += f" {count_of(len(conflicts), 'rendez-vous réservé')} à traiter ci-dessous."
@@ -509,15 +526,18 @@ async def absence_page(
     absence, booked, tz = await service.get_unavailability(
         session, user.caller, practitioner.id, absence_id
     )
-    slot_ids = {s.id for s in booked}
+    slot_ids = {c.slot_id for c in booked if c.slot_id}
+    booking_ids = {c.booking_id for c in booked if c.booking_id}  # surnuméraires
     conflicts: list[BookingOut] = []
     if booked:
         views, _ = await booking_service.list_bookings(
-            session, user.caller, status="booked", start=booked[0].start,
+            session, user.caller, status=None, start=booked[0].start,
             end=booked[-1].start + timedelta(seconds=1), cursor=None, limit=500,
         )  # fmt: skip
         conflicts = [
-            b for b in map(booking_service.render, views) if b.slot and b.slot.id in slot_ids
+            b
+            for b in map(booking_service.render, views)
+            if (b.slot and b.slot.id in slot_ids and b.status == "booked") or b.id in booking_ids
         ]
         await log_shown(session, user.caller, "booking", conflicts, "list")
     return show(request, user, "absence.html", practitioner=practitioner, absence=absence,

@@ -10,7 +10,7 @@ import json
 import re
 import uuid
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -291,17 +291,58 @@ async def overbook_form(
     )
 
 
+_MODALITY_WORDS = {
+    "cabinet": "au cabinet",
+    "visite": "en visite à domicile",
+    "teleconsultation": "en téléconsultation",
+}
+_KEPT = " Les informations du patient sont conservées."
+
+
 def _cap_message(error: Conflict, name: str) -> str:
-    """The service's 409s in French: the GP's daily cap reached (the problem carries `cap`
-    and `day`), or no surnuméraire at all."""
-    if "cap" in error.extra:
-        when = day(date.fromisoformat(error.extra["day"]), "EEEE d MMMM y")
+    """The service's 409s in French, from the problem's `refusal` code and its details: the
+    GP's daily cap reached, a modality, hours or an absence that refuse it, or no
+    surnuméraire at all."""
+    extra = error.extra
+    refusal = extra.get("refusal")
+    if refusal == "daily_cap":
+        when = day(date.fromisoformat(extra["day"]), "EEEE d MMMM y")
         return (
-            f"Le Dr {name} a déjà atteint son maximum de {error.extra['cap']} rendez-vous "
+            f"Le Dr {name} a déjà atteint son maximum de {extra['cap']} rendez-vous "
             f"surnuméraire(s) le {when}. Choisissez un autre médecin ou un autre jour : "
             "les informations du patient sont conservées."
         )
+    if refusal == "modality":
+        accepted = ", ".join(_MODALITY_WORDS.get(m, m) for m in extra["accepted"])
+        return (
+            f"Le Dr {name} ne reçoit pas de surnuméraire "
+            f"{_MODALITY_WORDS.get(extra['modality'], extra['modality'])} "
+            f"(seulement {accepted}).{_KEPT}"
+        )
+    if refusal == "hours":
+        return (
+            f"Le Dr {name} reçoit les surnuméraires de {extra['hours_start']} à "
+            f"{extra['hours_end']} (heure locale) : choisissez une heure dans ces horaires."
+            f"{_KEPT}"
+        )
+    if refusal == "unavailable":
+        start = datetime.fromisoformat(extra["unavailable_from"])
+        end = datetime.fromisoformat(extra["unavailable_until"])
+        return (
+            f"Le Dr {name} est absent du {day(start.date(), 'd MMMM y')} à {start:%H:%M} "
+            f"au {day(end.date(), 'd MMMM y')} à {end:%H:%M}.{_KEPT}"
+        )
     return f"Le Dr {name} n'accepte pas de patients en surnuméraire."
+
+
+def _window_message(error: ValidationFailed) -> str | None:
+    if error.extra.get("refusal") != "snp_window":
+        return None
+    hours = error.extra["window_hours"]
+    return (
+        f"Un surnuméraire se prend dans les {hours} heures qui viennent (soins non "
+        "programmés) : choisissez une date plus proche."
+    )
 
 
 @router.post("/surnumeraire")
@@ -310,7 +351,8 @@ async def overbook(request: Request, session: SessionDep, user: UserDep, form: F
     form's one-time token like a slot booking."""
     require_role(user, REGULATOR)
     values = form.values()
-    data = nested(form, "practitioner_id", "modality", "sas_case_ref", "reason", *PATIENT_FIELDS)
+    data = nested(form, "practitioner_id", "modality", "sas_case_ref", "reason", "visit_address",
+                  *PATIENT_FIELDS)  # fmt: skip
     gp = None
     with contextlib.suppress(ValueError, NotFound):  # the model says what is wrong with it
         gp = await get_practitioner(session, user.caller, uuid.UUID(form.get("practitioner_id")))
@@ -343,6 +385,9 @@ async def overbook(request: Request, session: SessionDep, user: UserDep, form: F
     except ValidationFailed as exc:
         await session.rollback()
         errors = service_errors(exc)
+        window = _window_message(exc)
+        if window is not None:
+            errors = {"start": window}
         if any(loc.startswith("header") for loc in errors):  # the token served another
             errors = {"_form": "Ce formulaire a déjà servi (voir « Mes réservations »)."}
             values.pop("jeton", None)
