@@ -136,10 +136,8 @@ class _Reader:
             return  # busy time, cancelled, another category: not slots, nothing to expand
         masters = [e for e in events if e.get("RECURRENCE-ID") is None] or events
         first = masters[0]
-        for event in events:
-            broken = [name for name, _ in event.errors if name in TIME_PROPERTIES]
-            if broken:
-                raise EventProblem(f"{broken[0]} cannot be read")
+        if any(name == "DTSTART" for name, _ in first.errors):
+            raise EventProblem("DTSTART cannot be read")
         start = first.get("DTSTART")
         if start is None:
             raise EventProblem("no start (DTSTART)")
@@ -152,6 +150,10 @@ class _Reader:
             ):
                 self.skip(uid, start.dt, "all-day event: not a consultation slot")
             return
+        for event in events:
+            broken = [name for name, _ in event.errors if name in TIME_PROPERTIES]
+            if broken:
+                raise EventProblem(f"{broken[0]} cannot be read")
         for event in masters:
             _check_frequency(event)
         if len(events) == 1 and not _recurs(first):
