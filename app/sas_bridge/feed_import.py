@@ -153,6 +153,25 @@ async def list_imports(
     return list(rows.all()), tz
 
 
+async def last_import(
+    session: AsyncSession, caller: Caller, practitioner_id: uuid.UUID
+) -> tuple[AgendaFeed | None, AgendaImport | None]:
+    """The practitioner's feed, if any, and its last import, if any (for the practice page)."""
+    practitioner, _ = await publishing_practitioner(session, caller, practitioner_id)
+    feed = await session.scalar(
+        select(AgendaFeed).where(AgendaFeed.practitioner_id == practitioner.id)
+    )
+    if feed is None:
+        return None, None
+    entry = await session.scalar(
+        select(AgendaImport)
+        .where(AgendaImport.feed_id == feed.id)
+        .order_by(AgendaImport.started_at.desc(), AgendaImport.id)
+        .limit(1)
+    )
+    return feed, entry
+
+
 # Keeping the slots in step ----------------------------------------------------------------
 
 
