@@ -5,12 +5,16 @@ feed is accounted for. Against a real local HTTP server and the real database.""
 
 import time
 from datetime import date, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 
-from app.sas_bridge import feed_import
+from app.sas_bridge import feed_ical, feed_import
 from app.sas_bridge.feed_fetch import feed_client
+from app.sas_bridge.feed_ical import parse_ical
 from app.sas_bridge.feed_import import import_due_feeds
+from app.sas_bridge.feed_parse import Window
+from bench.feed_import import NOW, google_year
 from tests.feed_server import Feed, FeedServer
 from tests.test_agenda_import import (
     calendar,
@@ -369,3 +373,24 @@ async def test_the_import_job_counts_partial_imports(client, territory, server, 
     async with feed_client() as http:
         counts = await import_due_feeds(sessionmaker, http, concurrency=1)
     assert (counts["feeds"], counts["partial"], counts["ok"]) == (1, 1, 0)
+
+
+def test_events_set_aside_unparsed_change_no_slot():
+    # A year of a GP's Google calendar (bench/feed_import.py): reading every event, or only
+    # those that can be slots, gives the same slots and counts the same events.
+    body = google_year(2000)
+    window = Window(NOW, NOW + timedelta(days=30))
+    kwargs = dict(
+        tz=ZoneInfo("Europe/Paris"),
+        window=window,
+        category="SNP",
+        modality="cabinet",
+        slot_minutes=None,
+        max_slots=3000,
+    )
+    fast = parse_ical(body, "text/calendar", **kwargs)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(feed_ical, "set_aside", lambda text, category: (text, 0))
+        full = parse_ical(body, "text/calendar", **kwargs)
+    assert len(fast.slots) > 40
+    assert (fast.slots, fast.events) == (full.slots, full.events)

@@ -56,6 +56,9 @@ _RULE_WITH_BLANKS = re.compile(
 _VTIMEZONE = re.compile(r"BEGIN:VTIMEZONE\r?\n.*?END:VTIMEZONE\r?\n?", re.S | re.I)
 _BLANK_TZID = re.compile(r"^TZID:[ \t]*\r?$", re.M | re.I)
 _VEVENT = re.compile(r"^BEGIN:VEVENT\r?\n.*?^END:VEVENT\r?\n?", re.S | re.M | re.I)
+_UID = re.compile(r"^UID[;:](?:[^:\r\n]*:)?([^\r\n]*)", re.M | re.I)
+_FREE = re.compile(r"^TRANSP[;:][^\r\n]*TRANSPARENT", re.M | re.I)
+_CATEGORIES = re.compile(r"^CATEGORIES[;:]([^\r\n]*)", re.M | re.I)
 
 
 class EventProblem(Exception):
@@ -310,6 +313,42 @@ def repair(text: str) -> str:
     return text
 
 
+def set_aside(text: str, category: str) -> tuple[str, int]:
+    """The text without the events that cannot be slots, and how many those were. Parsing
+    is most of an import's CPU, and most events of a practice's calendar are appointments:
+    an event is kept unparsed only when neither it nor another event of its UID (a moved
+    occurrence) is marked free or names the category anywhere in its CATEGORIES. The test
+    errs on the side of parsing: what it keeps is then read as usual."""
+    blocks = list(_VEVENT.finditer(text))
+    if not blocks:
+        return text, 0
+    wanted: set[str] = set()
+    keep_all_uids = False
+    for block in blocks:
+        body = _FOLD.sub("", block.group(0))
+        if _FREE.search(body) or any(
+            category in value.lower() for value in _CATEGORIES.findall(body)
+        ):
+            uid = _UID.search(body)
+            if uid is None:
+                keep_all_uids = True  # cannot tell its siblings: parse everything
+                break
+            wanted.add(uid.group(1).strip())
+    if keep_all_uids:
+        return text, 0
+    dropped = 0
+
+    def keep(block: re.Match[str]) -> str:
+        nonlocal dropped
+        uid = _UID.search(_FOLD.sub("", block.group(0)))
+        if uid is None or uid.group(1).strip() in wanted:
+            return block.group(0)
+        dropped += 1
+        return ""
+
+    return _VEVENT.sub(keep, text), dropped
+
+
 def _parse(text: str) -> tuple[list[icalendar.Calendar], list[tuple[int, str]]]:
     """The calendars of the file. When the file as a whole cannot be parsed, each event is
     parsed alone with the file's time zones, and those that cannot be are returned as
@@ -375,8 +414,10 @@ def parse_ical(
         raise FeedError("HTML instead of iCalendar: is the URL the calendar's export link?")
     if not text.lstrip().upper().startswith("BEGIN:VCALENDAR"):
         raise FeedError("Not an iCalendar file: it does not start with BEGIN:VCALENDAR")
-    calendars, broken = _parse(repair(text))
+    text, set_apart = set_aside(repair(text), category.strip().lower())
+    calendars, broken = _parse(text)
     groups, count = _groups(calendars)
+    count += set_apart
     reader = _Reader(tz, window, category.strip().lower(), modality, slot_minutes, max_slots)
     for position, reason in broken:
         reader.skip(f"(unreadable event {position + 1})", None, reason)
