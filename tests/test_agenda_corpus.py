@@ -69,6 +69,10 @@ async def test_real_export_imports_its_expected_slots(
     assert entry.status == expected["status"], (entry.reason, entry.skipped)
     if "reason" in expected:
         assert expected["reason"] in (entry.reason or "")
+    if "skipped" in expected:
+        reasons = [s["reason"] for s in entry.skipped]
+        assert len(reasons) == len(expected["skipped"]), reasons
+        assert all(want in got for want, got in zip(expected["skipped"], reasons, strict=True))
     if "encoding" in expected:
         assert entry.encoding == expected["encoding"]
     async with sessionmaker() as session:

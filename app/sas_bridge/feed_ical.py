@@ -56,6 +56,10 @@ _RULE_WITH_BLANKS = re.compile(
 _VTIMEZONE = re.compile(r"BEGIN:VTIMEZONE\r?\n.*?END:VTIMEZONE\r?\n?", re.S | re.I)
 _BLANK_TZID = re.compile(r"^TZID:[ \t]*\r?$", re.M | re.I)
 _VEVENT = re.compile(r"^BEGIN:VEVENT\r?\n.*?^END:VEVENT\r?\n?", re.S | re.M | re.I)
+# Components that are never slots, left out when the file cannot be parsed with them.
+_NOT_EVENTS = re.compile(
+    r"^BEGIN:(VTODO|VJOURNAL|VFREEBUSY|VAVAILABILITY)\r?\n.*?^END:\1\r?\n?", re.S | re.M | re.I
+)
 _UID = re.compile(r"^UID[;:](?:[^:\r\n]*:)?([^\r\n]*)", re.M | re.I)
 _FREE = re.compile(r"^TRANSP[;:][^\r\n]*TRANSPARENT", re.M | re.I)
 _CATEGORIES = re.compile(r"^CATEGORIES[;:]([^\r\n]*)", re.M | re.I)
@@ -352,7 +356,8 @@ def set_aside(text: str, category: str) -> tuple[str, int]:
 def _parse(text: str) -> tuple[list[icalendar.Calendar], list[tuple[int, str]]]:
     """The calendars of the file. When the file as a whole cannot be parsed, each event is
     parsed alone with the file's time zones, and those that cannot be are returned as
-    (position, reason): one broken event does not make the others unreadable."""
+    (position, reason): one broken event (or task, or time zone) does not make the others
+    unreadable."""
     try:
         calendars = list(icalendar.Calendar.from_ical(text, multiple=True))
     except Exception as whole:  # the parser raises ValueError and others on broken input
@@ -361,7 +366,17 @@ def _parse(text: str) -> tuple[list[icalendar.Calendar], list[tuple[int, str]]]:
         try:
             calendars = list(icalendar.Calendar.from_ical(skeleton, multiple=True))
         except Exception:
-            raise FeedError(f"Unreadable iCalendar: {str(whole)[:200]}") from None
+            # Tasks, journal entries and time zones that cannot be read are left out (the
+            # events of such a zone are then skipped as events of an unknown zone); anything
+            # else broken outside the events is fatal.
+            skeleton = _VTIMEZONE.sub(
+                lambda m: m.group(0) if _readable(m.group(0)) else "",
+                _NOT_EVENTS.sub("", skeleton),
+            )
+            try:
+                calendars = list(icalendar.Calendar.from_ical(skeleton, multiple=True))
+            except Exception:
+                raise FeedError(f"Unreadable iCalendar: {str(whole)[:200]}") from None
         if not calendars:
             raise FeedError("Unreadable iCalendar: no calendar in the file") from None
         zones = "".join(m.group(0) for m in _VTIMEZONE.finditer(skeleton))
@@ -379,6 +394,14 @@ def _parse(text: str) -> tuple[list[icalendar.Calendar], list[tuple[int, str]]]:
     if not calendars:
         raise FeedError("Unreadable iCalendar: no complete calendar (BEGIN ... END:VCALENDAR)")
     return calendars, []
+
+
+def _readable(component: str) -> bool:
+    try:
+        icalendar.Calendar.from_ical(f"BEGIN:VCALENDAR\r\n{component}END:VCALENDAR\r\n")
+    except Exception:
+        return False
+    return True
 
 
 def _groups(
