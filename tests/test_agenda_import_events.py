@@ -3,6 +3,7 @@ blanks, endless all-day recurrences, one broken event among good ones, windows-1
 charset) imports; each event that cannot be a slot is skipped and listed; every slot of the
 feed is accounted for. Against a real local HTTP server and the real database."""
 
+import json
 import time
 from datetime import date, timedelta
 from zoneinfo import ZoneInfo
@@ -394,3 +395,33 @@ def test_events_set_aside_unparsed_change_no_slot():
         full = parse_ical(body, "text/calendar", **kwargs)
     assert len(fast.slots) > 40
     assert (fast.slots, fast.events) == (full.slots, full.events)
+
+
+async def test_a_fhir_slot_that_cannot_be_imported_is_skipped_and_the_others_imported(
+    client, territory, server, session
+):
+    def slot(slot_id: str, start: str, end: str) -> dict:
+        return {
+            "resource": {
+                "resourceType": "Slot",
+                "id": slot_id,
+                "status": "free",
+                "start": start,
+                "end": end,
+            }
+        }
+
+    good = slot("good", at(3).isoformat(), (at(3) + timedelta(minutes=20)).isoformat())
+    long = slot("long", at(5).isoformat(), (at(5) + timedelta(days=2)).isoformat())
+    naive = slot("naive", at(7).replace(tzinfo=None).isoformat(), at(8).isoformat())
+    bundle = {"resourceType": "Bundle", "type": "searchset", "entry": [good, long, naive]}
+    url = server.serve(
+        "/fhir/Slot", Feed(json.dumps(bundle).encode(), content_type="application/fhir+json")
+    )
+    await configure(client, territory, url, format="fhir")
+    result = await import_now(client, territory)
+    assert (result["status"], result["added"], result["skipped_count"]) == ("partial", 1, 2)
+    reasons = {s["uid"]: s["reason"] for s in result["skipped"]}
+    assert "at most 24 h" in reasons["Slot/long"]
+    assert "no time zone offset" in reasons["Slot/naive"]
+    assert [s.start for s in await imported_slots(session, territory)] == [at(3)]
