@@ -50,7 +50,10 @@ class FeedServer(Receiver):
         if feed.etag and request.headers.get("if-none-match") == feed.etag:
             await Response(status_code=304, headers={"ETag": feed.etag})(scope, receive, send)
             return
-        headers = {"ETag": feed.etag} if feed.etag else {}
+        # The content type exactly as given (Starlette would add a charset to text/ types).
+        headers = {"Content-Type": feed.content_type}
+        if feed.etag:
+            headers["ETag"] = feed.etag
         if feed.endless:
 
             async def chunks():  # type: ignore[no-untyped-def]
@@ -61,7 +64,5 @@ class FeedServer(Receiver):
 
             response: Response = StreamingResponse(chunks(), media_type=feed.content_type)
         else:
-            response = Response(
-                feed.body, status_code=feed.status, media_type=feed.content_type, headers=headers
-            )
+            response = Response(feed.body, status_code=feed.status, headers=headers)
         await response(scope, receive, send)

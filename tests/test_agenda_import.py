@@ -266,7 +266,8 @@ async def test_feed_slot_overlapping_a_published_slot_is_a_conflict(client, terr
 
 GOOD = calendar(slot_event(3))
 HOSTILE = {
-    "bad encoding": (Feed(b"BEGIN:VCALENDAR\r\nSUMMARY:caf\xe9\r\n"), "not valid utf-8"),
+    # 0x81 is neither utf-8 nor windows-1252 (the fallback when no charset is declared).
+    "bad encoding": (Feed(b"BEGIN:VCALENDAR\r\nSUMMARY:caf\x81\r\n"), "not valid utf-8"),
     "html": (
         Feed(b"<!DOCTYPE html><html><body>Connexion</body></html>", content_type="text/html"),
         "HTML instead of iCalendar",
@@ -282,19 +283,8 @@ HOSTILE = {
         Feed(calendar(slot_event(3, minutes=30, extra="RRULE:FREQ=HOURLY"))),
         "More than 100 slots",
     ),
-    "endless hidden recurrence": (
-        Feed(calendar(slot_event(3, minutes=1, categories="", extra="RRULE:FREQ=HOURLY"))),
-        "More than 300 events",
-    ),
-    "recurrence every second": (
-        Feed(calendar(slot_event(3, minutes=1, categories="", extra="RRULE:FREQ=SECONDLY"))),
-        "repeats secondly",
-    ),
-    "recurrence every minute": (
-        Feed(calendar(slot_event(3, minutes=1, extra="RRULE:FREQ=MINUTELY;INTERVAL=5"))),
-        "repeats minutely",
-    ),
-    "wrong time zone": (Feed(calendar(slot_event(3, tzid="Europe/Pariss"))), "Unknown time zone"),
+    # Its only event skipped: a feed none of whose slots can be used fails as a whole.
+    "wrong time zone": (Feed(calendar(slot_event(3, tzid="Europe/Pariss"))), "unknown time zone"),
     "not found": (Feed(b"", status=404), "HTTP 404"),
     "too slow": (Feed(GOOD, delay=1.5), "no answer within 1 s"),
     "always down": (Feed(GOOD, fail_first=10), "after 3 tries: HTTP 503"),

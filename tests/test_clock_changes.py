@@ -22,7 +22,8 @@ from app.clock import frozen_at
 from app.config import get_settings
 from app.directory import schemas as dir_schemas
 from app.directory import service as dir_service
-from app.sas_bridge.feed_parse import Window, parse_ical
+from app.sas_bridge.feed_ical import parse_ical
+from app.sas_bridge.feed_parse import Window
 from app.scheduling import service
 from app.scheduling.models import Slot
 from app.scheduling.rules import RuleSpec, expand_rule
@@ -412,7 +413,7 @@ def _feed_slots(body: bytes, minutes: int) -> list[tuple[datetime, datetime]]:
         body, "text/calendar", tz=PARIS, window=window, category="snp", modality="cabinet",
         slot_minutes=minutes, max_slots=500,
     )  # fmt: skip
-    return [(s.start, s.end) for s in slots]
+    return [(s.start, s.end) for s in slots.slots]
 
 
 @pytest.mark.parametrize("end_line", ["DTEND;TZID=Europe/Paris:20271031T080000", "DURATION:PT13H"])

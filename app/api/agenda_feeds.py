@@ -72,7 +72,8 @@ async def import_now(
     practitioner_id: uuid.UUID, request: Request, session: SessionDep, caller: CallerDep
 ) -> schemas.ImportOut:
     """Fetch and apply the feed now. A feed that cannot be read gives an import with
-    `status: failed` and its `reason` (the request itself succeeds): nothing changed."""
+    `status: failed` and its `reason` (the request itself succeeds): nothing changed. Events
+    that cannot be slots are listed in `skipped` and the rest applied (`status: partial`)."""
     feed, tz = await feed_import.get_feed(session, caller, practitioner_id)
     # The import owns its transactions; the fetch must not hold this request's one open.
     await session.commit()
@@ -89,6 +90,7 @@ async def list_imports(
     caller: CallerDep,
     limit: Annotated[int, Query(ge=1, le=feed_import.IMPORTS_KEPT)] = 20,
 ) -> list[schemas.ImportOut]:
-    """The last imports, newest first (the last 50 are kept)."""
+    """The last imports, newest first (the last 50 are kept), each with the events it
+    skipped and its conflicts."""
     entries, tz = await feed_import.list_imports(session, caller, practitioner_id, limit)
     return [_import_out(e, tz) for e in entries]

@@ -1,8 +1,12 @@
 """Agenda import: a practitioner's slots kept in step with a feed from the practice's own
 software. New slots are added, vanished free ones removed, booked or held ones never touched
-(reported as conflicts). A feed that cannot be fetched or read is recorded as a failed import
-with its reason and changes nothing. Services flush, never commit, except `run_import` and
-`import_due_feeds`, which own their transactions because HTTP must never run inside one."""
+(reported as conflicts). Every slot of the feed is accounted for on the import record: added,
+unchanged, or a conflict naming what it overlaps (a slot published otherwise, or another event
+of the same feed); events that cannot be slots are skipped and listed with their reason (the
+import is then `partial`). A feed that cannot be fetched or read as a whole is recorded as a
+failed import with its reason and changes nothing; no exception escapes that recording.
+Services flush, never commit, except `run_import` and `import_due_feeds`, which own their
+transactions because HTTP must never run inside one."""
 
 from __future__ import annotations
 
@@ -26,8 +30,9 @@ from app.errors import NotFound
 from app.outbound_urls import check_registered_url
 from app.sas_bridge import schemas
 from app.sas_bridge.feed_fetch import FeedError, fetch
+from app.sas_bridge.feed_ical import parse_ical
 from app.sas_bridge.feed_models import AgendaFeed, AgendaImport
-from app.sas_bridge.feed_parse import FeedSlot, Window, parse_fhir_page, parse_ical
+from app.sas_bridge.feed_parse import FeedSlot, Window, parse_fhir_page
 from app.scheduling.models import Slot
 from app.scheduling.offer_events import record_offer
 from app.scheduling.schemas import MaterializationOut
@@ -148,6 +153,25 @@ async def list_imports(
     return list(rows.all()), tz
 
 
+async def last_import(
+    session: AsyncSession, caller: Caller, practitioner_id: uuid.UUID
+) -> tuple[AgendaFeed | None, AgendaImport | None]:
+    """The practitioner's feed, if any, and its last import, if any (for the practice page)."""
+    practitioner, _ = await publishing_practitioner(session, caller, practitioner_id)
+    feed = await session.scalar(
+        select(AgendaFeed).where(AgendaFeed.practitioner_id == practitioner.id)
+    )
+    if feed is None:
+        return None, None
+    entry = await session.scalar(
+        select(AgendaImport)
+        .where(AgendaImport.feed_id == feed.id)
+        .order_by(AgendaImport.started_at.desc(), AgendaImport.id)
+        .limit(1)
+    )
+    return feed, entry
+
+
 # Keeping the slots in step ----------------------------------------------------------------
 
 
@@ -158,16 +182,52 @@ class Outcome:
     unchanged: int = 0
     conflicts: list[dict[str, Any]] = field(default_factory=list)
 
+    @property
+    def not_imported(self) -> int:
+        return sum(1 for c in self.conflicts if c["kind"] == "not_imported")
+
 
 def _conflict(
-    start: datetime, end: datetime, tz: ZoneInfo, reason: str, **extra: Any
+    kind: str, start: datetime, end: datetime, tz: ZoneInfo, reason: str, **extra: Any
 ) -> dict[str, Any]:
     return {
+        "kind": kind,
         "start": start.astimezone(tz).isoformat(),
         "end": end.astimezone(tz).isoformat(),
         "reason": reason,
-        **extra,
+        **{name: value for name, value in extra.items() if value},
     }
+
+
+def _hhmm(when: datetime, tz: ZoneInfo) -> str:
+    return when.astimezone(tz).strftime("%Y-%m-%d %H:%M")
+
+
+def without_overlaps(
+    wanted: list[FeedSlot], tz: ZoneInfo
+) -> tuple[list[FeedSlot], list[dict[str, Any]]]:
+    """The feed's slots that overlap none before them, and a conflict for each of the others
+    naming the event it overlaps: two events of one feed at the same time are one slot."""
+    kept: list[FeedSlot] = []
+    conflicts = []
+    for slot in sorted(wanted, key=lambda s: (s.start, s.end, s.uid, s.modality)):
+        if kept and slot.start < kept[-1].end:
+            other = kept[-1]
+            conflicts.append(
+                _conflict(
+                    "not_imported",
+                    slot.start,
+                    slot.end,
+                    tz,
+                    f"overlaps event {other.uid or '?'} of the same feed "
+                    f"({_hhmm(other.start, tz)}-{other.end.astimezone(tz):%H:%M}): not imported",
+                    uid=slot.uid,
+                    with_uid=other.uid,
+                )
+            )
+        else:
+            kept.append(slot)
+    return kept, conflicts
 
 
 async def apply_slots(
@@ -190,9 +250,10 @@ async def apply_slots(
             .with_for_update()
         )
     ).all()
-    desired = {(s.start, s.end, s.modality, feed.visibility) for s in wanted}
+    accepted, overlapping = without_overlaps(wanted, tz)
+    desired = {(s.start, s.end, s.modality, feed.visibility): s for s in accepted}
     have = {(r.start, r.end, r.modality, r.visibility): r for r in existing}
-    outcome = Outcome()
+    outcome = Outcome(conflicts=overlapping)
     stale = []
     for key, row in have.items():
         if key in desired:
@@ -202,6 +263,7 @@ async def apply_slots(
         else:
             outcome.conflicts.append(
                 _conflict(
+                    "kept",
                     row.start,
                     row.end,
                     tz,
@@ -229,10 +291,28 @@ async def apply_slots(
     ]
     inserted = await insert_slots(session, candidates)
     outcome.added = len(inserted)
-    for c in candidates:
-        if (c.practitioner_id, c.start) not in inserted:
+    refused = [c for c in candidates if (c.practitioner_id, c.start) not in inserted]
+    if refused:
+        others = await _slots_around(session, feed.practitioner_id, refused)
+        for c in refused:
+            other = next((o for o in others if o.start < c.end and o.end > c.start), None)
+            event = desired[(c.start, c.end, c.modality, c.visibility)].uid
+            where = (
+                f"slot {other.id} ({SOURCE_TEXT.get(other.source, other.source)}, {other.status}, "
+                f"{_hhmm(other.start, tz)}-{other.end.astimezone(tz):%H:%M})"
+                if other is not None
+                else "another slot"
+            )
             outcome.conflicts.append(
-                _conflict(c.start, c.end, tz, "overlaps a slot already published: not imported")
+                _conflict(
+                    "not_imported",
+                    c.start,
+                    c.end,
+                    tz,
+                    f"overlaps {where}: not imported",
+                    slot_id=str(other.id) if other is not None else None,
+                    uid=event,
+                )
             )
     await record_offer(
         session,
@@ -242,6 +322,28 @@ async def apply_slots(
         subject_id=feed.id,
     )
     return outcome
+
+
+SOURCE_TEXT = {"rule": "from a rule", "manual": "published by hand", "import": "imported"}
+
+
+async def _slots_around(
+    session: AsyncSession, practitioner_id: uuid.UUID, refused: list[NewSlot]
+) -> list[Any]:
+    """The practitioner's slots in the span of the refused feed slots (one query)."""
+    return list(
+        (
+            await session.execute(
+                select(Slot.id, Slot.start, Slot.end, Slot.source, Slot.status)
+                .where(
+                    Slot.practitioner_id == practitioner_id,
+                    Slot.start < max(c.end for c in refused),
+                    Slot.end > min(c.start for c in refused),
+                )
+                .order_by(Slot.start)
+            )
+        ).all()
+    )
 
 
 # One import: fetch outside any transaction, then apply in one ------------------------------
@@ -299,6 +401,9 @@ class Read:
     etag: str | None = None
     last_modified: str | None = None
     digest: str | None = None
+    skipped: list[dict[str, Any]] = field(default_factory=list)
+    skipped_count: int = 0
+    encoding: str | None = None
 
 
 async def read_feed(http: httpx.AsyncClient, config: FeedConfig, now: datetime) -> Read:
@@ -319,7 +424,7 @@ async def read_feed(http: httpx.AsyncClient, config: FeedConfig, now: datetime) 
         if digest == config.content_sha256:
             return Read("not_modified", [], len(fetched.body), fetched.etag, fetched.last_modified)
         # Expanding recurrences is CPU work: off the event loop, which serves requests.
-        slots = await asyncio.to_thread(
+        feed = await asyncio.to_thread(
             parse_ical,
             fetched.body,
             fetched.content_type,
@@ -330,29 +435,65 @@ async def read_feed(http: httpx.AsyncClient, config: FeedConfig, now: datetime) 
             slot_minutes=config.slot_minutes,
             max_slots=settings.feed_max_slots,
         )
-        return Read("ok", slots, len(fetched.body), fetched.etag, fetched.last_modified, digest)
+        return Read(
+            "ok",
+            feed.slots,
+            len(fetched.body),
+            fetched.etag,
+            fetched.last_modified,
+            digest,
+            feed.skipped_list,
+            feed.skipped_events,
+            feed.encoding,
+        )
     # FHIR: every page of the search, within the same size and slot limits.
-    page_slots, following = parse_fhir_page(
+    page = parse_fhir_page(
         fetched.body, fetched.content_type, window=window, modality=config.modality
     )
-    slots, size, pages = list(page_slots), len(fetched.body), 1
+    slots, skipped, size, pages = list(page.slots), list(page.skipped), len(fetched.body), 1
+    encoding, following = page.encoding, page.following
     while following:
         pages += 1
         if pages > settings.feed_max_pages:
             raise FeedError(f"More than {settings.feed_max_pages} pages of slots")
         if size >= settings.feed_max_bytes:
             raise FeedError(f"The feed is larger than {settings.feed_max_bytes} bytes")
-        page = await fetch(
+        next_page = await fetch(
             http, following, limit=settings.feed_max_bytes - size, accept=FEED_ACCEPT["fhir"]
         )
-        size += len(page.body)
-        page_slots, following = parse_fhir_page(
-            page.body, page.content_type, window=window, modality=config.modality
+        size += len(next_page.body)
+        page = parse_fhir_page(
+            next_page.body, next_page.content_type, window=window, modality=config.modality
         )
-        slots += page_slots
+        slots += page.slots
+        skipped += page.skipped
+        following = page.following
         if len(slots) > settings.feed_max_slots:
             raise FeedError(f"More than {settings.feed_max_slots} slots in the next days")
-    return Read("ok", sorted(set(slots)), size, fetched.etag, fetched.last_modified)
+    return Read(
+        "ok",
+        sorted(set(slots)),
+        size,
+        fetched.etag,
+        fetched.last_modified,
+        None,
+        skipped[:200],
+        len(skipped),
+        encoding,
+    )
+
+
+def _nothing_usable(read: Read) -> str | None:
+    """A feed whose every slot-to-be was skipped is taken as unreadable as a whole (a change
+    of its software's format, say): it fails and changes nothing, instead of emptying the
+    practitioner's agenda."""
+    if read.status != "ok" or read.slots or not read.skipped_count:
+        return None
+    first = read.skipped[0]
+    return (
+        f"None of the {read.skipped_count} events that could be slots can be used; the first, "
+        f"{first['uid']}: {first['reason']}"
+    )[:500]
 
 
 async def run_import(
@@ -362,16 +503,26 @@ async def run_import(
     *,
     now: datetime | None = None,
 ) -> AgendaImport:
-    """Fetch and apply one feed; the import record says what happened."""
+    """Fetch and apply one feed; the import record says what happened, whatever happened."""
     config = await _load(factory, feed_id)
     started = now_utc()
     now = now or started
     tz = zone(config.timezone)
+    read: Read | None
     try:
-        read: Read | None = await read_feed(http, config, now)
-        reason = None
+        read = await read_feed(http, config, now)
+        reason = _nothing_usable(read)
+        if reason:
+            read = None
     except FeedError as exc:
         read, reason = None, str(exc)[:500]
+    except Exception as exc:  # a parser's bug must not leave the feed unrecorded
+        # The exception's text may quote the feed (patient names): only its type is logged.
+        log.error(
+            "agenda feed unreadable",
+            extra={"feed_id": str(feed_id), "exception": type(exc).__name__},
+        )
+        read, reason = None, f"The feed cannot be read ({type(exc).__name__}); retried later"
     async with factory() as session:
         feed = await session.get(AgendaFeed, feed_id, with_for_update=True)
         if feed is None:
@@ -386,6 +537,11 @@ async def run_import(
                 log.exception("agenda import failed", extra={"feed_id": str(feed.id)})
                 read, reason = None, "The slots could not be saved (internal error); retried later"
         entry.status = "failed" if read is None else read.status
+        if read is not None and read.status == "ok" and read.skipped_count:
+            entry.status = "partial"
+            reason = (
+                f"{read.skipped_count} event(s) of the feed could not be slots: listed in skipped"
+            )
         entry.reason = reason
         entry.bytes = read.size if read else 0
         entry.slots_in_feed = len(read.slots) if read else 0
@@ -395,6 +551,9 @@ async def run_import(
             outcome.unchanged,
         )
         entry.conflicts = outcome.conflicts
+        entry.skipped = read.skipped if read else []
+        entry.skipped_count = read.skipped_count if read else 0
+        entry.encoding = read.encoding if read else None
         entry.finished_at = now_utc()
         session.add(entry)
         feed.last_attempt_at = started
@@ -405,6 +564,7 @@ async def run_import(
             if read.status == "ok":
                 feed.etag, feed.last_modified = read.etag, read.last_modified
                 feed.content_sha256 = read.digest
+                feed.last_skipped = read.skipped_count
         await session.flush()
         await _prune(session, feed.id)
         await record(
@@ -417,6 +577,7 @@ async def run_import(
             added=entry.added,
             removed=entry.removed,
             conflicts=len(entry.conflicts),
+            skipped=entry.skipped_count,
         )
         await session.commit()
         await session.refresh(entry)
@@ -428,6 +589,7 @@ async def run_import(
             "added": entry.added,
             "removed": entry.removed,
             "conflicts": len(entry.conflicts),
+            "skipped": entry.skipped_count,
         },
     )
     return entry
@@ -478,7 +640,7 @@ async def import_due_feeds(
         )
         await session.commit()
     gate = asyncio.Semaphore(concurrency)
-    counts = {"feeds": len(claimed), "ok": 0, "not_modified": 0, "failed": 0}
+    counts = {"feeds": len(claimed), "ok": 0, "partial": 0, "not_modified": 0, "failed": 0}
 
     async def one(feed_id: uuid.UUID) -> None:
         async with gate:

@@ -24,8 +24,9 @@ from app.db import Base, CreatedAtMixin, IdMixin
 from app.scheduling.models import MODALITIES, VISIBILITIES
 
 FEED_FORMATS = ("ical", "fhir")
-FEED_STATUSES = ("pending", "ok", "not_modified", "failed")
-IMPORT_STATUSES = ("ok", "not_modified", "failed")
+FEED_STATUSES = ("pending", "ok", "partial", "not_modified", "failed")
+# partial: the feed was read and applied, but some of its events could not be slots.
+IMPORT_STATUSES = ("ok", "partial", "not_modified", "failed")
 
 
 class AgendaFeed(IdMixin, CreatedAtMixin, Base):
@@ -63,6 +64,8 @@ class AgendaFeed(IdMixin, CreatedAtMixin, Base):
     next_fetch_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     last_status: Mapped[str] = mapped_column(String(15), default="pending")
     last_error: Mapped[str | None] = mapped_column(String(500))
+    # Events of the last import read that could not be slots (listed on that import).
+    last_skipped: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     last_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     last_success_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(
@@ -89,6 +92,16 @@ class AgendaImport(IdMixin, Base):
     added: Mapped[int] = mapped_column(Integer, default=0)
     removed: Mapped[int] = mapped_column(Integer, default=0)
     unchanged: Mapped[int] = mapped_column(Integer, default=0)
-    # [{"start", "end", "reason", "slot_id"?}]: booked or held slots the feed no longer has,
-    # and feed slots that overlap a slot published otherwise.
+    # [{"kind", "start", "end", "reason", "slot_id"?, "uid"?, "with_uid"?}]:
+    # kind "kept": a booked or held slot the feed no longer has (slot_id: that slot);
+    # kind "not_imported": a feed slot overlapping a slot published otherwise (slot_id: that
+    # slot) or another event of the same feed (with_uid: that event); uid: the feed's event.
     conflicts: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, default=list)
+    # [{"uid", "start", "reason", "occurrences"}]: events of the feed that could not be slots.
+    skipped: Mapped[list[dict[str, Any]]] = mapped_column(
+        JSONB, default=list, server_default=text("'[]'::jsonb")
+    )
+    # How many events were skipped (all of them; `skipped` lists the first 200).
+    skipped_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # The text encoding the feed was read with, and whether it was declared or guessed.
+    encoding: Mapped[str | None] = mapped_column(String(100))

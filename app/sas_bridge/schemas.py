@@ -91,24 +91,46 @@ class FeedOut(OutModel):
     visibility: str
     slot_minutes: int | None
     active: bool
-    last_status: str = Field(description="pending, ok, not_modified or failed")
-    last_error: str | None
+    last_status: str = Field(
+        description="pending, ok, partial (some events skipped), not_modified or failed"
+    )
+    last_error: str | None = Field(
+        description="Why the last import failed, or how many events it skipped"
+    )
+    last_skipped: int = Field(description="Events the last import read could not use as slots")
     last_attempt_at: datetime | None
     last_success_at: datetime | None
     next_fetch_at: datetime
 
 
 class ImportConflict(BaseModel):
+    kind: str = Field(
+        default="not_imported",
+        description="not_imported: a feed slot overlapping another slot or another event of "
+        "the feed; kept: a booked or held slot the feed no longer has",
+    )
     start: datetime
     end: datetime
     reason: str
-    slot_id: uuid.UUID | None = None
+    slot_id: uuid.UUID | None = Field(default=None, description="The slot overlapped, or kept")
+    uid: str | None = Field(default=None, description="The feed's event (UID) not imported")
+    with_uid: str | None = Field(default=None, description="The event of the same feed it overlaps")
+
+
+class ImportSkipped(BaseModel):
+    uid: str = Field(description="The event's UID (or FHIR Slot/id)")
+    start: str | None = Field(description="Its (first) start concerned, local time or date")
+    reason: str
+    occurrences: int = Field(default=1, description="Occurrences skipped for this reason")
 
 
 class ImportOut(OutModel):
     id: uuid.UUID
-    status: str = Field(description="ok, not_modified or failed (then nothing changed)")
-    reason: str | None = Field(description="Why the import failed")
+    status: str = Field(
+        description="ok, partial (some events skipped, the rest applied), not_modified or "
+        "failed (then nothing changed)"
+    )
+    reason: str | None = Field(description="Why the import failed, or what it skipped")
     started_at: datetime
     finished_at: datetime
     bytes: int
@@ -116,4 +138,9 @@ class ImportOut(OutModel):
     added: int
     removed: int
     unchanged: int
-    conflicts: list[ImportConflict]
+    conflicts: list[ImportConflict] = Field(
+        description="slots_in_feed = added + unchanged + the conflicts of kind not_imported"
+    )
+    skipped: list[ImportSkipped] = Field(description="Events that could not be slots, and why")
+    skipped_count: int = Field(description="Events skipped (the list keeps the first 200)")
+    encoding: str | None = Field(description="The text encoding read, declared or guessed")

@@ -21,11 +21,13 @@ from app.bounds import BoundedDate
 from app.directory.models import Practice, Practitioner
 from app.directory.service import get_practice, get_practitioner, list_practitioners
 from app.errors import Conflict, ValidationFailed
+from app.sas_bridge.feed_import import last_import
 from app.scheduling import booking_service, service
 from app.scheduling.booking_schemas import BookingOut
 from app.scheduling.models import AvailabilityRule
 from app.scheduling.schemas import OneOffSlotIn, RuleIn, RulePatch, UnavailabilityIn
 from app.security import ADMIN, COORDINATOR, PRACTICE
+from app.web import feed_report
 from app.web.auth import Form, FormDep, UserDep, WebUser, done, require_role, show
 from app.web.confirm import ask_confirmation, confirmed
 from app.web.forms import local_datetime, local_day_start, nested, parse, service_errors
@@ -141,7 +143,8 @@ async def practitioner_page(
     practitioner_id: uuid.UUID,
     semaine: BoundedDate | None = None,
 ) -> Response:
-    """One GP: the week, the availability rules and the absences to come."""
+    """One GP: the week, the availability rules, the absences to come, and the agenda feed's
+    last import (the events it skipped and its conflicts)."""
     require_role(user, *PUBLISHERS)
     practitioner = await get_practitioner(session, user.caller, practitioner_id)
     rules = await service.list_rules(session, user.caller, practitioner.id)
@@ -151,10 +154,12 @@ async def practitioner_page(
     absences, _ = await service.list_unavailabilities(
         session, user.caller, practitioner.id, after=service.now_utc()
     )
+    feed, last = await last_import(session, user.caller, practitioner.id)
     return show(
         request, user, "practitioner.html", practitioner=practitioner, practitioners=[practitioner],
         rules=[(r, describe_rule(r)) for r in rules], weeks=weeks, monday=monday, tz=tz,
         absences=absences, single=True, base=f"/cabinet/medecins/{practitioner.id}?",
+        feed=feed, last_import=last, report=feed_report,
     )  # fmt: skip
 
 
