@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Select, delete, exists, func, insert, select
+from sqlalchemy import Select, and_, delete, exists, func, insert, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -586,7 +586,20 @@ def _visible_keys(caller: Caller) -> Select[ApiKey]:
     stmt = select(ApiKey)
     if caller.is_admin:
         return stmt
-    return stmt.where(ApiKey.territory_id == caller.territory_id)
+    # Every key that can act in the territory: those scoped to it (its coordinator's,
+    # dashboards', practices', regulator keys it minted) and the unscoped regulator keys (minted
+    # by an admin) of every SAS linked to it.
+    linked = select(link.c.regulator_id).where(link.c.territory_id == caller.territory_id)
+    return stmt.where(
+        or_(
+            ApiKey.territory_id == caller.territory_id,
+            and_(
+                ApiKey.role == REGULATOR,
+                ApiKey.territory_id.is_(None),
+                ApiKey.regulator_id.in_(linked),
+            ),
+        )
+    )
 
 
 async def list_keys(

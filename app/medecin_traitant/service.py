@@ -209,7 +209,10 @@ def _visible(caller: Caller) -> Select[MtRequest, Practitioner | None, Practitio
     if caller.role == COORDINATOR:
         return stmt.where(MtRequest.territory_id.in_(caller.territory_ids))
     if caller.role == REGULATOR:
-        return stmt.where(MtRequest.created_by_key_id == caller.key_id)
+        return stmt.where(
+            MtRequest.created_by_key_id == caller.key_id,
+            MtRequest.territory_id.in_(caller.territory_ids),
+        )
     if caller.role == PRACTICE:
         return stmt.where(
             or_(
