@@ -40,6 +40,7 @@ from sqlalchemy.types import Uuid
 
 from app.config import get_settings
 from app.metrics import OUTBOX_DELIVERIES, OUTBOX_PENDING
+from app.outbound_urls import COULD_NOT_CONNECT
 from app.sas_bridge.models import OutboxMessage, WebhookEndpoint
 from app.scheduling.service import now_utc
 
@@ -240,8 +241,10 @@ async def _send(client: httpx.AsyncClient, message: Claimed) -> tuple[int | None
     }
     try:
         response = await client.post(message.url, content=body, headers=headers)
-    except httpx.HTTPError as exc:
-        return None, f"{type(exc).__name__}: {exc}"[:500]
+    except httpx.HTTPError:
+        # The same words whatever failed (refused address, closed port, something else than
+        # HTTP listening, timeout): a recorded error must not map the network.
+        return None, COULD_NOT_CONNECT
     if 200 <= response.status_code < 300:
         return response.status_code, None
     return response.status_code, f"HTTP {response.status_code}"

@@ -10,15 +10,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import get_settings
 from app.errors import NotFound
-from app.outbound_urls import check_registered_url
+from app.outbound_urls import check_resolved_url
 from app.sas_bridge import schemas
 from app.sas_bridge.models import OutboxMessage, WebhookEndpoint
 from app.scheduling.service import now_utc
 from app.security import PRACTICE, REGULATOR, Caller
 
 
-def _check_url(url: str) -> None:
-    check_registered_url(
+async def _check_url(url: str) -> None:
+    await check_resolved_url(
         url, ["body", "url"], allow_insecure=get_settings().webhook_allow_insecure_urls
     )
 
@@ -47,7 +47,7 @@ async def create(
 ) -> schemas.WebhookCreated:
     caller.require(PRACTICE, REGULATOR)
     url = str(data.url)
-    _check_url(url)
+    await _check_url(url)
     endpoint = WebhookEndpoint(
         practice_id=caller.practice_id if caller.role == PRACTICE else None,
         regulator_id=caller.regulator_id if caller.role == REGULATOR else None,
