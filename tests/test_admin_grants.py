@@ -81,3 +81,18 @@ async def test_coordinator_key_list_flags_keys_minted_by_an_admin(client, admin,
     assert listed[by_admin]["minted_by_admin"] is True
     assert listed[by_coordinator]["minted_by_admin"] is False
     assert uuid.UUID(listed[by_coordinator]["created_by"])
+
+
+async def test_coordinator_keys_page_says_which_keys_an_admin_minted(client, admin, territory):
+    from tests.test_web_dashboard import sign_in
+
+    r = await client.post(
+        "/v1/keys",
+        json={"role": "coordinator", "name": "Accès exploitant", "territory_id": territory.id},
+        headers=admin,
+    )
+    assert r.status_code == 201
+    await sign_in(client, territory.coordinator, "/coordination/cles")
+    page = (await client.get("/coordination/cles")).text
+    row = next(line for line in page.splitlines() if "Accès exploitant" in line)
+    assert "un administrateur" in row
