@@ -220,3 +220,30 @@ async def test_coordinator_lists_and_revokes_every_key_that_acts_in_its_territor
     assert (await client.get("/v1/bookings", headers=shared.a.regulator)).status_code == 401
     r = await client.delete(f"/v1/keys/{shared.scoped_id}", headers=shared.b.coordinator)
     assert r.status_code == 404
+
+
+async def test_scoped_regulator_keys_webhook_hears_only_its_territorys_bookings(
+    client, shared, session, monkeypatch
+):
+    from sqlalchemy import select
+
+    from app.config import get_settings
+    from app.sas_bridge.models import OutboxMessage
+
+    monkeypatch.setattr(get_settings(), "webhook_allow_insecure_urls", True)
+    r = await client.post(
+        "/v1/webhooks", json={"url": "http://127.0.0.1:9/hook"}, headers=shared.scoped
+    )
+    assert r.status_code == 201, r.text
+    endpoint = uuid.UUID(r.json()["id"])
+    b_slot = await add_slot(client, shared.b, shared.b.practitioner_id, 9)
+    assert (await book(client, shared.a, b_slot)).status_code == 201  # in B, admin-minted key
+    assert (await _book(client, shared.scoped, shared.a_slot)).status_code == 201  # in A
+    sent = (
+        await session.scalars(
+            select(OutboxMessage.payload).where(OutboxMessage.endpoint_id == endpoint)
+        )
+    ).all()
+    assert [m["data"]["booking"]["slot_id"] for m in sent] == [shared.a_slot]
+    listed = (await client.get("/v1/webhooks", headers=shared.scoped)).json()
+    assert [w["id"] for w in listed] == [str(endpoint)]

@@ -27,7 +27,10 @@ def _owned(caller: Caller) -> Select[WebhookEndpoint]:
     caller.require(PRACTICE, REGULATOR)
     if caller.role == PRACTICE:
         return select(WebhookEndpoint).where(WebhookEndpoint.practice_id == caller.practice_id)
-    return select(WebhookEndpoint).where(WebhookEndpoint.regulator_id == caller.regulator_id)
+    owned = select(WebhookEndpoint).where(WebhookEndpoint.regulator_id == caller.regulator_id)
+    if caller.territory_id is not None:  # a key scoped to one territory: its endpoints only
+        owned = owned.where(WebhookEndpoint.territory_id == caller.territory_id)
+    return owned
 
 
 def render(endpoint: WebhookEndpoint) -> schemas.WebhookOut:
@@ -51,6 +54,7 @@ async def create(
     endpoint = WebhookEndpoint(
         practice_id=caller.practice_id if caller.role == PRACTICE else None,
         regulator_id=caller.regulator_id if caller.role == REGULATOR else None,
+        territory_id=caller.territory_id if caller.role == REGULATOR else None,
         url=url,
         secret=f"whsec_{secrets.token_urlsafe(32)}",
         event_types=sorted(set(data.events)),

@@ -105,6 +105,7 @@ async def _event(
         _webhook_payload(booking),
         practice_id=booking.practice_id,
         regulator_id=booking.regulator_id,
+        territory_id=booking.territory_id,
     )
     await notify_platform(session, booking)
     await record(
@@ -275,6 +276,7 @@ def _webhooks_cte(event_type: Any) -> CTE:
         bindparam("event_created"),
         bindparam("practice_id"),
         bindparam("regulator_id"),
+        bindparam("territory_id"),
     ).cte("webhooks")
 
 

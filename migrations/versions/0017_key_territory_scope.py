@@ -1,8 +1,9 @@
-"""security: key-page sessions ended by sign-out
+"""security: key-page sessions ended by sign-out; webhook endpoints scoped to a territory
 
 A key minted by a coordinator keeps its territory in `api_key.territory_id` (already stored);
 regulator keys now act only there (app/security.py), so no column changes for that. Sign-out
-records the session it ends in `ended_web_session`, refused from then on by every worker.
+records the session it ends in `ended_web_session`, refused from then on by every worker. A
+webhook endpoint registered with such a key gets `territory_id`: only that territory's events.
 
 Revision ID: 0017_key_territory_scope
 Revises: 0016_caller_notifications
@@ -40,9 +41,26 @@ def upgrade() -> None:
     op.create_index(
         op.f("ix_ended_web_session_key_id"), "ended_web_session", ["key_id"], unique=False
     )
+    op.add_column("webhook_endpoint", sa.Column("territory_id", sa.Uuid(), nullable=True))
+    op.create_index(
+        op.f("ix_webhook_endpoint_territory_id"), "webhook_endpoint", ["territory_id"], unique=False
+    )
+    op.create_foreign_key(
+        op.f("fk_webhook_endpoint_territory_id_territory"),
+        "webhook_endpoint",
+        "territory",
+        ["territory_id"],
+        ["id"],
+        ondelete="CASCADE",
+    )
 
 
 def downgrade() -> None:
+    op.drop_constraint(
+        op.f("fk_webhook_endpoint_territory_id_territory"), "webhook_endpoint", type_="foreignkey"
+    )
+    op.drop_index(op.f("ix_webhook_endpoint_territory_id"), table_name="webhook_endpoint")
+    op.drop_column("webhook_endpoint", "territory_id")
     op.drop_index(op.f("ix_ended_web_session_key_id"), table_name="ended_web_session")
     op.drop_index(op.f("ix_ended_web_session_expires_at"), table_name="ended_web_session")
     op.drop_table("ended_web_session")
