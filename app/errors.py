@@ -11,8 +11,8 @@ from typing import Any
 import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
-from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel
+from fastapi.exceptions import RequestValidationError, ResponseValidationError
+from pydantic import BaseModel, ValidationError
 from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
@@ -228,6 +228,21 @@ def _log_unhandled(request: Request, exc: Exception) -> None:
                 "path": request.url.path,
                 "error": type(orig).__name__ if orig is not None else type(exc).__name__,
                 "sqlstate": getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None),
+                "stack": "".join(traceback.format_tb(exc.__traceback__)),
+            },
+        )
+        return
+    if isinstance(exc, ValidationError | ResponseValidationError):
+        # Their text quotes the input (a response carrying a patient): locations and kinds only.
+        errors = exc.errors()
+        log.error(
+            "unhandled validation error",
+            extra={
+                "path": request.url.path,
+                "error": type(exc).__name__,
+                "problems": [
+                    {"loc": list(e.get("loc", ())), "type": e.get("type")} for e in errors
+                ],
                 "stack": "".join(traceback.format_tb(exc.__traceback__)),
             },
         )

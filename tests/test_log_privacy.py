@@ -88,3 +88,30 @@ async def test_failing_statement_carrying_patient_data_leaves_none_in_the_log(
     assert FAMILY not in r.text
     assert any(rec.getMessage() == "unhandled database error" for rec in caplog.records)
     assert_no_patient_data(caplog)
+
+
+async def test_response_failing_its_model_leaves_no_patient_data_in_the_log(
+    settings, sessionmaker, caplog
+):
+    """A bug that makes a response fail its schema: pydantic's message quotes the response,
+    patient included; the log keeps only where and what kind of error."""
+    from pydantic import BaseModel
+
+    class Out(BaseModel):
+        family_name: int
+
+    app = create_app(settings)
+    app.state.sessionmaker = sessionmaker
+
+    @app.get("/test-bad-response", response_model=Out)
+    async def bad() -> dict[str, str]:
+        return {"family_name": f"{FAMILY} {BIRTH} {PHONE}"}
+
+    logging.getLogger().addHandler(caplog.handler)  # create_app set the handlers afresh
+    caplog.set_level(logging.DEBUG)
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        r = await client.get("/test-bad-response")
+    assert r.status_code == 500
+    assert any(rec.getMessage() == "unhandled validation error" for rec in caplog.records)
+    assert_no_patient_data(caplog)
