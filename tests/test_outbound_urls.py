@@ -184,3 +184,36 @@ async def test_feed_fetch_refuses_a_host_that_resolves_to_a_private_address(
     async with feed_client() as http:
         with pytest.raises(FeedError, match=COULD_NOT_CONNECT):
             await fetch(http, "https://agenda.example.org/a.ics")
+
+
+async def test_each_redirect_hop_is_checked_at_its_own_connection(receiver, dns):
+    """The first hop's connection is allowed (here: private addresses allowed for it only);
+    the redirect's host is resolved and checked at its own connection, and refused."""
+    from dataclasses import dataclass
+
+    from starlette.responses import Response
+
+    @dataclass
+    class Redirector(Receiver):
+        target: str = ""
+
+        async def __call__(self, scope, receive, send):  # type: ignore[no-untyped-def]
+            if scope["type"] == "http":
+                await Response(status_code=302, headers={"location": self.target})(
+                    scope, receive, send
+                )
+
+    port = receiver.url.rsplit(":", 1)[1]
+    redirector = await Redirector(target=f"http://internal.example.test:{port}/x").start()
+    try:
+        dns["first.example.test"] = ["127.0.0.1"]
+        dns["internal.example.test"] = ["127.0.0.1"]
+        allowed = iter([True])
+        first = f"http://first.example.test:{redirector.url.rsplit(':', 1)[1]}/feed"
+        async with guarded_client(lambda: next(allowed, False), follow_redirects=True) as http:
+            with pytest.raises(httpx.ConnectError, match=COULD_NOT_CONNECT):
+                await http.get(first)
+    finally:
+        await redirector.stop()
+    assert receiver.received == []
+    assert dns["calls"] == ["first.example.test", "internal.example.test"]  # type: ignore[comparison-overlap]
