@@ -5,7 +5,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self
 
-from pydantic import Field, IPvAnyNetwork, field_validator, model_validator
+from pydantic import Field, IPvAnyNetwork, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from app.client_certs import SubjectPattern
@@ -93,6 +93,11 @@ class Settings(BaseSettings):
     # Reverse proxies (addresses or networks, separated by commas) trusted to terminate TLS and
     # pass the verified client certificate's subject, and X-Forwarded-For; the header names.
     trusted_proxies: Annotated[list[IPvAnyNetwork], NoDecode] = []
+    # GET /metrics: open when neither is set; else only to a client address in
+    # METRICS_ALLOWED_IPS (networks, comma separated) or to `Authorization: Bearer
+    # METRICS_TOKEN`.
+    metrics_allowed_ips: Annotated[list[IPvAnyNetwork], NoDecode] = []
+    metrics_token: SecretStr | None = None
     tls_proxy_subject_header: str = "X-SSL-Client-S-DN"
     tls_proxy_verify_header: str = "X-SSL-Client-Verify"
 
@@ -147,7 +152,7 @@ class Settings(BaseSettings):
             return [SubjectPattern.parse(item) for item in items if item.strip()]
         return value
 
-    @field_validator("trusted_proxies", mode="before")
+    @field_validator("trusted_proxies", "metrics_allowed_ips", mode="before")
     @classmethod
     def _networks(cls, value: Any) -> Any:
         if isinstance(value, str):

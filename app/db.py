@@ -105,6 +105,9 @@ def make_engine(url: str, settings: Settings | None = None, **kwargs: Any) -> As
         "max_overflow": settings.db_max_overflow,
         "pool_pre_ping": settings.db_pool_pre_ping,
         "connect_args": {"server_settings": {"application_name": "creneau"}},
+        # Bind parameters carry patient data: never render them into an error's text (which
+        # reaches the logs).
+        "hide_parameters": True,
     }
     options.update(kwargs)
     return create_async_engine(url, **options)

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import logging
 import socket
+import traceback
 from collections.abc import Sequence
 from typing import Any
 
+import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
-from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel
+from fastapi.exceptions import RequestValidationError, ResponseValidationError
+from pydantic import BaseModel, ValidationError
 from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
@@ -213,6 +215,41 @@ def transient_error(exc: BaseException) -> AppError | None:
     return None
 
 
+def _log_unhandled(request: Request, exc: Exception) -> None:
+    """Log an unexpected failure without its message. A database error's text may quote what
+    the statement carried (PostgreSQL echoes values: "invalid input syntax: ...", "Key (ins)=
+    (...)"), so only its type, SQLSTATE and the stack's frames are logged, never its message
+    nor the chained driver exception's."""
+    if isinstance(exc, DBAPIError | asyncpg.PostgresError):
+        orig = exc.orig if isinstance(exc, DBAPIError) else exc
+        log.error(
+            "unhandled database error",
+            extra={
+                "path": request.url.path,
+                "error": type(orig).__name__ if orig is not None else type(exc).__name__,
+                "sqlstate": getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None),
+                "stack": "".join(traceback.format_tb(exc.__traceback__)),
+            },
+        )
+        return
+    if isinstance(exc, ValidationError | ResponseValidationError):
+        # Their text quotes the input (a response carrying a patient): locations and kinds only.
+        errors = exc.errors()
+        log.error(
+            "unhandled validation error",
+            extra={
+                "path": request.url.path,
+                "error": type(exc).__name__,
+                "problems": [
+                    {"loc": list(e.get("loc", ())), "type": e.get("type")} for e in errors
+                ],
+                "stack": "".join(traceback.format_tb(exc.__traceback__)),
+            },
+        )
+        return
+    log.exception("unhandled error", extra={"path": request.url.path})
+
+
 def install_error_handlers(app: FastAPI) -> None:
     async def app_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, AppError)
@@ -245,7 +282,7 @@ def install_error_handlers(app: FastAPI) -> None:
                 extra={"path": request.url.path, "error": type(exc).__name__},
             )
             return render(request, transient)
-        log.exception("unhandled error", extra={"path": request.url.path})
+        _log_unhandled(request, exc)
         return render(request, AppError("An unexpected error occurred; it has been logged."))
 
     app.add_exception_handler(AppError, app_error)
@@ -254,7 +291,13 @@ def install_error_handlers(app: FastAPI) -> None:
     # Database and connection failures are answered like any error (Starlette re-raises what
     # reaches the catch-all `Exception` handler, and uvicorn then drops the keep-alive
     # connection, so that a client's next request on it fails with no answer at all).
-    for kind in (DBAPIError, ConnectionError, TimeoutError, socket.gaierror):
+    for kind in (
+        DBAPIError,
+        asyncpg.PostgresError,
+        ConnectionError,
+        TimeoutError,
+        socket.gaierror,
+    ):
         app.add_exception_handler(kind, unhandled)
     app.add_exception_handler(Exception, unhandled)
 

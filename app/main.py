@@ -45,6 +45,7 @@ from app.logging_setup import configure_logging
 from app.metrics import worker_stopped
 from app.middleware import EdgeMiddleware
 from app.migrate import upgrade_to_head
+from app.outbound_urls import guarded_client
 from app.rate_limit import RateLimiter
 from app.sas_bridge.feed_fetch import feed_client
 from app.sas_bridge.fhir_errors import FHIR_JSON
@@ -106,8 +107,11 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await asyncio.to_thread(upgrade_to_head, url)
         engine = make_engine(url, settings)
         app.state.sessionmaker = make_sessionmaker(engine)
-    app.state.http = httpx.AsyncClient(
-        timeout=httpx.Timeout(settings.webhook_timeout_seconds), follow_redirects=False
+    # Webhook URLs are the clients': every connection goes through the outbound guard.
+    app.state.http = guarded_client(
+        lambda: get_settings().webhook_allow_insecure_urls,
+        timeout=httpx.Timeout(settings.webhook_timeout_seconds),
+        follow_redirects=False,
     )
     app.state.platform_http = platform_client(settings)
     app.state.feed_http = feed_client()

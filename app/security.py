@@ -57,7 +57,9 @@ class Caller:
     territory_id: uuid.UUID | None = None
     practice_id: uuid.UUID | None = None
     regulator_id: uuid.UUID | None = None
-    # Territories whose data the caller may read; meaningless for instance-wide roles.
+    # Territories whose data the caller may read and write; meaningless for instance-wide
+    # roles. For a regulator: the SAS's current links, intersected with the key's own
+    # territory when it has one (`territory_id`, set on keys minted by a coordinator).
     territory_ids: frozenset[uuid.UUID] = field(default_factory=frozenset)
 
     @property
@@ -116,7 +118,11 @@ def _caller(row: asyncpg.Record) -> Caller:
         territory_id = row["practice_territory_id"]
         territory_ids = frozenset([territory_id]) if territory_id else frozenset()
     elif row["role"] == REGULATOR:
+        # The SAS's current links, narrowed to the key's own territory when it has one (a key
+        # minted by a coordinator acts in that coordinator's territory only).
         territory_ids = frozenset(row["linked_territory_ids"] or ())
+        if territory_id is not None:
+            territory_ids &= {territory_id}
     else:
         territory_ids = frozenset([territory_id]) if territory_id else frozenset()
     return Caller(

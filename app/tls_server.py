@@ -60,11 +60,17 @@ def ssl_context_factory(config: Config, default: Callable[[], ssl.SSLContext]) -
 
 def uvicorn_options(settings: Settings) -> dict[str, Any]:
     """What `creneau serve` passes to uvicorn besides the app, host, port and workers."""
-    options: dict[str, Any] = {"http": ClientCertProtocol, "proxy_headers": True}
+    # Forwarded headers (X-Forwarded-For, -Proto) are believed from TRUSTED_PROXIES only:
+    # uvicorn's own default would believe them from 127.0.0.1 (or FORWARDED_ALLOW_IPS), so that
+    # anything on the host could choose its client address (sign-in slow-down, link limiter).
+    trusted = [str(network) for network in settings.trusted_proxies]
+    options: dict[str, Any] = {
+        "http": ClientCertProtocol,
+        "proxy_headers": bool(trusted),
+        "forwarded_allow_ips": trusted,
+    }
     if settings.tls_cert is not None:
         options["ssl_context_factory"] = ssl_context_factory
-    if settings.trusted_proxies:
-        options["forwarded_allow_ips"] = [str(network) for network in settings.trusted_proxies]
     return options
 
 

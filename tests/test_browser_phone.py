@@ -20,6 +20,7 @@ async def test_tables_keep_their_column_labels_on_a_phone(served, browser, terri
         '"Rôle : "',
         '"Début de la clé : "',
         '"Créée le : "',
+        '"Créée par : "',
         '"Action : "',
     ]
 

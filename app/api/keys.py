@@ -16,7 +16,11 @@ async def create_key(
     """Create an API key. The secret `key` is in this response only; store it now."""
     key, secret = await service.create_key(session, caller, body)
     return schemas.KeyCreated.model_validate(
-        {**schemas.KeyOut.model_validate(key).model_dump(), "key": secret}
+        {
+            **schemas.KeyOut.model_validate(key).model_dump(),
+            "minted_by_admin": caller.is_admin,
+            "key": secret,
+        }
     )
 
 
@@ -31,7 +35,14 @@ async def list_keys(
     rows, next_cursor = await service.list_keys(
         session, caller, include_revoked=include_revoked, cursor=cursor, limit=limit
     )
-    return Page(items=[schemas.KeyOut.model_validate(k) for k in rows], next_cursor=next_cursor)
+    roles = await service.creator_roles(session, rows)
+    items = [
+        schemas.KeyOut.model_validate(k).model_copy(
+            update={"minted_by_admin": k.created_by is None or roles[k.id] == "admin"}
+        )
+        for k in rows
+    ]
+    return Page(items=items, next_cursor=next_cursor)
 
 
 @router.delete("/{key_id}", status_code=status.HTTP_204_NO_CONTENT)

@@ -1,12 +1,12 @@
 """The médecin traitant queue."""
 
-import csv
 import io
 import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Response
 
+from app import csv_safety
 from app.activity.audit import log_shown
 from app.api.deps import CallerDep, SessionDep
 from app.idempotency import IdempotencyKeyHeader, idempotent
@@ -45,7 +45,7 @@ async def register(
 
 def _csv(items: list[schemas.MtRequestOut]) -> str:
     out = io.StringIO()
-    writer = csv.writer(out)
+    writer = csv_safety.writer(out)  # patients' names may start like formulas
     writer.writerow(CSV_COLUMNS)
     for r in items:
         p = r.patient

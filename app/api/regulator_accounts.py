@@ -8,6 +8,7 @@ from app.api.deps import CallerDep, SessionDep
 from app.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, Page, fetch_page
 from app.sas_bridge.account_models import RegulatorAccount
 from app.sas_bridge.accounts import account_identifier
+from app.scheduling.booking_models import Booking
 from app.security import ADMIN, COORDINATOR
 
 router = APIRouter(prefix="/v1/regulator-accounts", tags=["SAS platform"])
@@ -31,9 +32,18 @@ async def list_accounts(
     cursor: CursorQuery = None,
     limit: LimitQuery = DEFAULT_LIMIT,
 ) -> Page[RegulatorAccountOut]:
-    """Accounts created by the SAS platform (admin, coordinator)."""
+    """Accounts created by the SAS platform: every one for an admin; for a coordinator, those
+    that have booked in its territory."""
     caller.require(ADMIN, COORDINATOR)
     stmt = select(RegulatorAccount)
+    if caller.role == COORDINATOR:
+        # Accounts carry no territory: a coordinator sees those that have booked in its
+        # territory (as operators), not every regulator's e-mail of the country.
+        acted = select(Booking.operator_account_id).where(
+            Booking.territory_id.in_(caller.territory_ids),
+            Booking.operator_account_id.is_not(None),
+        )
+        stmt = stmt.where(RegulatorAccount.id.in_(acted))
     if active is not None:
         stmt = stmt.where(RegulatorAccount.active.is_(active))
     rows, next_cursor = await fetch_page(

@@ -8,12 +8,13 @@ from app.api.deps import CallerDep, SessionDep
 from app.directory import schemas, service
 from app.directory.models import Regulator
 from app.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, Page
+from app.security import Caller
 
 router = APIRouter(prefix="/v1/regulators", tags=["directory"])
 
 
 async def _out(
-    session: AsyncSession, regulators: Sequence[Regulator]
+    session: AsyncSession, caller: Caller, regulators: Sequence[Regulator]
 ) -> list[schemas.RegulatorOut]:
     links = await service.regulator_territory_ids(session, [r.id for r in regulators])
     return [
@@ -21,7 +22,10 @@ async def _out(
             id=r.id,
             name=r.name,
             department=r.department,
-            territory_ids=links[r.id],
+            # Only the links the caller may see (a scoped regulator key: its own territory).
+            territory_ids=[
+                t for t in links[r.id] if caller.instance_wide or t in caller.territory_ids
+            ],
             created_at=r.created_at,
         )
         for r in regulators
@@ -33,7 +37,7 @@ async def create_regulator(
     body: schemas.RegulatorIn, session: SessionDep, caller: CallerDep
 ) -> schemas.RegulatorOut:
     """Create a SAS (admin)."""
-    return (await _out(session, [await service.create_regulator(session, caller, body)]))[0]
+    return (await _out(session, caller, [await service.create_regulator(session, caller, body)]))[0]
 
 
 @router.get("", response_model=Page[schemas.RegulatorOut])
@@ -44,14 +48,16 @@ async def list_regulators(
     limit: LimitQuery = DEFAULT_LIMIT,
 ) -> Page[schemas.RegulatorOut]:
     rows, next_cursor = await service.list_regulators(session, caller, cursor=cursor, limit=limit)
-    return Page(items=await _out(session, rows), next_cursor=next_cursor)
+    return Page(items=await _out(session, caller, rows), next_cursor=next_cursor)
 
 
 @router.get("/{regulator_id}", response_model=schemas.RegulatorOut)
 async def get_regulator(
     regulator_id: uuid.UUID, session: SessionDep, caller: CallerDep
 ) -> schemas.RegulatorOut:
-    return (await _out(session, [await service.get_regulator(session, caller, regulator_id)]))[0]
+    return (
+        await _out(session, caller, [await service.get_regulator(session, caller, regulator_id)])
+    )[0]
 
 
 @router.patch("/{regulator_id}", response_model=schemas.RegulatorOut)
@@ -59,7 +65,7 @@ async def update_regulator(
     regulator_id: uuid.UUID, body: schemas.RegulatorPatch, session: SessionDep, caller: CallerDep
 ) -> schemas.RegulatorOut:
     regulator = await service.update_regulator(session, caller, regulator_id, body)
-    return (await _out(session, [regulator]))[0]
+    return (await _out(session, caller, [regulator]))[0]
 
 
 @router.delete("/{regulator_id}", status_code=status.HTTP_204_NO_CONTENT)

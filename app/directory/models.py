@@ -164,3 +164,18 @@ class ApiKey(IdMixin, CreatedAtMixin, Base):
     )
     created_by: Mapped[uuid.UUID | None] = mapped_column(Uuid)
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class EndedWebSession(Base):
+    """A key-page session ended by its sign-out: its cookie (signed, so otherwise valid until it
+    expires) is refused from then on, and so is its CSRF token. Kept until the cookie would
+    have expired anyway."""
+
+    __tablename__ = "ended_web_session"
+
+    # SHA-256 of the session's nonce (the cookie's secret part is never stored).
+    nonce_digest: Mapped[str] = mapped_column(String(64), primary_key=True)
+    key_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("api_key.id", ondelete="CASCADE"), index=True
+    )
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)

@@ -284,6 +284,14 @@ class KeyOut(OutModel):
     regulator_id: uuid.UUID | None
     created_at: datetime
     revoked_at: datetime | None
+    created_by: uuid.UUID | None = Field(
+        default=None, description="The key that minted this one (null: the CLI)"
+    )
+    minted_by_admin: bool = Field(
+        default=False,
+        description="Minted by an admin key or the CLI (an instance operator), not by the "
+        "territory's coordinator",
+    )
 
 
 class KeyCreated(KeyOut):

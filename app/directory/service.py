@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Select, delete, exists, func, insert, select
+from sqlalchemy import Select, and_, delete, exists, func, insert, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -578,7 +578,49 @@ async def create_key(
     session.add(key)
     await session.flush()
     await session.refresh(key)
+    if is_admin and data.role in PATIENT_DATA_ROLES:
+        await _record_admin_grant(session, caller, key)
     return key, secret
+
+
+# Roles whose keys read patient data (bookings, MT requests) in their territories.
+PATIENT_DATA_ROLES = (COORDINATOR, PRACTICE, REGULATOR)
+
+
+async def _record_admin_grant(session: AsyncSession, caller: Caller | None, key: ApiKey) -> None:
+    """A key with access to patient data minted by an admin (or the CLI) is written to the
+    activity log of every territory it can act in, where the territory's coordinator reads it
+    (GET /v1/activity, type `key.patient_access_granted`); revoking it is theirs too."""
+    if key.regulator_id is not None and key.territory_id is None:
+        territories = list(
+            await session.scalars(
+                select(link.c.territory_id).where(link.c.regulator_id == key.regulator_id)
+            )
+        )
+    else:
+        territories = [key.territory_id] if key.territory_id is not None else []
+    for territory_id in territories:
+        await record(
+            session,
+            "key.patient_access_granted",
+            territory_id=territory_id,
+            subject_id=key.id,
+            actor_key_id=caller.key_id if caller is not None else None,
+            role=key.role,
+            by="admin" if caller is not None else "cli",
+        )
+
+
+async def creator_roles(
+    session: AsyncSession, keys: Sequence[ApiKey]
+) -> dict[uuid.UUID, str | None]:
+    """The role of the key that minted each key (None: made with the CLI)."""
+    creators = {k.created_by for k in keys if k.created_by is not None}
+    roles: dict[uuid.UUID, str] = {}
+    if creators:
+        rows = await session.execute(select(ApiKey.id, ApiKey.role).where(ApiKey.id.in_(creators)))
+        roles = {key_id: role for key_id, role in rows}
+    return {k.id: roles.get(k.created_by) if k.created_by else None for k in keys}
 
 
 def _visible_keys(caller: Caller) -> Select[ApiKey]:
@@ -586,7 +628,20 @@ def _visible_keys(caller: Caller) -> Select[ApiKey]:
     stmt = select(ApiKey)
     if caller.is_admin:
         return stmt
-    return stmt.where(ApiKey.territory_id == caller.territory_id)
+    # Every key that can act in the territory: those scoped to it (its coordinator's,
+    # dashboards', practices', regulator keys it minted) and the unscoped regulator keys (minted
+    # by an admin) of every SAS linked to it.
+    linked = select(link.c.regulator_id).where(link.c.territory_id == caller.territory_id)
+    return stmt.where(
+        or_(
+            ApiKey.territory_id == caller.territory_id,
+            and_(
+                ApiKey.role == REGULATOR,
+                ApiKey.territory_id.is_(None),
+                ApiKey.regulator_id.in_(linked),
+            ),
+        )
+    )
 
 
 async def list_keys(

@@ -157,7 +157,7 @@ async def register(session: AsyncSession, caller: Caller, data: schemas.MtReques
         )
     )
     if duplicate is not None:
-        raise _duplicate(duplicate)
+        raise await _duplicate(session, caller, duplicate)
     prefs = data.preferences or schemas.Preferences()
     request = MtRequest(
         territory_id=territory_id,
@@ -184,12 +184,17 @@ async def register(session: AsyncSession, caller: Caller, data: schemas.MtReques
                 MtRequest.patient_birth_date == patient.birth_date,
             )
         )
-        raise _duplicate(existing) from exc
+        raise await _duplicate(session, caller, existing) from exc
     await _event(session, caller, "mt.registered", request)
     return MtView(request, None, None, caller.role != ADMIN)
 
 
-def _duplicate(existing: uuid.UUID | None) -> Conflict:
+async def _duplicate(session: AsyncSession, caller: Caller, existing: uuid.UUID | None) -> Conflict:
+    """The 409 of a second registration; the first request's id only for a caller who may read
+    it (else a SAS could learn, by INS, which request of the queue is whose)."""
+    if existing is not None:
+        readable = _visible(caller).with_only_columns(MtRequest.id).where(MtRequest.id == existing)
+        existing = await session.scalar(readable)
     return Conflict(
         "This patient is already registered in this territory",
         existing_id=str(existing) if existing else None,
@@ -212,7 +217,10 @@ def _visible(caller: Caller) -> Select[MtRequest, Practitioner | None, Practitio
     if caller.role == COORDINATOR:
         return stmt.where(MtRequest.territory_id.in_(caller.territory_ids))
     if caller.role == REGULATOR:
-        return stmt.where(MtRequest.created_by_key_id == caller.key_id)
+        return stmt.where(
+            MtRequest.created_by_key_id == caller.key_id,
+            MtRequest.territory_id.in_(caller.territory_ids),
+        )
     if caller.role == PRACTICE:
         return stmt.where(
             or_(

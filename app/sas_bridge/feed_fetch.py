@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 import httpx
 
 from app.config import get_settings
-from app.outbound_urls import resolves_to_public_addresses
+from app.outbound_urls import COULD_NOT_CONNECT, guarded_client
 
 RETRIED_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 
@@ -29,23 +29,26 @@ class Fetched:
     headers: dict[str, str] = field(default_factory=dict)
 
 
-async def _public_hosts_only(request: httpx.Request) -> None:
-    """Every request, redirects included, goes to public addresses (unless allowed)."""
-    if get_settings().feed_allow_insecure_urls:
-        return
-    if request.url.scheme != "https":
+def _insecure_allowed() -> bool:
+    return get_settings().feed_allow_insecure_urls
+
+
+async def _https_only(request: httpx.Request) -> None:
+    """Every request, redirects included, is https (unless allowed); the transport checks
+    each connection's address (app/outbound_urls.py)."""
+    if not _insecure_allowed() and request.url.scheme != "https":
         raise FeedError("Feeds are fetched over https only")
-    if not await resolves_to_public_addresses(str(request.url)):
-        raise FeedError("The feed's host does not resolve to public addresses only")
 
 
 def feed_client() -> httpx.AsyncClient:
-    """The client of the import job: a few redirects, each checked like the first URL."""
-    return httpx.AsyncClient(
+    """The client of the import job: a few redirects, each checked like the first URL; each
+    connection resolved once, checked public and made to the address checked."""
+    return guarded_client(
+        _insecure_allowed,
         follow_redirects=True,
         max_redirects=3,
         headers={"User-Agent": "Creneau agenda import"},
-        event_hooks={"request": [_public_hosts_only]},
+        event_hooks={"request": [_https_only]},
     )
 
 
@@ -107,8 +110,8 @@ async def fetch(
             last_problem = f"no answer within {settings.feed_timeout_seconds:g} s"
         except httpx.TooManyRedirects:
             raise FeedError("Too many redirects") from None
-        except httpx.TransportError as exc:
-            last_problem = f"connection failed ({type(exc).__name__})"
+        except httpx.TransportError:
+            last_problem = COULD_NOT_CONNECT  # whatever the cause: no map of the network
         except httpx.InvalidURL as exc:
             raise FeedError(f"Invalid URL: {exc}") from None
     raise FeedError(f"The feed could not be fetched after {settings.feed_retries} tries: "

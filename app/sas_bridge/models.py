@@ -42,6 +42,11 @@ class WebhookEndpoint(IdMixin, CreatedAtMixin, Base):
     regulator_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("regulator.id", ondelete="CASCADE"), index=True
     )
+    # Set for an endpoint registered with a regulator key minted by a coordinator: only that
+    # territory's bookings are sent to it (the key acts nowhere else).
+    territory_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("territory.id", ondelete="CASCADE"), index=True
+    )
     url: Mapped[str] = mapped_column(String(500))
     # Used to sign deliveries (HMAC-SHA256); shown once at creation.
     secret: Mapped[str] = mapped_column(String(100))

@@ -40,6 +40,7 @@ from sqlalchemy.types import Uuid
 
 from app.config import get_settings
 from app.metrics import OUTBOX_DELIVERIES, OUTBOX_PENDING
+from app.outbound_urls import COULD_NOT_CONNECT
 from app.sas_bridge.models import OutboxMessage, WebhookEndpoint
 from app.scheduling.service import now_utc
 
@@ -57,11 +58,17 @@ def sign(secret: str, timestamp: int, body: bytes) -> str:
 
 
 def webhook_messages(
-    event_type: Any, payload: Any, created: Any, practice_id: Any, regulator_id: Any
+    event_type: Any,
+    payload: Any,
+    created: Any,
+    practice_id: Any,
+    regulator_id: Any,
+    territory_id: Any,
 ) -> Insert:
     """INSERT … SELECT of one message per active endpoint of the practice or the SAS that
-    wants this event. Arguments are values or bind parameters (`payload`: JSON text), so the
-    booking path can compile it once into a larger statement."""
+    wants this event (a SAS endpoint scoped to a territory: that territory's events only).
+    Arguments are values or bind parameters (`payload`: JSON text), so the booking path can
+    compile it once into a larger statement."""
     event_type = type_coerce(event_type, String)
     wanted = (
         select(
@@ -75,6 +82,10 @@ def webhook_messages(
             or_(
                 WebhookEndpoint.practice_id == type_coerce(practice_id, Uuid),
                 WebhookEndpoint.regulator_id == type_coerce(regulator_id, Uuid),
+            ),
+            or_(
+                WebhookEndpoint.territory_id.is_(None),
+                WebhookEndpoint.territory_id == type_coerce(territory_id, Uuid),
             ),
             or_(
                 func.cardinality(WebhookEndpoint.event_types) == 0,
@@ -114,6 +125,7 @@ async def enqueue_webhooks(
     *,
     practice_id: uuid.UUID | None,
     regulator_id: uuid.UUID | None,
+    territory_id: uuid.UUID | None,
 ) -> int:
     """One message per active endpoint of the practice or the SAS that wants this event."""
     result = await session.execute(
@@ -123,6 +135,7 @@ async def enqueue_webhooks(
             now_utc().isoformat(),
             practice_id,
             regulator_id,
+            territory_id,
         )
     )
     return result.rowcount or 0  # type: ignore[attr-defined]
@@ -240,8 +253,10 @@ async def _send(client: httpx.AsyncClient, message: Claimed) -> tuple[int | None
     }
     try:
         response = await client.post(message.url, content=body, headers=headers)
-    except httpx.HTTPError as exc:
-        return None, f"{type(exc).__name__}: {exc}"[:500]
+    except httpx.HTTPError:
+        # The same words whatever failed (refused address, closed port, something else than
+        # HTTP listening, timeout): a recorded error must not map the network.
+        return None, COULD_NOT_CONNECT
     if 200 <= response.status_code < 300:
         return response.status_code, None
     return response.status_code, f"HTTP {response.status_code}"

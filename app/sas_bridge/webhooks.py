@@ -10,15 +10,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import get_settings
 from app.errors import NotFound
-from app.outbound_urls import check_registered_url
+from app.outbound_urls import check_resolved_url
 from app.sas_bridge import schemas
 from app.sas_bridge.models import OutboxMessage, WebhookEndpoint
 from app.scheduling.service import now_utc
 from app.security import PRACTICE, REGULATOR, Caller
 
 
-def _check_url(url: str) -> None:
-    check_registered_url(
+async def _check_url(url: str) -> None:
+    await check_resolved_url(
         url, ["body", "url"], allow_insecure=get_settings().webhook_allow_insecure_urls
     )
 
@@ -27,7 +27,10 @@ def _owned(caller: Caller) -> Select[WebhookEndpoint]:
     caller.require(PRACTICE, REGULATOR)
     if caller.role == PRACTICE:
         return select(WebhookEndpoint).where(WebhookEndpoint.practice_id == caller.practice_id)
-    return select(WebhookEndpoint).where(WebhookEndpoint.regulator_id == caller.regulator_id)
+    owned = select(WebhookEndpoint).where(WebhookEndpoint.regulator_id == caller.regulator_id)
+    if caller.territory_id is not None:  # a key scoped to one territory: its endpoints only
+        owned = owned.where(WebhookEndpoint.territory_id == caller.territory_id)
+    return owned
 
 
 def render(endpoint: WebhookEndpoint) -> schemas.WebhookOut:
@@ -47,10 +50,11 @@ async def create(
 ) -> schemas.WebhookCreated:
     caller.require(PRACTICE, REGULATOR)
     url = str(data.url)
-    _check_url(url)
+    await _check_url(url)
     endpoint = WebhookEndpoint(
         practice_id=caller.practice_id if caller.role == PRACTICE else None,
         regulator_id=caller.regulator_id if caller.role == REGULATOR else None,
+        territory_id=caller.territory_id if caller.role == REGULATOR else None,
         url=url,
         secret=f"whsec_{secrets.token_urlsafe(32)}",
         event_types=sorted(set(data.events)),

@@ -106,6 +106,7 @@ async def _event(
         _webhook_payload(booking),
         practice_id=booking.practice_id,
         regulator_id=booking.regulator_id,
+        territory_id=booking.territory_id,
     )
     await notify_platform(session, booking)
     await record(
@@ -131,7 +132,11 @@ def visible_bookings(caller: Caller) -> Select[Booking, Practitioner, Practice, 
         .join(Territory, Territory.id == Booking.territory_id)
     )
     if caller.role == REGULATOR:
-        return stmt.where(Booking.regulator_id == caller.regulator_id)
+        # Its SAS's bookings, in the territories the key may act in now.
+        return stmt.where(
+            Booking.regulator_id == caller.regulator_id,
+            Booking.territory_id.in_(caller.territory_ids),
+        )
     if caller.role == PRACTICE:
         return stmt.where(Booking.practice_id == caller.practice_id)
     if caller.role == COORDINATOR:
@@ -272,6 +277,7 @@ def _webhooks_cte(event_type: Any) -> CTE:
         bindparam("event_created"),
         bindparam("practice_id"),
         bindparam("regulator_id"),
+        bindparam("territory_id"),
     ).cte("webhooks")
 
 
@@ -441,7 +447,7 @@ async def confirm(
 # answer shows), one writes the cancellation, the freed slot, the webhooks and the event.
 
 
-def _cancel_lock_statement(scope: Any) -> DriverStatement:
+def _cancel_lock_statement(*scope: Any) -> DriverStatement:
     """The booking, if `scope` lets the caller see it, locked, with its practitioner's and
     practice's public fields and its territory's zone."""
     return DriverStatement(
@@ -458,7 +464,7 @@ def _cancel_lock_statement(scope: Any) -> DriverStatement:
         .join(Practitioner, Practitioner.id == Booking.practitioner_id)
         .join(Practice, Practice.id == Booking.practice_id)
         .join(Territory, Territory.id == Booking.territory_id)
-        .where(Booking.id == bindparam("booking_id", type_=Uuid), scope)
+        .where(Booking.id == bindparam("booking_id", type_=Uuid), *scope)
         .with_for_update(of=Booking)
     )
 
@@ -500,7 +506,8 @@ def _cancel_statement() -> DriverStatement:
 # By the caller's role, as `visible_bookings` (IS NOT DISTINCT FROM: `==` with None is IS NULL).
 _CANCEL_LOCK = {
     REGULATOR: _cancel_lock_statement(
-        Booking.regulator_id.is_not_distinct_from(bindparam("regulator_id", type_=Uuid))
+        Booking.regulator_id.is_not_distinct_from(bindparam("regulator_id", type_=Uuid)),
+        Booking.territory_id == any_(bindparam("territory_ids", type_=ARRAY(Uuid))),
     ),
     PRACTICE: _cancel_lock_statement(
         Booking.practice_id.is_not_distinct_from(bindparam("practice_id", type_=Uuid))

@@ -29,7 +29,8 @@ from urllib.parse import quote
 from fastapi import APIRouter, BackgroundTasks, Depends, Request
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.responses import Response
 
 from app.activity.audit import log_access
@@ -199,11 +200,10 @@ async def sign_in_form(request: Request, user: AgendaUserDep, next: str | None =
 
 
 @router.post("/connexion")
-async def ask_for_link(
-    request: Request, session: SessionDep, background: BackgroundTasks
-) -> Response:
+async def ask_for_link(request: Request, background: BackgroundTasks) -> Response:
     """The same answer whether or not the address is an active account's, so that accounts
-    cannot be listed; the e-mail leaves after the response (and after the commit)."""
+    cannot be listed, and the same work before it: the account lookup, the link and the e-mail
+    all come after the response."""
     form = await read_form(request)
     next_ = next_page(form.get("next"))
     email = form.get("email")
@@ -223,19 +223,34 @@ async def ask_for_link(
         )
     settings = _settings(request)
     if settings.smtp_host:
-        issued = await sign_in.issue_link(
-            session,
-            email,
-            next_,
-            minutes=settings.sign_in_link_minutes,
-            per_window=settings.sign_in_links_per_window,
-        )
-        if issued is not None:
-            account, token = issued
-            url = f"{settings.public_base_url}/agenda/connexion/lien?jeton={token}"
-            assert account.email is not None
-            background.add_task(send_sign_in_link, settings, account.id, account.email, url)
+        # Not one statement about the address before the answer: the lookup, the link and
+        # the e-mail all happen after it, so a known address takes no longer to answer.
+        background.add_task(_issue_and_send, request.app.state.sessionmaker, settings, email, next_)
     return _sign_in_page(request, next_, email=email, sent=True)
+
+
+async def _issue_and_send(
+    sessionmaker: async_sessionmaker[AsyncSession], settings: Settings, email: str, next_: str
+) -> None:
+    """After the answer: find the account, record a link (own transaction) and e-mail it."""
+    try:
+        async with sessionmaker() as session:
+            issued = await sign_in.issue_link(
+                session,
+                email,
+                next_,
+                minutes=settings.sign_in_link_minutes,
+                per_window=settings.sign_in_links_per_window,
+            )
+            await session.commit()
+    except (SQLAlchemyError, OSError) as exc:
+        log.error("sign-in link not issued", extra={"error": type(exc).__name__})
+        return
+    if issued is not None:
+        account, token = issued
+        url = f"{settings.public_base_url}/agenda/connexion/lien?jeton={token}"
+        assert account.email is not None
+        await send_sign_in_link(settings, account.id, account.email, url)
 
 
 @router.get("/connexion/lien")

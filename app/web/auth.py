@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Annotated
 from urllib.parse import parse_qsl
 
@@ -215,7 +216,7 @@ async def sign_in(request: Request, session: SessionDep) -> Response:
 
 
 @router.post("/deconnexion")
-async def sign_out(request: Request) -> Response:
+async def sign_out(request: Request, session: SessionDep) -> Response:
     current = read_session(request)
     form = await read_form(request)
     if current is None or not current.check_csrf(form.get("csrf")):
@@ -225,6 +226,8 @@ async def sign_out(request: Request) -> Response:
             title="Action refusée",
             message="Le jeton de sécurité du formulaire est absent ou invalide.",
         )
+    # Ended on the server: a copy of the cookie (and its CSRF token) no longer opens anything.
+    await web.end(session, current, datetime.now(UTC))
     response = redirect("/connexion")
     response.delete_cookie(web.COOKIE, path="/")
     return response

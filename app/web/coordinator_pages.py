@@ -359,8 +359,10 @@ async def _keys_page(
     regulators, _ = await directory_service.list_regulators(
         session, user.caller, cursor=None, limit=500
     )
+    roles = await directory_service.creator_roles(session, keys)
+    by_admin = {k.id for k in keys if k.created_by is None or roles[k.id] == "admin"}
     errors = errors or {}
-    return show(request, user, "keys.html", status, keys=keys, created=created,
+    return show(request, user, "keys.html", status, keys=keys, created=created, by_admin=by_admin,
                 tz=await caller_zone(session, user.caller),
                 practice_options=[(str(p.id), p.name) for p in practices],
                 regulator_options=[(str(r.id), r.name) for r in regulators],

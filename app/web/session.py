@@ -11,16 +11,18 @@ import time
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from functools import lru_cache
 from hashlib import sha256
 from pathlib import Path
 
 from itsdangerous import BadSignature, URLSafeTimedSerializer
-from sqlalchemy import select
+from sqlalchemy import delete, exists, select
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings, get_settings
-from app.directory.models import ApiKey
+from app.directory.models import ApiKey, EndedWebSession
 from app.errors import Unauthorized
 from app.security import Caller, authenticate, caller_from_key
 
@@ -78,14 +80,34 @@ def decode(cookie: str | None) -> WebSession | None:
         return None
 
 
+def _nonce_digest(nonce: str) -> str:
+    return sha256(nonce.encode()).hexdigest()
+
+
 async def caller_for(session: AsyncSession, web: WebSession) -> Caller | None:
-    """The caller behind a session; None once the key is revoked."""
+    """The caller behind a session; None once the key is revoked or the session signed out."""
+    ended = exists().where(EndedWebSession.nonce_digest == _nonce_digest(web.nonce))
     key = await session.scalar(
-        select(ApiKey).where(ApiKey.id == web.key_id, ApiKey.revoked_at.is_(None))
+        select(ApiKey).where(ApiKey.id == web.key_id, ApiKey.revoked_at.is_(None), ~ended)
     )
     if key is None:
         return None
     return await caller_from_key(session, key)
+
+
+async def end(session: AsyncSession, web: WebSession, now: datetime) -> None:
+    """End the session on the server (sign-out): its cookie and CSRF token stop working on
+    every worker. Rows of sessions that have expired anyway go at the same time."""
+    await session.execute(delete(EndedWebSession).where(EndedWebSession.expires_at < now))
+    await session.execute(
+        insert(EndedWebSession)
+        .values(
+            nonce_digest=_nonce_digest(web.nonce),
+            key_id=web.key_id,
+            expires_at=now + timedelta(hours=get_settings().session_hours),
+        )
+        .on_conflict_do_nothing()
+    )
 
 
 class FailedSignIns:
