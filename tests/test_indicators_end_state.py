@@ -92,9 +92,7 @@ async def test_a_slot_booked_cancelled_and_rebooked_fills_once(client, territory
     assert (snp["slots_offered"], snp["slots_taken"], snp["fill_rate"]) == (1, 1, 1.0)
 
 
-async def test_sas_bookings_count_each_booking_once_by_its_final_status(
-    client, territory, session
-):
+async def test_sas_bookings_count_each_booking_once_by_its_final_status(client, territory, session):
     log = Log(territory.id)
     log.offer("2027-03-01T08:00:00+01:00", GP, {"2027-03-10": 2})
     a, b, c = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
@@ -120,7 +118,9 @@ async def test_appointments_within_48h_are_standing_bookings_and_surnumeraires(
     made = "2027-03-09T12:00:00+01:00"  # 22 h before START
     log.booking(made, "booking.booked", GP, kept, START)
     log.booking(made, "booking.booked", GP, cancelled, START)
-    log.booking("2027-03-09T13:00:00+01:00", "booking.cancelled", GP, cancelled, START, was="booked")
+    log.booking(
+        "2027-03-09T13:00:00+01:00", "booking.cancelled", GP, cancelled, START, was="booked"
+    )
     log.booking(made, "booking.booked", GP, no_show, START)
     log.booking("2027-03-10T11:00:00+01:00", "booking.no_show", GP, no_show, START)
     # Made on 6 March for the 10th: more than 48 h ahead.
@@ -139,7 +139,8 @@ async def test_appointments_within_48h_are_standing_bookings_and_surnumeraires(
     snp = (await month(client, territory))["snp"]
     # kept and the standing surnuméraire: the patients seen or expected within 48 h.
     assert snp["booked_within_48h"] == 2
-    assert snp["booked_within_24h"] == 2
+    # The surnuméraire starts 30 h after it was made: within 48 h, not within 24 h.
+    assert snp["booked_within_24h"] == 1
     # Surnuméraires by end state: the cancelled one does not count.
     assert snp["overbooked"] == 1
 
@@ -176,9 +177,7 @@ async def test_remaining_mt_places_count_active_gps_and_never_below_zero(
     assert mt["remaining_capacity_at_end"] == 5
 
 
-async def test_queue_by_priority_uses_the_priority_met_at_registration(
-    client, territory, session
-):
+async def test_queue_by_priority_uses_the_priority_met_at_registration(client, territory, session):
     log = Log(territory.id)
     gp = uuid.uuid4()
     turning_70, waiting = uuid.uuid4(), uuid.uuid4()
@@ -186,9 +185,7 @@ async def test_queue_by_priority_uses_the_priority_met_at_registration(
     # Registered at 69 (priority 0), attached after turning 70 (the event says priority 1).
     log.mt("2027-01-10T09:00:00+01:00", "mt.registered", turning_70, priority=0)
     log.mt("2027-01-11T09:00:00+01:00", "mt.registered", waiting, priority=0)
-    log.mt(
-        "2027-03-05T09:00:00+01:00", "mt.attached", turning_70, gp, priority=1, aged_70=True
-    )
+    log.mt("2027-03-05T09:00:00+01:00", "mt.attached", turning_70, gp, priority=1, aged_70=True)
     await log.save(session)
     mt = (await month(client, territory))["mt"]
     assert mt["waiting_at_end_by_priority"] == {"0": 1, "1": 0, "2": 0, "3": 0}
@@ -221,4 +218,3 @@ async def test_fill_rate_never_exceeds_one_when_a_booked_slot_is_withdrawn(
     await log.save(session)
     snp = (await month(client, territory))["snp"]
     assert snp["slots_offered"] == 0 and snp["fill_rate"] is None
-

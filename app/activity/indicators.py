@@ -1,10 +1,15 @@
 """ACI indicators of the access-to-care mission, computed from the activity log alone.
 
-Every figure is a sum over `activity_event`; periods are local weeks, months, quarters or years
-in the territory's zone. The definitions are in docs/indicators.md."""
+Every figure is defined by end state: a slot counts once, in the period of its local day, at
+its final state (net of withdrawals); a booking once, by its final status; an MT patient in the
+criteria met at registration. Periods are local weeks, months, quarters or years (ACI years
+when the territory's contract date is known) in the territory's zone, clipped to the requested
+range. The definitions are in docs/indicators.md."""
 
 from __future__ import annotations
 
+import bisect
+import calendar
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -12,38 +17,88 @@ from datetime import date, datetime, time, timedelta
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import text
+from sqlalchemy import ARRAY, Date, Integer, String, bindparam, text
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.types import Uuid
 
 Granularity = Literal["week", "month", "quarter", "year"]
+MODALITIES = ("cabinet", "visite", "teleconsultation")
+CRITERIA = ("ald", "aged_70", "precarity")
 
 
-def period_start(day: date, granularity: Granularity) -> date:
+# Periods -----------------------------------------------------------------------------------
+
+
+def anniversary(year: int, signed_on: date) -> date:
+    """The contract's anniversary in `year` (28 February for a 29 February signature)."""
+    day = min(signed_on.day, calendar.monthrange(year, signed_on.month)[1])
+    return date(year, signed_on.month, day)
+
+
+def aci_year_start(day: date, signed_on: date | None) -> date:
+    """The first day of the indicator year holding `day`: the last anniversary of the ACI
+    contract's signature, or 1 January when the date is unknown."""
+    if signed_on is None:
+        return date(day.year, 1, 1)
+    this_year = anniversary(day.year, signed_on)
+    return this_year if this_year <= day else anniversary(day.year - 1, signed_on)
+
+
+def period_start(day: date, granularity: Granularity, signed_on: date | None = None) -> date:
     if granularity == "week":
         return day - timedelta(days=day.weekday())
     if granularity == "month":
         return day.replace(day=1)
     if granularity == "quarter":
         return date(day.year, 3 * ((day.month - 1) // 3) + 1, 1)
-    return date(day.year, 1, 1)
+    return aci_year_start(day, signed_on)
 
 
-def next_period(start: date, granularity: Granularity) -> date:
-    if granularity == "week":
-        return start + timedelta(days=7)
-    months = {"month": 1, "quarter": 3, "year": 12}[granularity]
+def _add_months(start: date, months: int) -> date:
     month = start.month - 1 + months
     return date(start.year + month // 12, month % 12 + 1, 1)
 
 
-def periods(start: date, end: date, granularity: Granularity) -> list[tuple[date, date]]:
+def next_period(start: date, granularity: Granularity, signed_on: date | None = None) -> date:
+    if granularity == "week":
+        return start + timedelta(days=7)
+    if granularity == "year":
+        if signed_on is None:
+            return date(start.year + 1, 1, 1)
+        return anniversary(start.year + 1, signed_on)
+    return _add_months(start, {"month": 1, "quarter": 3}[granularity])
+
+
+def periods(
+    start: date, end: date, granularity: Granularity, signed_on: date | None = None
+) -> list[tuple[date, date]]:
+    """The periods of [start, end), the first and last clipped to the range: a range that
+    ends on 4 December ends its last period there."""
     out = []
-    cursor = period_start(start, granularity)
+    cursor = period_start(start, granularity, signed_on)
     while cursor < end:
-        following = next_period(cursor, granularity)
-        out.append((cursor, following))
+        following = next_period(cursor, granularity, signed_on)
+        out.append((max(cursor, start), min(following, end)))
         cursor = following
     return out
+
+
+def offer_units(first: date, last: date, granularity: Granularity) -> list[tuple[str, date]]:
+    """[first, last) as units of the offer roll-up: whole weeks (`w`) for weeks, whole months
+    (`m`) for longer periods, local days (`d`) for what is left at clipped ends."""
+    units: list[tuple[str, date]] = []
+    cursor = first
+    while cursor < last:
+        if granularity == "week" and cursor.weekday() == 0 and cursor + timedelta(7) <= last:
+            units.append(("w", cursor))
+            cursor += timedelta(days=7)
+        elif granularity != "week" and cursor.day == 1 and _add_months(cursor, 1) <= last:
+            units.append(("m", cursor))
+            cursor = _add_months(cursor, 1)
+        else:
+            units.append(("d", cursor))
+            cursor += timedelta(days=1)
+    return units
 
 
 @dataclass
@@ -54,110 +109,146 @@ class Figures:
     mt: dict[str, Any] = field(default_factory=dict)
 
 
-def _ratio(numerator: float, denominator: float) -> float | None:
+def ratio(numerator: float, denominator: float) -> float | None:
     return round(numerator / denominator, 4) if denominator else None
 
 
-# The offer, bookings and fill rate read the log's roll-ups (offer_period, booking_day,
-# booked_slot_day: projections kept by a trigger in the events' own transaction, see
-# app/activity/models.py); the MT figures read the log itself.
+def fill_rate(taken: int, offered: int) -> float | None:
+    """Distinct slots taken ÷ slots offered, never above 1 (a slot withdrawn after it was
+    held and then booked is taken but no longer offered). The one formula of the JSON, the
+    CSV and the dashboard."""
+    return ratio(min(taken, offered), offered)
 
-# SNP offer per period: net slots and minutes by the local day of the slots; a practitioner
-# offers in a period when its net offer there is positive. Quarters and years sum months.
-OFFER_SQL = """
-WITH per_gp AS (
-    SELECT date_trunc(:g, period_start)::date AS bucket, practitioner_id,
-           sum(slots) AS slots, sum(minutes) AS minutes
-    FROM offer_period
-    WHERE territory_id = :t AND granularity = (CASE WHEN :g = 'week' THEN 'w' ELSE 'm' END)
-      AND period_start >= :first AND period_start < :last
-    GROUP BY 1, 2
-)
-SELECT bucket, sum(slots) AS slots, sum(minutes) AS minutes,
-       count(*) FILTER (WHERE slots > 0) AS practitioners
-FROM per_gp GROUP BY bucket
-"""
 
-# Bookings and their outcomes, by the local day they were made.
-BOOKINGS_SQL = """
-SELECT date_trunc(:g, day)::date AS bucket, type, nullif(modality, '') AS modality,
-       sum(n) AS n, sum(within_24h) AS within_24h, sum(within_48h) AS within_48h,
-       sum(was_booked) AS was_booked
-FROM booking_day
-WHERE territory_id = :t AND day >= :first AND day < :last
+def per_1000(value: float, population: int | None) -> float | None:
+    return round(value * 1000 / population, 3) if population else None
+
+
+# Queries -----------------------------------------------------------------------------------
+
+# The offer per requested period, practitioner and audience: offer_period rows of the units
+# (whole weeks or months, days at clipped ends) of each period, an equality join.
+OFFER_SQL = text(
+    """
+SELECT u.i AS period, o.practitioner_id, o.audience,
+       sum(o.slots) AS slots, sum(o.minutes) AS minutes
+FROM unnest(:unit_granularities, :unit_starts, :unit_periods) AS u(g, s, i)
+     JOIN offer_period o ON o.territory_id = :t AND o.granularity = u.g
+                        AND o.period_start = u.s
 GROUP BY 1, 2, 3
 """
+).bindparams(
+    bindparam("unit_granularities", type_=ARRAY(String)),
+    bindparam("unit_starts", type_=ARRAY(Date)),
+    bindparam("unit_periods", type_=ARRAY(Integer)),
+    bindparam("t", type_=Uuid),
+)
 
-# Bookings by the local day of their slot, for the fill rate.
-BOOKED_BY_SLOT_DAY_SQL = """
-SELECT date_trunc(:g, day)::date, sum(n)
-FROM booked_slot_day
-WHERE territory_id = :t AND day >= :first AND day < :last
+# Standing: still holding its slot or time (booked, honored, no-show); seen or expected:
+# booked or honored.
+# Bookings by the local day they were (last) booked, at their final status.
+BOOKINGS_MADE_SQL = """
+SELECT b.made_day AS day, b.modality,
+       count(*) FILTER (WHERE NOT b.overbooked
+                          AND b.status IN ('booked', 'honored', 'no_show')) AS booked,
+       count(*) FILTER (WHERE b.overbooked
+                          AND b.status IN ('booked', 'honored', 'no_show')) AS overbooked,
+       count(*) FILTER (WHERE b.status IN ('booked', 'honored')
+                          AND b.lead_minutes <= 1440) AS within_24h,
+       count(*) FILTER (WHERE b.status IN ('booked', 'honored')
+                          AND b.lead_minutes <= 2880) AS within_48h,
+       count(*) FILTER (WHERE b.status IN ('booked', 'honored', 'no_show')) AS standing
+FROM booking_state b
+WHERE b.territory_id = :t AND b.made_day >= :first AND b.made_day < :last
+GROUP BY 1, 2
+"""
+# Bookings by the local day of their appointment: slots taken, outcomes.
+BOOKINGS_START_SQL = """
+SELECT b.start_day AS day,
+       count(*) FILTER (WHERE NOT b.overbooked
+                          AND b.status IN ('booked', 'honored', 'no_show')) AS taken,
+       count(*) FILTER (WHERE b.status = 'honored') AS honored,
+       count(*) FILTER (WHERE b.status = 'no_show') AS no_show
+FROM booking_state b
+WHERE b.territory_id = :t AND b.start_day >= :first AND b.start_day < :last
 GROUP BY 1
 """
-
-# MT: the queue's movements per period and priority, since the start of the log (queue sizes
-# at a period's end are running sums); waiting times of the patients attached in each period;
-# the capacity declarations (rare) in order.
-MT_MOVES_SQL = """
-SELECT date_trunc(:g, e.at AT TIME ZONE :tz)::date AS bucket,
+# Bookings cancelled (after being booked; a hold let go is not a cancellation), by day.
+BOOKINGS_ENDED_SQL = """
+SELECT b.ended_day AS day, count(*) AS cancelled
+FROM booking_state b
+WHERE b.territory_id = :t AND b.ended_day >= :first AND b.ended_day < :last
+  AND b.status = 'cancelled' AND b.was_booked
+GROUP BY 1
+"""
+# MT: every queue and capacity event up to the last period's end, in order.
+MT_EVENTS_SQL = """
+SELECT e.type, e.at, e.subject_id, e.practitioner_id,
        coalesce((e.data->>'priority')::int, 0) AS priority,
-       count(*) FILTER (WHERE e.type = 'mt.registered') AS registered,
-       count(*) FILTER (WHERE e.type = 'mt.attached') AS attached,
-       count(*) FILTER (WHERE e.type = 'mt.withdrawn'
-                          AND e.data->>'was' = 'attached') AS detached,
-       count(*) FILTER (WHERE e.type = 'mt.withdrawn'
-                          AND e.data->>'was' IS DISTINCT FROM 'attached') AS left_queue
+       coalesce((e.data->>'ald')::boolean, false) AS ald,
+       coalesce((e.data->>'aged_70')::boolean, false) AS aged_70,
+       coalesce((e.data->>'precarity')::boolean, false) AS precarity,
+       e.data->>'was' AS was,
+       (e.data->>'capacity')::int AS capacity,
+       (e.data->>'waiting_days')::float AS waiting_days
 FROM activity_event e
 WHERE e.territory_id = :t AND e.at < :hi
-  AND e.type IN ('mt.registered', 'mt.attached', 'mt.withdrawn')
-GROUP BY 1, 2
-ORDER BY 1, 2
-"""
-
-MT_WAITS_SQL = """
-SELECT date_trunc(:g, e.at AT TIME ZONE :tz)::date AS bucket,
-       percentile_cont(0.5) WITHIN GROUP (
-           ORDER BY coalesce((e.data->>'waiting_days')::float, 0)) AS median,
-       percentile_cont(0.9) WITHIN GROUP (
-           ORDER BY coalesce((e.data->>'waiting_days')::float, 0)) AS p90
-FROM activity_event e
-WHERE e.territory_id = :t AND e.type = 'mt.attached' AND e.at >= :lo AND e.at < :hi
-GROUP BY 1
-"""
-
-MT_CAPACITY_SQL = """
-SELECT date_trunc(:g, e.at AT TIME ZONE :tz)::date AS bucket, e.practitioner_id,
-       coalesce((e.data->>'capacity')::int, 0) AS capacity
-FROM activity_event e
-WHERE e.territory_id = :t AND e.at < :hi AND e.type = 'mt.capacity_set'
-  AND e.practitioner_id IS NOT NULL
+  AND e.type IN ('mt.registered', 'mt.attached', 'mt.withdrawn', 'mt.capacity_set',
+                 'practitioner.deleted')
 ORDER BY e.at, e.id
 """
 
 QUERIES = {
     "offer": OFFER_SQL,
-    "bookings": BOOKINGS_SQL,
-    "booked_by_slot_day": BOOKED_BY_SLOT_DAY_SQL,
-    "mt_moves": MT_MOVES_SQL,
-    "mt_waits": MT_WAITS_SQL,
-    "mt_capacity": MT_CAPACITY_SQL,
+    "bookings_made": text(BOOKINGS_MADE_SQL),
+    "bookings_start": text(BOOKINGS_START_SQL),
+    "bookings_ended": text(BOOKINGS_ENDED_SQL),
+    "mt_events": text(MT_EVENTS_SQL),
 }
 
 
 def query_params(
-    territory_id: uuid.UUID, tz_name: str, granularity: Granularity, start: date, end: date
+    territory_id: uuid.UUID,
+    tz_name: str,
+    granularity: Granularity,
+    start: date,
+    end: date,
+    signed_on: date | None = None,
 ) -> tuple[list[tuple[date, date]], dict[str, Any]]:
     """The periods and the bind parameters shared by the queries (bench/indicators.py
     explains them with these)."""
     tz = ZoneInfo(tz_name)
-    buckets = periods(start, end, granularity)
+    buckets = periods(start, end, granularity, signed_on)
     first, last = buckets[0][0], buckets[-1][1]
-    lo = datetime.combine(first, time(), tz)
-    hi = datetime.combine(last, time(), tz)
-    params = {"t": territory_id, "tz": tz_name, "g": granularity, "lo": lo, "hi": hi,
-              "first": first, "last": last}  # fmt: skip
+    unit_g, unit_s, unit_i = [], [], []
+    for i, (b_start, b_end) in enumerate(buckets):
+        for g, s in offer_units(b_start, b_end, granularity):
+            unit_g.append(g)
+            unit_s.append(s)
+            unit_i.append(i)
+    params = {
+        "t": territory_id,
+        "first": first,
+        "last": last,
+        "hi": datetime.combine(last, time(), tz),
+        "unit_granularities": unit_g,
+        "unit_starts": unit_s,
+        "unit_periods": unit_i,
+    }
     return buckets, params
+
+
+class _DayBuckets:
+    """Maps a local day to the index of its period."""
+
+    def __init__(self, buckets: list[tuple[date, date]]) -> None:
+        self.starts = [b[0] for b in buckets]
+        self.last = buckets[-1][1]
+
+    def __call__(self, day: date) -> int | None:
+        if day < self.starts[0] or day >= self.last:
+            return None
+        return bisect.bisect_right(self.starts, day) - 1
 
 
 async def compute(
@@ -167,123 +258,241 @@ async def compute(
     granularity: Granularity,
     start: date,
     end: date,
+    *,
+    now: datetime,
+    population: int | None = None,
+    signed_on: date | None = None,
 ) -> list[Figures]:
-    buckets, p = query_params(territory_id, tz_name, granularity, start, end)
-    figures = {b: Figures(b, e) for b, e in buckets}
+    """The figures of each period of [start, end). `now` bounds the "at end" figures of a
+    period not yet over (the queue as it stands, waiting times so far)."""
+    buckets, p = query_params(territory_id, tz_name, granularity, start, end, signed_on)
+    figures = [Figures(b, e) for b, e in buckets]
+    await _snp(session, p, figures, buckets, population)
+    await _mt(session, p, figures, buckets, ZoneInfo(tz_name), now, population)
+    return figures
 
-    # SNP offer: net slots and minutes per local day of the slot.
-    offer = await session.execute(
-        text(OFFER_SQL),
-        p,
-    )
-    for bucket, slots, minutes, practitioners in offer:
-        snp = figures[bucket].snp
-        snp["slots_offered"] = int(slots)
-        snp["hours_offered"] = round(int(minutes) / 60, 2)
-        snp["practitioners_offering"] = int(practitioners)
 
-    # Bookings, by the time they were made.
-    bookings = await session.execute(
-        text(BOOKINGS_SQL),
-        p,
-    )
-    counts: dict[date, dict[str, Any]] = defaultdict(lambda: defaultdict(int))
-    for bucket, type_, modality, n, within_24h, within_48h, was_booked in bookings:
-        c = counts[bucket]
-        if type_ == "booking.booked":
-            c["booked"] += n
-            c["within_24h"] += within_24h
-            c["within_48h"] += within_48h
-            c[f"modality:{modality}"] += n
-        elif type_ == "booking.overbooked":
-            c["overbooked"] += n
-            c[f"modality:{modality}"] += n
-        elif type_ == "booking.cancelled":
-            c["cancelled"] += was_booked
-        else:
-            c[type_.removeprefix("booking.")] += n
+async def _snp(
+    session: AsyncSession,
+    p: dict[str, Any],
+    figures: list[Figures],
+    buckets: list[tuple[date, date]],
+    population: int | None,
+) -> None:
+    offer: list[dict[str, int]] = [defaultdict(int) for _ in buckets]
+    per_gp: list[dict[uuid.UUID, int]] = [defaultdict(int) for _ in buckets]
+    for i, practitioner_id, audience, slots, minutes in await session.execute(OFFER_SQL, p):
+        offer[i][f"slots_{audience}"] += int(slots)
+        offer[i]["minutes"] += int(minutes)
+        per_gp[i][practitioner_id] += int(slots)
 
-    # Bookings by the local day of their slot, for the fill rate.
-    by_slot_day: dict[date, int] = dict(
-        (
-            await session.execute(
-                text(BOOKED_BY_SLOT_DAY_SQL),
-                p,
-            )
-        ).all()
-    )
-    for bucket, period in figures.items():
-        c = counts.get(bucket, {})
-        s = period.snp
-        s.setdefault("slots_offered", 0)
-        s.setdefault("hours_offered", 0.0)
-        s.setdefault("practitioners_offering", 0)
-        booked = c.get("booked", 0)
-        s["slots_booked_by_sas"] = booked
-        s["booked_within_24h"] = c.get("within_24h", 0)
-        s["booked_within_48h"] = c.get("within_48h", 0)
-        s["fill_rate"] = _ratio(by_slot_day.get(bucket, 0), s["slots_offered"])
-        s["overbooked"] = c.get("overbooked", 0)
-        s["cancellations"] = c.get("cancelled", 0)
-        s["honored"] = c.get("honored", 0)
-        s["no_show"] = c.get("no_show", 0)
-        s["no_show_rate"] = _ratio(s["no_show"], s["honored"] + s["no_show"])
-        total = booked + s["overbooked"]
-        s["modality_share"] = {
-            m: _ratio(c.get(f"modality:{m}", 0), total)
-            for m in ("cabinet", "visite", "teleconsultation")
+    bucket_of = _DayBuckets(buckets)
+    counts: list[dict[str, int]] = [defaultdict(int) for _ in buckets]
+    for row in await session.execute(text(BOOKINGS_MADE_SQL), p):
+        i = bucket_of(row.day)
+        if i is None:
+            continue
+        c = counts[i]
+        for name in ("booked", "overbooked", "within_24h", "within_48h", "standing"):
+            c[name] += getattr(row, name)
+        c[f"modality:{row.modality}"] += row.standing
+    for row in await session.execute(text(BOOKINGS_START_SQL), p):
+        i = bucket_of(row.day)
+        if i is not None:
+            for name in ("taken", "honored", "no_show"):
+                counts[i][name] += getattr(row, name)
+    for row in await session.execute(text(BOOKINGS_ENDED_SQL), p):
+        i = bucket_of(row.day)
+        if i is not None:
+            counts[i]["cancelled"] += row.cancelled
+
+    for i, f in enumerate(figures):
+        o, c, s = offer[i], counts[i], f.snp
+        offered = o["slots_sas"] + o["slots_cpts"]
+        gps = sum(1 for slots in per_gp[i].values() if slots > 0)
+        weeks = (f.period_end - f.period_start).days / 7
+        s["slots_offered"] = offered
+        s["slots_offered_sas"] = o["slots_sas"]
+        s["slots_offered_cpts"] = o["slots_cpts"]
+        s["hours_offered"] = round(o["minutes"] / 60, 2)
+        s["practitioners_offering"] = gps
+        s["hours_per_gp_per_week"] = (
+            round(o["minutes"] / 60 / gps / weeks, 2) if gps and weeks else None
+        )
+        s["slots_taken"] = c["taken"]
+        s["fill_rate"] = fill_rate(c["taken"], offered)
+        s["slots_booked_by_sas"] = c["booked"]
+        s["booked_within_24h"] = c["within_24h"]
+        s["booked_within_48h"] = c["within_48h"]
+        s["overbooked"] = c["overbooked"]
+        s["cancellations"] = c["cancelled"]
+        s["honored"] = c["honored"]
+        s["no_show"] = c["no_show"]
+        s["no_show_rate"] = ratio(c["no_show"], c["honored"] + c["no_show"])
+        s["modality_share"] = {m: ratio(c[f"modality:{m}"], c["standing"]) for m in MODALITIES}
+        s["per_1000_inhabitants"] = {
+            name: per_1000(s[name], population)
+            for name in ("slots_offered_sas", "slots_booked_by_sas", "booked_within_48h")
         }
 
-    await _mt(session, p, figures, buckets)
-    return [figures[b] for b, _ in buckets]
+
+@dataclass
+class _Request:
+    registered_at: datetime
+    priority: int
+    criteria: tuple[str, ...]
+    state: str = "waiting"
+    practitioner_id: uuid.UUID | None = None
+
+
+def _percentile(values: list[float], q: float) -> float | None:
+    """Linear interpolation between closest ranks (PostgreSQL's percentile_cont)."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    position = q * (len(ordered) - 1)
+    low = int(position)
+    high = min(low + 1, len(ordered) - 1)
+    return round(ordered[low] + (ordered[high] - ordered[low]) * (position - low), 1)
 
 
 async def _mt(
     session: AsyncSession,
     p: dict[str, Any],
-    figures: dict[date, Figures],
+    figures: list[Figures],
     buckets: list[tuple[date, date]],
+    tz: ZoneInfo,
+    now: datetime,
+    population: int | None,
 ) -> None:
-    """MT figures. Queue sizes and capacity at the end of each period are running sums of
-    every movement since the start, so the queries read the whole history up to the last
-    period, aggregated per period in SQL."""
-    moves = (await session.execute(text(MT_MOVES_SQL), p)).all()
-    waits = {r.bucket: r for r in (await session.execute(text(MT_WAITS_SQL), p)).all()}
-    capacities = (await session.execute(text(MT_CAPACITY_SQL), p)).all()
-    waiting: dict[int, int] = defaultdict(int)  # by priority
-    attached_total = 0
+    """MT figures, replaying the queue and capacity events in order. A patient keeps the
+    priority and criteria met at registration, so entering and leaving the queue always
+    count in the same row; "at end" figures are taken at the period's end, or now for a
+    period not yet over."""
+    events = (await session.execute(text(MT_EVENTS_SQL), p)).all()
+    requests: dict[uuid.UUID, _Request] = {}
+    queue = _Queue()
     capacity: dict[uuid.UUID, int] = {}
-    m = c = 0
-    for start, _end in buckets:
-        f = figures[start].mt
+    attached_to: dict[uuid.UUID, int] = defaultdict(int)
+    e = 0
+    for f, (b_start, b_end) in zip(figures, buckets, strict=True):
+        lo = datetime.combine(b_start, time(), tz)
+        hi = datetime.combine(b_end, time(), tz)
         registered = attached = fragile = 0
-        while m < len(moves) and moves[m][0] <= start:
-            bucket, priority, n_registered, n_attached, detached, left_queue = moves[m]
-            m += 1
-            waiting[priority] += n_registered - n_attached - left_queue
-            attached_total += n_attached - detached
-            if bucket == start:
-                registered += n_registered
-                attached += n_attached
-                fragile += n_attached if priority > 0 else 0
-        while c < len(capacities) and capacities[c][0] <= start:
-            _, practitioner_id, value = capacities[c]
-            c += 1
-            capacity[practitioner_id] = value
-        f["registered"] = registered
-        f["attached"] = attached
-        f["fragile_share_of_attached"] = _ratio(fragile, attached)
-        period_waits = waits.get(start)
-        f["waiting_days_median"] = round(period_waits.median, 1) if period_waits else None
-        f["waiting_days_p90"] = round(period_waits.p90, 1) if period_waits else None
-        f["waiting_at_end"] = sum(waiting.values())
-        f["waiting_at_end_by_priority"] = {str(k): waiting.get(k, 0) for k in range(4)}
-        f["remaining_capacity_at_end"] = sum(capacity.values()) - attached_total
+        by_criterion = {c: {"registered": 0, "attached": 0} for c in CRITERIA}
+        waits: list[float] = []
+        while e < len(events) and events[e].at < hi:
+            ev = events[e]
+            e += 1
+            in_period = ev.at >= lo
+            if ev.type == "mt.capacity_set" and ev.practitioner_id is not None:
+                capacity[ev.practitioner_id] = ev.capacity or 0
+            elif ev.type == "practitioner.deleted" and ev.practitioner_id is not None:
+                capacity.pop(ev.practitioner_id, None)
+            elif ev.subject_id is None:
+                continue
+            elif ev.type == "mt.registered":
+                criteria = tuple(c for c in CRITERIA if getattr(ev, c))
+                r = requests[ev.subject_id] = _Request(ev.at, ev.priority, criteria)
+                queue.enter(r)
+                if in_period:
+                    registered += 1
+                    for c in r.criteria:
+                        by_criterion[c]["registered"] += 1
+            elif ev.type == "mt.attached":
+                r = requests.get(ev.subject_id) or _unregistered(requests, ev)
+                if r.state == "waiting":
+                    queue.leave(r)
+                r.state, r.practitioner_id = "attached", ev.practitioner_id
+                if ev.practitioner_id is not None:
+                    attached_to[ev.practitioner_id] += 1
+                if in_period:
+                    attached += 1
+                    fragile += 1 if r.priority > 0 else 0
+                    for c in r.criteria:
+                        by_criterion[c]["attached"] += 1
+                    waits.append((ev.at - r.registered_at).total_seconds() / 86400)
+            elif ev.type == "mt.withdrawn" and ev.subject_id in requests:
+                r = requests[ev.subject_id]
+                if r.state == "waiting":
+                    queue.leave(r)
+                elif r.state == "attached" and r.practitioner_id is not None:
+                    attached_to[r.practitioner_id] -= 1
+                r.state = "withdrawn"
+        as_of = min(hi, now)
+        m = f.mt
+        m["registered"] = registered
+        m["attached"] = attached
+        m["fragile_share_of_attached"] = ratio(fragile, attached)
+        m["waiting_days_median"] = _percentile(waits, 0.5)
+        m["waiting_days_p90"] = _percentile(waits, 0.9)
+        m["waiting_at_end"] = len(queue.since)
+        m["waiting_at_end_by_priority"] = {str(k): queue.by_priority[k] for k in range(4)}
+        m["still_waiting_days_median"] = queue.waited(as_of, 0.5)
+        m["still_waiting_days_p90"] = queue.waited(as_of, 0.9)
+        m["still_waiting_days_oldest"] = queue.waited(as_of, 1.0)
+        m["remaining_capacity_at_end"] = sum(
+            max(0, cap - attached_to[gp]) for gp, cap in capacity.items()
+        )
+        for c in CRITERIA:
+            by_criterion[c]["waiting_at_end"] = queue.by_criterion[c]
+        m["by_criterion"] = by_criterion
+        m["per_1000_inhabitants"] = {
+            name: per_1000(m[name], population)
+            for name in ("registered", "attached", "waiting_at_end")
+        }
+
+
+class _Queue:
+    """The patients waiting: their registration instants (sorted) and counts by priority and
+    criterion at registration."""
+
+    def __init__(self) -> None:
+        self.since: list[datetime] = []
+        self.by_priority: dict[int, int] = defaultdict(int)
+        self.by_criterion: dict[str, int] = defaultdict(int)
+
+    def enter(self, r: _Request) -> None:
+        bisect.insort(self.since, r.registered_at)
+        self._count(r, 1)
+
+    def leave(self, r: _Request) -> None:
+        i = bisect.bisect_left(self.since, r.registered_at)
+        if i < len(self.since) and self.since[i] == r.registered_at:
+            self.since.pop(i)
+            self._count(r, -1)
+
+    def _count(self, r: _Request, n: int) -> None:
+        self.by_priority[r.priority] += n
+        for c in r.criteria:
+            self.by_criterion[c] += n
+
+    def waited(self, as_of: datetime, q: float) -> float | None:
+        """The q-quantile of the days waited so far (1.0: the oldest), interpolated like
+        percentile_cont; the longest wait is the earliest registration."""
+        if not self.since:
+            return None
+        position = (1 - q) * (len(self.since) - 1)
+        low = int(position)
+        high = min(low + 1, len(self.since) - 1)
+        first, second = self.since[low], self.since[high]
+        instant = first + (second - first) * (position - low)
+        return round(max(0.0, (as_of - instant).total_seconds() / 86400), 1)
+
+
+def _unregistered(requests: dict[uuid.UUID, _Request], ev: Any) -> _Request:
+    """A patient attached without a registration in the log (history imported before the
+    log began): registered `waiting_days` earlier, never in this log's queue."""
+    since = ev.at - timedelta(days=ev.waiting_days or 0)
+    criteria = tuple(c for c in CRITERIA if getattr(ev, c))
+    r = requests[ev.subject_id] = _Request(since, ev.priority, criteria, state="outside")
+    return r
 
 
 # Indicators a contract can set a yearly target on: the additive ones (summed over a year).
 TARGETABLE = {
     "snp.slots_offered": ("snp", "slots_offered"),
+    "snp.slots_offered_sas": ("snp", "slots_offered_sas"),
     "snp.hours_offered": ("snp", "hours_offered"),
     "snp.slots_booked_by_sas": ("snp", "slots_booked_by_sas"),
     "snp.booked_within_48h": ("snp", "booked_within_48h"),
@@ -293,13 +502,18 @@ TARGETABLE = {
 }
 
 
-def progress(figures: list[Figures], targets: dict[tuple[int, str], float]) -> list[dict[str, Any]]:
-    """For each target of a year the figures cover: the value so far in the requested range
-    and the share of the target reached."""
+def progress(
+    figures: list[Figures],
+    targets: dict[tuple[int, str], float],
+    signed_on: date | None = None,
+) -> list[dict[str, Any]]:
+    """For each target of an indicator year the figures cover (the ACI year starting in
+    that calendar year, or the calendar year): the value so far in the requested range and
+    the share of the target reached."""
     out = []
     for (year, indicator), target in sorted(targets.items()):
         section, name = TARGETABLE[indicator]
-        in_year = [f for f in figures if f.period_start.year == year]
+        in_year = [f for f in figures if aci_year_start(f.period_start, signed_on).year == year]
         if not in_year:
             continue
         actual = sum(float(getattr(f, section).get(name) or 0) for f in in_year)
@@ -309,7 +523,7 @@ def progress(figures: list[Figures], targets: dict[tuple[int, str], float]) -> l
                 "year": year,
                 "target": target,
                 "actual": round(actual, 2),
-                "progress": _ratio(actual, target),
+                "progress": ratio(actual, target),
             }
         )
     return out

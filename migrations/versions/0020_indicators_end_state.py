@@ -1,0 +1,202 @@
+"""indicators by end state: the offer roll-up split SAS / CPTS and kept per day too, one row per
+booking at its final status instead of event counters, one rebuild function, ACI year
+
+The roll-ups stay projections of the append-only log, kept by the statement trigger on
+`activity_event` in the events' own transaction. `activity_rollup_rebuild()` empties them and
+fills them again from the whole log (the same SQL the trigger runs on the new events); the
+tests check that the trigger's tables equal a rebuild after random histories.
+
+Revision ID: 0020_indicators_end_state
+Revises: 0016_caller_notifications
+Create Date: 2026-12-04 15:00:00
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0020_indicators_end_state"
+down_revision: str | None = "0016_caller_notifications"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+# The offer per practitioner, audience (`sas`: sas and public slots, which the SAS sees;
+# `cpts`: the CPTS's internal slots) and local day, week (`w`) and month (`m`) of the slots.
+SIGN = "CASE WHEN e.type = 'slots.offered' THEN 1 ELSE -1 END"
+OFFER = f"""
+    SELECT e.territory_id, g.granularity,
+           date_trunc(g.unit, d.key::date)::date AS period_start, e.practitioner_id,
+           CASE WHEN e.data->>'visibility' = 'cpts' THEN 'cpts' ELSE 'sas' END AS audience,
+           sum({SIGN} * (d.value->>'slots')::int) AS slots,
+           sum({SIGN} * (d.value->>'minutes')::int) AS minutes
+    FROM {{source}} e
+         CROSS JOIN jsonb_each(e.data->'days') AS d
+         CROSS JOIN (VALUES ('d', 'day'), ('w', 'week'), ('m', 'month')) AS g(granularity, unit)
+    WHERE e.type IN ('slots.offered', 'slots.withdrawn')
+      AND e.territory_id IS NOT NULL AND e.practitioner_id IS NOT NULL
+    GROUP BY 1, 2, 3, 4, 5
+    ORDER BY 1, 2, 3, 4, 5
+"""
+
+BOOKING_TYPES = (
+    "'booking.held', 'booking.booked', 'booking.overbooked', 'booking.cancelled', "
+    "'booking.honored', 'booking.no_show', 'hold.expired'"
+)
+MADE = "e.type IN ('booking.booked', 'booking.overbooked')"
+# Each booking at its final state, from all its events (`{where}` picks the bookings). The
+# status is the last event's; `made_at` the last time it was booked (a confirmed hold: the
+# confirmation); local days in the territory's zone.
+BOOKING_STATE = f"""
+    SELECT s.*,
+           (s.made_at AT TIME ZONE t.timezone)::date AS made_day,
+           (s.start AT TIME ZONE t.timezone)::date AS start_day,
+           (s.ended_at AT TIME ZONE t.timezone)::date AS ended_day
+    FROM (
+        SELECT e.subject_id AS booking_id,
+               (array_agg(e.territory_id ORDER BY e.at DESC, e.id DESC))[1] AS territory_id,
+               (array_agg(e.practitioner_id ORDER BY e.at DESC, e.id DESC))[1]
+                   AS practitioner_id,
+               bool_or(e.type = 'booking.overbooked') AS overbooked,
+               coalesce((array_agg(e.data->>'modality' ORDER BY e.at DESC, e.id DESC))[1], '')
+                   AS modality,
+               (array_agg((e.data->>'start')::timestamptz ORDER BY e.at DESC, e.id DESC)
+                   FILTER (WHERE e.data ? 'start'))[1] AS start,
+               max(e.at) FILTER (WHERE {MADE}) AS made_at,
+               (array_agg((e.data->>'lead_minutes')::int ORDER BY e.at DESC, e.id DESC)
+                   FILTER (WHERE {MADE}))[1] AS lead_minutes,
+               CASE (array_agg(e.type ORDER BY e.at DESC, e.id DESC))[1]
+                   WHEN 'booking.held' THEN 'held'
+                   WHEN 'booking.booked' THEN 'booked'
+                   WHEN 'booking.overbooked' THEN 'booked'
+                   WHEN 'booking.cancelled' THEN 'cancelled'
+                   WHEN 'hold.expired' THEN 'expired'
+                   WHEN 'booking.honored' THEN 'honored'
+                   ELSE 'no_show'
+               END AS status,
+               bool_or({MADE}) AS was_booked,
+               max(e.at) FILTER (WHERE e.type IN ('booking.cancelled', 'hold.expired'))
+                   AS ended_at
+        FROM activity_event e
+        WHERE e.type IN ({BOOKING_TYPES}) AND e.subject_id IS NOT NULL
+          AND e.territory_id IS NOT NULL AND {{where}}
+        GROUP BY e.subject_id
+    ) s JOIN territory t ON t.id = s.territory_id
+"""
+BOOKING_COLUMNS = (
+    "booking_id, territory_id, practitioner_id, overbooked, modality, start, made_at, "
+    "lead_minutes, status, was_booked, ended_at, made_day, start_day, ended_day"
+)
+UPDATE_BOOKING = ", ".join(
+    f"{c} = EXCLUDED.{c}" for c in BOOKING_COLUMNS.split(", ") if c != "booking_id"
+)
+
+
+def upgrade() -> None:
+    op.drop_table("booked_slot_day")
+    op.drop_table("booking_day")
+    op.execute("DELETE FROM offer_period")
+    op.add_column(
+        "offer_period",
+        sa.Column("audience", sa.String(length=4), server_default="sas", nullable=False),
+    )
+    op.drop_constraint("pk_offer_period", "offer_period", type_="primary")
+    op.create_primary_key(
+        "pk_offer_period",
+        "offer_period",
+        ["territory_id", "granularity", "period_start", "practitioner_id", "audience"],
+    )
+    op.create_table(
+        "booking_state",
+        sa.Column("booking_id", sa.Uuid(), nullable=False),
+        sa.Column("territory_id", sa.Uuid(), nullable=False),
+        sa.Column("practitioner_id", sa.Uuid(), nullable=True),
+        sa.Column("overbooked", sa.Boolean(), nullable=False),
+        sa.Column("modality", sa.String(length=20), nullable=False),
+        sa.Column("start", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("made_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("lead_minutes", sa.Integer(), nullable=True),
+        sa.Column("status", sa.String(length=20), nullable=False),
+        sa.Column("was_booked", sa.Boolean(), nullable=False),
+        sa.Column("ended_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("made_day", sa.Date(), nullable=True),
+        sa.Column("start_day", sa.Date(), nullable=True),
+        sa.Column("ended_day", sa.Date(), nullable=True),
+        sa.PrimaryKeyConstraint("booking_id", name=op.f("pk_booking_state")),
+    )
+    op.create_index(
+        "ix_booking_state_territory_made_day", "booking_state", ["territory_id", "made_day"]
+    )
+    op.create_index(
+        "ix_booking_state_territory_start_day", "booking_state", ["territory_id", "start_day"]
+    )
+    op.create_index(
+        "ix_booking_state_territory_ended_day", "booking_state", ["territory_id", "ended_day"]
+    )
+    # The events of one booking, found fast when the trigger refreshes its row.
+    op.execute(
+        f"CREATE INDEX ix_activity_event_booking_subject ON activity_event (subject_id) "
+        f"WHERE type IN ({BOOKING_TYPES})"
+    )
+    op.add_column("territory", sa.Column("aci_signed_on", sa.Date(), nullable=True))
+
+    op.execute(
+        f"""
+        CREATE OR REPLACE FUNCTION activity_bookings_refresh(ids uuid[]) RETURNS void
+        LANGUAGE plpgsql AS $$
+        BEGIN
+            IF ids IS NULL THEN
+                DELETE FROM booking_state;
+                INSERT INTO booking_state ({BOOKING_COLUMNS})
+                SELECT {BOOKING_COLUMNS} FROM ({BOOKING_STATE.format(where="true")}) x;
+            ELSE
+                INSERT INTO booking_state AS b ({BOOKING_COLUMNS})
+                SELECT {BOOKING_COLUMNS}
+                FROM ({BOOKING_STATE.format(where="e.subject_id = ANY(ids)")}) x
+                ORDER BY booking_id
+                ON CONFLICT (booking_id) DO UPDATE SET {UPDATE_BOOKING};
+            END IF;
+        END $$
+        """
+    )
+    op.execute(
+        f"""
+        CREATE OR REPLACE FUNCTION activity_rollup() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            IF EXISTS (SELECT 1 FROM new_events
+                       WHERE type IN ('slots.offered', 'slots.withdrawn')) THEN
+                INSERT INTO offer_period AS o (territory_id, granularity, period_start,
+                                              practitioner_id, audience, slots, minutes)
+                {OFFER.format(source="new_events")}
+                ON CONFLICT (territory_id, granularity, period_start, practitioner_id, audience)
+                DO UPDATE SET slots = o.slots + EXCLUDED.slots,
+                              minutes = o.minutes + EXCLUDED.minutes;
+            END IF;
+            IF EXISTS (SELECT 1 FROM new_events
+                       WHERE type IN ({BOOKING_TYPES}) AND subject_id IS NOT NULL) THEN
+                PERFORM activity_bookings_refresh(ARRAY(
+                    SELECT DISTINCT subject_id FROM new_events
+                    WHERE type IN ({BOOKING_TYPES}) AND subject_id IS NOT NULL));
+            END IF;
+            RETURN NULL;
+        END $$
+        """
+    )
+    op.execute(
+        f"""
+        CREATE OR REPLACE FUNCTION activity_rollup_rebuild() RETURNS void
+        LANGUAGE plpgsql AS $$
+        BEGIN
+            DELETE FROM offer_period;
+            INSERT INTO offer_period (territory_id, granularity, period_start,
+                                      practitioner_id, audience, slots, minutes)
+            {OFFER.format(source="activity_event")};
+            PERFORM activity_bookings_refresh(NULL);
+        END $$
+        """
+    )
+    op.execute("SELECT activity_rollup_rebuild()")
+
+
+def downgrade() -> None:
+    raise NotImplementedError("0020_indicators_end_state is not reversible")
