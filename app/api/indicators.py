@@ -57,10 +57,9 @@ def csv_rows(result: IndicatorsOut) -> list[dict[str, Any]]:
 
 
 def csv_response(result: IndicatorsOut, dialect: export.Dialect) -> Response:
-    charset = "utf-8" if dialect == "raw" else "utf-8-sig"
     return Response(
         export.to_csv(csv_rows(result), dialect),
-        media_type=f"text/csv; charset={charset}",
+        media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": 'attachment; filename="indicateurs.csv"'},
     )
 
