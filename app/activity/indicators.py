@@ -17,7 +17,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ARRAY, Date, Integer, String, bindparam, text
+from sqlalchemy import ARRAY, Date, Integer, String, TextClause, bindparam, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.types import Uuid
 
@@ -128,8 +128,7 @@ def per_1000(value: float, population: int | None) -> float | None:
 
 # The offer per requested period, practitioner and audience: offer_period rows of the units
 # (whole weeks or months, days at clipped ends) of each period, an equality join.
-OFFER_SQL = text(
-    """
+OFFER_SQL = """
 SELECT u.i AS period, o.practitioner_id, o.audience,
        sum(o.slots) AS slots, sum(o.minutes) AS minutes
 FROM unnest(:unit_granularities, :unit_starts, :unit_periods) AS u(g, s, i)
@@ -137,12 +136,18 @@ FROM unnest(:unit_granularities, :unit_starts, :unit_periods) AS u(g, s, i)
                         AND o.period_start = u.s
 GROUP BY 1, 2, 3
 """
-).bindparams(
+OFFER_BINDS = (
     bindparam("unit_granularities", type_=ARRAY(String)),
     bindparam("unit_starts", type_=ARRAY(Date)),
     bindparam("unit_periods", type_=ARRAY(Integer)),
     bindparam("t", type_=Uuid),
 )
+
+
+def statement(sql: str) -> TextClause:
+    """One of the queries below, with the types of its array parameters."""
+    return text(sql).bindparams(*OFFER_BINDS) if ":unit_periods" in sql else text(sql)
+
 
 # Standing: still holding its slot or time (booked, honored, no-show); seen or expected:
 # booked or honored.
@@ -200,10 +205,10 @@ ORDER BY e.at, e.id
 
 QUERIES = {
     "offer": OFFER_SQL,
-    "bookings_made": text(BOOKINGS_MADE_SQL),
-    "bookings_start": text(BOOKINGS_START_SQL),
-    "bookings_ended": text(BOOKINGS_ENDED_SQL),
-    "mt_events": text(MT_EVENTS_SQL),
+    "bookings_made": BOOKINGS_MADE_SQL,
+    "bookings_start": BOOKINGS_START_SQL,
+    "bookings_ended": BOOKINGS_ENDED_SQL,
+    "mt_events": MT_EVENTS_SQL,
 }
 
 
@@ -281,7 +286,9 @@ async def _snp(
 ) -> None:
     offer: list[dict[str, int]] = [defaultdict(int) for _ in buckets]
     per_gp: list[dict[uuid.UUID, int]] = [defaultdict(int) for _ in buckets]
-    for i, practitioner_id, audience, slots, minutes in await session.execute(OFFER_SQL, p):
+    for i, practitioner_id, audience, slots, minutes in await session.execute(
+        statement(OFFER_SQL), p
+    ):
         offer[i][f"slots_{audience}"] += int(slots)
         offer[i]["minutes"] += int(minutes)
         per_gp[i][practitioner_id] += int(slots)
