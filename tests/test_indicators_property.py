@@ -234,9 +234,21 @@ def _walk(value: Any, path: str = ""):
         yield path, value
 
 
+# booking_day summed over its shards, rows that sum to nothing left out.
+BOOKING_DAYS = """
+    SELECT day, kind, modality, sum(booked), sum(overbooked), sum(within_24h), sum(within_48h),
+           sum(standing), sum(honored), sum(no_show), sum(cancelled)
+    FROM booking_day WHERE territory_id = :t GROUP BY 1, 2, 3
+    HAVING sum(booked) <> 0 OR sum(overbooked) <> 0 OR sum(within_24h) <> 0
+        OR sum(within_48h) <> 0 OR sum(standing) <> 0 OR sum(honored) <> 0
+        OR sum(no_show) <> 0 OR sum(cancelled) <> 0
+    ORDER BY 1, 2, 3
+"""
 ROLLUPS = (
-    "SELECT * FROM offer_period WHERE territory_id = :t ORDER BY 1, 2, 3, 4, 5",
+    "SELECT * FROM offer_period WHERE territory_id = :t "
+    "ORDER BY granularity, period_start, practitioner_id, audience",
     "SELECT * FROM booking_state WHERE territory_id = :t ORDER BY booking_id",
+    BOOKING_DAYS,
 )
 
 

@@ -24,6 +24,8 @@ from sqlalchemy.types import Uuid
 Granularity = Literal["week", "month", "quarter", "year"]
 MODALITIES = ("cabinet", "visite", "teleconsultation")
 CRITERIA = ("ald", "aged_70", "precarity")
+# The criteria of each bit mask (1: ALD, 2: 70 or over, 4: precarity).
+CRITERIA_SETS = [tuple(c for k, c in enumerate(CRITERIA) if mask >> k & 1) for mask in range(8)]
 
 
 # Periods -----------------------------------------------------------------------------------
@@ -129,12 +131,20 @@ def per_1000(value: float, population: int | None) -> float | None:
 # The offer per requested period, practitioner and audience: offer_period rows of the units
 # (whole weeks or months, days at clipped ends) of each period, an equality join.
 OFFER_SQL = """
-SELECT u.i AS period, o.practitioner_id, o.audience,
-       sum(o.slots) AS slots, sum(o.minutes) AS minutes
-FROM unnest(:unit_granularities, :unit_starts, :unit_periods) AS u(g, s, i)
-     JOIN offer_period o ON o.territory_id = :t AND o.granularity = u.g
-                        AND o.period_start = u.s
-GROUP BY 1, 2, 3
+WITH per_gp AS (
+    SELECT u.i, o.practitioner_id,
+           sum(o.slots) FILTER (WHERE o.audience = 'sas') AS sas,
+           sum(o.slots) FILTER (WHERE o.audience = 'cpts') AS cpts,
+           sum(o.minutes) AS minutes
+    FROM unnest(:unit_granularities, :unit_starts, :unit_periods) AS u(g, s, i)
+         JOIN offer_period o ON o.territory_id = :t AND o.granularity = u.g
+                            AND o.period_start = u.s
+    GROUP BY 1, 2
+)
+SELECT i AS period, coalesce(sum(sas), 0) AS sas, coalesce(sum(cpts), 0) AS cpts,
+       sum(minutes) AS minutes,
+       count(*) FILTER (WHERE coalesce(sas, 0) + coalesce(cpts, 0) > 0) AS practitioners
+FROM per_gp GROUP BY i
 """
 OFFER_BINDS = (
     bindparam("unit_granularities", type_=ARRAY(String)),
@@ -149,51 +159,27 @@ def statement(sql: str) -> TextClause:
     return text(sql).bindparams(*OFFER_BINDS) if ":unit_periods" in sql else text(sql)
 
 
-# Standing: still holding its slot or time (booked, honored, no-show); seen or expected:
-# booked or honored.
-# Bookings by the local day they were (last) booked, at their final status.
-BOOKINGS_MADE_SQL = """
-SELECT b.made_day AS day, b.modality,
-       count(*) FILTER (WHERE NOT b.overbooked
-                          AND b.status IN ('booked', 'honored', 'no_show')) AS booked,
-       count(*) FILTER (WHERE b.overbooked
-                          AND b.status IN ('booked', 'honored', 'no_show')) AS overbooked,
-       count(*) FILTER (WHERE b.status IN ('booked', 'honored')
-                          AND b.lead_minutes <= 1440) AS within_24h,
-       count(*) FILTER (WHERE b.status IN ('booked', 'honored')
-                          AND b.lead_minutes <= 2880) AS within_48h,
-       count(*) FILTER (WHERE b.status IN ('booked', 'honored', 'no_show')) AS standing
-FROM booking_state b
-WHERE b.territory_id = :t AND b.made_day >= :first AND b.made_day < :last
-GROUP BY 1, 2
-"""
-# Bookings by the local day of their appointment: slots taken, outcomes.
-BOOKINGS_START_SQL = """
-SELECT b.start_day AS day,
-       count(*) FILTER (WHERE NOT b.overbooked
-                          AND b.status IN ('booked', 'honored', 'no_show')) AS taken,
-       count(*) FILTER (WHERE b.status = 'honored') AS honored,
-       count(*) FILTER (WHERE b.status = 'no_show') AS no_show
-FROM booking_state b
-WHERE b.territory_id = :t AND b.start_day >= :first AND b.start_day < :last
-GROUP BY 1
-"""
-# Bookings cancelled (after being booked; a hold let go is not a cancellation), by day.
-BOOKINGS_ENDED_SQL = """
-SELECT b.ended_day AS day, count(*) AS cancelled
-FROM booking_state b
-WHERE b.territory_id = :t AND b.ended_day >= :first AND b.ended_day < :last
-  AND b.status = 'cancelled' AND b.was_booked
-GROUP BY 1
+# Bookings at their final status (booking_state), summed per local day by the trigger in
+# booking_day: by the day they were (last) booked and modality (`made`: booked,
+# surnuméraires, within 24 / 48 h, standing), by the appointment's day (`start`: slots taken,
+# outcomes) and by the cancellation's day (`ended`). Standing: booked, honored or no-show;
+# seen or expected: booked or honored.
+BOOKINGS_SQL = """
+SELECT d.day, d.kind, d.modality, sum(d.booked) AS booked, sum(d.overbooked) AS overbooked,
+       sum(d.within_24h) AS within_24h, sum(d.within_48h) AS within_48h,
+       sum(d.standing) AS standing, sum(d.honored) AS honored, sum(d.no_show) AS no_show,
+       sum(d.cancelled) AS cancelled
+FROM booking_day d
+WHERE d.territory_id = :t AND d.day >= :first AND d.day < :last
+GROUP BY 1, 2, 3
 """
 # MT: every queue and capacity event up to the last period's end, in order.
 MT_EVENTS_SQL = """
 SELECT e.type, e.at, e.subject_id, e.practitioner_id,
        coalesce((e.data->>'priority')::int, 0) AS priority,
-       coalesce((e.data->>'ald')::boolean, false) AS ald,
-       coalesce((e.data->>'aged_70')::boolean, false) AS aged_70,
-       coalesce((e.data->>'precarity')::boolean, false) AS precarity,
-       e.data->>'was' AS was,
+       (CASE WHEN (e.data->>'ald')::boolean THEN 1 ELSE 0 END
+        + CASE WHEN (e.data->>'aged_70')::boolean THEN 2 ELSE 0 END
+        + CASE WHEN (e.data->>'precarity')::boolean THEN 4 ELSE 0 END) AS criteria,
        (e.data->>'capacity')::int AS capacity,
        (e.data->>'waiting_days')::float AS waiting_days
 FROM activity_event e
@@ -205,9 +191,7 @@ ORDER BY e.at, e.id
 
 QUERIES = {
     "offer": OFFER_SQL,
-    "bookings_made": BOOKINGS_MADE_SQL,
-    "bookings_start": BOOKINGS_START_SQL,
-    "bookings_ended": BOOKINGS_ENDED_SQL,
+    "bookings": BOOKINGS_SQL,
     "mt_events": MT_EVENTS_SQL,
 }
 
@@ -284,48 +268,43 @@ async def _snp(
     buckets: list[tuple[date, date]],
     population: int | None,
 ) -> None:
-    offer: list[dict[str, int]] = [defaultdict(int) for _ in buckets]
-    per_gp: list[dict[uuid.UUID, int]] = [defaultdict(int) for _ in buckets]
-    for i, practitioner_id, audience, slots, minutes in await session.execute(
-        statement(OFFER_SQL), p
-    ):
-        offer[i][f"slots_{audience}"] += int(slots)
-        offer[i]["minutes"] += int(minutes)
-        per_gp[i][practitioner_id] += int(slots)
+    offer: list[Any] = [None] * len(buckets)
+    for row in await session.execute(statement(OFFER_SQL), p):
+        offer[row.period] = row
 
     bucket_of = _DayBuckets(buckets)
     counts: list[dict[str, int]] = [defaultdict(int) for _ in buckets]
-    for row in await session.execute(text(BOOKINGS_MADE_SQL), p):
+    for row in await session.execute(text(BOOKINGS_SQL), p):
         i = bucket_of(row.day)
         if i is None:
             continue
         c = counts[i]
-        for name in ("booked", "overbooked", "within_24h", "within_48h", "standing"):
-            c[name] += getattr(row, name)
-        c[f"modality:{row.modality}"] += row.standing
-    for row in await session.execute(text(BOOKINGS_START_SQL), p):
-        i = bucket_of(row.day)
-        if i is not None:
-            for name in ("taken", "honored", "no_show"):
-                counts[i][name] += getattr(row, name)
-    for row in await session.execute(text(BOOKINGS_ENDED_SQL), p):
-        i = bucket_of(row.day)
-        if i is not None:
-            counts[i]["cancelled"] += row.cancelled
+        if row.kind == "made":
+            for name in ("booked", "overbooked", "within_24h", "within_48h", "standing"):
+                c[name] += getattr(row, name)
+            c[f"modality:{row.modality}"] += row.standing
+        elif row.kind == "start":
+            c["taken"] += row.booked
+            c["honored"] += row.honored
+            c["no_show"] += row.no_show
+        else:
+            c["cancelled"] += row.cancelled
 
     for i, f in enumerate(figures):
-        o, c, s = offer[i], counts[i], f.snp
-        offered = o["slots_sas"] + o["slots_cpts"]
-        gps = sum(1 for slots in per_gp[i].values() if slots > 0)
+        c, s = counts[i], f.snp
+        sas, cpts, minutes, gps = (
+            (int(offer[i].sas), int(offer[i].cpts), int(offer[i].minutes),
+             int(offer[i].practitioners))
+            if offer[i] is not None else (0, 0, 0, 0)
+        )  # fmt: skip
+        offered = sas + cpts
         weeks = (f.period_end - f.period_start).days / 7
         s["slots_offered"] = offered
-        s["slots_offered_sas"] = o["slots_sas"]
-        s["slots_offered_cpts"] = o["slots_cpts"]
-        s["hours_offered"] = round(o["minutes"] / 60, 2)
+        s["slots_offered_sas"] = sas
+        s["slots_offered_cpts"] = cpts
+        s["hours_offered"] = round(minutes / 60, 2)
         s["practitioners_offering"] = gps
-        s["hours_per_gp_per_week"] = (
-            round(o["minutes"] / 60 / gps / weeks, 2) if gps and weeks else None
-        )
+        s["hours_per_gp_per_week"] = round(minutes / 60 / gps / weeks, 2) if gps else None
         s["slots_taken"] = c["taken"]
         s["fill_rate"] = fill_rate(c["taken"], offered)
         s["slots_booked_by_sas"] = c["booked"]
@@ -388,39 +367,41 @@ async def _mt(
         registered = attached = fragile = 0
         by_criterion = {c: {"registered": 0, "attached": 0} for c in CRITERIA}
         waits: list[float] = []
-        while e < len(events) and events[e].at < hi:
-            ev = events[e]
+        while e < len(events) and events[e][1] < hi:
+            type_, at, subject, gp, priority, mask, cap, waited = events[e]
             e += 1
-            in_period = ev.at >= lo
-            if ev.type == "mt.capacity_set" and ev.practitioner_id is not None:
-                capacity[ev.practitioner_id] = ev.capacity or 0
-            elif ev.type == "practitioner.deleted" and ev.practitioner_id is not None:
-                capacity.pop(ev.practitioner_id, None)
-            elif ev.subject_id is None:
+            in_period = at >= lo
+            if type_ == "mt.capacity_set":
+                if gp is not None:
+                    capacity[gp] = cap or 0
+            elif type_ == "practitioner.deleted":
+                capacity.pop(gp, None)
+            elif subject is None:
                 continue
-            elif ev.type == "mt.registered":
-                criteria = tuple(c for c in CRITERIA if getattr(ev, c))
-                r = requests[ev.subject_id] = _Request(ev.at, ev.priority, criteria)
+            elif type_ == "mt.registered":
+                r = requests[subject] = _Request(at, priority, CRITERIA_SETS[mask])
                 queue.enter(r)
                 if in_period:
                     registered += 1
                     for c in r.criteria:
                         by_criterion[c]["registered"] += 1
-            elif ev.type == "mt.attached":
-                r = requests.get(ev.subject_id) or _unregistered(requests, ev)
+            elif type_ == "mt.attached":
+                r = requests.get(subject) or _unregistered(
+                    requests, subject, at, priority, mask, waited
+                )
                 if r.state == "waiting":
                     queue.leave(r)
-                r.state, r.practitioner_id = "attached", ev.practitioner_id
-                if ev.practitioner_id is not None:
-                    attached_to[ev.practitioner_id] += 1
+                r.state, r.practitioner_id = "attached", gp
+                if gp is not None:
+                    attached_to[gp] += 1
                 if in_period:
                     attached += 1
                     fragile += 1 if r.priority > 0 else 0
                     for c in r.criteria:
                         by_criterion[c]["attached"] += 1
-                    waits.append((ev.at - r.registered_at).total_seconds() / 86400)
-            elif ev.type == "mt.withdrawn" and ev.subject_id in requests:
-                r = requests[ev.subject_id]
+                    waits.append((at - r.registered_at).total_seconds() / 86400)
+            elif type_ == "mt.withdrawn" and subject in requests:
+                r = requests[subject]
                 if r.state == "waiting":
                     queue.leave(r)
                 elif r.state == "attached" and r.practitioner_id is not None:
@@ -487,12 +468,18 @@ class _Queue:
         return round(max(0.0, (as_of - instant).total_seconds() / 86400), 1)
 
 
-def _unregistered(requests: dict[uuid.UUID, _Request], ev: Any) -> _Request:
+def _unregistered(
+    requests: dict[uuid.UUID, _Request],
+    subject: uuid.UUID,
+    at: datetime,
+    priority: int,
+    mask: int,
+    waited: float | None,
+) -> _Request:
     """A patient attached without a registration in the log (history imported before the
     log began): registered `waiting_days` earlier, never in this log's queue."""
-    since = ev.at - timedelta(days=ev.waiting_days or 0)
-    criteria = tuple(c for c in CRITERIA if getattr(ev, c))
-    r = requests[ev.subject_id] = _Request(since, ev.priority, criteria, state="outside")
+    since = at - timedelta(days=waited or 0)
+    r = requests[subject] = _Request(since, priority, CRITERIA_SETS[mask], state="outside")
     return r
 
 

@@ -15,6 +15,7 @@ from sqlalchemy import (
     Identity,
     Index,
     Integer,
+    SmallInteger,
     String,
     text,
 )
@@ -127,3 +128,26 @@ class BookingState(Base):
     made_day: Mapped[date | None] = mapped_column(Date)
     start_day: Mapped[date | None] = mapped_column(Date)
     ended_day: Mapped[date | None] = mapped_column(Date)
+
+
+class BookingDay(Base):
+    """The figures of `booking_state` summed per local day (`kind`: `made`, the day a booking
+    was last booked, per modality; `start`, its appointment's day; `ended`, its cancellation's
+    day) and shard: each refresh of a booking subtracts its old row and adds its new one, so
+    the sums over shards always equal the sums over `booking_state`."""
+
+    __tablename__ = "booking_day"
+
+    territory_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(5), primary_key=True)
+    modality: Mapped[str] = mapped_column(String(20), primary_key=True)
+    shard: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    booked: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    overbooked: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    within_24h: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    within_48h: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    standing: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    honored: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    no_show: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    cancelled: Mapped[int] = mapped_column(Integer, server_default=text("0"))

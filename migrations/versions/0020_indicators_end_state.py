@@ -87,6 +87,45 @@ BOOKING_COLUMNS = (
     "booking_id, territory_id, practitioner_id, overbooked, modality, start, made_at, "
     "lead_minutes, status, was_booked, ended_at, made_day, start_day, ended_day"
 )
+# The bookings' figures per local day, summed from booking_state rows ({source}) with a sign:
+# each refresh subtracts a booking's old row and adds its new one, so the sums always equal
+# the sums over booking_state (kinds: `made`, by the day it was booked, and modality; `start`,
+# by the appointment's day; `ended`, by the cancellation's day). Spread over 8 shards (by
+# backend) so that concurrent bookings rarely wait on one row.
+STANDING = "status IN ('booked', 'honored', 'no_show')"
+SEEN = "status IN ('booked', 'honored')"
+TALLY_COLUMNS = (
+    "territory_id, day, kind, modality, shard, booked, overbooked, within_24h, within_48h, "
+    "standing, honored, no_show, cancelled"
+)
+TALLY = f"""
+    SELECT territory_id, day, kind, modality, {{shard}} AS shard,
+           {{sign}} * sum(booked) AS booked, {{sign}} * sum(overbooked) AS overbooked,
+           {{sign}} * sum(within_24h) AS within_24h, {{sign}} * sum(within_48h) AS within_48h,
+           {{sign}} * sum(standing) AS standing, {{sign}} * sum(honored) AS honored,
+           {{sign}} * sum(no_show) AS no_show, {{sign}} * sum(cancelled) AS cancelled
+    FROM (
+        SELECT territory_id, made_day AS day, 'made' AS kind, modality,
+               (NOT overbooked AND {STANDING})::int AS booked,
+               (overbooked AND {STANDING})::int AS overbooked,
+               ({SEEN} AND lead_minutes <= 1440)::int AS within_24h,
+               ({SEEN} AND lead_minutes <= 2880)::int AS within_48h,
+               ({STANDING})::int AS standing, 0 AS honored, 0 AS no_show, 0 AS cancelled
+        FROM {{source}} WHERE made_day IS NOT NULL
+        UNION ALL
+        SELECT territory_id, start_day, 'start', '', (NOT overbooked AND {STANDING})::int,
+               0, 0, 0, 0, (status = 'honored')::int, (status = 'no_show')::int, 0
+        FROM {{source}} WHERE start_day IS NOT NULL
+        UNION ALL
+        SELECT territory_id, ended_day, 'ended', '', 0, 0, 0, 0, 0, 0, 0,
+               (status = 'cancelled' AND was_booked)::int
+        FROM {{source}} WHERE ended_day IS NOT NULL
+    ) x
+    GROUP BY 1, 2, 3, 4, 5
+    ORDER BY 1, 2, 3, 4, 5
+"""
+ADD_TALLY = ", ".join(f"{c} = d.{c} + EXCLUDED.{c}" for c in TALLY_COLUMNS.split(", ")[5:])
+SHARD = "(pg_backend_pid() % 8)::smallint"
 UPDATE_BOOKING = ", ".join(
     f"{c} = EXCLUDED.{c}" for c in BOOKING_COLUMNS.split(", ") if c != "booking_id"
 )
@@ -133,6 +172,21 @@ def upgrade() -> None:
     op.create_index(
         "ix_booking_state_territory_ended_day", "booking_state", ["territory_id", "ended_day"]
     )
+    op.create_table(
+        "booking_day",
+        sa.Column("territory_id", sa.Uuid(), nullable=False),
+        sa.Column("day", sa.Date(), nullable=False),
+        sa.Column("kind", sa.String(length=5), nullable=False),
+        sa.Column("modality", sa.String(length=20), nullable=False),
+        sa.Column("shard", sa.SmallInteger(), nullable=False),
+        *(
+            sa.Column(name, sa.Integer(), server_default=sa.text("0"), nullable=False)
+            for name in TALLY_COLUMNS.split(", ")[5:]
+        ),
+        sa.PrimaryKeyConstraint(
+            "territory_id", "day", "kind", "modality", "shard", name=op.f("pk_booking_day")
+        ),
+    )
     # The events of one booking, found fast when the trigger refreshes its row.
     op.execute(
         f"CREATE INDEX ix_activity_event_booking_subject ON activity_event (subject_id) "
@@ -147,14 +201,35 @@ def upgrade() -> None:
         BEGIN
             IF ids IS NULL THEN
                 DELETE FROM booking_state;
+                DELETE FROM booking_day;
                 INSERT INTO booking_state ({BOOKING_COLUMNS})
                 SELECT {BOOKING_COLUMNS} FROM ({BOOKING_STATE.format(where="true")}) x;
+                INSERT INTO booking_day ({TALLY_COLUMNS})
+                {TALLY.format(source="booking_state", sign="1", shard="0::smallint")};
             ELSE
+                INSERT INTO booking_day AS d ({TALLY_COLUMNS})
+                {
+            TALLY.format(
+                source="(SELECT * FROM booking_state WHERE booking_id = ANY(ids)) o",
+                sign="-1",
+                shard=SHARD,
+            )
+        }
+                ON CONFLICT (territory_id, day, kind, modality, shard) DO UPDATE SET {ADD_TALLY};
                 INSERT INTO booking_state AS b ({BOOKING_COLUMNS})
                 SELECT {BOOKING_COLUMNS}
                 FROM ({BOOKING_STATE.format(where="e.subject_id = ANY(ids)")}) x
                 ORDER BY booking_id
                 ON CONFLICT (booking_id) DO UPDATE SET {UPDATE_BOOKING};
+                INSERT INTO booking_day AS d ({TALLY_COLUMNS})
+                {
+            TALLY.format(
+                source="(SELECT * FROM booking_state WHERE booking_id = ANY(ids)) n",
+                sign="1",
+                shard=SHARD,
+            )
+        }
+                ON CONFLICT (territory_id, day, kind, modality, shard) DO UPDATE SET {ADD_TALLY};
             END IF;
         END $$
         """
