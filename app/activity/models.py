@@ -108,11 +108,6 @@ class BookingState(Base):
     an event of the booking is appended, so a booking counts once, by its final status."""
 
     __tablename__ = "booking_state"
-    __table_args__ = (
-        Index("ix_booking_state_territory_made_day", "territory_id", "made_day"),
-        Index("ix_booking_state_territory_start_day", "territory_id", "start_day"),
-        Index("ix_booking_state_territory_ended_day", "territory_id", "ended_day"),
-    )
 
     booking_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
     territory_id: Mapped[uuid.UUID] = mapped_column(Uuid)

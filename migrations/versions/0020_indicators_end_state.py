@@ -163,15 +163,6 @@ def upgrade() -> None:
         sa.Column("ended_day", sa.Date(), nullable=True),
         sa.PrimaryKeyConstraint("booking_id", name=op.f("pk_booking_state")),
     )
-    op.create_index(
-        "ix_booking_state_territory_made_day", "booking_state", ["territory_id", "made_day"]
-    )
-    op.create_index(
-        "ix_booking_state_territory_start_day", "booking_state", ["territory_id", "start_day"]
-    )
-    op.create_index(
-        "ix_booking_state_territory_ended_day", "booking_state", ["territory_id", "ended_day"]
-    )
     op.create_table(
         "booking_day",
         sa.Column("territory_id", sa.Uuid(), nullable=False),
