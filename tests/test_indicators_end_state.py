@@ -4,12 +4,13 @@ registration. Each test pins one of the wrong figures of issue 22 with the event
 write (the log is the only input of the indicators)."""
 
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import insert
 
 from app.activity.models import ActivityEvent
+from app.api.indicators import current_time
 
 MONTH = {"from": "2027-03-01", "to": "2027-04-01", "granularity": "month"}
 
@@ -218,3 +219,22 @@ async def test_fill_rate_never_exceeds_one_when_a_booked_slot_is_withdrawn(
     await log.save(session)
     snp = (await month(client, territory))["snp"]
     assert snp["slots_offered"] == 0 and snp["fill_rate"] is None
+
+
+async def test_waiting_times_of_patients_still_waiting_at_the_end(client, territory, session):
+    app = client._transport.app
+    app.dependency_overrides[current_time] = lambda: datetime(2027, 6, 1, tzinfo=UTC)
+    log = Log(territory.id)
+    for day in ("01", "11", "21"):
+        log.mt(f"2027-02-{day}T00:00:00+01:00", "mt.registered", uuid.uuid4())
+    await log.save(session)
+    r = await client.get(
+        "/v1/indicators",
+        params={"from": "2027-02-01", "to": "2027-03-01"},
+        headers=territory.coordinator,
+    )
+    (february,) = r.json()["periods"]
+    mt = february["mt"]
+    # On 1 March they have waited 28, 18 and 8 days; p90 interpolates 18 + 0.8 × 10.
+    assert (mt["still_waiting_days_median"], mt["still_waiting_days_p90"]) == (18.0, 26.0)
+    assert mt["still_waiting_days_oldest"] == 28.0
