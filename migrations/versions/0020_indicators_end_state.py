@@ -11,7 +11,9 @@ Revises: 0016_caller_notifications
 Create Date: 2026-12-04 15:00:00
 """
 
+import importlib.util
 from collections.abc import Sequence
+from pathlib import Path
 
 import sqlalchemy as sa
 from alembic import op
@@ -265,4 +267,19 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    raise NotImplementedError("0020_indicators_end_state is not reversible")
+    """Back to 0013's roll-ups (event counters), rebuilt from the log by 0013's own upgrade."""
+    op.execute("DROP TRIGGER IF EXISTS activity_event_rollup ON activity_event")
+    op.execute("DROP FUNCTION IF EXISTS activity_rollup_rebuild()")
+    op.execute("DROP FUNCTION IF EXISTS activity_rollup()")
+    op.execute("DROP FUNCTION IF EXISTS activity_bookings_refresh(uuid[])")
+    op.execute("DROP INDEX IF EXISTS ix_activity_event_booking_subject")
+    op.drop_column("territory", "aci_signed_on")
+    op.drop_table("booking_day")
+    op.drop_table("booking_state")
+    op.drop_table("offer_period")
+    path = Path(__file__).with_name("0013_activity_rollup.py")
+    spec = importlib.util.spec_from_file_location("rollup_0013", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.upgrade()
