@@ -43,78 +43,76 @@ async def seed(dsn: str, gps: int, year: int) -> tuple[uuid.UUID, str]:
     practitioners = [uuid.uuid4() for _ in range(gps)]
     start = datetime(year, 1, 1, tzinfo=UTC)
     rows = []
+    # Each GP declares 3 MT places a little before the year.
+    for gp in practitioners:
+        rows.append((start - timedelta(days=1), "mt.capacity_set", territory, gp, None,
+                     json.dumps({"capacity": 3})))  # fmt: skip
+    waiting: list[uuid.UUID] = []
     for day_index in range(365):
         day = start + timedelta(days=day_index)
         if day.weekday() == 6:
             continue
-        # Each GP's slots of that day, announced by the materialisation two weeks before.
-        for gp in practitioners:
+
+        def at() -> datetime:
+            return day + timedelta(minutes=RNG.randint(0, 1439))  # noqa: B023
+
+        # Each GP's slots of that day, announced by the materialisation two weeks before
+        # (one GP in ten keeps them for the CPTS).
+        for n, gp in enumerate(practitioners):
             rows.append(
                 (
                     day - timedelta(days=14),
                     "slots.offered",
                     territory,
                     gp,
+                    None,
                     json.dumps(
                         {
                             "modality": "cabinet",
-                            "visibility": "sas",
+                            "visibility": "cpts" if n % 10 == 0 else "sas",
                             "days": {day.date().isoformat(): {"slots": 6, "minutes": 120}},
                         }
                     ),
                 )
             )
+        booked = []
         for _ in range(600):  # SAS bookings of the day
             lead = RNG.randint(30, 4000)
-            rows.append(
-                (
-                    day + timedelta(minutes=RNG.randint(0, 1439)),
-                    "booking.booked",
-                    territory,
-                    RNG.choice(practitioners),
-                    json.dumps(
-                        {
-                            "modality": RNG.choice(["cabinet", "visite", "teleconsultation"]),
-                            "lead_minutes": lead,
-                            "start": (day + timedelta(minutes=lead)).isoformat(),
-                        }
-                    ),
-                )
-            )
-        for type_, n in (
-            ("booking.cancelled", 30),
-            ("booking.honored", 500),
-            ("booking.no_show", 25),
-            ("mt.registered", 40),
+            booking = uuid.uuid4()
+            booked.append(booking)
+            data = {
+                "modality": RNG.choice(["cabinet", "visite", "teleconsultation"]),
+                "lead_minutes": lead,
+                "start": (day + timedelta(minutes=lead)).isoformat(),
+            }
+            rows.append((day, "booking.booked", territory, RNG.choice(practitioners), booking,
+                         json.dumps(data)))  # fmt: skip
+        # Of them, 30 cancelled, 500 honored and 25 no-shows (each booking one fate).
+        RNG.shuffle(booked)
+        for type_, chosen in (
+            ("booking.cancelled", booked[:30]),
+            ("booking.honored", booked[30:530]),
+            ("booking.no_show", booked[530:555]),
         ):
-            for _ in range(n):
-                rows.append(
-                    (
-                        day + timedelta(minutes=RNG.randint(0, 1439)),
-                        type_,
-                        territory,
-                        None,
-                        json.dumps({"was": "booked", "priority": RNG.randint(0, 3)}),
-                    )
-                )
+            for booking in chosen:
+                rows.append((day + timedelta(days=2), type_, territory, None, booking,
+                             json.dumps({"was": "booked"})))  # fmt: skip
+        for _ in range(40):
+            request = uuid.uuid4()
+            waiting.append(request)
+            rows.append((at(), "mt.registered", territory, None, request,
+                         json.dumps({"priority": RNG.randint(0, 3)})))  # fmt: skip
         for _ in range(30):
-            rows.append(
-                (
-                    day + timedelta(minutes=RNG.randint(0, 1439)),
-                    "mt.attached",
-                    territory,
-                    RNG.choice(practitioners),
-                    json.dumps(
-                        {"priority": RNG.randint(0, 3), "waiting_days": RNG.uniform(1, 200)}
-                    ),
-                )
-            )
+            request = waiting.pop(RNG.randrange(len(waiting)))
+            rows.append((day + timedelta(hours=23, minutes=59), "mt.attached", territory,
+                         RNG.choice(practitioners), request,
+                         json.dumps({"waiting_days": RNG.uniform(1, 200)})))  # fmt: skip
     await conn.copy_records_to_table(
         "activity_event", records=rows,
-        columns=["at", "type", "territory_id", "practitioner_id", "data"],
+        columns=["at", "type", "territory_id", "practitioner_id", "subject_id", "data"],
     )  # fmt: skip
     await conn.execute("ANALYZE activity_event")
-    await conn.execute("ANALYZE offer_period, booking_day, booked_slot_day")
+    await conn.execute("ANALYZE offer_period, booking_state")
     print(f"{len(rows):,} events for {gps} practitioners over {year}")
     await conn.close()
     return territory, key
@@ -160,17 +158,17 @@ async def main(gps: int, requests: int) -> None:
 
 async def explain(url: str, territory: uuid.UUID, year: int) -> None:
     """The plan of each indicator query for a year by month, as docs/indicators.md shows."""
-    from sqlalchemy import text
     from sqlalchemy.ext.asyncio import create_async_engine
 
-    from app.activity.indicators import QUERIES, query_params
+    from app.activity.indicators import QUERIES, query_params, statement
 
     engine = create_async_engine(url)
     _, params = query_params(territory, "Europe/Paris", "month", date(year, 1, 1),
                              date(year + 1, 1, 1))  # fmt: skip
     async with engine.connect() as conn:
         for name, sql in QUERIES.items():
-            rows = await conn.execute(text(f"EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) {sql}"), params)
+            explained = statement(f"EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) {sql}")
+            rows = await conn.execute(explained, params)
             print(f"\n-- {name}")
             for (line,) in rows:
                 print(line)

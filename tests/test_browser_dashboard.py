@@ -2,6 +2,7 @@
 uvicorn on 127.0.0.1 and real PostgreSQL. Screenshots land in test-artifacts/."""
 
 import asyncio
+import itertools
 import shutil
 import socket
 import uuid
@@ -75,12 +76,24 @@ async def seed_recent(session, territory_id: str) -> None:
                                          "days": {day: {"slots": 12, "minutes": 240}}}},
     ] + [
         {"at": now - timedelta(days=1, hours=h), "type": "booking.booked", "territory_id": t,
-         "practitioner_id": gp, "data": {"modality": "cabinet", "lead_minutes": 90,
-                                         "start": (now - timedelta(hours=20)).isoformat()}}
+         "practitioner_id": gp, "subject_id": uuid.uuid4(),
+         "data": {"modality": "cabinet", "lead_minutes": 90,
+                  "start": (now - timedelta(hours=20)).isoformat()}}
         for h in (1, 2, 3)
     ]  # fmt: skip
     await session.execute(insert(ActivityEvent), events)
     await session.commit()
+
+
+# Left and right edges of each chart's x-axis labels, in order, chart after chart.
+AXIS_LABEL_BOXES = """
+[...document.querySelectorAll('svg.chart')].flatMap(svg =>
+  [...svg.querySelectorAll('text.axis[text-anchor="middle"]')].map(t => {
+    const r = t.getBoundingClientRect(); return [r.left + 10000 * [...document
+      .querySelectorAll('svg.chart')].indexOf(svg), r.right + 10000 * [...document
+      .querySelectorAll('svg.chart')].indexOf(svg)];
+  }))
+"""
 
 
 async def test_coordinator_signs_in_and_reads_the_dashboard(served, browser, territory, session):
@@ -107,6 +120,9 @@ async def test_coordinator_signs_in_and_reads_the_dashboard(served, browser, ter
     await phone.goto(f"{served}/dashboard")
     width = await phone.evaluate("document.documentElement.scrollWidth")
     assert width <= 390  # no horizontal scrolling on a phone
+    for viewer in (page, phone):  # the charts' axis labels never overlap
+        boxes = await viewer.evaluate(AXIS_LABEL_BOXES)
+        assert boxes and all(a[1] <= b[0] for a, b in itertools.pairwise(boxes))
     await phone.screenshot(path=str(ARTIFACTS / "dashboard-phone.png"), full_page=True)
 
 

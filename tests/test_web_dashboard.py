@@ -76,10 +76,17 @@ async def test_dashboard_key_sees_its_territory_only(client, territory, other_te
     assert r.status_code == 404
 
 
-async def test_csv_download_from_the_dashboard(client, territory):
+async def test_csv_download_from_the_dashboard_is_for_excel_in_french(client, territory):
     await sign_in(client, territory.dashboard)
     r = await client.get("/dashboard/indicateurs.csv")
-    assert r.status_code == 200 and r.text.startswith("period_start,")
+    assert r.status_code == 200
+    assert r.content.startswith(b"\xef\xbb\xbfD\xc3\xa9but de p\xc3\xa9riode;")
+
+
+async def test_raw_csv_download_from_the_dashboard(client, territory):
+    await sign_in(client, territory.dashboard)
+    r = await client.get("/dashboard/indicateurs.csv?dialect=raw")
+    assert r.status_code == 200 and r.text.startswith("period_start,period_end,")
 
 
 async def test_tampered_cookie_is_a_new_sign_in(client):

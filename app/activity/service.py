@@ -89,3 +89,11 @@ async def record_rows(session: AsyncSession, events: list[dict[str, Any]]) -> No
             actor_key_ids=[e.get("actor_key_id") for e in events],
             data=[json.dumps(e.get("data", {})) for e in events],
         )
+
+
+async def rebuild_rollups(session: AsyncSession) -> None:
+    """Empty the indicators' roll-ups (`offer_period`, `booking_state`) and fill them again
+    from the whole activity log, with the SQL the log's trigger runs on each new statement
+    of events (`activity_rollup_rebuild()`, migration 0020). The trigger keeps them current;
+    this repairs them, and the tests check that both agree."""
+    await session.execute(text("SELECT activity_rollup_rebuild()"))

@@ -1,17 +1,16 @@
 """ACI indicators (JSON or CSV) and the activity log."""
 
-import csv
-import io
 import uuid
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query, Response
+from fastapi import APIRouter, Depends, Header, Query, Response
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.activity import indicators
+from app.activity import export, indicators
 from app.activity.audit import PatientAccess
 from app.activity.models import AciTarget, ActivityEvent
 from app.api.deps import CallerDep, SessionDep
@@ -27,7 +26,7 @@ from app.pagination import (
     encode_cursor,
 )
 from app.security import ADMIN, COORDINATOR, DASHBOARD
-from app.validators import StrictModel
+from app.validators import StrictModel, local
 
 router = APIRouter(tags=["indicators"])
 
@@ -47,6 +46,8 @@ class IndicatorsOut(BaseModel):
     granularity: str
     from_: date = Field(alias="from")
     to: date
+    aci_signed_on: date | None = None
+    population: int | None = None
     periods: list[PeriodOut]
     targets: list[dict[str, Any]] = Field(
         default_factory=list,
@@ -55,27 +56,63 @@ class IndicatorsOut(BaseModel):
     definitions: str = "docs/indicators.md"
 
 
-def _flatten(prefix: str, values: dict[str, Any]) -> dict[str, Any]:
-    flat: dict[str, Any] = {}
-    for key, value in values.items():
-        if isinstance(value, dict):
-            flat.update(_flatten(f"{prefix}{key}.", value))
-        else:
-            flat[f"{prefix}{key}"] = "" if value is None else value
-    return flat
-
-
-def to_csv(result: IndicatorsOut) -> str:
-    rows = [
-        {"period_start": p.period_start.isoformat(), "period_end": p.period_end.isoformat(),
-         **_flatten("snp.", p.snp), **_flatten("mt.", p.mt)}
+def csv_rows(result: IndicatorsOut) -> list[dict[str, Any]]:
+    return [
+        {"period_start": p.period_start, "period_end": p.period_end,
+         **export.flatten("snp.", p.snp), **export.flatten("mt.", p.mt)}
         for p in result.periods
     ]  # fmt: skip
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=list(rows[0]) if rows else ["period_start"])
-    writer.writeheader()
-    writer.writerows(rows)
-    return out.getvalue()
+
+
+def csv_response(result: IndicatorsOut, dialect: export.Dialect) -> Response:
+    return Response(
+        export.to_csv(csv_rows(result), dialect),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": 'attachment; filename="indicateurs.csv"'},
+    )
+
+
+def current_time() -> datetime:
+    """The clock of the indicators' routes (tests override this dependency)."""
+    return datetime.now(UTC)
+
+
+NowDep = Annotated[datetime, Depends(current_time)]
+
+
+async def territory_indicators(
+    session: AsyncSession,
+    territory: Territory,
+    granularity: indicators.Granularity,
+    start: date,
+    end: date,
+    now: datetime,
+) -> IndicatorsOut:
+    """The figures and target progress of a territory, as the API and the dashboard show
+    them."""
+    figures = await indicators.compute(
+        session,
+        territory.id,
+        territory.timezone,
+        granularity,
+        start,
+        end,
+        now=now,
+        population=territory.population,
+        signed_on=territory.aci_signed_on,
+    )
+    targets = await _targets(session, territory.id)
+    return IndicatorsOut(
+        territory_id=territory.id,
+        timezone=territory.timezone,
+        granularity=granularity,
+        from_=start,
+        to=end,
+        aci_signed_on=territory.aci_signed_on,
+        population=territory.population,
+        periods=[PeriodOut(**f.__dict__) for f in figures],
+        targets=indicators.progress(figures, targets, territory.aci_signed_on),
+    )
 
 
 @router.get(
@@ -86,18 +123,24 @@ def to_csv(result: IndicatorsOut) -> str:
 async def get_indicators(
     session: SessionDep,
     caller: CallerDep,
+    now: NowDep,
     territory_id: uuid.UUID | None = None,
     from_: Annotated[
-        BoundedDate | None, Query(alias="from", description="Default: 1 January")
+        BoundedDate | None, Query(alias="from", description="Default: start of the indicator year")
     ] = None,
     to: Annotated[
-        BoundedDate | None, Query(description="Exclusive; default: next 1 January")
+        BoundedDate | None, Query(description="Exclusive; default: a year after from")
     ] = None,
     granularity: indicators.Granularity = "month",
+    dialect: Annotated[
+        export.Dialect,
+        Query(description="CSV only: `excel` (French, `;`, BOM) or `raw` (`,`, dotted names)"),
+    ] = "excel",
     accept: Annotated[str | None, Header(include_in_schema=False)] = None,
 ) -> Any:
-    """The access-to-care indicators of a territory per local week, month, quarter or year,
-    all computed from the activity log. `Accept: text/csv` gives the same figures as CSV."""
+    """The access-to-care indicators of a territory per local week, month, quarter or year
+    (ACI years from the territory's `aci_signed_on`), all computed from the activity log.
+    `Accept: text/csv` gives the same figures as CSV (see `dialect`)."""
     caller.require(ADMIN, COORDINATOR, DASHBOARD)
     if territory_id is None:
         if caller.territory_id is None:
@@ -106,32 +149,18 @@ async def get_indicators(
     territory = await session.get(Territory, territory_id)
     if territory is None or not caller.sees_territory(territory.id):
         raise NotFound("Territory not found")
-    today = date.today()
-    start = from_ or date(today.year, 1, 1)
-    end = to or date(start.year + 1, 1, 1)
+    today = local(now, territory.timezone).date()
+    start = from_ or indicators.aci_year_start(today, territory.aci_signed_on)
+    end = to or indicators.next_period(
+        indicators.aci_year_start(start, territory.aci_signed_on), "year", territory.aci_signed_on
+    )
     if end <= start:
         raise ValidationFailed.field(["query", "to"], "must be after from")
     if (end - start).days > 366 * 5:
         raise ValidationFailed.field(["query", "to"], "at most five years at a time")
-    figures = await indicators.compute(
-        session, territory.id, territory.timezone, granularity, start, end
-    )
-    targets = await _targets(session, territory.id)
-    result = IndicatorsOut(
-        territory_id=territory.id,
-        timezone=territory.timezone,
-        granularity=granularity,
-        from_=start,
-        to=end,
-        periods=[PeriodOut(**f.__dict__) for f in figures],
-        targets=indicators.progress(figures, targets),
-    )
+    result = await territory_indicators(session, territory, granularity, start, end, now)
     if accept and "text/csv" in accept:
-        return Response(
-            to_csv(result),
-            media_type="text/csv; charset=utf-8",
-            headers={"Content-Disposition": 'attachment; filename="indicateurs.csv"'},
-        )
+        return csv_response(result, dialect)
     return result
 
 

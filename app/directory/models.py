@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, time
+from datetime import date, datetime, time
 
 from sqlalchemy import (
     Boolean,
     CheckConstraint,
     Column,
+    Date,
     DateTime,
     Double,
     ForeignKey,
@@ -59,6 +60,9 @@ class Territory(IdMixin, CreatedAtMixin, Base):
     timezone: Mapped[str] = mapped_column(String(64))
     department: Mapped[str] = mapped_column(String(3))
     population: Mapped[int | None] = mapped_column(Integer)
+    # The signature date of the territory's ACI contract: its anniversary starts each
+    # indicator year (calendar years when unknown).
+    aci_signed_on: Mapped[date | None] = mapped_column(Date)
     finess: Mapped[str | None] = mapped_column(String(9))
     phone: Mapped[str | None] = mapped_column(String(32))
     # How far ahead a surnuméraire may be booked (the SNP mission: within 48 hours).

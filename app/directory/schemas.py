@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, time
+from datetime import date, datetime, time
 from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -45,6 +45,10 @@ class TerritoryIn(StrictModel):
     timezone: TimeZoneName = Field(examples=["Europe/Paris"])
     department: Department
     population: int | None = Field(default=None, ge=0, le=100_000_000)
+    aci_signed_on: date | None = Field(
+        default=None,
+        description="Signature date of the territory's ACI contract: starts each indicator year",
+    )
     finess: Finess | None = None
     phone: Phone | None = None
     snp_window_hours: int = Field(
@@ -57,6 +61,10 @@ class TerritoryPatch(StrictModel):
     timezone: TimeZoneName | None = None
     department: Department | None = None
     population: int | None = Field(default=None, ge=0, le=100_000_000)
+    aci_signed_on: date | None = Field(
+        default=None,
+        description="Signature date of the territory's ACI contract: starts each indicator year",
+    )
     finess: Finess | None = None
     phone: Phone | None = None
     snp_window_hours: int | None = Field(default=None, ge=1, le=720)
@@ -73,6 +81,7 @@ class TerritoryOut(OutModel):
     timezone: str
     department: str
     population: int | None
+    aci_signed_on: date | None = None
     finess: str | None
     phone: str | None
     snp_window_hours: int

@@ -482,9 +482,18 @@ async def delete_practitioner(
 ) -> None:
     caller.require(*DIRECTORY_WRITERS)
     practitioner = await get_practitioner(session, caller, practitioner_id)
+    territory_id = practitioner.territory_id
     await session.delete(practitioner)
     await _flush_or_conflict(
         session, "The practitioner still has bookings or MT patients; cancel or move them first"
+    )
+    # The MT capacity indicators count active GPs only: the log says when one left.
+    await record(
+        session,
+        "practitioner.deleted",
+        territory_id=territory_id,
+        practitioner_id=practitioner_id,
+        actor_key_id=caller.key_id,
     )
 
 

@@ -34,6 +34,9 @@ def bar_chart(title: str, labels: list[str], series: list[Series], *, unit: str 
     peak = nice_ceiling(max([v for s in series for v in s.values] + [0.0]))
     groups = max(len(labels), 1)
     group_w = plot_w / groups
+    # At most 8 axis labels: "30 nov." takes about 45 units at the axis font size, so more
+    # would overlap (the SVG scales as a whole, on a 390 px phone as at 1280 px).
+    label_every = math.ceil(groups / 8)
     bar_w = max(2.0, group_w * 0.8 / max(len(series), 1))
     parts = [
         f'<svg viewBox="0 0 {width} {height}" role="img" aria-label="{escape(title)}" '
@@ -58,7 +61,7 @@ def bar_chart(title: str, labels: list[str], series: list[Series], *, unit: str 
                 f'width="{bar_w - 1:.1f}" height="{h:.1f}" fill="{PALETTE[j % len(PALETTE)]}">'
                 f"<title>{escape(s.name)} {escape(label)} : {value:g}{escape(unit)}</title></rect>"
             )
-        if groups <= 16 or i % 2 == 0:
+        if i % label_every == 0:
             parts.append(
                 f'<text x="{x0 + group_w * 0.4:.1f}" y="{height - bottom + 16}" class="axis" '
                 f'text-anchor="middle">{escape(label)}</text>'

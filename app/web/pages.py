@@ -4,15 +4,15 @@ Sign-in and sign-out are in app.web.auth."""
 from __future__ import annotations
 
 import uuid
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from typing import Any
 
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from app.activity import indicators
+from app.activity import export, indicators
 from app.api.deps import SessionDep
-from app.api.indicators import IndicatorsOut, PeriodOut, _targets, to_csv
+from app.api.indicators import NowDep, csv_response, territory_indicators
 from app.directory.models import Territory
 from app.errors import NotFound
 from app.security import ADMIN, COORDINATOR, DASHBOARD, Caller
@@ -63,87 +63,101 @@ def _figure(
     }
 
 
-def _sum(periods: list[indicators.Figures], section: str, name: str) -> float:
-    return sum(float(getattr(p, section).get(name) or 0) for p in periods)
+def _day(day: date, year: bool = False) -> str:
+    return f"{day.day} {MONTHS[day.month - 1]}" + (f" {day.year}" if year else "")
+
+
+def _span(start: date, end: date) -> str:
+    """A period's label from its bounds ([start, end)): "30 nov." for a whole week, "30 nov.
+    – 4 déc." for one clipped at today."""
+    last = end - timedelta(days=1)
+    return _day(start) if (end - start).days == 7 else f"{_day(start)} – {_day(last)}"
 
 
 @router.get("/dashboard")
 async def dashboard(
-    request: Request, session: SessionDep, user: UserDep, territory_id: uuid.UUID | None = None
+    request: Request,
+    session: SessionDep,
+    user: UserDep,
+    now: NowDep,
+    territory_id: uuid.UUID | None = None,
 ) -> Response:
     require_role(user, COORDINATOR, DASHBOARD, ADMIN)
     caller = user.caller
     territory = await _territory(session, caller, territory_id)
     if territory is None:
         raise NotFound("Territory not found", page_message="Précisez le territoire à afficher.")
-    today = local(datetime.now().astimezone(), territory.timezone).date()
-    year_start, year_end = date(today.year, 1, 1), date(today.year + 1, 1, 1)
-    months = await indicators.compute(
-        session, territory.id, territory.timezone, "month", year_start, year_end
-    )
-    progress = {
-        t["indicator"]: t
-        for t in indicators.progress(months, await _targets(session, territory.id))
-    }
-    weeks = await indicators.compute(
-        session,
-        territory.id,
-        territory.timezone,
-        "week",
-        today - timedelta(weeks=11),
-        today + timedelta(weeks=2),
-    )
-    past = [m for m in months if m.period_start <= today]
-    offered, booked = _sum(past, "snp", "slots_offered"), _sum(past, "snp", "slots_booked_by_sas")
-    attached = _sum(past, "mt", "attached")
-    last = past[-1].mt if past else {}
+    today = local(now, territory.timezone).date()
+    tomorrow = today + timedelta(days=1)
+    year_start = indicators.aci_year_start(today, territory.aci_signed_on)
+    # Everything up to today included, nothing after: the label says "jusqu'au <today>".
+    year = await territory_indicators(session, territory, "month", year_start, tomorrow, now)
+    months = year.periods
+    progress = {t["indicator"]: t for t in year.targets}
+    monday = today - timedelta(days=today.weekday())
+    weeks = (
+        await territory_indicators(
+            session, territory, "week", monday - timedelta(weeks=11), tomorrow, now
+        )
+    ).periods
+
+    def total(section: str, name: str) -> float:
+        return sum(float(getattr(p, section).get(name) or 0) for p in months)
+
+    offered, taken = int(total("snp", "slots_offered")), int(total("snp", "slots_taken"))
+    last = months[-1].mt
     snp_figures = [
-        _figure("créneaux SNP proposés", _fmt(int(offered)), "snp.slots_offered", progress),
+        _figure("créneaux SNP proposés", _fmt(offered), "snp.slots_offered", progress),
         _figure(
-            "heures proposées",
-            _fmt(_sum(past, "snp", "hours_offered")),
-            "snp.hours_offered",
+            "dont mis à disposition du SAS",
+            _fmt(int(total("snp", "slots_offered_sas"))),
+            "snp.slots_offered_sas",
             progress,
         ),
-        _figure("réservations par le SAS", _fmt(int(booked)), "snp.slots_booked_by_sas", progress),
+        _figure(
+            "dont internes à la CPTS", _fmt(int(total("snp", "slots_offered_cpts"))), None, {}
+        ),
+        _figure("heures proposées", _fmt(total("snp", "hours_offered")), "snp.hours_offered",
+                progress),
+        _figure("créneaux pris", _fmt(taken), None, progress),
+        _figure("taux de remplissage", _pct(indicators.fill_rate(taken, offered)), None, {}),
+        _figure(
+            "réservations par le SAS",
+            _fmt(int(total("snp", "slots_booked_by_sas"))),
+            "snp.slots_booked_by_sas",
+            progress,
+        ),
         _figure(
             "rendez-vous dans les 48 h",
-            _fmt(int(_sum(past, "snp", "booked_within_48h"))),
+            _fmt(int(total("snp", "booked_within_48h"))),
             "snp.booked_within_48h",
             progress,
         ),
         _figure(
             "patients surnuméraires",
-            _fmt(int(_sum(past, "snp", "overbooked"))),
+            _fmt(int(total("snp", "overbooked"))),
             "snp.overbooked",
             progress,
         ),
-        _figure("taux de remplissage", _pct(booked / offered if offered else None), None, progress),
-    ]
+    ]  # fmt: skip
     mt_figures = [
-        _figure(
-            "patients inscrits",
-            _fmt(int(_sum(past, "mt", "registered"))),
-            "mt.registered",
-            progress,
-        ),
-        _figure(
-            "patients rattachés à un médecin traitant", _fmt(int(attached)), "mt.attached", progress
-        ),
+        _figure("patients inscrits", _fmt(int(total("mt", "registered"))), "mt.registered",
+                progress),
+        _figure("patients rattachés à un médecin traitant", _fmt(int(total("mt", "attached"))),
+                "mt.attached", progress),
         _figure("patients en attente", _fmt(last.get("waiting_at_end")), None, progress),
-        _figure(
-            "places restantes chez les médecins",
-            _fmt(last.get("remaining_capacity_at_end")),
-            None,
-            progress,
-        ),
-    ]
+        _figure("jours d'attente (médiane des patients en attente)",
+                _fmt(last.get("still_waiting_days_median")), None, progress),
+        _figure("places restantes chez les médecins",
+                _fmt(last.get("remaining_capacity_at_end")), None, progress),
+    ]  # fmt: skip
     week_rows = [
         {
-            "label": f"{w.period_start.day} {MONTHS[w.period_start.month - 1]}",
+            "label": _span(w.period_start, w.period_end),
             "offered": w.snp["slots_offered"],
-            "booked": w.snp["slots_booked_by_sas"],
+            "taken": w.snp["slots_taken"],
             "fill": _pct(w.snp["fill_rate"]),
+            "booked": w.snp["slots_booked_by_sas"],
         }
         for w in weeks
     ]
@@ -155,27 +169,28 @@ async def dashboard(
             "waiting": m.mt["waiting_at_end"],
             "median": _fmt(m.mt["waiting_days_median"]),
         }
-        for m in past
+        for m in months
     ]
     snp_chart = bar_chart(
-        "Créneaux SNP proposés et réservations SAS par semaine",
-        [r["label"] for r in week_rows],
+        "Créneaux SNP proposés et pris par semaine",
+        [_day(w.period_start) for w in weeks],
         [Series("Proposés", [r["offered"] for r in week_rows]),
-         Series("Réservés", [r["booked"] for r in week_rows])],
+         Series("Pris", [r["taken"] for r in week_rows])],
     )  # fmt: skip
     mt_chart = bar_chart(
         "Patients en attente d'un médecin traitant et délai médian par mois",
         [r["label"] for r in month_rows],
-        [Series("En attente", [float(m.mt["waiting_at_end"]) for m in past]),
-         Series("Délai médian (jours)", [m.mt["waiting_days_median"] or 0 for m in past])],
+        [Series("En attente", [float(m.mt["waiting_at_end"]) for m in months]),
+         Series("Délai médian (jours)", [m.mt["waiting_days_median"] or 0 for m in months])],
     )  # fmt: skip
     return show(
         request,
         user,
         "dashboard.html",
         territory=territory,
-        year=today.year,
-        today=f"{today.day} {MONTHS[today.month - 1]} {today.year}",
+        year=year_start.year,
+        since=_day(year_start, year=True),
+        today=_day(today, year=True),
         snp_figures=snp_figures,
         mt_figures=mt_figures,
         weeks=week_rows,
@@ -187,23 +202,20 @@ async def dashboard(
 
 @router.get("/dashboard/indicateurs.csv")
 async def dashboard_csv(
-    session: SessionDep, user: UserDep, territory_id: uuid.UUID | None = None
+    session: SessionDep,
+    user: UserDep,
+    now: NowDep,
+    territory_id: uuid.UUID | None = None,
+    dialect: export.Dialect = "excel",
 ) -> Response:
+    """The months of the dashboard's indicator year up to today, as the page shows them."""
     require_role(user, COORDINATOR, DASHBOARD, ADMIN)
     territory = await _territory(session, user.caller, territory_id)
     if territory is None:
         raise NotFound("Territory not found", page_message="Territoire introuvable.")
-    year = date.today().year
-    figures = await indicators.compute(
-        session, territory.id, territory.timezone, "month", date(year, 1, 1), date(year + 1, 1, 1)
+    today = local(now, territory.timezone).date()
+    year_start = indicators.aci_year_start(today, territory.aci_signed_on)
+    result = await territory_indicators(
+        session, territory, "month", year_start, today + timedelta(days=1), now
     )
-    result = IndicatorsOut(
-        territory_id=territory.id, timezone=territory.timezone, granularity="month",
-        from_=date(year, 1, 1), to=date(year + 1, 1, 1),
-        periods=[PeriodOut(**f.__dict__) for f in figures],
-    )  # fmt: skip
-    return Response(
-        to_csv(result),
-        media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": 'attachment; filename="indicateurs.csv"'},
-    )
+    return csv_response(result, dialect)

@@ -1,0 +1,116 @@
+"""The indicators as CSV: for Excel in French by default (`;` separator, decimal comma, French
+column headers, UTF-8 with a byte-order mark), or machine-readable (`raw`: `,`, decimal point,
+the JSON's dotted field names, no BOM). Both carry the same figures as the JSON."""
+
+from __future__ import annotations
+
+import io
+from datetime import date
+from typing import Any, Literal
+
+from app import csv_safety
+
+Dialect = Literal["excel", "raw"]
+
+LABELS = {
+    "period_start": "Début de période",
+    "period_end": "Fin de période (exclue)",
+    "snp.slots_offered": "SNP créneaux proposés",
+    "snp.slots_offered_sas": "SNP créneaux mis à disposition du SAS",
+    "snp.slots_offered_cpts": "SNP créneaux internes CPTS",
+    "snp.hours_offered": "SNP heures proposées",
+    "snp.practitioners_offering": "SNP médecins proposant des créneaux",
+    "snp.hours_per_gp_per_week": "SNP heures par médecin et par semaine",
+    "snp.slots_taken": "SNP créneaux pris",
+    "snp.fill_rate": "SNP taux de remplissage",
+    "snp.slots_booked_by_sas": "SNP réservations par le SAS",
+    "snp.booked_within_24h": "SNP rendez-vous dans les 24 h",
+    "snp.booked_within_48h": "SNP rendez-vous dans les 48 h",
+    "snp.overbooked": "SNP patients surnuméraires",
+    "snp.cancellations": "SNP annulations",
+    "snp.honored": "SNP rendez-vous honorés",
+    "snp.no_show": "SNP rendez-vous non honorés",
+    "snp.no_show_rate": "SNP taux de rendez-vous non honorés",
+    "mt.registered": "MT patients inscrits",
+    "mt.attached": "MT patients rattachés",
+    "mt.fragile_share_of_attached": "MT part de patients fragiles parmi les rattachés",
+    "mt.waiting_days_median": "MT délai médian des rattachés (jours)",
+    "mt.waiting_days_p90": "MT délai 90e centile des rattachés (jours)",
+    "mt.waiting_at_end": "MT patients en attente en fin de période",
+    "mt.still_waiting_days_median": "MT attente médiane des patients en attente (jours)",
+    "mt.still_waiting_days_p90": "MT attente 90e centile des patients en attente (jours)",
+    "mt.still_waiting_days_oldest": "MT plus longue attente en cours (jours)",
+    "mt.remaining_capacity_at_end": "MT places restantes chez les médecins",
+}
+PARTS = {
+    "modality_share": "part",
+    "cabinet": "cabinet",
+    "visite": "visite à domicile",
+    "teleconsultation": "téléconsultation",
+    "per_1000_inhabitants": "pour 1 000 habitants",
+    "waiting_at_end_by_priority": "en attente par nombre de critères",
+    "by_criterion": "",
+    "ald": "ALD",
+    "aged_70": "70 ans et plus",
+    "precarity": "précarité",
+}
+
+
+def french_header(key: str) -> str:
+    """`snp.modality_share.visite` → `SNP part visite à domicile`, and so on."""
+    if key in LABELS:
+        return LABELS[key]
+    section, *parts = key.split(".")
+    if not parts:
+        return key
+    leaf = f"{section}.{parts[-1]}"
+    if leaf in LABELS:  # e.g. mt.by_criterion.ald.registered → MT patients inscrits (ALD)
+        qualifiers = [PARTS.get(p, p) for p in parts[:-1] if PARTS.get(p, p)]
+        return f"{LABELS[leaf]} ({', '.join(qualifiers)})"
+    words = [PARTS.get(p, p) for p in parts]
+    return " ".join([section.upper(), *(w for w in words if w)])
+
+
+def flatten(prefix: str, values: dict[str, Any]) -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in values.items():
+        if isinstance(value, dict):
+            flat.update(flatten(f"{prefix}{key}.", value))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def _french(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "oui" if value else "non"
+    if isinstance(value, float):
+        return repr(value).replace(".", ",")
+    if isinstance(value, int | date):
+        return str(value)
+    return str(value)
+
+
+def _raw(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, int | float | date):
+        return str(value)
+    return str(value)
+
+
+def to_csv(rows: list[dict[str, Any]], dialect: Dialect = "excel") -> bytes:
+    """Rows of flattened figures (`flatten`) as CSV bytes in the dialect."""
+    columns = list(rows[0]) if rows else ["period_start", "period_end"]
+    out = io.StringIO()
+    if dialect == "raw":
+        writer = csv_safety.writer(out, lineterminator="\n")
+        writer.writerow(columns)
+        writer.writerows([_raw(row.get(c)) for c in columns] for row in rows)
+        return out.getvalue().encode()
+    writer = csv_safety.writer(out, delimiter=";", lineterminator="\r\n")
+    writer.writerow([french_header(c) for c in columns])
+    writer.writerows([_french(row.get(c)) for c in columns] for row in rows)
+    return out.getvalue().encode("utf-8-sig")
