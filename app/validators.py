@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import zoneinfo
-from datetime import datetime
+from datetime import datetime, time
 from functools import lru_cache
 from typing import Annotated
 
 import phonenumbers
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    WithJsonSchema,
+)
 
 # Regions whose numbers are French: metropolitan France and the overseas departments.
 _FRENCH_REGIONS = ("FR", "GP", "MQ", "GF", "RE", "YT", "PM", "BL", "MF")
@@ -106,3 +113,18 @@ Longitude = Annotated[float, Field(ge=-180, le=180)]
 def local(dt: datetime, tz: str) -> datetime:
     """Render an instant in a territory's zone (API output uses the local offset)."""
     return dt.astimezone(zoneinfo.ZoneInfo(tz))
+
+
+# A local wall-clock time in an answer ("17:00"): JSON Schema's "time" format is an RFC 3339
+# full-time, which needs an offset, and these times have none (they are the territory's).
+WallClockOut = Annotated[
+    time,
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": "^[0-2][0-9]:[0-5][0-9](:[0-5][0-9])?$",
+            "examples": ["17:00:00"],
+        },
+        mode="serialization",
+    ),
+]

@@ -23,6 +23,7 @@ from app.validators import (
     StrictModel,
     Text300,
     TimeZoneName,
+    WallClockOut,
 )
 
 Role = Literal["admin", "coordinator", "practice", "regulator", "dashboard", "sas_platform"]
@@ -262,8 +263,8 @@ class PractitionerOut(TerritoryStamped):
     specialty: str | None
     accepts_overbooking: bool
     overbooking_daily_cap: int
-    overbooking_start_time: time
-    overbooking_end_time: time
+    overbooking_start_time: WallClockOut
+    overbooking_end_time: WallClockOut
     overbooking_modalities: list[str] | None
     mt_capacity: int
 

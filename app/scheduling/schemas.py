@@ -9,7 +9,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from app.bounds import BoundedDate, BoundedDatetime
-from app.validators import OutModel, StrictModel
+from app.validators import OutModel, StrictModel, WallClockOut
 
 Modality = Literal["cabinet", "visite", "teleconsultation"]
 Visibility = Literal["sas", "cpts", "public"]
@@ -67,8 +67,8 @@ class RuleOut(OutModel):
     id: uuid.UUID
     practitioner_id: uuid.UUID
     rrule: str
-    start_time: time
-    end_time: time
+    start_time: WallClockOut
+    end_time: WallClockOut
     slot_minutes: int
     modality: str
     visibility: str
