@@ -33,6 +33,7 @@ from app.api import (
     sas_notifications,
     slots,
     territories,
+    unmet_requests,
     webhooks,
 )
 from app.api_docs import install_api_docs
@@ -235,6 +236,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         regulator_accounts,
         sas_notifications,
         indicators,
+        unmet_requests,
     ):
         app.include_router(module.router)
     for web_module in (
