@@ -61,6 +61,7 @@ from app.web import (
     practice_pages,
     pro_sante_connect,
     regulator_pages,
+    unmet_pages,
 )
 
 log = logging.getLogger(__name__)
@@ -245,6 +246,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         practice_pages,
         practice_mt_pages,
         regulator_pages,
+        unmet_pages,
         booking_pages,
         coordinator_pages,
         directory_pages,

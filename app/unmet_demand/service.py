@@ -7,7 +7,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -169,29 +169,51 @@ async def record(
 async def count_empty_search(
     session: AsyncSession,
     caller: Caller,
-    commune_insee: str,
+    *,
+    commune_insee: str | None,
+    near: tuple[float, float] | None,
     modality: str | None,
     now: datetime,
 ) -> bool:
     """Count a regulator's search that found nothing, once per regulator, commune and half
-    hour; False when that half hour already counted it (or the commune is in none of the
-    caller's territories). Kept apart from declared requests (`kind = empty_search`)."""
+    hour; False when that half hour already counted it, or when the place is in none of the
+    caller's territories (a point counts in the commune of the nearest practice). Kept apart
+    from declared requests (`kind = empty_search`)."""
     if caller.role != REGULATOR or caller.regulator_id is None:
         return False
-    rows = (
-        await session.scalars(
-            select(Practice.territory_id).where(Practice.commune_insee == commune_insee).distinct()
-        )
-    ).all()
-    ours = sorted(set(rows) & caller.territory_ids)
-    if not ours:
+    mine = Practice.territory_id.in_(caller.territory_ids)
+    if near is not None:
+        found = (
+            await session.execute(
+                select(Practice.territory_id, Practice.commune_insee)
+                .where(mine)
+                .order_by(great_circle_km(*near), Practice.id)
+                .limit(1)
+            )
+        ).one_or_none()
+        if found is None:
+            return False
+        territory_id, commune_insee = found[0], found[1]
+    elif commune_insee is not None:
+        ours = (
+            await session.scalars(
+                select(Practice.territory_id)
+                .where(Practice.commune_insee == commune_insee, mine)
+                .distinct()
+                .order_by(Practice.territory_id)
+            )
+        ).all()
+        if not ours:
+            return False
+        territory_id = ours[0]
+    else:
         return False
     request_id = uuid.uuid4()
     inserted = await session.scalar(
         insert(UnmetRequest)
         .values(
             id=request_id,
-            territory_id=ours[0],
+            territory_id=territory_id,
             regulator_id=caller.regulator_id,
             recorded_by_key_id=caller.key_id,
             kind="empty_search",
@@ -203,7 +225,7 @@ async def count_empty_search(
         )
         .on_conflict_do_nothing(
             index_elements=["regulator_id", "commune_insee", "half_hour"],
-            index_where=UnmetRequest.kind == "empty_search",
+            index_where=text("kind = 'empty_search'"),
         )
         .returning(UnmetRequest.id)
     )
@@ -212,7 +234,7 @@ async def count_empty_search(
     await record_event(
         session,
         "unmet.empty_search",
-        territory_id=ours[0],
+        territory_id=territory_id,
         subject_id=request_id,
         actor_key_id=caller.key_id,
         modality=modality,
