@@ -2,6 +2,7 @@
 dashboards read it and its figures."""
 
 import uuid
+from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
@@ -13,13 +14,15 @@ from app.errors import ValidationFailed
 from app.idempotency import IdempotencyKeyHeader, idempotent
 from app.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, Page
 from app.scheduling.service import now_utc
-from app.unmet_demand import schemas, service
+from app.unmet_demand import figures, schemas, service
+from app.unmet_demand.service import check_period
 
 router = APIRouter(prefix="/v1/unmet-requests", tags=["unmet demand"])
 _RESPONSES: dict[int | str, dict[str, Any]] = {
     403: {"description": "Not a regulator, or a place outside the territories it serves"},
     404: {"description": "Not found, or not visible to this key"},
 }
+DEFAULT_DAYS = 28
 FromQuery = Annotated[AwareDatetime | None, Query(alias="from")]
 
 
@@ -59,6 +62,44 @@ async def list_unmet(
         session, caller, start=from_, end=to, kind=kind, cursor=cursor, limit=limit
     )
     return Page(items=[service.render(v) for v in views], next_cursor=next_cursor)
+
+
+def _period(from_: datetime | None, to: datetime | None) -> tuple[datetime, datetime]:
+    end = to or now_utc()
+    start = from_ or end - timedelta(days=DEFAULT_DAYS)
+    check_period(start, end)
+    return start, end
+
+
+@router.get("/summary", response_model=schemas.UnmetSummary, responses=_RESPONSES)
+async def unmet_summary(
+    session: SessionDep,
+    caller: CallerDep,
+    from_: FromQuery = None,
+    to: AwareDatetime | None = None,
+    territory_id: uuid.UUID | None = None,
+) -> schemas.UnmetSummary:
+    """The unmet-demand figures of the caller's territory (coordinator, dashboard; an admin
+    names `territory_id`) over `from`..`to` (default: the last 28 days, at most 400 days):
+    SAS requests = placed + unmet, the share placed (and within 48 h), unmet by reason,
+    commune and local hour, empty searches apart. Defined in docs/indicators.md."""
+    start, end = _period(from_, to)
+    return await figures.summary(session, caller, territory_id, start, end)
+
+
+@router.get("/gap-map", response_model=list[schemas.GapCell], responses=_RESPONSES)
+async def gap_map(
+    session: SessionDep,
+    caller: CallerDep,
+    from_: FromQuery = None,
+    to: AwareDatetime | None = None,
+    territory_id: uuid.UUID | None = None,
+) -> list[schemas.GapCell]:
+    """Offer (SAS slots published, by local hour of their start) against demand (placed and
+    unmet SAS requests, by local hour they were made) per commune, ISO day of week
+    (1 = Monday) and local hour: the cells of the coordinator's gap map."""
+    start, end = _period(from_, to)
+    return await figures.gap_cells(session, caller, territory_id, start, end)
 
 
 @router.get("/{request_id}", response_model=schemas.UnmetRequestOut, responses=_RESPONSES)

@@ -69,11 +69,6 @@ class UnmetRequestOut(OutModel):
     sas_case_ref: str | None
 
 
-class Count(OutModel):
-    key: str
-    n: int
-
-
 class UnmetSummary(OutModel):
     """The unmet-demand figures of a territory over a period (docs/indicators.md)."""
 
@@ -84,9 +79,26 @@ class UnmetSummary(OutModel):
     placed: int
     placed_slots: int
     placed_overbooked: int
+    placed_within_48h: int
     unmet: int
     share_placed: float | None
+    share_placed_within_48h: float | None
     empty_searches: int
+    slots_offered: int
     unmet_by_reason: dict[str, int]
     unmet_by_commune: dict[str, int]
     unmet_by_hour: dict[str, int]
+
+
+class GapCell(OutModel):
+    """Offer and demand in one commune at one local hour of the week."""
+
+    commune_insee: str
+    day_of_week: int = Field(description="ISO day of week: 1 = Monday … 7 = Sunday")
+    hour: int = Field(description="Local hour, 0..23")
+    slots_offered: int
+    placed: int
+    placed_overbooked: int
+    unmet: int
+    empty_searches: int
+    demand: int
