@@ -56,6 +56,7 @@ from app.web import (
     booking_pages,
     coordinator_pages,
     directory_pages,
+    gap_pages,
     pages,
     practice_mt_pages,
     practice_pages,
@@ -249,6 +250,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         unmet_pages,
         booking_pages,
         coordinator_pages,
+        gap_pages,
         directory_pages,
         agenda_pages,
     ):
