@@ -49,7 +49,7 @@ async def test_an_empty_search_offers_the_unmet_form_focused_and_prefilled(clien
     form = unmet_form(html)
     assert "Aucun créneau : enregistrer la demande non satisfaite" in unescape(form)
     # One keystroke: the button has the focus (Enter), and Alt+N reaches it from anywhere.
-    assert re.search(r'<button type="submit" accesskey="n" autofocus>', form)
+    assert re.search(r'<button type="submit" accesskey="n" id="resultats"[^>]* autofocus>', form)
     data = form_data(html)
     assert (data["commune"], data["modalite"], data["motif"], data["delai"]) == (
         "15014", "visite", "no_slot", "48",

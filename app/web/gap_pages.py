@@ -99,7 +99,7 @@ async def gap_page(
         ("Placées en surnuméraire", total.overbooked),
         ("Non satisfaites (déclarées)", total.unmet),
         ("Part placée", _ratio(placed, total.demand)),
-        ("Placées pour dans les 48 h", _ratio(gap.placed_within_48h, total.demand)),
+        ("Placées avec rendez-vous dans les 48 h", _ratio(gap.placed_within_48h, total.demand)),
         ("Recherches sans résultat (comptées à part)", total.empty_search),
         ("Créneaux SAS publiés", total.offer),
     ]
