@@ -31,6 +31,7 @@ from app.api import (
     regulator_accounts,
     regulators,
     sas_notifications,
+    slot_calls,
     slots,
     territories,
     unmet_requests,
@@ -239,6 +240,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         sas_notifications,
         indicators,
         unmet_requests,
+        slot_calls,
     ):
         app.include_router(module.router)
     for web_module in (

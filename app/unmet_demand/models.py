@@ -3,9 +3,20 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 
-from sqlalchemy import CheckConstraint, DateTime, Double, ForeignKey, Index, Integer, String, text
+from sqlalchemy import (
+    CheckConstraint,
+    Date,
+    DateTime,
+    Double,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.types import Uuid
 
@@ -67,3 +78,59 @@ class UnmetRequest(IdMixin, Base):
     sas_case_ref: Mapped[str | None] = mapped_column(String(64))
     # Start of the half hour an empty search fell in (its deduplication key).
     half_hour: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class SlotCallFloor(Base):
+    """A territory's floor: when its free SAS slots in the next `window_hours` fall under
+    `floor`, the GPs who accept calls for slots are asked for more."""
+
+    __tablename__ = "slot_call_floor"
+    __table_args__ = (
+        CheckConstraint("floor >= 0", name="floor"),
+        CheckConstraint("window_hours BETWEEN 1 AND 168", name="window_hours"),
+    )
+
+    territory_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("territory.id", ondelete="CASCADE"), primary_key=True
+    )
+    floor: Mapped[int] = mapped_column(Integer)
+    window_hours: Mapped[int] = mapped_column(Integer, server_default=text("48"))
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=text("now()"), onupdate=text("now()")
+    )
+
+
+class SlotCallOptIn(Base):
+    """A GP who accepts calls for slots, and where to write to them."""
+
+    __tablename__ = "slot_call_opt_in"
+
+    practitioner_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("practitioner.id", ondelete="CASCADE"), primary_key=True
+    )
+    email: Mapped[str] = mapped_column(String(254))
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=text("now()")
+    )
+
+
+class SlotCall(IdMixin, Base):
+    """One call for slots sent to one GP: at most one a GP and local day (unique)."""
+
+    __tablename__ = "slot_call"
+    __table_args__ = (
+        UniqueConstraint("practitioner_id", "day", name="uq_slot_call_practitioner_day"),
+        CheckConstraint("mail_status IN ('pending', 'sent', 'failed')", name="mail_status"),
+        Index("ix_slot_call_territory_sent", "territory_id", "sent_at"),
+    )
+
+    territory_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("territory.id", ondelete="CASCADE"))
+    practitioner_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("practitioner.id", ondelete="CASCADE")
+    )
+    practice_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    day: Mapped[date] = mapped_column(Date)
+    sent_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    free_slots: Mapped[int] = mapped_column(Integer)
+    floor: Mapped[int] = mapped_column(Integer)
+    mail_status: Mapped[str] = mapped_column(String(10), server_default=text("'pending'"))

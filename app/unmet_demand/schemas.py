@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, Literal
 
 from pydantic import Field, StringConstraints, model_validator
@@ -102,3 +102,35 @@ class GapCell(OutModel):
     unmet: int
     empty_searches: int
     demand: int
+
+
+class FloorIn(StrictModel):
+    floor: int = Field(ge=0, le=100_000, description="Free SAS slots under which GPs are called")
+    window_hours: int = Field(default=48, ge=1, le=168, description="The window counted ahead")
+
+
+class FloorOut(OutModel):
+    territory_id: uuid.UUID
+    floor: int
+    window_hours: int
+
+
+class OptInIn(StrictModel):
+    email: Annotated[
+        str, StringConstraints(min_length=3, max_length=254, pattern=r"^[^@\s\x00]+@[^@\s\x00]+$")
+    ]
+
+
+class SlotCallOut(OutModel):
+    id: uuid.UUID
+    practitioner_id: uuid.UUID
+    day: date
+    sent_at: datetime
+    free_slots: int
+    floor: int
+    mail_status: Literal["pending", "sent", "failed"]
+    slots_published_within_24h: int
+
+
+class RunOut(OutModel):
+    calls: int

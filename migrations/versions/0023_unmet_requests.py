@@ -83,6 +83,86 @@ def upgrade() -> None:
         postgresql_where=sa.text("kind = 'empty_search'"),
     )
 
+    op.create_table(
+        "slot_call_floor",
+        sa.Column("territory_id", sa.Uuid(), nullable=False),
+        sa.Column("floor", sa.Integer(), nullable=False),
+        sa.Column("window_hours", sa.Integer(), server_default=sa.text("48"), nullable=False),
+        sa.Column(
+            "updated_at",
+            sa.DateTime(timezone=True),
+            server_default=sa.text("now()"),
+            nullable=False,
+        ),
+        sa.CheckConstraint("floor >= 0", name=op.f("ck_slot_call_floor_floor")),
+        sa.CheckConstraint(
+            "window_hours BETWEEN 1 AND 168", name=op.f("ck_slot_call_floor_window_hours")
+        ),
+        sa.ForeignKeyConstraint(
+            ["territory_id"],
+            ["territory.id"],
+            name=op.f("fk_slot_call_floor_territory_id_territory"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("territory_id", name=op.f("pk_slot_call_floor")),
+    )
+    op.create_table(
+        "slot_call_opt_in",
+        sa.Column("practitioner_id", sa.Uuid(), nullable=False),
+        sa.Column("email", sa.String(length=254), nullable=False),
+        sa.Column(
+            "created_at",
+            sa.DateTime(timezone=True),
+            server_default=sa.text("now()"),
+            nullable=False,
+        ),
+        sa.ForeignKeyConstraint(
+            ["practitioner_id"],
+            ["practitioner.id"],
+            name=op.f("fk_slot_call_opt_in_practitioner_id_practitioner"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("practitioner_id", name=op.f("pk_slot_call_opt_in")),
+    )
+    op.create_table(
+        "slot_call",
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.Column("territory_id", sa.Uuid(), nullable=False),
+        sa.Column("practitioner_id", sa.Uuid(), nullable=False),
+        sa.Column("practice_id", sa.Uuid(), nullable=False),
+        sa.Column("day", sa.Date(), nullable=False),
+        sa.Column("sent_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("free_slots", sa.Integer(), nullable=False),
+        sa.Column("floor", sa.Integer(), nullable=False),
+        sa.Column(
+            "mail_status",
+            sa.String(length=10),
+            server_default=sa.text("'pending'"),
+            nullable=False,
+        ),
+        sa.CheckConstraint(
+            "mail_status IN ('pending', 'sent', 'failed')", name=op.f("ck_slot_call_mail_status")
+        ),
+        sa.ForeignKeyConstraint(
+            ["territory_id"],
+            ["territory.id"],
+            name=op.f("fk_slot_call_territory_id_territory"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["practitioner_id"],
+            ["practitioner.id"],
+            name=op.f("fk_slot_call_practitioner_id_practitioner"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_slot_call")),
+        sa.UniqueConstraint("practitioner_id", "day", name="uq_slot_call_practitioner_day"),
+    )
+    op.create_index("ix_slot_call_territory_sent", "slot_call", ["territory_id", "sent_at"])
+
 
 def downgrade() -> None:
+    op.drop_table("slot_call")
+    op.drop_table("slot_call_opt_in")
+    op.drop_table("slot_call_floor")
     op.drop_table("unmet_request")
