@@ -217,3 +217,18 @@ async def test_the_list_filters_by_period_and_pages(client, territory, session):
     assert_problem(
         await client.get("/v1/unmet-requests?cursor=garbage", headers=territory.coordinator), 422
     )
+
+
+async def test_a_point_counts_among_the_sas_territories_even_near_another_cpts(
+    client, territory, other_territory, admin
+):
+    r = await client.post(
+        "/v1/practices",
+        json=practice_body(other_territory.id, commune_insee="15187", lat=45.03, lon=2.60),
+        headers=admin,
+    )
+    assert r.status_code == 201
+    r = await post_unmet(client, territory.regulator, commune_insee=None,
+                         near={"lat": 45.03, "lon": 2.60})  # fmt: skip
+    assert r.status_code == 201, r.text
+    assert r.json()["territory_id"] == territory.id and r.json()["commune_insee"] == "15014"

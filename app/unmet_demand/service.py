@@ -92,20 +92,21 @@ async def _commune_territory(
 async def _point_territory(
     session: AsyncSession, caller: Caller, point: schemas.Point, given: uuid.UUID | None
 ) -> tuple[uuid.UUID, str | None]:
-    """The territory of a point: that of the nearest practice (its commune stands for the
-    point's in the gap map); a territory given chooses among its own practices."""
+    """The territory of a point among the caller's: that of the nearest of their practices
+    (whose commune stands for the point's in the gap map); a territory given chooses among
+    its own practices."""
     stmt = select(Practice.territory_id, Practice.commune_insee).order_by(
         great_circle_km(point.lat, point.lon), Practice.id
     )
     if given is not None:
         stmt = stmt.where(Practice.territory_id == given)
+    else:
+        stmt = stmt.where(Practice.territory_id.in_(caller.territory_ids))
     nearest = (await session.execute(stmt.limit(1))).one_or_none()
-    if given is not None:
-        return given, nearest[1] if nearest else None
     if nearest is not None:
-        if nearest[0] in caller.territory_ids:
-            return nearest[0], nearest[1]
-        raise Forbidden("This point is nearest to none of the territories this SAS serves")
+        return nearest[0], nearest[1]
+    if given is not None:
+        return given, None
     if len(caller.territory_ids) == 1:
         return next(iter(caller.territory_ids)), None
     raise _several("territory_id")
