@@ -113,6 +113,20 @@ async def _purge_patient_data(session: AsyncSession) -> dict[str, Any]:
     return await purge_expired(session)
 
 
+async def _slot_calls(session: AsyncSession) -> dict[str, int]:
+    from app.scheduling.service import now_utc
+    from app.unmet_demand import calls
+
+    return {"calls": len(await calls.run(session, now_utc()))}
+
+
+async def _slot_call_mail(session: AsyncSession) -> dict[str, int]:
+    from app.config import get_settings
+    from app.unmet_demand import calls
+
+    return await calls.send_pending(session, get_settings())
+
+
 def registered_jobs() -> list[JobSpec]:
     """Every periodic job of the service; each domain contributes its own. Each runs once at
     start-up, then at its interval."""
@@ -124,6 +138,8 @@ def registered_jobs() -> list[JobSpec]:
         JobSpec("purge_idempotency", _purge_idempotency, seconds=3600),
         JobSpec("expire_mt_proposals", _expire_mt_proposals, seconds=900),
         JobSpec("purge_patient_data", _purge_patient_data, seconds=6 * 3600),
+        JobSpec("slot_calls", _slot_calls, seconds=900),
+        JobSpec("slot_call_mail", _slot_call_mail, seconds=60),
     ]
 
 

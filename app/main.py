@@ -31,8 +31,10 @@ from app.api import (
     regulator_accounts,
     regulators,
     sas_notifications,
+    slot_calls,
     slots,
     territories,
+    unmet_requests,
     webhooks,
 )
 from app.api_docs import install_api_docs
@@ -56,11 +58,13 @@ from app.web import (
     booking_pages,
     coordinator_pages,
     directory_pages,
+    gap_pages,
     pages,
     practice_mt_pages,
     practice_pages,
     pro_sante_connect,
     regulator_pages,
+    unmet_pages,
 )
 
 log = logging.getLogger(__name__)
@@ -239,6 +243,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         regulator_accounts,
         sas_notifications,
         indicators,
+        unmet_requests,
+        slot_calls,
     ):
         app.include_router(module.router)
     for web_module in (
@@ -247,8 +253,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         practice_pages,
         practice_mt_pages,
         regulator_pages,
+        unmet_pages,
         booking_pages,
         coordinator_pages,
+        gap_pages,
         directory_pages,
         agenda_pages,
     ):

@@ -10,6 +10,7 @@ from app.sas_bridge import account_models, feed_models, sign_in_models
 from app.sas_bridge import models as sas_bridge_models
 from app.scheduling import booking_models
 from app.scheduling import models as scheduling_models
+from app.unmet_demand import models as unmet_models
 
 __all__ = [
     "Base",
@@ -24,4 +25,5 @@ __all__ = [
     "sas_bridge_models",
     "scheduling_models",
     "sign_in_models",
+    "unmet_models",
 ]

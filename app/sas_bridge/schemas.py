@@ -18,6 +18,7 @@ WebhookEvent = Literal[
     "booking.no_show",
     "booking.overbooked",
     "hold.expired",
+    "offer.low",
 ]
 
 

@@ -32,6 +32,7 @@ from app.idempotency import idempotent
 from app.scheduling import booking_service, service
 from app.scheduling.booking_schemas import BookingOut, OverbookIn
 from app.security import REGULATOR
+from app.web import unmet_pages
 from app.web.auth import Form, FormDep, UserDep, WebUser, done, require_role, show
 from app.web.forms import (
     PATIENT_FIELDS,
@@ -154,9 +155,14 @@ async def _search_page(
     errors: dict[str, str] | None = None,
     taken: str | None = None,
     status: int = 200,
+    count_empty: bool = False,
 ) -> Response:
     known = {c.insee: c for c in await communes(session, user.caller)}
     search = await run_search(session, user, criteria, known, cursor)
+    found_nothing = search.searched and not search.results
+    if count_empty and found_nothing and cursor is None:  # unmet demand, counted apart
+        v = search.values
+        await unmet_pages.count_empty_search(session, user, v["commune"], v["point"], v["modalite"])
     errors = errors or {}
     first_error = next(iter(errors), None)
     return show(
@@ -175,6 +181,11 @@ async def _search_page(
         or (None if any(criteria.values()) else "commune"),
         taken=taken,
         cursor=cursor,
+        # Record an unmet request from this search (app/web/unmet_pages.py).
+        unmet=unmet_pages.unmet_form(search.values, found_nothing),
+        unmet_errors={},
+        unmet_focus=found_nothing,
+        reasons=unmet_pages.REASONS,
     )
 
 
@@ -191,7 +202,7 @@ async def search_page(
 ) -> Response:
     require_role(user, REGULATOR)
     criteria = {"commune": commune, "point": point, "rayon": rayon, "modalite": modalite}
-    return await _search_page(request, session, user, criteria, cursor=suite)
+    return await _search_page(request, session, user, criteria, cursor=suite, count_empty=True)
 
 
 @router.post("/reserver")
