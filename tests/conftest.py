@@ -4,6 +4,7 @@ runs inside a transaction that is rolled back at the end (savepoints absorb the 
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -22,6 +23,7 @@ from app.migrate import upgrade_to_head
 from app.sas_bridge.feed_fetch import feed_client
 from app.security import Caller
 from tests.dbtools import database_name, recreate_database, server_url, with_database
+from tests.fhir_profiles import assert_conforms
 
 
 @pytest.fixture(scope="session")
@@ -84,9 +86,26 @@ async def client(
     app.state.sessionmaker = sessionmaker
     app.state.feed_http = feed_client()  # what the lifespan sets up, which tests skip
     transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://test", event_hooks={"response": [fhir_conformance]}
+    ) as client:
         yield client
     await app.state.feed_http.aclose()
+
+
+async def fhir_conformance(response: httpx.Response) -> None:
+    """Every FHIR resource the service answers with, in any test, passes the base model and
+    the StructureDefinitions it claims (the ANS guide's, vendored in tests/fixtures/fhir/)."""
+    kind = response.headers.get("content-type", "")
+    if not kind.startswith(("application/fhir+json", "application/fhir+ndjson")):
+        return
+    await response.aread()
+    if kind.startswith("application/fhir+ndjson"):
+        resources = [json.loads(line) for line in response.text.splitlines() if line]
+    else:
+        resources = [response.json()]
+    for resource in resources:
+        assert_conforms(resource)
 
 
 class World:

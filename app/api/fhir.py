@@ -139,7 +139,9 @@ async def update_regulator_account(
     return _saved(account, created)
 
 
-def _reader(type_: str, build: Callable[[res.Context], dict[str, Any]], by_practice: bool = False):  # type: ignore[no-untyped-def]
+def _reader(
+    type_: str, build: Callable[[res.Context, str], dict[str, Any]], by_practice: bool = False
+) -> Callable[..., Any]:
     async def read(resource_id: str, session: SessionDep, caller: CallerDep) -> JSONResponse:
         ident = _id(resource_id, type_)
         if by_practice:
@@ -156,20 +158,21 @@ def _reader(type_: str, build: Callable[[res.Context], dict[str, Any]], by_pract
                 return fhir(accounts.as_fhir(account))
         if not found:
             raise NotFound(f"{type_}/{resource_id} not found")
-        return fhir(build(found[0]))
+        return fhir(build(found[0], get_settings().public_base_url))
 
     read.__name__ = f"read_{type_.lower()}"
     return read
 
 
-for _type, _build, _by_practice in (
-    ("Schedule", res.schedule, False),
-    ("Practitioner", res.practitioner, False),
+_BUILDERS: tuple[tuple[str, Callable[[res.Context, str], dict[str, Any]], bool], ...] = (
+    ("Schedule", lambda ctx, _: res.schedule(ctx), False),
+    ("Practitioner", lambda ctx, _: res.practitioner(ctx), False),
     ("PractitionerRole", res.practitioner_role, False),
     ("Location", res.location, True),
-    ("HealthcareService", res.healthcare_service, False),
-    ("Organization", res.organization, False),
-):
+    ("HealthcareService", lambda ctx, _: res.healthcare_service(ctx), False),
+    ("Organization", lambda ctx, _: res.organization(ctx), False),
+)
+for _type, _build, _by_practice in _BUILDERS:
     router.add_api_route(
         f"/{_type}/{{resource_id}}",
         _reader(_type, _build, _by_practice),

@@ -72,6 +72,9 @@ class TerritoryOut(OutModel):
     finess: str | None
     phone: str | None
     created_at: datetime
+    # Whether the national SAS platform can be sent this territory (app/directory/readiness.py)
+    sas_ready: bool = False
+    sas_not_ready_reasons: list[str] = Field(default_factory=list)
 
 
 # Regulators (SAS) -----------------------------------------------------------------------

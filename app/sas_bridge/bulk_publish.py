@@ -11,12 +11,13 @@ from typing import Any
 from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.directory import readiness
 from app.directory.models import Practice, Practitioner, Territory
 from app.sas_bridge import fhir_resources as res
 from app.sas_bridge.fhir_search import context_columns, fhir_status, visibility_for
 from app.scheduling.models import Slot
 from app.scheduling.service import now_utc, zone
-from app.security import Caller
+from app.security import SAS_PLATFORM, Caller
 
 TYPES = ("Location", "Schedule", "Slot")
 BOOKING_DEEP_LINK = "http://fhir-registry.smarthealthit.org/StructureDefinition/booking-deep-link"
@@ -47,6 +48,8 @@ def _contexts(caller: Caller) -> Select[Any]:
     )
     if territories is not None:
         stmt = stmt.where(Practitioner.territory_id.in_(territories))
+    if caller.role == SAS_PLATFORM:
+        stmt = stmt.where(readiness.territory_ready(), readiness.practice_ready())
     return stmt
 
 
@@ -110,6 +113,8 @@ async def stream(
             )
             if territories is not None:
                 stmt = stmt.where(Slot.territory_id.in_(territories))
+            if caller.role == SAS_PLATFORM:
+                stmt = stmt.where(Slot.practitioner_id.in_(readiness.ready_practitioner_ids()))
             if since is not None:
                 stmt = stmt.where(Slot.updated_at >= since)
             result = await session.stream(stmt.execution_options(yield_per=_BATCH))
@@ -126,7 +131,7 @@ async def stream(
                     chunk.append(_line(_smart_schedule(ctx)))
                 elif ctx.practice_id not in seen:
                     seen.add(ctx.practice_id)
-                    chunk.append(_line(res.location(ctx)))
+                    chunk.append(_line(res.location(ctx, base_url)))
             yield b"".join(chunk)
 
 

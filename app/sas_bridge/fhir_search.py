@@ -34,6 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import get_settings
 from app.db import DriverStatement
+from app.directory import readiness
 from app.directory.models import Practice, Practitioner, Territory
 from app.errors import BadRequest
 from app.sas_bridge import fhir_resources as res
@@ -212,6 +213,8 @@ async def contexts(
     )
     if territories is not None:
         stmt = stmt.where(Practitioner.territory_id.in_(territories))
+    if caller.role == SAS_PLATFORM:
+        stmt = stmt.where(readiness.territory_ready(), readiness.practice_ready())
     if practitioner_id is not None:
         stmt = stmt.where(Practitioner.id == practitioner_id)
     if practice_id is not None:
@@ -245,6 +248,7 @@ class _Shape:
     by_rpps: bool
     by_slot: bool
     guide: bool
+    ready_only: bool = False  # the platform: only territories and practices it can be sent
 
 
 def build_statement(
@@ -287,6 +291,7 @@ def _plan(
         by_rpps=q.rpps is not None,
         by_slot=bool(q.slot_ids),
         guide=q.guide_search,
+        ready_only=caller.role == SAS_PLATFORM,
     )
     return shape, values
 
@@ -326,6 +331,8 @@ def _slot_statement(shape: _Shape) -> Any:
         )
     if shape.by_slot:
         stmt = stmt.where(Slot.id == _any("slot_ids", Uuid))
+    if shape.ready_only:
+        stmt = stmt.where(Slot.practitioner_id.in_(readiness.ready_practitioner_ids()))
     stmt = stmt.order_by(Slot.start, Slot.id).limit(bindparam("limit", type_=Integer))
     if shape.guide:
         return stmt
@@ -442,7 +449,7 @@ def bundle(
             include(res.schedule(ctx))
         if actors:
             include(res.practitioner(ctx))
-            include(res.practitioner_role(ctx))
+            include(res.practitioner_role(ctx, base))
         if ctx.territory_id in territories:
             continue
         territories.add(ctx.territory_id)
@@ -457,9 +464,13 @@ def bundle(
         following.append(("_offset", str(q.offset + q.count)))
         links.append({"relation": "next", "url": f"{base}/fhir/Slot?{urlencode(following)}"})
     # Entries are complete resources already: the Bundle is not pruned again (costly).
-    result: dict[str, Any] = {
-        "resourceType": "Bundle",
-        "meta": {"profile": [res.PROFILE["Bundle"]]},
+    result: dict[str, Any] = {"resourceType": "Bundle"}
+    if q.guide_search and rows and actors:
+        # The guide's Bundle profile: one self link, at least a Slot with its Schedule,
+        # Practitioner and PractitionerRole. An empty answer (total 0, which the guide's text
+        # asks for) cannot meet its 4 entries and does not claim it.
+        result["meta"] = {"profile": [res.PROFILE["Bundle"]]}
+    result |= {
         "type": "searchset",
         "total": total,
         "link": links,
