@@ -4,11 +4,16 @@ checked against the vendored StructureDefinitions by the `client` fixture."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
 from tests.conftest import make_territory
 from tests.test_fhir_sas_guide import by_type, guide_url
+from tests.fhir_profiles import assert_conforms
+from tests.test_sas_notifications import book_with, deliver
+from tests.test_sas_notifications import platform_receiver  # noqa: F401 - a fixture
 from tests.test_slot_search import add_slot
+from tests.test_web_dashboard import sign_in
 
 READY_PRACTICE = {"postal_code": "15000", "city": "Aurillac"}
 
@@ -84,10 +89,27 @@ async def test_the_slot_bundle_location_carries_its_identifier(client, world, ad
 async def test_the_directory_page_says_why_the_territory_is_not_sent_to_the_platform(
     client, territory
 ):
-    from tests.test_web_dashboard import sign_in
-
     await sign_in(client, territory.coordinator)
     page = await client.get("/coordination/annuaire")
     assert page.status_code == 200
     assert "Non transmis à la plateforme SAS" in page.text
     assert "pas de FINESS" in page.text
+
+
+async def test_appointment_notifications_carry_the_territorys_local_offset_and_conform(
+    client,
+    world,
+    admin,
+    operator,
+    platform_receiver,  # noqa: F811 - the fixture imported above
+    sessionmaker,
+):
+    t = await make_territory(client, world, admin, timezone="Indian/Reunion", department="974")
+    booking = await book_with(client, t, operator)
+    assert (await deliver(sessionmaker))["delivered"] == 1
+    (post,) = platform_receiver.received
+    sent = json.loads(post.body)
+    assert_conforms(sent)
+    for name in ("start", "end", "created"):
+        assert sent[name].endswith("+04:00"), sent[name]
+    assert datetime.fromisoformat(sent["start"]) == datetime.fromisoformat(booking["start"])
