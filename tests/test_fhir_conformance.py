@@ -8,10 +8,13 @@ import json
 from datetime import UTC, datetime, timedelta
 
 from tests.conftest import make_territory
-from tests.test_fhir_sas_guide import by_type, guide_url
 from tests.fhir_profiles import assert_conforms
-from tests.test_sas_notifications import book_with, deliver
-from tests.test_sas_notifications import platform_receiver  # noqa: F401 - a fixture
+from tests.test_fhir_sas_guide import by_type, guide_url
+from tests.test_sas_notifications import (
+    book_with,
+    deliver,
+    platform_receiver,  # noqa: F401 - a fixture
+)
 from tests.test_slot_search import add_slot
 from tests.test_web_dashboard import sign_in
 
