@@ -130,12 +130,14 @@ async def create_regulator_account(
 async def update_regulator_account(
     request: Request, session: SessionDep, caller: CallerDep, identifier: str | None = None
 ) -> JSONResponse:
-    """Conditional update `?identifier=<system>|<value>`: an idempotent upsert (an unknown
-    identifier creates the account). `active=false` withdraws the right to book."""
+    """Conditional update `?identifier=[<system>|]<value>`, as FHIR defines it: the URL's
+    criteria choose the account (none: created with the URL's identifier, 201; one: updated,
+    200; several: 412); a body whose identifier contradicts the URL is a 400. `active=false`
+    withdraws the right to book."""
     caller.require(SAS_PLATFORM)
-    by = accounts.parse_identifier(identifier)
-    data = accounts.parse_practitioner(await _fhir_body(request))
-    account, created = await accounts.upsert(session, caller, data, by=by)
+    criteria = accounts.parse_identifier(identifier)
+    data = accounts.parse_practitioner(await _fhir_body(request), identifier_required=False)
+    account, created = await accounts.conditional_update(session, caller, data, criteria)
     return _saved(account, created)
 
 
