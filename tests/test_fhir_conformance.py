@@ -5,7 +5,8 @@ checked against the vendored StructureDefinitions by the `client` fixture."""
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 from tests.conftest import make_territory
 from tests.fhir_profiles import assert_conforms
@@ -116,3 +117,57 @@ async def test_appointment_notifications_carry_the_territorys_local_offset_and_c
     for name in ("start", "end", "created"):
         assert sent[name].endswith("+04:00"), sent[name]
     assert datetime.fromisoformat(sent["start"]) == datetime.fromisoformat(booking["start"])
+
+
+async def _slot_at(client, t, start: datetime) -> str:
+    r = await client.post(
+        f"/v1/practitioners/{t.practitioner_id}/slots",
+        json={
+            "start": start.isoformat(),
+            "end": (start + timedelta(minutes=30)).isoformat(),
+            "modality": "cabinet",
+            "visibility": "sas",
+        },
+        headers=t.coordinator,
+    )
+    assert r.status_code == 201, r.text
+    return str(r.json()["id"])
+
+
+def _ids(bundle) -> list[str]:
+    return sorted(e["resource"]["id"] for e in bundle.get("entry", []))
+
+
+async def test_a_start_date_without_time_is_a_day_of_the_territorys_zone(client, world, admin):
+    # Réunion is UTC+4: the day's bounds there are not UTC's.
+    t = await make_territory(client, world, admin, timezone="Indian/Reunion", department="974")
+    zone = ZoneInfo("Indian/Reunion")
+    day = (datetime.now(zone) + timedelta(days=2)).date()
+    midnight = datetime.combine(day, time(0), zone)
+    before = await _slot_at(client, t, midnight - timedelta(minutes=60))  # the day before
+    first = await _slot_at(client, t, midnight + timedelta(minutes=30))  # 20:30 UTC the day before
+    last = await _slot_at(client, t, midnight + timedelta(hours=23))
+    after = await _slot_at(client, t, midnight + timedelta(hours=24, minutes=30))
+
+    async def search(*bounds: str) -> list[str]:
+        query = "&".join(f"start={b}" for b in bounds)
+        r = await client.get(f"/fhir/Slot?{query}", headers=t.coordinator)
+        assert r.status_code == 200, r.text
+        return _ids(r.json())
+
+    assert await search(f"ge{day}") == sorted([first, last, after])
+    assert await search(f"eq{day}") == sorted([first, last])
+    assert await search(f"{day}") == sorted([first, last])
+    assert await search(f"lt{day}") == [before]
+    assert await search(f"le{day}") == sorted([before, first, last])
+    assert await search(f"gt{day}") == [after]
+    assert await search(f"ge{day}", f"le{day}") == sorted([first, last])
+    # a month: the slot before is in it unless the day is the month's first
+    in_month = [first, last, after] + ([before] if day.day != 1 else [])
+    assert await search(f"ge{day.isoformat()[:7]}") == sorted(in_month)
+
+
+async def test_a_malformed_start_date_is_a_400(client, territory):
+    r = await client.get("/fhir/Slot?start=ge2026-13-45", headers=territory.coordinator)
+    assert r.status_code == 400
+    assert r.json()["resourceType"] == "OperationOutcome"

@@ -8,10 +8,11 @@ practice and territory, once each; the included resources are built from them.""
 from __future__ import annotations
 
 import operator
+import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import cache, lru_cache
 from typing import Any
 from urllib.parse import urlencode
@@ -64,6 +65,7 @@ def fhir_status(now: datetime | ColumnElement[datetime]) -> ColumnElement[str]:
 @dataclass
 class SlotQuery:
     start_bounds: list[tuple[str, datetime]] = field(default_factory=list)
+    start_days: list[tuple[str, datetime, datetime]] = field(default_factory=list)
     statuses: list[str] = field(default_factory=list)
     practitioner_ids: list[uuid.UUID] = field(default_factory=list)
     rpps: list[str] | None = None  # None: no identifier filter; []: none known (no match)
@@ -76,6 +78,34 @@ class SlotQuery:
     def guide_search(self) -> bool:
         """The platform's search: every match in one Bundle, no paging."""
         return self.rpps is not None
+
+
+_PARTIAL_DATE = re.compile(r"^(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?$")
+
+
+def parse_day(value: str, name: str) -> tuple[str, datetime, datetime] | None:
+    """A FHIR date without time (`YYYY`, `YYYY-MM`, `YYYY-MM-DD`) with its prefix: the period's
+    naive wall-clock bounds [low, high), to be read in each slot's territory zone. None when
+    the value has a time (a dateTime)."""
+    prefix = value[:2] if value[:2] in _PREFIXES else "eq"
+    raw = value[2:] if value[:2] in _PREFIXES else value
+    match = _PARTIAL_DATE.match(raw)
+    if match is None:
+        return None
+    year, month, day = (int(g) if g else None for g in match.groups())
+    assert year is not None
+    try:
+        if day is not None and month is not None:
+            low = datetime(year, month, day)
+            high = low + timedelta(days=1)
+        elif month is not None:
+            low = datetime(year, month, 1)
+            high = datetime(year + month // 12, month % 12 + 1, 1)
+        else:
+            low, high = datetime(year, 1, 1), datetime(year + 1, 1, 1)
+    except ValueError as exc:
+        raise BadRequest(f"{name}: {value!r} is not a FHIR date") from exc
+    return prefix, low, high
 
 
 def parse_date(value: str, name: str) -> tuple[str, datetime]:
@@ -143,7 +173,11 @@ def parse(params: list[tuple[str, str]]) -> SlotQuery:
     q = SlotQuery()
     for name, value in params:
         if name == "start":
-            q.start_bounds.append(parse_date(value, name))
+            day = parse_day(value, name)
+            if day is not None:
+                q.start_days.append(day)
+            else:
+                q.start_bounds.append(parse_date(value, name))
         elif name == "status":
             for code in value.split(","):
                 if code not in FHIR_STATUSES:
@@ -249,6 +283,7 @@ class _Shape:
     by_slot: bool
     guide: bool
     ready_only: bool = False  # the platform: only territories and practices it can be sent
+    day_bounds: tuple[str, ...] = ()  # the prefixes of start parameters that are dates
 
 
 def build_statement(
@@ -270,6 +305,8 @@ def _plan(
         values["territories"] = list(territories)
     for i, (_, when) in enumerate(q.start_bounds):
         values[f"start_{i}"] = when
+    for i, (_, low, high) in enumerate(q.start_days):
+        values[f"day_low_{i}"], values[f"day_high_{i}"] = low, high
     status = "free" if q.statuses == ["free"] else "list" if q.statuses else ""
     if status == "list":
         values["statuses"] = q.statuses
@@ -292,12 +329,32 @@ def _plan(
         by_slot=bool(q.slot_ids),
         guide=q.guide_search,
         ready_only=caller.role == SAS_PLATFORM,
+        day_bounds=tuple(prefix for prefix, _, _ in q.start_days),
     )
     return shape, values
 
 
 def _any(name: str, item: Any) -> Any:
     return any_(bindparam(name, type_=ARRAY(item)))
+
+
+def _day_condition(prefix: str, i: int) -> ColumnElement[bool]:
+    """FHIR date search on an instant: the date is a period [low, high) of local days of the
+    slot's territory (its zone read by PostgreSQL, DST included)."""
+
+    def local(name: str) -> ColumnElement[datetime]:
+        wall = bindparam(name, type_=DateTime(timezone=False))
+        return func.timezone(Territory.timezone, wall, type_=DateTime(timezone=True))
+
+    low, high = local(f"day_low_{i}"), local(f"day_high_{i}")
+    conditions: dict[str, ColumnElement[bool]] = {
+        "ge": Slot.start >= low,
+        "gt": Slot.start >= high,
+        "le": Slot.start < high,
+        "lt": Slot.start < low,
+        "eq": and_(Slot.start >= low, Slot.start < high),
+    }
+    return conditions[prefix]
 
 
 @lru_cache(maxsize=256)
@@ -319,6 +376,10 @@ def _slot_statement(shape: _Shape) -> Any:
     for i, prefix in enumerate(shape.bounds):
         when = bindparam(f"start_{i}", type_=DateTime(timezone=True))
         stmt = stmt.where(date_condition(Slot.start, prefix, when))
+    if shape.day_bounds:
+        stmt = stmt.join(Territory, Territory.id == Slot.territory_id)
+    for i, prefix in enumerate(shape.day_bounds):
+        stmt = stmt.where(_day_condition(prefix, i))
     if shape.status == "free":
         stmt = stmt.where(bookable(now))  # the common case keeps the plain predicate
     elif shape.status == "list":
