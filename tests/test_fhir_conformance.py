@@ -5,11 +5,12 @@ checked against the vendored StructureDefinitions by the `client` fixture."""
 from __future__ import annotations
 
 import json
+import uuid
 from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from tests.conftest import make_territory
-from tests.fhir_profiles import assert_conforms
+from tests.conftest import make_territory, practitioner_body
+from tests.fhir_profiles import FIXTURES, assert_conforms
 from tests.test_fhir_sas_guide import by_type, guide_url
 from tests.test_sas_notifications import (
     book_with,
@@ -169,5 +170,136 @@ async def test_a_start_date_without_time_is_a_day_of_the_territorys_zone(client,
 
 async def test_a_malformed_start_date_is_a_400(client, territory):
     r = await client.get("/fhir/Slot?start=ge2026-13-45", headers=territory.coordinator)
+    assert r.status_code == 400
+    assert r.json()["resourceType"] == "OperationOutcome"
+
+
+CPTS_CAPABILITY = "CapabilityStatement-SAS-GestionnaireAgenda-CPTS"
+
+
+def _declared(statement) -> dict[str, dict]:
+    return {r["type"]: r for r in statement["rest"][0]["resource"]}
+
+
+async def test_the_capability_statement_serves_what_the_cpts_one_requires(client):
+    required = json.loads((FIXTURES / f"{CPTS_CAPABILITY}.json").read_text(encoding="utf-8"))
+    ours = (await client.get("/fhir/metadata")).json()
+    assert required["url"] in ours["instantiates"]
+    declared = _declared(ours)
+    for needed in required["rest"][0]["resource"]:
+        mine = declared[needed["type"]]
+        assert mine["profile"] == needed["profile"], needed["type"]
+        codes = {i["code"] for i in mine["interaction"]}
+        assert {i["code"] for i in needed["interaction"]} <= codes, needed["type"]
+        assert set(needed.get("searchInclude", [])) <= set(mine.get("searchInclude", []))
+        definitions = {p.get("definition") for p in mine.get("searchParam", [])}
+        for param in needed.get("searchParam", []):
+            assert param["definition"] in definitions, (needed["type"], param["definition"])
+
+
+async def test_every_declared_interaction_and_search_parameter_is_served(client, world, admin):
+    t = await ready_territory(client, world, admin)
+    slot = await add_slot(client, t, t.practitioner_id, 3)
+    gp, practice = t.practitioner_id, t.practice_id
+    location_identifier = f"http://127.0.0.1:8000/fhir/Location|{practice}"
+    # (type, parameter) → (value, the id expected in the answer)
+    samples = {
+        ("Slot", "start"): ("ge2000-01-01", slot),
+        ("Slot", "status"): ("free", slot),
+        ("Slot", "schedule"): (f"Schedule/{gp}", slot),
+        ("Slot", "schedule.actor:Practitioner.identifier"): (f"8{t.rpps}", slot),
+        ("Slot", "_id"): (slot, slot),
+        ("Schedule", "_id"): (gp, gp),
+        ("Schedule", "actor"): (f"Practitioner/{gp}", gp),
+        ("Practitioner", "_id"): (gp, gp),
+        ("Practitioner", "identifier"): (f"urn:oid:1.2.250.1.71.4.2.1|8{t.rpps}", gp),
+        ("PractitionerRole", "_id"): (gp, gp),
+        ("PractitionerRole", "practitioner"): (f"Practitioner/{gp}", gp),
+        ("Location", "_id"): (practice, practice),
+        ("Location", "identifier"): (location_identifier, practice),
+    }
+    reads = {"Slot": slot, "Schedule": gp, "Practitioner": gp, "PractitionerRole": gp,
+             "Location": practice, "HealthcareService": t.id, "Organization": t.id}  # fmt: skip
+    statement = (await client.get("/fhir/metadata")).json()
+    for type_, declared in _declared(statement).items():
+        if type_ == "Appointment":
+            continue  # tests/test_fhir_appointments.py
+        codes = {i["code"] for i in declared["interaction"]}
+        if "read" in codes:
+            r = await client.get(f"/fhir/{type_}/{reads[type_]}", headers=t.coordinator)
+            assert r.status_code == 200, (type_, r.text)
+        for param in declared.get("searchParam", []):
+            name = param["name"]
+            if name in ("_count", "_offset"):
+                value, expected = ("1", None) if name == "_count" else ("0", None)
+            else:
+                value, expected = samples[(type_, name)]
+            r = await client.get(f"/fhir/{type_}", params={name: value}, headers=t.coordinator)
+            assert r.status_code == 200, (type_, name, r.text)
+            bundle = r.json()
+            assert bundle["type"] == "searchset"
+            if expected is not None:
+                assert [e["resource"]["id"] for e in bundle["entry"]] == [expected], (type_, name)
+
+
+async def test_schedule_search_by_actor_finds_the_practitioners_schedule(client, world, admin):
+    t = await ready_territory(client, world, admin)
+    r = await client.get(
+        f"/fhir/Schedule?actor=Practitioner/{t.practitioner_id}", headers=t.platform
+    )
+    assert r.status_code == 200, r.text
+    (entry,) = r.json()["entry"]
+    assert entry["resource"]["resourceType"] == "Schedule"
+    actors = [a["reference"] for a in entry["resource"]["actor"]]
+    assert f"Practitioner/{t.practitioner_id}" in actors
+    r = await client.get(f"/fhir/Schedule?actor=Practitioner/{uuid.uuid4()}", headers=t.platform)
+    assert r.json()["total"] == 0 and "entry" not in r.json()
+
+
+async def test_practitioner_search_by_identifier_with_or_without_the_prefix(client, world, admin):
+    t = await ready_territory(client, world, admin)
+    for value in (f"urn:oid:1.2.250.1.71.4.2.1|8{t.rpps}", f"8{t.rpps}", t.rpps):
+        r = await client.get("/fhir/Practitioner", params={"identifier": value}, headers=t.platform)
+        assert r.status_code == 200, r.text
+        assert [e["resource"]["id"] for e in r.json()["entry"]] == [t.practitioner_id], value
+    r = await client.get(
+        "/fhir/Practitioner", params={"identifier": f"urn:oid:9.9|8{t.rpps}"}, headers=t.platform
+    )
+    assert r.json()["total"] == 0
+
+
+async def test_directory_searches_stay_in_the_callers_territories(
+    client, world, admin, other_territory
+):
+    t = await ready_territory(client, world, admin)
+    for type_ in ("Practitioner", "PractitionerRole", "Schedule", "Location"):
+        r = await client.get(f"/fhir/{type_}", headers=t.regulator)
+        ids = [e["resource"]["id"] for e in r.json()["entry"]]
+        assert other_territory.practitioner_id not in ids
+        assert other_territory.practice_id not in ids
+        assert len(ids) == 1, type_
+
+
+async def test_directory_searches_are_paged_with_a_next_link(client, world, admin):
+    t = await ready_territory(client, world, admin)
+    for _ in range(2):
+        r = await client.post(
+            "/v1/practitioners", json=practitioner_body(t.practice_id), headers=admin
+        )
+        assert r.status_code == 201, r.text
+    first = (await client.get("/fhir/Practitioner?_count=2", headers=t.coordinator)).json()
+    assert first["total"] == 3 and len(first["entry"]) == 2
+    (following,) = [link["url"] for link in first["link"] if link["relation"] == "next"]
+    second = (
+        await client.get(following.replace("http://127.0.0.1:8000", ""), headers=t.coordinator)
+    ).json()
+    assert len(second["entry"]) == 1
+    assert not [link for link in second["link"] if link["relation"] == "next"]
+    seen = {e["resource"]["id"] for e in first["entry"] + second["entry"]}
+    assert len(seen) == 3
+
+
+async def test_an_unsupported_search_parameter_is_a_400(client, territory):
+    r = await client.get("/fhir/Practitioner?name=Martin", headers=territory.coordinator)
     assert r.status_code == 400
     assert r.json()["resourceType"] == "OperationOutcome"

@@ -13,7 +13,13 @@ from starlette.responses import JSONResponse, StreamingResponse
 from app.api.deps import CallerDep, SessionDep
 from app.config import get_settings
 from app.errors import BadRequest, NotFound
-from app.sas_bridge import accounts, bulk_publish, fhir_appointments, fhir_search
+from app.sas_bridge import (
+    accounts,
+    bulk_publish,
+    fhir_appointments,
+    fhir_directory,
+    fhir_search,
+)
 from app.sas_bridge import fhir_resources as res
 from app.sas_bridge.account_models import RegulatorAccount
 from app.sas_bridge.capability import capability_statement
@@ -139,6 +145,27 @@ async def update_regulator_account(
     data = accounts.parse_practitioner(await _fhir_body(request), identifier_required=False)
     account, created = await accounts.conditional_update(session, caller, data, criteria)
     return _saved(account, created)
+
+
+def _searcher(type_: str) -> Callable[..., Any]:
+    async def search(request: Request, session: SessionDep, caller: CallerDep) -> JSONResponse:
+        params = list(request.query_params.multi_items())
+        q = fhir_directory.parse(type_, params)
+        contexts, total = await fhir_directory.search(session, caller, q)
+        query = request.url.query
+        self_url = f"{get_settings().public_base_url}/fhir/{type_}" + (f"?{query}" if query else "")
+        return fhir(fhir_directory.bundle(q, contexts, total, self_url, params))
+
+    search.__name__ = f"search_{type_.lower()}"
+    search.__doc__ = (
+        f"Search {type_}: {', '.join(fhir_directory.PARAMS[type_])}, `_count` and `_offset` "
+        "(a `next` link), in the caller's scope."
+    )
+    return search
+
+
+for _type in fhir_directory.PARAMS:
+    router.add_api_route(f"/{_type}", _searcher(_type), methods=["GET"], summary=f"Search {_type}")
 
 
 def _reader(

@@ -155,7 +155,7 @@ def _uuid(value: str, name: str) -> uuid.UUID:
         raise BadRequest(f"{name}: {value!r} is not a known id") from exc
 
 
-def _rpps(token: str) -> str | None:
+def rpps_value(token: str) -> str | None:
     """`system|value` or `value`; the value with or without its `8` prefix. Another system,
     or something that is not an RPPS, matches nothing."""
     system, _, value = token.rpartition("|")
@@ -186,7 +186,7 @@ def parse(params: list[tuple[str, str]]) -> SlotQuery:
         elif name == "schedule":
             q.practitioner_ids += [_uuid(v, name) for v in value.split(",") if v]
         elif name in IDENTIFIER_PARAMS:
-            found = [_rpps(token) for token in value.split(",") if token]
+            found = [rpps_value(token) for token in value.split(",") if token]
             q.rpps = (q.rpps or []) + [r for r in found if r is not None]
         elif name == "_id":
             q.slot_ids += [_uuid(v, name) for v in value.split(",") if v]
