@@ -303,3 +303,44 @@ async def test_an_unsupported_search_parameter_is_a_400(client, territory):
     r = await client.get("/fhir/Practitioner?name=Martin", headers=territory.coordinator)
     assert r.status_code == 400
     assert r.json()["resourceType"] == "OperationOutcome"
+
+
+async def _role_organization(client, t) -> dict:
+    r = await client.get(f"/fhir/PractitionerRole/{t.practitioner_id}", headers=t.coordinator)
+    assert r.status_code == 200, r.text
+    return dict(r.json().get("organization") or {})
+
+
+async def test_a_private_practice_is_identified_by_its_rpps_rang(client, world, admin):
+    t = await ready_territory(client, world, admin)
+    assert await _role_organization(client, t) == {}  # neither FINESS nor SIRET nor rang
+    r = await client.patch(
+        f"/v1/practices/{t.practice_id}", json={"cabinet_id": "41000123456701"}, headers=admin
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["cabinet_id"] == "41000123456701"
+    identifier = (await _role_organization(client, t))["identifier"]
+    assert identifier["system"] == "urn:oid:1.2.250.1.71.4.2.2"
+    assert identifier["value"] == "41000123456701"
+    assert identifier["type"]["coding"][0]["code"] == "IDNST"
+
+
+async def test_siret_comes_before_the_rang(client, world, admin):
+    t = await ready_territory(client, world, admin)
+    await client.patch(
+        f"/v1/practices/{t.practice_id}",
+        json={"cabinet_id": "0150012345601", "siret": "12345678901234"},
+        headers=admin,
+    )
+    assert (await _role_organization(client, t))["identifier"]["value"] == "312345678901234"
+
+
+async def test_a_malformed_cabinet_id_is_a_422_that_changes_nothing(client, world, admin):
+    t = await ready_territory(client, world, admin)
+    for bad in ("81000123456701", "4123", "4abc"):
+        r = await client.patch(
+            f"/v1/practices/{t.practice_id}", json={"cabinet_id": bad}, headers=admin
+        )
+        assert r.status_code == 422, bad
+    r = await client.get(f"/v1/practices/{t.practice_id}", headers=admin)
+    assert r.json()["cabinet_id"] is None

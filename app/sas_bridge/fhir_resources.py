@@ -108,6 +108,8 @@ class Context:
     practice_phone: str | None
     practice_finess: str | None
     siret: str | None
+    cabinet_id: str | None
+    booking_url: str | None
     lat: float
     lon: float
     territory_id: uuid.UUID
@@ -303,8 +305,12 @@ def location(row: Context, base_url: str) -> dict[str, Any]:
     )
 
 
-def _structure_identifier(finess: str | None, siret: str | None) -> dict[str, Any] | None:
-    value = f"1{finess}" if finess else f"3{siret}" if siret else None
+def _structure_identifier(
+    finess: str | None, siret: str | None, cabinet_id: str | None
+) -> dict[str, Any] | None:
+    """The guide's order: `1` + FINESS, else `3` + SIRET, else the private practice's RPPS rang
+    (`4`…) or ADELI rang (`0`…), stored with its prefix."""
+    value = f"1{finess}" if finess else f"3{siret}" if siret else cabinet_id
     if value is None:
         return None
     return {
@@ -316,7 +322,7 @@ def _structure_identifier(finess: str | None, siret: str | None) -> dict[str, An
 
 @lru_cache(maxsize=_CONTEXTS_CACHED)
 def practitioner_role(row: Context, base_url: str) -> dict[str, Any]:
-    structure = _structure_identifier(row.practice_finess, row.siret)
+    structure = _structure_identifier(row.practice_finess, row.siret, row.cabinet_id)
     return resource(
         {
             "resourceType": "PractitionerRole",

@@ -216,6 +216,8 @@ def context_columns() -> list[Any]:
         Practice.phone.label("practice_phone"),
         Practice.finess.label("practice_finess"),
         Practice.siret,
+        Practice.cabinet_id,
+        Practice.booking_url,
         Practice.lat,
         Practice.lon,
         Territory.id.label("territory_id"),
