@@ -10,7 +10,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.responses import JSONResponse, StreamingResponse
 
-from app.api.deps import CallerDep, SessionDep
+from app.api.deps import CallerDep, OptionalCallerDep, SessionDep
 from app.config import get_settings
 from app.errors import BadRequest, NotFound
 from app.sas_bridge import (
@@ -62,21 +62,31 @@ async def search_slots(request: Request, session: SessionDep, caller: CallerDep)
 
 
 @router.get("/$bulk-publish")
-async def bulk_publish_manifest(request: Request, caller: CallerDep) -> JSONResponse:
-    """SMART Scheduling Links manifest: NDJSON files of Location, Schedule and Slot.
-    `_since` limits the Slot file to slots changed since that instant."""
-    caller.require(*fhir_search.READERS)
+async def bulk_publish_manifest(
+    request: Request, session: SessionDep, caller: OptionalCallerDep
+) -> JSONResponse:
+    """SMART Scheduling Links manifest: NDJSON files of Location, Schedule and Slot, each with
+    the départements it covers (`extension.state`). Without a key: the `public` slots; with
+    one: what its role may see. `_since` limits the Slot file to slots changed since then."""
+    if caller is not None:
+        caller.require(*fhir_search.READERS)
     since = _since(request)
     base = get_settings().public_base_url
     query = request.url.query
     request_url = f"{base}/fhir/$bulk-publish" + (f"?{query}" if query else "")
-    return JSONResponse(bulk_publish.manifest(base, request_url, since))
+    covered = await bulk_publish.states(session, caller)
+    response = JSONResponse(bulk_publish.manifest(base, request_url, since, covered))
+    response.headers["Cache-Control"] = bulk_publish.cache_control(caller)
+    return response
 
 
 @router.get("/$bulk-publish/{type_}.ndjson")
-async def bulk_publish_file(type_: str, request: Request, caller: CallerDep) -> StreamingResponse:
+async def bulk_publish_file(
+    type_: str, request: Request, caller: OptionalCallerDep
+) -> StreamingResponse:
     """One NDJSON file, streamed: flat memory whatever the number of slots."""
-    caller.require(*fhir_search.READERS)
+    if caller is not None:
+        caller.require(*fhir_search.READERS)
     if type_ not in bulk_publish.TYPES:
         raise NotFound(f"No {type_} file: the files are Location, Schedule and Slot")
     stream = bulk_publish.stream(
@@ -86,7 +96,9 @@ async def bulk_publish_file(type_: str, request: Request, caller: CallerDep) -> 
         get_settings().public_base_url,
         _since(request) if type_ == "Slot" else None,
     )
-    return StreamingResponse(stream, media_type="application/fhir+ndjson")
+    response = StreamingResponse(stream, media_type="application/fhir+ndjson")
+    response.headers["Cache-Control"] = bulk_publish.cache_control(caller)
+    return response
 
 
 def _since(request: Request) -> datetime | None:

@@ -117,6 +117,7 @@ class Context:
     territory_finess: str | None
     territory_phone: str | None
     timezone: str
+    department: str
 
 
 class SlotRow(NamedTuple):
@@ -293,7 +294,12 @@ def _location_body(row: Context, base_url: str) -> dict[str, Any]:
         "meta": {"profile": [PROFILE["Location"]] if complete else None},
         "identifier": [location_identifier(row.practice_id, base_url)],
         "name": row.practice_name,
-        "address": {"line": [row.address], "city": row.city, "postalCode": row.postal_code},
+        "address": {
+            "line": [row.address],
+            "city": row.city,
+            "state": row.department,  # the département (SMART Scheduling Links need a state)
+            "postalCode": row.postal_code,
+        },
         "position": {"latitude": row.lat, "longitude": row.lon},
         "telecom": [{"system": "phone", "value": _phone(row.practice_phone)}],
     }

@@ -225,6 +225,7 @@ def context_columns() -> list[Any]:
         Territory.finess.label("territory_finess"),
         Territory.phone.label("territory_phone"),
         Territory.timezone,
+        Territory.department,
     ]
 
 
