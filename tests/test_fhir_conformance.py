@@ -344,3 +344,23 @@ async def test_a_malformed_cabinet_id_is_a_422_that_changes_nothing(client, worl
         assert r.status_code == 422, bad
     r = await client.get(f"/v1/practices/{t.practice_id}", headers=admin)
     assert r.json()["cabinet_id"] is None
+
+
+async def test_the_practice_form_sets_the_rang_and_the_booking_page(client, territory, session):
+    from app.directory.models import Practice
+    from tests.test_web_directory import NEW_PRACTICE, field_value
+    from tests.test_web_pages import csrf_of
+
+    await sign_in(client, territory.coordinator)
+    url = f"/coordination/annuaire/cabinets/{territory.practice_id}"
+    form = await client.get(url)
+    values = {name: field_value(form.text, name) for name in NEW_PRACTICE}
+    data = {**values, "csrf": csrf_of(form.text), "cabinet_id": "4123", "booking_url": ""}
+    r = await client.post(url, data=data)
+    assert r.status_code == 422 and "RPPS rang" in r.text
+    page = "https://cabinet.example/rdv"
+    r = await client.post(url, data={**data, "cabinet_id": "41000123456701", "booking_url": page})
+    assert r.status_code == 303, r.text
+    practice = await session.get(Practice, uuid.UUID(territory.practice_id))
+    await session.refresh(practice)
+    assert (practice.cabinet_id, practice.booking_url) == ("41000123456701", page)
