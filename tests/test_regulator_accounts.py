@@ -204,3 +204,14 @@ async def test_conditional_update_matching_several_accounts_is_412(client, platf
         for a in (await client.get("/v1/regulator-accounts", headers=admin)).json()["items"]
     }
     assert families == {"Durand"}
+
+
+async def test_an_account_is_answered_in_the_guides_regulator_profile(client, platform):
+    r = await client.post("/fhir/Practitioner", json=account(str(uuid.uuid4())), headers=platform)
+    assert r.json()["meta"]["profile"] == [
+        "https://interop.esante.gouv.fr/ig/fhir/sas/StructureDefinition/FrPractitionerRegul"
+    ]  # and the client fixture checks it against that profile
+    body = account(str(uuid.uuid4()))
+    body["name"] = [{"family": "Sans-Prénom"}]  # the profile needs a given name: no claim
+    r = await client.post("/fhir/Practitioner", json=body, headers=platform)
+    assert r.status_code == 201 and "profile" not in r.json()["meta"]

@@ -22,6 +22,9 @@ from app.scheduling.service import now_utc
 from app.security import Caller
 
 SAS_SYSTEM = "urn:oid:1.2.250.1.213.3.6"
+REGULATOR_PROFILE = (
+    "https://interop.esante.gouv.fr/ig/fhir/sas/StructureDefinition/FrPractitionerRegul"
+)
 SYSTEM_TYPE = {RPPS_SYSTEM: "IDNPS", SAS_SYSTEM: "INTRN"}
 
 
@@ -263,10 +266,13 @@ def as_fhir(account: RegulatorAccount) -> dict[str, Any]:
     name: dict[str, Any] = {"family": account.family_name}
     if account.given_name:
         name["given"] = [account.given_name]
+    meta: dict[str, Any] = {"source": SAS_SYSTEM}
+    if account.given_name:  # FrPractitionerRegul needs name.given: claimed only when met
+        meta["profile"] = [REGULATOR_PROFILE]
     resource: dict[str, Any] = {
         "resourceType": "Practitioner",
         "id": str(account.id),
-        "meta": {"source": SAS_SYSTEM},
+        "meta": meta,
         "identifier": identifiers,
         "active": account.active,
         "name": [name],

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from app.sas_bridge.accounts import REGULATOR_PROFILE
 from app.sas_bridge.fhir_resources import PROFILE
 
 IG_CANONICAL = "https://interop.esante.gouv.fr/ig/fhir/sas"
 CORE = "http://hl7.org/fhir/SearchParameter"
-REGULATOR_PROFILE = f"{IG_CANONICAL}/StructureDefinition/FrPractitionerRegul"
 PAGING = (
     ("_count", "number", "Page size (max 1000); a `next` link (not in the guide's Slot search)"),
     ("_offset", "number", "Where the page starts"),
