@@ -364,3 +364,20 @@ async def test_the_practice_form_sets_the_rang_and_the_booking_page(client, terr
     practice = await session.get(Practice, uuid.UUID(territory.practice_id))
     await session.refresh(practice)
     assert (practice.cabinet_id, practice.booking_url) == ("41000123456701", page)
+
+
+async def test_a_guide_search_of_busy_slots_does_not_claim_the_guides_bundle_profile(
+    client, world, admin, session
+):
+    from sqlalchemy import update
+
+    from app.scheduling.models import Slot
+
+    t = await ready_territory(client, world, admin)
+    slot = await add_slot(client, t, t.practitioner_id, 3)
+    await session.execute(update(Slot).where(Slot.id == uuid.UUID(slot)).values(status="booked"))
+    await session.commit()
+    url = guide_url([f"8{t.rpps}"], *window()).replace("status=free", "status=busy")
+    r = await client.get(url, headers=t.coordinator)
+    assert r.status_code == 200, r.text  # and the client fixture found it conformant
+    assert r.json()["total"] == 1 and "meta" not in r.json()

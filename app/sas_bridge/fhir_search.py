@@ -529,8 +529,8 @@ def bundle(
         links.append({"relation": "next", "url": f"{base}/fhir/Slot?{urlencode(following)}"})
     # Entries are complete resources already: the Bundle is not pruned again (costly).
     result: dict[str, Any] = {"resourceType": "Bundle"}
-    if q.guide_search and rows and actors:
-        # The guide's Bundle profile: one self link, at least a Slot with its Schedule,
+    if q.guide_search and actors and any(r.fhir_status == "free" for r in rows):
+        # The guide's Bundle profile: one self link, at least a (free) Slot with its Schedule,
         # Practitioner and PractitionerRole. An empty answer (total 0, which the guide's text
         # asks for) cannot meet its 4 entries and does not claim it.
         result["meta"] = {"profile": [res.PROFILE["Bundle"]]}
