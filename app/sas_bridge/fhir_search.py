@@ -379,7 +379,7 @@ def _slot_statement(shape: _Shape) -> Any:
     for i, prefix in enumerate(shape.bounds):
         when = bindparam(f"start_{i}", type_=DateTime(timezone=True))
         stmt = stmt.where(date_condition(Slot.start, prefix, when))
-    if shape.day_bounds:
+    if shape.day_bounds or shape.ready_only:
         stmt = stmt.join(Territory, Territory.id == Slot.territory_id)
     for i, prefix in enumerate(shape.day_bounds):
         stmt = stmt.where(_day_condition(prefix, i))
@@ -389,14 +389,16 @@ def _slot_statement(shape: _Shape) -> Any:
         stmt = stmt.where(status == _any("statuses", String))
     if shape.by_practitioner:
         stmt = stmt.where(Slot.practitioner_id == _any("practitioner_ids", Uuid))
+    if shape.by_rpps or shape.ready_only:
+        stmt = stmt.join(Practitioner, Practitioner.id == Slot.practitioner_id)
     if shape.by_rpps:
-        stmt = stmt.join(Practitioner, Practitioner.id == Slot.practitioner_id).where(
-            Practitioner.rpps == _any("rpps", String)
-        )
+        stmt = stmt.where(Practitioner.rpps == _any("rpps", String))
     if shape.by_slot:
         stmt = stmt.where(Slot.id == _any("slot_ids", Uuid))
-    if shape.ready_only:
-        stmt = stmt.where(Slot.practitioner_id.in_(readiness.ready_practitioner_ids()))
+    if shape.ready_only:  # joins: a subquery of ready practitioners cost twice as much
+        stmt = stmt.join(Practice, Practice.id == Practitioner.practice_id).where(
+            readiness.territory_ready(), readiness.practice_ready()
+        )
     stmt = stmt.order_by(Slot.start, Slot.id).limit(bindparam("limit", type_=Integer))
     if shape.guide:
         return stmt
