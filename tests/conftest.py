@@ -95,7 +95,8 @@ async def client(
 
 async def fhir_conformance(response: httpx.Response) -> None:
     """Every FHIR resource the service answers with, in any test, passes the base model and
-    the StructureDefinitions it claims (the ANS guide's, vendored in tests/fixtures/fhir/)."""
+    the profiles it claims (the conformance tables written from the ANS SAS guide 1.2.0,
+    https://interop.esante.gouv.fr/ig/fhir/sas, in tests/fhir_conformance_tables*.py)."""
     kind = response.headers.get("content-type", "")
     if not kind.startswith(("application/fhir+json", "application/fhir+ndjson")):
         return

@@ -1,58 +1,28 @@
-"""A small offline validator against StructureDefinition snapshots: the ANS SAS guide's
-profiles vendored under tests/fixtures/fhir/ (their snapshots carry FR Core's constraints, on
-which they build, flattened in).
+"""A small offline validator against the conformance tables written from the ANS SAS guide
+1.2.0 (https://interop.esante.gouv.fr/ig/fhir/sas) in tests/fhir_conformance_tables.py and
+tests/fhir_conformance_tables_cpts.py (the rules of FR Core the guide's profiles build on
+included where they bear on our output).
 
-It checks what a snapshot states element by element: cardinalities (min/max), `fixed[x]` and
-`pattern[x]` values, required bindings whose value set is vendored or listed below (FHIR core's
-small code lists), the slices the profile defines (by their discriminator, or by conformance when
-the discriminator names no fixed value), and the guide's own `value.matches('…')` invariants.
-Resources found inside (Bundle entries, contained resources) are checked against the profiles
-they claim. The base FHIR model stays checked by fhir.resources."""
+It checks what a table states element by element: cardinalities (min/max), `fixed` and
+`pattern` values, required bindings (codes inline in the tables), the slices a profile defines
+(by their discriminator, by binding, or by conformance when the discriminator names no fixed
+value), and the guide's `value.matches('…')` invariants (FINESS). Resources found inside (Bundle
+entries, contained resources) are checked against the profiles they claim. The base FHIR model
+stays checked by fhir.resources."""
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 from functools import cache
-from pathlib import Path
 from typing import Any
 
 from fhir.resources.R4B import get_fhir_model_class
 
-FIXTURES = Path(__file__).parent / "fixtures" / "fhir"
+from tests import fhir_conformance_tables as tables
+from tests.fhir_conformance_tables_cpts import PROFILES
 
-# FHIR R4 core value sets with a required binding in these profiles (codes from the R4 spec).
-CORE_VALUE_SETS: dict[str, set[str]] = {
-    "http://hl7.org/fhir/ValueSet/slotstatus": {
-        "busy", "free", "busy-unavailable", "busy-tentative", "entered-in-error"},
-    "http://hl7.org/fhir/ValueSet/appointmentstatus": {
-        "proposed", "pending", "booked", "arrived", "fulfilled", "cancelled", "noshow",
-        "entered-in-error", "checked-in", "waitlist"},
-    "http://hl7.org/fhir/ValueSet/bundle-type": {
-        "document", "message", "transaction", "transaction-response", "batch", "batch-response",
-        "history", "searchset", "collection"},
-    "http://hl7.org/fhir/ValueSet/search-entry-mode": {"match", "include", "outcome"},
-    "http://hl7.org/fhir/ValueSet/identifier-use": {
-        "usual", "official", "temp", "secondary", "old"},
-    "http://hl7.org/fhir/ValueSet/contact-point-system": {
-        "phone", "fax", "email", "pager", "url", "sms", "other"},
-    "http://hl7.org/fhir/ValueSet/contact-point-use": {"home", "work", "temp", "old", "mobile"},
-    "http://hl7.org/fhir/ValueSet/http-verb": {"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH"},
-    "http://hl7.org/fhir/ValueSet/name-use": {
-        "usual", "official", "temp", "nickname", "anonymous", "old", "maiden"},
-    "http://hl7.org/fhir/ValueSet/address-use": {"home", "work", "temp", "old", "billing"},
-    "http://hl7.org/fhir/ValueSet/address-type": {"postal", "physical", "both"},
-    "http://hl7.org/fhir/ValueSet/location-status": {"active", "suspended", "inactive"},
-    "http://hl7.org/fhir/ValueSet/location-mode": {"instance", "kind"},
-    "http://hl7.org/fhir/ValueSet/days-of-week": {"mon", "tue", "wed", "thu", "fri", "sat", "sun"},
-    "http://hl7.org/fhir/ValueSet/administrative-gender": {"male", "female", "other", "unknown"},
-    "http://hl7.org/fhir/ValueSet/participantrequired": {
-        "required", "optional", "information-only"},
-    # v3 ActEncounterCode (R4): the guide's consultation types are three of them.
-    "http://terminology.hl7.org/ValueSet/v3-ActEncounterCode": {
-        "AMB", "EMER", "FLD", "HH", "IMP", "ACUTE", "NONAC", "OBSENC", "PRENC", "SS", "VR"},
-}  # fmt: skip
+CORE_VALUE_SETS = tables.CORE_VALUE_SETS
 _MATCHES = re.compile(r"^value\.matches\('(.+)'\)$")
 
 
@@ -69,28 +39,66 @@ def _parent_and_name(element_id: str) -> tuple[str, str]:
     return parent, last
 
 
+def _element(element_id: str, rule: dict[str, Any]) -> dict[str, Any]:
+    """A table rule as the snapshot-like element the validator reads."""
+    element: dict[str, Any] = {"id": element_id}
+    for key in ("min", "max", "fixed", "pattern", "slicing"):
+        if key in rule:
+            element[key] = rule[key]
+    if "binding" in rule:
+        element["binding"] = {"strength": "required", "valueSet": rule["binding"]}
+    if "profile" in rule:
+        element["type"] = [{"profile": list(rule["profile"])}]
+    if "matches" in rule:
+        key, expression = rule["matches"]
+        element["constraint"] = [{"key": key, "expression": expression}]
+    return element
+
+
+def _expand(table: tables.Profile) -> dict[str, dict[str, Any]]:
+    """The table's rules by full element id, with every ancestor present, and each slice's
+    children inheriting the rules of the sliced element's children (as a snapshot states)."""
+    rules: dict[str, dict[str, Any]] = {table.type: {}}
+    for path, rule in table.elements.items():
+        rules[f"{table.type}.{path}"] = dict(rule)
+    changed = True
+    while changed:
+        changed = False
+        for element_id in sorted(rules, key=len):
+            parent, last = _parent_and_name(element_id)
+            if parent and parent not in rules:
+                rules[parent] = {}
+                changed = True
+            if ":" not in last:
+                continue
+            base = f"{parent}.{last.split(':', 1)[0]}" if parent else last.split(":", 1)[0]
+            for other in list(rules):
+                if other.startswith(base + "."):
+                    target = element_id + other[len(base) :]
+                    merged = {**rules[other], **rules.get(target, {})}
+                    if rules.get(target) != merged:
+                        rules[target] = merged
+                        changed = True
+    return {element_id: _element(element_id, rule) for element_id, rule in rules.items()}
+
+
 @cache
 def _load() -> tuple[dict[str, Profile], dict[str, set[tuple[str, str]]]]:
     profiles: dict[str, Profile] = {}
-    value_sets: dict[str, set[tuple[str, str]]] = {}
-    for path in sorted(FIXTURES.glob("*.json")):
-        data = json.loads(path.read_text(encoding="utf-8"))
-        if data.get("resourceType") == "StructureDefinition":
-            elements = {e["id"]: e for e in data["snapshot"]["element"]}
-            profile = Profile(data["url"], data["type"], elements)
-            for element_id in elements:
-                parent, last = _parent_and_name(element_id)
-                if not parent:
-                    continue
-                name = last.split(":", 1)[0]
-                profile.children.setdefault(parent, {}).setdefault(name, []).append(element_id)
-            profiles[data["url"]] = profile
-        elif data.get("resourceType") == "ValueSet":
-            codes = set()
-            for include in (data.get("compose") or {}).get("include", []):
-                for concept in include.get("concept", []):
-                    codes.add((include["system"], concept["code"]))
-            value_sets[data["url"]] = codes
+    for table in PROFILES.values():
+        elements = _expand(table)
+        profile = Profile(table.url, table.type, elements)
+        for element_id in elements:
+            parent, last = _parent_and_name(element_id)
+            if not parent:
+                continue
+            name = last.split(":", 1)[0]
+            profile.children.setdefault(parent, {}).setdefault(name, []).append(element_id)
+        profiles[table.url] = profile
+    value_sets = {
+        url: {(system, code) for system, codes in by_system.items() for code in codes}
+        for url, by_system in tables.GUIDE_VALUE_SETS.items()
+    }
     return profiles, value_sets
 
 
@@ -144,7 +152,7 @@ class Validator:
         if binding.get("strength") != "required" or not binding.get("valueSet"):
             return
         if isinstance(value, str):
-            codings: list[tuple[str | None, str]] = [(None, value)]
+            codings: list[tuple[Any, Any]] = [(None, value)]
         elif isinstance(value, dict) and ("coding" in value or "text" in value):
             codings = [(c.get("system"), c.get("code")) for c in value.get("coding") or []]
         elif isinstance(value, dict):
@@ -215,8 +223,10 @@ class Validator:
                     return False
                 continue
             if kind == "profile":
-                target = profile.elements.get(f"{slice_id}.{path}") or {}
-                wanted = {p for t in target.get("type") or [] for p in t.get("profile") or []}
+                target: dict[str, Any] | None = profile.elements.get(f"{slice_id}.{path}") or {}
+                wanted = {
+                    p for t in (target or {}).get("type") or [] for p in t.get("profile") or []
+                }
                 sub = value.get(path) if isinstance(value, dict) else None
                 claimed = set(((sub or {}).get("meta") or {}).get("profile") or [])
                 if not wanted & claimed:
@@ -314,7 +324,7 @@ class Validator:
         for url in claimed:
             profile = self.profiles.get(url)
             if profile is None:
-                self.errors.append(f"{where}: claims {url}, which is not vendored")
+                self.errors.append(f"{where}: claims {url}, which is not in the conformance tables")
                 continue
             if profile.type != type_:
                 self.errors.append(f"{where}: {url} profiles {profile.type}, not {type_}")

@@ -1,6 +1,7 @@
 """Issue 23: what the ANS guide's profiles and CapabilityStatement require of Créneau's FHIR
 output, beyond the guide's Slot search (tests/test_fhir_sas_guide.py). Every FHIR answer is also
-checked against the vendored StructureDefinitions by the `client` fixture."""
+checked against the conformance tables written from the guide 1.2.0
+(tests/fhir_conformance_tables*.py) by the `client` fixture."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from tests.conftest import make_territory, practitioner_body
-from tests.fhir_profiles import FIXTURES, assert_conforms
+from tests.fhir_conformance_tables_cpts import CPTS_CAPABILITY, CPTS_CAPABILITY_URL
+from tests.fhir_profiles import assert_conforms
 from tests.test_fhir_sas_guide import by_type, guide_url
 from tests.test_sas_notifications import (
     book_with,
@@ -174,27 +176,21 @@ async def test_a_malformed_start_date_is_a_400(client, territory):
     assert r.json()["resourceType"] == "OperationOutcome"
 
 
-CPTS_CAPABILITY = "CapabilityStatement-SAS-GestionnaireAgenda-CPTS"
-
-
 def _declared(statement) -> dict[str, dict]:
     return {r["type"]: r for r in statement["rest"][0]["resource"]}
 
 
 async def test_the_capability_statement_serves_what_the_cpts_one_requires(client):
-    required = json.loads((FIXTURES / f"{CPTS_CAPABILITY}.json").read_text(encoding="utf-8"))
     ours = (await client.get("/fhir/metadata")).json()
-    assert required["url"] in ours["instantiates"]
+    assert CPTS_CAPABILITY_URL in ours["instantiates"]
     declared = _declared(ours)
-    for needed in required["rest"][0]["resource"]:
-        mine = declared[needed["type"]]
-        assert mine["profile"] == needed["profile"], needed["type"]
-        codes = {i["code"] for i in mine["interaction"]}
-        assert {i["code"] for i in needed["interaction"]} <= codes, needed["type"]
-        assert set(needed.get("searchInclude", [])) <= set(mine.get("searchInclude", []))
+    for type_, needed in CPTS_CAPABILITY.items():
+        mine = declared[type_]
+        assert mine["profile"] == needed.profile, type_
+        assert needed.interactions <= {i["code"] for i in mine["interaction"]}, type_
+        assert needed.search_include <= set(mine.get("searchInclude", [])), type_
         definitions = {p.get("definition") for p in mine.get("searchParam", [])}
-        for param in needed.get("searchParam", []):
-            assert param["definition"] in definitions, (needed["type"], param["definition"])
+        assert needed.search_params <= definitions, (type_, needed.search_params - definitions)
 
 
 async def test_every_declared_interaction_and_search_parameter_is_served(client, world, admin):
