@@ -4,6 +4,7 @@ runs inside a transaction that is rolled back at the end (savepoints absorb the 
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
@@ -30,6 +31,7 @@ from tests.dbtools import (
     server_url,
     with_database,
 )
+from tests.fhir_profiles import assert_conforms
 
 
 @pytest.fixture(scope="session")
@@ -93,9 +95,27 @@ async def client(
     app.state.sessionmaker = sessionmaker
     app.state.feed_http = feed_client()  # what the lifespan sets up, which tests skip
     transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://test", event_hooks={"response": [fhir_conformance]}
+    ) as client:
         yield client
     await app.state.feed_http.aclose()
+
+
+async def fhir_conformance(response: httpx.Response) -> None:
+    """Every FHIR resource the service answers with, in any test, passes the base model and
+    the profiles it claims (the conformance tables written from the ANS SAS guide 1.2.0,
+    https://interop.esante.gouv.fr/ig/fhir/sas, in tests/fhir_conformance_tables*.py)."""
+    kind = response.headers.get("content-type", "")
+    if not kind.startswith(("application/fhir+json", "application/fhir+ndjson")):
+        return
+    await response.aread()
+    if kind.startswith("application/fhir+ndjson"):
+        resources = [json.loads(line) for line in response.text.splitlines() if line]
+    else:
+        resources = [response.json()]
+    for resource in resources:
+        assert_conforms(resource)
 
 
 class World:

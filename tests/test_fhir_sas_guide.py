@@ -190,6 +190,7 @@ async def test_included_resources_follow_the_guide_and_references_resolve(client
     assert contained["address"] == {
         "line": ["2 place de l'Hôtel de Ville"],
         "city": "Aurillac",
+        "state": "15",
         "postalCode": "15000",
     }
     org_id = role["organization"]["identifier"]

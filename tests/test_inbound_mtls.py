@@ -163,7 +163,14 @@ def https(
 
 @pytest.fixture
 async def published(client, world, admin):
-    t = await make_territory(client, world, admin, name="CPTS mTLS")
+    # ready for the platform: a FINESS, and a practice with postal code and city
+    t = await make_territory(client, world, admin, name="CPTS mTLS", finess="150001234")
+    r = await client.patch(
+        f"/v1/practices/{t.practice_id}",
+        json={"postal_code": "15000", "city": "Aurillac"},
+        headers=t.coordinator,
+    )
+    assert r.status_code == 200, r.text
     t.slots = [await add_slot(client, t, t.practitioner_id, h) for h in (2, 3)]
     return t
 

@@ -140,3 +140,78 @@ async def test_bad_identifier_parameter_is_400(client, platform):
         "/fhir/Practitioner?identifier=nobar", json=account(str(uuid.uuid4())), headers=platform
     )
     assert r.status_code == 400
+
+
+async def test_conditional_update_with_an_unknown_url_identifier_never_touches_another_account(
+    client, platform, admin
+):
+    other = str(uuid.uuid4())
+    created = await client.post(
+        "/fhir/Practitioner", json=account(other, active=False), headers=platform
+    )
+    assert created.status_code == 201
+    unknown = str(uuid.uuid4())
+    r = await client.put(
+        f"/fhir/Practitioner?identifier={SAS}|{unknown}", json=account(other), headers=platform
+    )
+    assert r.status_code == 400, r.text
+    assert r.json()["resourceType"] == "OperationOutcome"
+    [listed] = (await client.get("/v1/regulator-accounts", headers=admin)).json()["items"]
+    assert (listed["identifier"], listed["active"]) == (other, False)
+
+
+async def test_conditional_update_without_a_match_creates_with_the_urls_identifier(
+    client, platform, admin
+):
+    tech = str(uuid.uuid4())
+    body = account()  # no identifier in the body: the URL's is the account's
+    r = await client.put(f"/fhir/Practitioner?identifier={SAS}|{tech}", json=body, headers=platform)
+    assert r.status_code == 201, r.text
+    assert [i["value"] for i in r.json()["identifier"]] == [tech]
+    listed = (await client.get("/v1/regulator-accounts", headers=admin)).json()["items"]
+    assert [(a["identifier_system"], a["identifier"]) for a in listed] == [(SAS, tech)]
+
+
+async def test_conditional_update_with_one_match_updates_that_account(client, platform):
+    tech = str(uuid.uuid4())
+    created = (await client.post("/fhir/Practitioner", json=account(tech), headers=platform)).json()
+    r = await client.put(
+        f"/fhir/Practitioner?identifier={tech}",
+        json=account(tech, family="Petit"),
+        headers=platform,
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["id"] == created["id"] and r.json()["name"][0]["family"] == "Petit"
+
+
+async def test_conditional_update_matching_several_accounts_is_412(client, platform, admin):
+    shared = str(uuid.uuid4())
+    await client.post("/fhir/Practitioner", json=account(shared), headers=platform)
+    await client.post(
+        "/fhir/Practitioner",
+        json=account(str(uuid.uuid4()), national=shared),
+        headers=platform,
+    )
+    r = await client.put(
+        f"/fhir/Practitioner?identifier={shared}",
+        json=account(shared, family="Petit"),
+        headers=platform,
+    )
+    assert r.status_code == 412, r.text
+    assert r.json()["resourceType"] == "OperationOutcome"
+    families = {
+        a["family_name"]
+        for a in (await client.get("/v1/regulator-accounts", headers=admin)).json()["items"]
+    }
+    assert families == {"Durand"}
+
+
+async def test_an_account_is_answered_in_the_guides_regulator_profile(client, platform):
+    r = await client.post("/fhir/Practitioner", json=account(str(uuid.uuid4())), headers=platform)
+    assert r.json()["meta"]["profile"] == [
+        "https://interop.esante.gouv.fr/ig/fhir/sas/StructureDefinition/FrPractitionerRegul"
+    ]  # and the client fixture checks it against that profile
+    body = account(str(uuid.uuid4()))
+    body["name"] = [{"family": "Sans-Prénom"}]  # the profile needs a given name: no claim
+    r = await client.post("/fhir/Practitioner", json=body, headers=platform)
+    assert r.status_code == 201 and "profile" not in r.json()["meta"]

@@ -13,6 +13,7 @@ from app.config import get_settings
 from app.sas_bridge.models import OutboxMessage
 from app.sas_bridge.outbox import deliver_due
 from tests.conftest import assert_problem
+from tests.fhir_profiles import assert_conforms
 from tests.receiver import Receiver
 from tests.test_bookings import PATIENT, idem
 from tests.test_regulator_accounts import SAS, account
@@ -85,6 +86,8 @@ async def test_booking_is_posted_then_cancel_is_a_conditional_put(
         f"http://127.0.0.1:8000/fhir/Appointment|{booking['id']}"
     ]
     assert json.loads(put.body)["status"] == "cancelled"
+    for sent in (created, json.loads(put.body)):
+        assert_conforms(sent)  # FrAppointmentSAS, from the guide's snapshot
 
 
 async def test_a_put_never_overtakes_its_post(

@@ -74,3 +74,74 @@ async def test_unknown_file_and_wrong_role(client, territory):
     assert r.status_code == 404 and r.json()["resourceType"] == "OperationOutcome"
     r = await client.get("/fhir/$bulk-publish", headers=territory.dashboard)
     assert r.status_code == 403
+
+
+async def test_public_slots_are_published_without_a_key(client, territory, other_territory):
+    public = await add_slot(client, territory, territory.practitioner_id, 3, visibility="public")
+    await add_slot(client, territory, territory.practitioner_id, 4)  # sas: keyed readers only
+    await add_slot(client, other_territory, other_territory.practitioner_id, 5)  # no public slot
+    r = await client.get("/fhir/$bulk-publish")
+    assert r.status_code == 200, r.text
+    assert r.headers["cache-control"] == "public, max-age=60"
+    files = {}
+    for output in r.json()["output"]:
+        got = await client.get(output["url"].replace("http://127.0.0.1:8000", ""))
+        assert got.status_code == 200, got.text
+        assert got.headers["cache-control"] == "public, max-age=60"
+        files[output["type"]] = ndjson(got.text)
+    assert [s["id"] for s in files["Slot"]] == [public]
+    assert [s["id"] for s in files["Schedule"]] == [territory.practitioner_id]
+    assert [loc["id"] for loc in files["Location"]] == [territory.practice_id]
+
+
+async def test_a_keyed_view_is_private_to_its_reader(client, territory):
+    r = await client.get("/fhir/$bulk-publish", headers=territory.regulator)
+    assert r.headers["cache-control"] == "private, max-age=60"
+
+
+async def test_manifest_outputs_carry_the_departements_they_cover(client, territory):
+    await add_slot(client, territory, territory.practitioner_id, 3, visibility="public")
+    body = (await client.get("/fhir/$bulk-publish")).json()
+    assert [o["extension"]["state"] for o in body["output"]] == [["15"]] * 3
+
+
+async def test_locations_carry_identifier_and_state_and_schedules_one_location_actor(
+    client, territory
+):
+    await add_slot(client, territory, territory.practitioner_id, 3, visibility="public")
+    (location,) = ndjson((await client.get("/fhir/$bulk-publish/Location.ndjson")).text)
+    assert location["address"]["state"] == "15"
+    (identifier,) = location["identifier"]
+    assert identifier["system"] and identifier["value"] == territory.practice_id
+    (schedule,) = ndjson((await client.get("/fhir/$bulk-publish/Schedule.ndjson")).text)
+    assert schedule["actor"] == [{"reference": f"Location/{territory.practice_id}"}]
+    assert schedule["serviceType"][0]["coding"][0]["code"] == "124"
+
+
+async def test_a_public_slot_links_to_the_practices_own_booking_page_or_to_nothing(
+    client, territory, admin
+):
+    await add_slot(client, territory, territory.practitioner_id, 3, visibility="public")
+    (slot,) = ndjson((await client.get("/fhir/$bulk-publish/Slot.ndjson")).text)
+    assert "extension" not in slot
+    page = "https://cabinet-aurillac.example/rendez-vous"
+    r = await client.patch(
+        f"/v1/practices/{territory.practice_id}", json={"booking_url": page}, headers=admin
+    )
+    assert r.status_code == 200, r.text
+    (slot,) = ndjson((await client.get("/fhir/$bulk-publish/Slot.ndjson")).text)
+    assert slot["extension"] == [
+        {
+            "url": "http://fhir-registry.smarthealthit.org/StructureDefinition/booking-deep-link",
+            "valueUrl": page,
+        }
+    ]
+
+
+async def test_a_malformed_booking_url_is_a_422(client, territory, admin):
+    r = await client.patch(
+        f"/v1/practices/{territory.practice_id}",
+        json={"booking_url": "javascript:alert(1)"},
+        headers=admin,
+    )
+    assert r.status_code == 422

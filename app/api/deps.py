@@ -79,6 +79,19 @@ async def get_read_caller(
     return await _authenticated(request, session)
 
 
+async def get_optional_caller(
+    request: Request,
+    session: SessionDep,
+    _scheme: Annotated[object, Security(_bearer)] = None,
+) -> Caller | None:
+    """The caller, or None for a request with neither key nor client certificate (what is
+    public, such as the SMART Scheduling Links of `public` slots)."""
+    if request.headers.get("authorization") is None and verified_subject(request.scope) is None:
+        return None
+    return await _authenticated(request, session)
+
+
 CallerDep = Annotated[Caller, Depends(get_caller)]
+OptionalCallerDep = Annotated[Caller | None, Depends(get_optional_caller)]
 ReadCallerDep = Annotated[Caller, Depends(get_read_caller)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]

@@ -10,10 +10,16 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.responses import JSONResponse, StreamingResponse
 
-from app.api.deps import CallerDep, SessionDep
+from app.api.deps import CallerDep, OptionalCallerDep, SessionDep
 from app.config import get_settings
 from app.errors import BadRequest, NotFound
-from app.sas_bridge import accounts, bulk_publish, fhir_appointments, fhir_search
+from app.sas_bridge import (
+    accounts,
+    bulk_publish,
+    fhir_appointments,
+    fhir_directory,
+    fhir_search,
+)
 from app.sas_bridge import fhir_resources as res
 from app.sas_bridge.account_models import RegulatorAccount
 from app.sas_bridge.capability import capability_statement
@@ -56,21 +62,31 @@ async def search_slots(request: Request, session: SessionDep, caller: CallerDep)
 
 
 @router.get("/$bulk-publish")
-async def bulk_publish_manifest(request: Request, caller: CallerDep) -> JSONResponse:
-    """SMART Scheduling Links manifest: NDJSON files of Location, Schedule and Slot.
-    `_since` limits the Slot file to slots changed since that instant."""
-    caller.require(*fhir_search.READERS)
+async def bulk_publish_manifest(
+    request: Request, session: SessionDep, caller: OptionalCallerDep
+) -> JSONResponse:
+    """SMART Scheduling Links manifest: NDJSON files of Location, Schedule and Slot, each with
+    the départements it covers (`extension.state`). Without a key: the `public` slots; with
+    one: what its role may see. `_since` limits the Slot file to slots changed since then."""
+    if caller is not None:
+        caller.require(*fhir_search.READERS)
     since = _since(request)
     base = get_settings().public_base_url
     query = request.url.query
     request_url = f"{base}/fhir/$bulk-publish" + (f"?{query}" if query else "")
-    return JSONResponse(bulk_publish.manifest(base, request_url, since))
+    covered = await bulk_publish.states(session, caller)
+    response = JSONResponse(bulk_publish.manifest(base, request_url, since, covered))
+    response.headers["Cache-Control"] = bulk_publish.cache_control(caller)
+    return response
 
 
 @router.get("/$bulk-publish/{type_}.ndjson")
-async def bulk_publish_file(type_: str, request: Request, caller: CallerDep) -> StreamingResponse:
+async def bulk_publish_file(
+    type_: str, request: Request, caller: OptionalCallerDep
+) -> StreamingResponse:
     """One NDJSON file, streamed: flat memory whatever the number of slots."""
-    caller.require(*fhir_search.READERS)
+    if caller is not None:
+        caller.require(*fhir_search.READERS)
     if type_ not in bulk_publish.TYPES:
         raise NotFound(f"No {type_} file: the files are Location, Schedule and Slot")
     stream = bulk_publish.stream(
@@ -80,7 +96,9 @@ async def bulk_publish_file(type_: str, request: Request, caller: CallerDep) -> 
         get_settings().public_base_url,
         _since(request) if type_ == "Slot" else None,
     )
-    return StreamingResponse(stream, media_type="application/fhir+ndjson")
+    response = StreamingResponse(stream, media_type="application/fhir+ndjson")
+    response.headers["Cache-Control"] = bulk_publish.cache_control(caller)
+    return response
 
 
 def _since(request: Request) -> datetime | None:
@@ -130,16 +148,41 @@ async def create_regulator_account(
 async def update_regulator_account(
     request: Request, session: SessionDep, caller: CallerDep, identifier: str | None = None
 ) -> JSONResponse:
-    """Conditional update `?identifier=<system>|<value>`: an idempotent upsert (an unknown
-    identifier creates the account). `active=false` withdraws the right to book."""
+    """Conditional update `?identifier=[<system>|]<value>`, as FHIR defines it: the URL's
+    criteria choose the account (none: created with the URL's identifier, 201; one: updated,
+    200; several: 412); a body whose identifier contradicts the URL is a 400. `active=false`
+    withdraws the right to book."""
     caller.require(SAS_PLATFORM)
-    by = accounts.parse_identifier(identifier)
-    data = accounts.parse_practitioner(await _fhir_body(request))
-    account, created = await accounts.upsert(session, caller, data, by=by)
+    criteria = accounts.parse_identifier(identifier)
+    data = accounts.parse_practitioner(await _fhir_body(request), identifier_required=False)
+    account, created = await accounts.conditional_update(session, caller, data, criteria)
     return _saved(account, created)
 
 
-def _reader(type_: str, build: Callable[[res.Context], dict[str, Any]], by_practice: bool = False):  # type: ignore[no-untyped-def]
+def _searcher(type_: str) -> Callable[..., Any]:
+    async def search(request: Request, session: SessionDep, caller: CallerDep) -> JSONResponse:
+        params = list(request.query_params.multi_items())
+        q = fhir_directory.parse(type_, params)
+        contexts, total = await fhir_directory.search(session, caller, q)
+        query = request.url.query
+        self_url = f"{get_settings().public_base_url}/fhir/{type_}" + (f"?{query}" if query else "")
+        return fhir(fhir_directory.bundle(q, contexts, total, self_url, params))
+
+    search.__name__ = f"search_{type_.lower()}"
+    search.__doc__ = (
+        f"Search {type_}: {', '.join(fhir_directory.PARAMS[type_])}, `_count` and `_offset` "
+        "(a `next` link), in the caller's scope."
+    )
+    return search
+
+
+for _type in fhir_directory.PARAMS:
+    router.add_api_route(f"/{_type}", _searcher(_type), methods=["GET"], summary=f"Search {_type}")
+
+
+def _reader(
+    type_: str, build: Callable[[res.Context, str], dict[str, Any]], by_practice: bool = False
+) -> Callable[..., Any]:
     async def read(resource_id: str, session: SessionDep, caller: CallerDep) -> JSONResponse:
         ident = _id(resource_id, type_)
         if by_practice:
@@ -156,20 +199,21 @@ def _reader(type_: str, build: Callable[[res.Context], dict[str, Any]], by_pract
                 return fhir(accounts.as_fhir(account))
         if not found:
             raise NotFound(f"{type_}/{resource_id} not found")
-        return fhir(build(found[0]))
+        return fhir(build(found[0], get_settings().public_base_url))
 
     read.__name__ = f"read_{type_.lower()}"
     return read
 
 
-for _type, _build, _by_practice in (
-    ("Schedule", res.schedule, False),
-    ("Practitioner", res.practitioner, False),
+_BUILDERS: tuple[tuple[str, Callable[[res.Context, str], dict[str, Any]], bool], ...] = (
+    ("Schedule", lambda ctx, _: res.schedule(ctx), False),
+    ("Practitioner", lambda ctx, _: res.practitioner(ctx), False),
     ("PractitionerRole", res.practitioner_role, False),
     ("Location", res.location, True),
-    ("HealthcareService", res.healthcare_service, False),
-    ("Organization", res.organization, False),
-):
+    ("HealthcareService", lambda ctx, _: res.healthcare_service(ctx), False),
+    ("Organization", lambda ctx, _: res.organization(ctx), False),
+)
+for _type, _build, _by_practice in _BUILDERS:
     router.add_api_route(
         f"/{_type}/{{resource_id}}",
         _reader(_type, _build, _by_practice),

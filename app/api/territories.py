@@ -3,17 +3,24 @@ import uuid
 from fastapi import APIRouter, Response, status
 
 from app.api.deps import CallerDep, SessionDep
-from app.directory import schemas, service
+from app.directory import readiness, schemas, service
+from app.directory.models import Territory
 from app.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, Page
 from app.validators import local
 
 router = APIRouter(prefix="/v1/territories", tags=["directory"])
 
 
-def _out(territory: object) -> schemas.TerritoryOut:
+def _out(territory: object, reasons: dict[uuid.UUID, list[str]]) -> schemas.TerritoryOut:
     out = schemas.TerritoryOut.model_validate(territory)
     out.created_at = local(out.created_at, out.timezone)
+    out.sas_not_ready_reasons = reasons.get(out.id, [])
+    out.sas_ready = not out.sas_not_ready_reasons
     return out
+
+
+async def _one(session: SessionDep, territory: Territory) -> schemas.TerritoryOut:
+    return _out(territory, await readiness.reasons(session, [territory]))
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=schemas.TerritoryOut)
@@ -21,7 +28,7 @@ async def create_territory(
     body: schemas.TerritoryIn, session: SessionDep, caller: CallerDep
 ) -> schemas.TerritoryOut:
     """Create a CPTS territory (admin)."""
-    return _out(await service.create_territory(session, caller, body))
+    return await _one(session, await service.create_territory(session, caller, body))
 
 
 @router.get("", response_model=Page[schemas.TerritoryOut])
@@ -32,21 +39,22 @@ async def list_territories(
     limit: LimitQuery = DEFAULT_LIMIT,
 ) -> Page[schemas.TerritoryOut]:
     rows, next_cursor = await service.list_territories(session, caller, cursor=cursor, limit=limit)
-    return Page(items=[_out(t) for t in rows], next_cursor=next_cursor)
+    reasons = await readiness.reasons(session, rows)
+    return Page(items=[_out(t, reasons) for t in rows], next_cursor=next_cursor)
 
 
 @router.get("/{territory_id}", response_model=schemas.TerritoryOut)
 async def get_territory(
     territory_id: uuid.UUID, session: SessionDep, caller: CallerDep
 ) -> schemas.TerritoryOut:
-    return _out(await service.get_territory(session, caller, territory_id))
+    return await _one(session, await service.get_territory(session, caller, territory_id))
 
 
 @router.patch("/{territory_id}", response_model=schemas.TerritoryOut)
 async def update_territory(
     territory_id: uuid.UUID, body: schemas.TerritoryPatch, session: SessionDep, caller: CallerDep
 ) -> schemas.TerritoryOut:
-    return _out(await service.update_territory(session, caller, territory_id, body))
+    return await _one(session, await service.update_territory(session, caller, territory_id, body))
 
 
 @router.delete("/{territory_id}", status_code=status.HTTP_204_NO_CONTENT)

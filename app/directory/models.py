@@ -98,6 +98,9 @@ class Practice(IdMixin, CreatedAtMixin, Base):
     city: Mapped[str | None] = mapped_column(String(200))
     phone: Mapped[str | None] = mapped_column(String(32))
     siret: Mapped[str | None] = mapped_column(String(14))
+    # RPPS rang (`4`…) or ADELI rang (`0`…) with its prefix: a private practice's structure id
+    cabinet_id: Mapped[str | None] = mapped_column(String(20))
+    booking_url: Mapped[str | None] = mapped_column(String(500))  # its own public booking page
 
 
 class Practitioner(IdMixin, CreatedAtMixin, Base):

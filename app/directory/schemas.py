@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, datetime, time
-from typing import Literal
+from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import AfterValidator, Field, StringConstraints, field_validator, model_validator
 
 from app.validators import (
     Department,
@@ -87,6 +88,9 @@ class TerritoryOut(OutModel):
     phone: str | None
     snp_window_hours: int
     created_at: datetime
+    # Whether the national SAS platform can be sent this territory (app/directory/readiness.py)
+    sas_ready: bool = False
+    sas_not_ready_reasons: list[str] = Field(default_factory=list)
 
 
 # Regulators (SAS) -----------------------------------------------------------------------
@@ -121,6 +125,31 @@ class RegulatorLinkIn(StrictModel):
 
 # Practices ------------------------------------------------------------------------------
 
+CabinetId = Annotated[
+    str,
+    StringConstraints(pattern=r"^(4[0-9]{12,15}|0[0-9]{2}[0-9AB][0-9]{7,12})$"),
+    Field(
+        description="A private practice's RPPS rang (prefix 4) or ADELI rang (prefix 0), with its "
+        "prefix, as the Annuaire Santé's 'ancien identifiant de la structure'",
+        examples=["41000123456701"],
+    ),
+]
+
+
+def _check_booking_url(value: str) -> str:
+    parsed = urlsplit(value)
+    if parsed.scheme not in ("https", "http") or not parsed.netloc:
+        raise ValueError("must be an absolute http(s) URL")
+    return value
+
+
+BookingUrl = Annotated[
+    str,
+    StringConstraints(max_length=500),
+    AfterValidator(_check_booking_url),
+    Field(description="The practice's own public booking page (an absolute URL)"),
+]
+
 
 class PracticeIn(StrictModel):
     territory_id: uuid.UUID
@@ -134,6 +163,8 @@ class PracticeIn(StrictModel):
     city: Name | None = None
     phone: Phone | None = None
     siret: Siret | None = None
+    cabinet_id: CabinetId | None = None
+    booking_url: BookingUrl | None = None
 
 
 class PracticePatch(StrictModel):
@@ -147,6 +178,8 @@ class PracticePatch(StrictModel):
     city: Name | None = None
     phone: Phone | None = None
     siret: Siret | None = None
+    cabinet_id: CabinetId | None = None
+    booking_url: BookingUrl | None = None
 
     @model_validator(mode="after")
     def _required_not_null(self) -> PracticePatch:
@@ -173,6 +206,8 @@ class PracticeOut(TerritoryStamped):
     city: str | None
     phone: str | None
     siret: str | None
+    cabinet_id: str | None = None
+    booking_url: str | None = None
 
 
 # Practitioners --------------------------------------------------------------------------

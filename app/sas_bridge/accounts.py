@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from fhir.resources.R4B.practitioner import Practitioner as FhirPractitioner
@@ -22,6 +22,9 @@ from app.scheduling.service import now_utc
 from app.security import Caller
 
 SAS_SYSTEM = "urn:oid:1.2.250.1.213.3.6"
+REGULATOR_PROFILE = (
+    "https://interop.esante.gouv.fr/ig/fhir/sas/StructureDefinition/FrPractitionerRegul"
+)
 SYSTEM_TYPE = {RPPS_SYSTEM: "IDNPS", SAS_SYSTEM: "INTRN"}
 
 
@@ -29,6 +32,20 @@ class BusinessRuleViolation(AppError):
     """422 under /fhir: well-formed FHIR that breaks one of the guide's rules."""
 
     status, slug, title = 422, "business-rule", "Business rule violated"
+
+
+class PreconditionFailed(AppError):
+    """412: a conditional update whose criteria match more than one resource."""
+
+    status, slug, title = 412, "precondition-failed", "Precondition failed"
+
+
+@dataclass(frozen=True)
+class Criteria:
+    """A conditional update's `identifier=[system|]value`: no system matches either."""
+
+    system: str | None
+    value: str
 
 
 @dataclass(frozen=True)
@@ -41,8 +58,9 @@ class AccountData:
     active: bool
 
 
-def parse_practitioner(body: Any) -> AccountData:
-    """400 for malformed FHIR, 422 for a rule of the guide."""
+def parse_practitioner(body: Any, *, identifier_required: bool = True) -> AccountData:
+    """400 for malformed FHIR, 422 for a rule of the guide. A conditional update's body may
+    leave its identifier to the URL (`identifier_required=False`)."""
     if not isinstance(body, dict) or body.get("resourceType") != "Practitioner":
         raise BadRequest("The body must be a FHIR Practitioner resource")
     try:
@@ -71,7 +89,7 @@ def parse_practitioner(body: Any) -> AccountData:
                 technical = str(uuid.UUID(value))
             except ValueError as exc:
                 raise BusinessRuleViolation("the SAS technical identifier must be a UUID") from exc
-    if national is None and technical is None:
+    if national is None and technical is None and identifier_required:
         raise BusinessRuleViolation(
             f"an identifier is required: national ({RPPS_SYSTEM}, IDNPS) or SAS ({SAS_SYSTEM}, "
             "INTRN)"
@@ -87,13 +105,61 @@ def parse_practitioner(body: Any) -> AccountData:
     return AccountData(national, technical, family, given, email, bool(body.get("active", True)))
 
 
-def parse_identifier(param: str | None) -> tuple[str, str]:
-    if not param or "|" not in param:
-        raise BadRequest("identifier must be <system>|<value>")
-    system, _, value = param.partition("|")
-    if system not in SYSTEM_TYPE or not value:
+def parse_identifier(param: str | None) -> Criteria:
+    """`identifier=<system>|<value>` or `identifier=<value>` (any system)."""
+    if not param:
+        raise BadRequest("identifier must be <system>|<value> or <value>")
+    system, bar, value = param.partition("|")
+    if not bar:
+        system, value = "", param
+    if bar and system not in SYSTEM_TYPE:
         raise BadRequest(f"identifier system must be {RPPS_SYSTEM} or {SAS_SYSTEM}")
-    return system, value
+    if not value:
+        raise BadRequest("identifier needs a value")
+    if system == SAS_SYSTEM:
+        try:
+            value = str(uuid.UUID(value))
+        except ValueError as exc:
+            raise BadRequest("the SAS technical identifier is a UUID") from exc
+    return Criteria(system or None, value)
+
+
+def _with_url_identifier(data: AccountData, criteria: Criteria) -> AccountData:
+    """The body as the URL's criteria decide it: its identifier of the URL's system must be
+    the URL's (else 400); a body without one takes the URL's."""
+    system, value = criteria.system, criteria.value
+    if system is None:
+        if value not in (data.national_id, data.technical_id):
+            raise BadRequest(f"the body carries no identifier {value!r}, which the URL names")
+        return data
+    mine = data.national_id if system == RPPS_SYSTEM else data.technical_id
+    if mine is not None and mine != value:
+        raise BadRequest(f"the body's identifier {system}|{mine} contradicts the URL's {value!r}")
+    if system == RPPS_SYSTEM:
+        return replace(data, national_id=value)
+    return replace(data, technical_id=value)
+
+
+async def conditional_update(
+    session: AsyncSession, caller: Caller, data: AccountData, criteria: Criteria
+) -> tuple[RegulatorAccount, bool]:
+    """FHIR conditional update: the URL's criteria alone choose the account. No match creates
+    one with the URL's identifier, one match updates it, several are a 412."""
+    caller.require("sas_platform", "admin")
+    data = _with_url_identifier(data, criteria)
+    conditions = []
+    if criteria.system in (None, RPPS_SYSTEM):
+        conditions.append(RegulatorAccount.national_id == criteria.value)
+    if criteria.system in (None, SAS_SYSTEM):
+        conditions.append(RegulatorAccount.technical_id == criteria.value)
+    matches = (
+        await session.scalars(
+            select(RegulatorAccount).where(or_(*conditions)).limit(2).with_for_update()
+        )
+    ).all()
+    if len(matches) > 1:
+        raise PreconditionFailed(f"identifier {criteria.value!r} matches several accounts")
+    return await _save(session, caller, data, matches[0] if matches else None)
 
 
 async def find(
@@ -119,22 +185,19 @@ async def upsert(
     session: AsyncSession,
     caller: Caller,
     data: AccountData,
-    *,
-    by: tuple[str, str] | None = None,
 ) -> tuple[RegulatorAccount, bool]:
-    """Create or update; returns (account, created). Replaying the same body changes nothing."""
+    """Create, or update the account the body's identifiers name (POST); returns (account,
+    created). Replaying the same body changes nothing."""
     caller.require("sas_platform", "admin")
+    return await _save(
+        session, caller, data, await find(session, data.national_id, data.technical_id)
+    )
+
+
+async def _save(
+    session: AsyncSession, caller: Caller, data: AccountData, account: RegulatorAccount | None
+) -> tuple[RegulatorAccount, bool]:
     national, technical = data.national_id, data.technical_id
-    account = None
-    if by is not None:
-        system, value = by
-        account = await find(
-            session,
-            value if system == RPPS_SYSTEM else None,
-            value if system == SAS_SYSTEM else None,
-        )
-    if account is None:
-        account = await find(session, national, technical)
     created = account is None
     if account is None:
         account = RegulatorAccount(created_at=now_utc())
@@ -203,10 +266,13 @@ def as_fhir(account: RegulatorAccount) -> dict[str, Any]:
     name: dict[str, Any] = {"family": account.family_name}
     if account.given_name:
         name["given"] = [account.given_name]
+    meta: dict[str, Any] = {"source": SAS_SYSTEM}
+    if account.given_name:  # FrPractitionerRegul needs name.given: claimed only when met
+        meta["profile"] = [REGULATOR_PROFILE]
     resource: dict[str, Any] = {
         "resourceType": "Practitioner",
         "id": str(account.id),
-        "meta": {"source": SAS_SYSTEM},
+        "meta": meta,
         "identifier": identifiers,
         "active": account.active,
         "name": [name],

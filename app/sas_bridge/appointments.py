@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import uuid
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import get_settings
-from app.directory.models import Practitioner
+from app.directory.models import Practitioner, Territory
 from app.sas_bridge.account_models import RegulatorAccount
 from app.sas_bridge.accounts import SAS_SYSTEM, account_identifier
 from app.sas_bridge.fhir_resources import ID_TYPE_SYSTEM, rpps_identifier
@@ -39,18 +40,24 @@ def operator_extension(account: RegulatorAccount) -> dict[str, Any]:
     }
 
 
-def appointment(booking: Booking, account: RegulatorAccount, rpps: str) -> dict[str, Any]:
-    """The guide's FrAppointmentSAS, as sent to the platform."""
+def appointment(
+    booking: Booking, account: RegulatorAccount, rpps: str, timezone: str
+) -> dict[str, Any]:
+    """The guide's FrAppointmentSAS, as sent to the platform; times in the territory's zone
+    with its offset, as every other output."""
     settings = get_settings()
+    tz = ZoneInfo(timezone)
     return {
         "resourceType": "Appointment",
         "meta": {"profile": [PROFILES["Appointment"]]},
         "extension": [operator_extension(account)],
         "identifier": [{"system": settings.appointment_system, "value": str(booking.id)}],
         "status": STATUS[booking.status],
-        "start": booking.start.isoformat(timespec="seconds"),
-        "end": booking.end.isoformat(timespec="seconds"),
-        "created": (booking.booked_at or booking.created_at).isoformat(timespec="seconds"),
+        "start": booking.start.astimezone(tz).isoformat(timespec="seconds"),
+        "end": booking.end.astimezone(tz).isoformat(timespec="seconds"),
+        "created": (booking.booked_at or booking.created_at)
+        .astimezone(tz)
+        .isoformat(timespec="seconds"),
         "participant": [{"actor": {"identifier": rpps_identifier(rpps)}, "status": "accepted"}],
     }
 
@@ -63,10 +70,15 @@ async def notify(session: AsyncSession, booking: Booking) -> bool:
     if booking.status not in STATUS:
         return False
     account = await session.get(RegulatorAccount, booking.operator_account_id)
-    rpps = await session.scalar(
-        select(Practitioner.rpps).where(Practitioner.id == booking.practitioner_id)
-    )
-    assert account is not None and rpps is not None
+    found = (
+        await session.execute(
+            select(Practitioner.rpps, Territory.timezone)
+            .join(Territory, Territory.id == Practitioner.territory_id)
+            .where(Practitioner.id == booking.practitioner_id)
+        )
+    ).one_or_none()
+    assert account is not None and found is not None
+    rpps, timezone = found
     method = "POST" if booking.status == "booked" else "PUT"
     posted = await session.scalar(
         select(OutboxMessage.id)
@@ -84,7 +96,7 @@ async def notify(session: AsyncSession, booking: Booking) -> bool:
             territory_id=booking.territory_id,
             event_id=uuid.uuid4(),
             event_type=f"appointment.{STATUS[booking.status]}",
-            payload={"method": method, "resource": appointment(booking, account, rpps)},
+            payload={"method": method, "resource": appointment(booking, account, rpps, timezone)},
         )
     )
     return True

@@ -29,6 +29,7 @@ PROFILE = {
 RPPS_SYSTEM = "urn:oid:1.2.250.1.71.4.2.1"
 STRUCTURE_SYSTEM = "urn:oid:1.2.250.1.71.4.2.2"
 ID_TYPE_SYSTEM = "http://interopsante.org/fhir/CodeSystem/fr-v2-0203"
+LOCATION_ID_TYPE_SYSTEM = "http://interopsante.org/fhir/CodeSystem/fr-location-identifier-type"
 FR_CORE_ID_TYPE_SYSTEM = "https://hl7.fr/ig/fhir/core/CodeSystem/fr-core-cs-v2-0203"
 TYPE_CRENEAU = "https://mos.esante.gouv.fr/NOS/TRE_R314-TypeCreneau/FHIR/TRE-R314-TypeCreneau"
 ACT_CODE = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
@@ -107,6 +108,8 @@ class Context:
     practice_phone: str | None
     practice_finess: str | None
     siret: str | None
+    cabinet_id: str | None
+    booking_url: str | None
     lat: float
     lon: float
     territory_id: uuid.UUID
@@ -114,6 +117,7 @@ class Context:
     territory_finess: str | None
     territory_phone: str | None
     timezone: str
+    department: str
 
 
 class SlotRow(NamedTuple):
@@ -129,10 +133,12 @@ class SlotRow(NamedTuple):
     ctx: Context
 
 
-@lru_cache(maxsize=8)
-def _slot_meta(visibility: str) -> dict[str, Any]:
+@lru_cache(maxsize=32)
+def _slot_meta(visibility: str, status: str) -> dict[str, Any]:
+    """The guide's Slot profile fixes `status` to `free`: other slots do not claim it."""
+    meta: dict[str, Any] = {"profile": [PROFILE["Slot"]]} if status == "free" else {}
     return {
-        "profile": [PROFILE["Slot"]],
+        **meta,
         "security": [
             {"system": TYPE_CRENEAU, "code": code} for code in VISIBILITY_SECURITY[visibility]
         ],
@@ -220,7 +226,7 @@ class SlotWriter:
         return {
             "resourceType": "Slot",
             "id": id_ or str(row.id),
-            "meta": _slot_meta(row.visibility),
+            "meta": _slot_meta(row.visibility, row.fhir_status),
             "serviceType": _service_types(row.modality, ctx.territory_id),
             "specialty": specialty,
             "appointmentType": _ROUTINE,
@@ -270,22 +276,47 @@ def practitioner(row: Context) -> dict[str, Any]:
     )
 
 
-def _location_body(row: Context) -> dict[str, Any]:
+def location_identifier(practice_id: uuid.UUID, base_url: str) -> dict[str, Any]:
+    """The place's own identifier (FrLocationAgregateur: type, system and value each 1..1; the
+    guide's example uses type INTRN and the editor's system)."""
     return {
-        "meta": {"profile": [PROFILE["Location"]]},
+        "type": {"coding": [{"system": LOCATION_ID_TYPE_SYSTEM, "code": "INTRN"}]},
+        "system": f"{base_url}/fhir/Location",
+        "value": str(practice_id),
+    }
+
+
+def _location_body(row: Context, base_url: str) -> dict[str, Any]:
+    # FrLocationAgregateur needs street, postal code and city: without them, no claim (and
+    # such a practice is never sent to the platform, see app/directory/readiness.py).
+    complete = bool(row.address and row.postal_code and row.city)
+    return {
+        "meta": {"profile": [PROFILE["Location"]] if complete else None},
+        "identifier": [location_identifier(row.practice_id, base_url)],
         "name": row.practice_name,
-        "address": {"line": [row.address], "city": row.city, "postalCode": row.postal_code},
+        "address": {
+            "line": [row.address],
+            "city": row.city,
+            "state": row.department,  # the département (SMART Scheduling Links need a state)
+            "postalCode": row.postal_code,
+        },
         "position": {"latitude": row.lat, "longitude": row.lon},
         "telecom": [{"system": "phone", "value": _phone(row.practice_phone)}],
     }
 
 
-def location(row: Context) -> dict[str, Any]:
-    return resource({"resourceType": "Location", "id": str(row.practice_id), **_location_body(row)})
+def location(row: Context, base_url: str) -> dict[str, Any]:
+    return resource(
+        {"resourceType": "Location", "id": str(row.practice_id), **_location_body(row, base_url)}
+    )
 
 
-def _structure_identifier(finess: str | None, siret: str | None) -> dict[str, Any] | None:
-    value = f"1{finess}" if finess else f"3{siret}" if siret else None
+def _structure_identifier(
+    finess: str | None, siret: str | None, cabinet_id: str | None
+) -> dict[str, Any] | None:
+    """The guide's order: `1` + FINESS, else `3` + SIRET, else the private practice's RPPS rang
+    (`4`…) or ADELI rang (`0`…), stored with its prefix."""
+    value = f"1{finess}" if finess else f"3{siret}" if siret else cabinet_id
     if value is None:
         return None
     return {
@@ -296,14 +327,16 @@ def _structure_identifier(finess: str | None, siret: str | None) -> dict[str, An
 
 
 @lru_cache(maxsize=_CONTEXTS_CACHED)
-def practitioner_role(row: Context) -> dict[str, Any]:
-    structure = _structure_identifier(row.practice_finess, row.siret)
+def practitioner_role(row: Context, base_url: str) -> dict[str, Any]:
+    structure = _structure_identifier(row.practice_finess, row.siret, row.cabinet_id)
     return resource(
         {
             "resourceType": "PractitionerRole",
             "id": str(row.practitioner_id),
             "meta": {"profile": [PROFILE["PractitionerRole"]]},
-            "contained": [{"resourceType": "Location", "id": "location", **_location_body(row)}],
+            "contained": [
+                {"resourceType": "Location", "id": "location", **_location_body(row, base_url)}
+            ],
             "active": True,
             "practitioner": {"reference": f"Practitioner/{row.practitioner_id}"},
             "organization": {"identifier": structure} if structure else None,
@@ -325,8 +358,9 @@ def healthcare_service(row: Context) -> dict[str, Any]:
 
 @lru_cache(maxsize=_CONTEXTS_CACHED)
 def organization(row: Context) -> dict[str, Any]:
-    """The CPTS. Its one identifier is `1` + its FINESS; without a FINESS it is left out
-    rather than sent empty or wrong."""
+    """The CPTS. Its one identifier is `1` + its FINESS. Without a FINESS it cannot be the
+    guide's CPTS Organization: it does not claim that profile (and such a territory is never
+    sent to the platform, see `fhir_search.visibility_for`)."""
     identifier = None
     if row.territory_finess and row.territory_finess.isdigit():
         identifier = {
@@ -338,7 +372,7 @@ def organization(row: Context) -> dict[str, Any]:
         {
             "resourceType": "Organization",
             "id": str(row.territory_id),
-            "meta": {"profile": [PROFILE["Organization"]]},
+            "meta": {"profile": [PROFILE["Organization"]] if identifier else None},
             "identifier": [identifier],
             "active": True,
             "name": row.territory_name,

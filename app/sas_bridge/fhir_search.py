@@ -8,10 +8,11 @@ practice and territory, once each; the included resources are built from them.""
 from __future__ import annotations
 
 import operator
+import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import cache, lru_cache
 from typing import Any
 from urllib.parse import urlencode
@@ -35,6 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.bounds import MAX_FHIR_INTEGER, check_instant
 from app.config import get_settings
 from app.db import DriverStatement
+from app.directory import readiness
 from app.directory.models import Practice, Practitioner, Territory
 from app.errors import BadRequest, ValidationFailed
 from app.sas_bridge import fhir_resources as res
@@ -64,6 +66,7 @@ def fhir_status(now: datetime | ColumnElement[datetime]) -> ColumnElement[str]:
 @dataclass
 class SlotQuery:
     start_bounds: list[tuple[str, datetime]] = field(default_factory=list)
+    start_days: list[tuple[str, datetime, datetime]] = field(default_factory=list)
     statuses: list[str] = field(default_factory=list)
     practitioner_ids: list[uuid.UUID] = field(default_factory=list)
     rpps: list[str] | None = None  # None: no identifier filter; []: none known (no match)
@@ -76,6 +79,34 @@ class SlotQuery:
     def guide_search(self) -> bool:
         """The platform's search: every match in one Bundle, no paging."""
         return self.rpps is not None
+
+
+_PARTIAL_DATE = re.compile(r"^(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?$")
+
+
+def parse_day(value: str, name: str) -> tuple[str, datetime, datetime] | None:
+    """A FHIR date without time (`YYYY`, `YYYY-MM`, `YYYY-MM-DD`) with its prefix: the period's
+    naive wall-clock bounds [low, high), to be read in each slot's territory zone. None when
+    the value has a time (a dateTime)."""
+    prefix = value[:2] if value[:2] in _PREFIXES else "eq"
+    raw = value[2:] if value[:2] in _PREFIXES else value
+    match = _PARTIAL_DATE.match(raw)
+    if match is None:
+        return None
+    year, month, day = (int(g) if g else None for g in match.groups())
+    assert year is not None
+    try:
+        if day is not None and month is not None:
+            low = datetime(year, month, day)
+            high = low + timedelta(days=1)
+        elif month is not None:
+            low = datetime(year, month, 1)
+            high = datetime(year + month // 12, month % 12 + 1, 1)
+        else:
+            low, high = datetime(year, 1, 1), datetime(year + 1, 1, 1)
+    except ValueError as exc:
+        raise BadRequest(f"{name}: {value!r} is not a FHIR date") from exc
+    return prefix, low, high
 
 
 def parse_date(value: str, name: str) -> tuple[str, datetime]:
@@ -132,7 +163,7 @@ def _uuid(value: str, name: str) -> uuid.UUID:
         raise BadRequest(f"{name}: {value!r} is not a known id") from exc
 
 
-def _rpps(token: str) -> str | None:
+def rpps_value(token: str) -> str | None:
     """`system|value` or `value`; the value with or without its `8` prefix. Another system,
     or something that is not an RPPS, matches nothing."""
     system, _, value = token.rpartition("|")
@@ -150,7 +181,11 @@ def parse(params: list[tuple[str, str]]) -> SlotQuery:
     q = SlotQuery()
     for name, value in params:
         if name == "start":
-            q.start_bounds.append(parse_date(value, name))
+            day = parse_day(value, name)
+            if day is not None:
+                q.start_days.append(day)
+            else:
+                q.start_bounds.append(parse_date(value, name))
         elif name == "status":
             for code in value.split(","):
                 if code not in FHIR_STATUSES:
@@ -159,7 +194,7 @@ def parse(params: list[tuple[str, str]]) -> SlotQuery:
         elif name == "schedule":
             q.practitioner_ids += [_uuid(v, name) for v in value.split(",") if v]
         elif name in IDENTIFIER_PARAMS:
-            found = [_rpps(token) for token in value.split(",") if token]
+            found = [rpps_value(token) for token in value.split(",") if token]
             q.rpps = (q.rpps or []) + [r for r in found if r is not None]
         elif name == "_id":
             q.slot_ids += [_uuid(v, name) for v in value.split(",") if v]
@@ -189,6 +224,8 @@ def context_columns() -> list[Any]:
         Practice.phone.label("practice_phone"),
         Practice.finess.label("practice_finess"),
         Practice.siret,
+        Practice.cabinet_id,
+        Practice.booking_url,
         Practice.lat,
         Practice.lon,
         Territory.id.label("territory_id"),
@@ -196,6 +233,7 @@ def context_columns() -> list[Any]:
         Territory.finess.label("territory_finess"),
         Territory.phone.label("territory_phone"),
         Territory.timezone,
+        Territory.department,
     ]
 
 
@@ -220,6 +258,8 @@ async def contexts(
     )
     if territories is not None:
         stmt = stmt.where(Practitioner.territory_id.in_(territories))
+    if caller.role == SAS_PLATFORM:
+        stmt = stmt.where(readiness.territory_ready(), readiness.practice_ready())
     if practitioner_id is not None:
         stmt = stmt.where(Practitioner.id == practitioner_id)
     if practice_id is not None:
@@ -253,6 +293,8 @@ class _Shape:
     by_rpps: bool
     by_slot: bool
     guide: bool
+    ready_only: bool = False  # the platform: only territories and practices it can be sent
+    day_bounds: tuple[str, ...] = ()  # the prefixes of start parameters that are dates
 
 
 def build_statement(
@@ -274,6 +316,8 @@ def _plan(
         values["territories"] = list(territories)
     for i, (_, when) in enumerate(q.start_bounds):
         values[f"start_{i}"] = when
+    for i, (_, low, high) in enumerate(q.start_days):
+        values[f"day_low_{i}"], values[f"day_high_{i}"] = low, high
     status = "free" if q.statuses == ["free"] else "list" if q.statuses else ""
     if status == "list":
         values["statuses"] = q.statuses
@@ -295,12 +339,33 @@ def _plan(
         by_rpps=q.rpps is not None,
         by_slot=bool(q.slot_ids),
         guide=q.guide_search,
+        ready_only=caller.role == SAS_PLATFORM,
+        day_bounds=tuple(prefix for prefix, _, _ in q.start_days),
     )
     return shape, values
 
 
 def _any(name: str, item: Any) -> Any:
     return any_(bindparam(name, type_=ARRAY(item)))
+
+
+def _day_condition(prefix: str, i: int) -> ColumnElement[bool]:
+    """FHIR date search on an instant: the date is a period [low, high) of local days of the
+    slot's territory (its zone read by PostgreSQL, DST included)."""
+
+    def local(name: str) -> ColumnElement[datetime]:
+        wall = bindparam(name, type_=DateTime(timezone=False))
+        return func.timezone(Territory.timezone, wall, type_=DateTime(timezone=True))
+
+    low, high = local(f"day_low_{i}"), local(f"day_high_{i}")
+    conditions: dict[str, ColumnElement[bool]] = {
+        "ge": Slot.start >= low,
+        "gt": Slot.start >= high,
+        "le": Slot.start < high,
+        "lt": Slot.start < low,
+        "eq": and_(Slot.start >= low, Slot.start < high),
+    }
+    return conditions[prefix]
 
 
 @lru_cache(maxsize=256)
@@ -322,18 +387,26 @@ def _slot_statement(shape: _Shape) -> Any:
     for i, prefix in enumerate(shape.bounds):
         when = bindparam(f"start_{i}", type_=DateTime(timezone=True))
         stmt = stmt.where(date_condition(Slot.start, prefix, when))
+    if shape.day_bounds or shape.ready_only:
+        stmt = stmt.join(Territory, Territory.id == Slot.territory_id)
+    for i, prefix in enumerate(shape.day_bounds):
+        stmt = stmt.where(_day_condition(prefix, i))
     if shape.status == "free":
         stmt = stmt.where(bookable(now))  # the common case keeps the plain predicate
     elif shape.status == "list":
         stmt = stmt.where(status == _any("statuses", String))
     if shape.by_practitioner:
         stmt = stmt.where(Slot.practitioner_id == _any("practitioner_ids", Uuid))
+    if shape.by_rpps or shape.ready_only:
+        stmt = stmt.join(Practitioner, Practitioner.id == Slot.practitioner_id)
     if shape.by_rpps:
-        stmt = stmt.join(Practitioner, Practitioner.id == Slot.practitioner_id).where(
-            Practitioner.rpps == _any("rpps", String)
-        )
+        stmt = stmt.where(Practitioner.rpps == _any("rpps", String))
     if shape.by_slot:
         stmt = stmt.where(Slot.id == _any("slot_ids", Uuid))
+    if shape.ready_only:  # joins: a subquery of ready practitioners cost twice as much
+        stmt = stmt.join(Practice, Practice.id == Practitioner.practice_id).where(
+            readiness.territory_ready(), readiness.practice_ready()
+        )
     stmt = stmt.order_by(Slot.start, Slot.id).limit(bindparam("limit", type_=Integer))
     if shape.guide:
         return stmt
@@ -450,7 +523,7 @@ def bundle(
             include(res.schedule(ctx))
         if actors:
             include(res.practitioner(ctx))
-            include(res.practitioner_role(ctx))
+            include(res.practitioner_role(ctx, base))
         if ctx.territory_id in territories:
             continue
         territories.add(ctx.territory_id)
@@ -465,9 +538,13 @@ def bundle(
         following.append(("_offset", str(q.offset + q.count)))
         links.append({"relation": "next", "url": f"{base}/fhir/Slot?{urlencode(following)}"})
     # Entries are complete resources already: the Bundle is not pruned again (costly).
-    result: dict[str, Any] = {
-        "resourceType": "Bundle",
-        "meta": {"profile": [res.PROFILE["Bundle"]]},
+    result: dict[str, Any] = {"resourceType": "Bundle"}
+    if q.guide_search and actors and any(r.fhir_status == "free" for r in rows):
+        # The guide's Bundle profile: one self link, at least a (free) Slot with its Schedule,
+        # Practitioner and PractitionerRole. An empty answer (total 0, which the guide's text
+        # asks for) cannot meet its 4 entries and does not claim it.
+        result["meta"] = {"profile": [res.PROFILE["Bundle"]]}
+    result |= {
         "type": "searchset",
         "total": total,
         "link": links,

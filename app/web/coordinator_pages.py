@@ -16,6 +16,7 @@ from starlette.responses import Response
 
 from app.activity.audit import log_shown
 from app.api.deps import SessionDep
+from app.directory import readiness
 from app.directory import schemas as directory
 from app.directory import service as directory_service
 from app.errors import Conflict, ValidationFailed
@@ -297,9 +298,17 @@ async def _directory_page(
     by_practice: dict[uuid.UUID, list[Any]] = {}
     for p in sorted(practitioners, key=lambda p: collation_key(f"{p.family_name} {p.given_name}")):
         by_practice.setdefault(p.practice_id, []).append(p)
+    territories, _ = await directory_service.list_territories(
+        session, user.caller, cursor=None, limit=500
+    )
+    not_ready = await readiness.reasons(session, territories)
+    sas_readiness = [
+        (t.name, [readiness.REASON_TEXT[r] for r in not_ready[t.id]]) for t in territories
+    ]
     errors = errors or {}
     return show(request, user, "directory.html", status, practices=practices,
                 by_practice=by_practice, values=values or {}, errors=errors,
+                sas_readiness=sas_readiness,
                 first_error=next(iter(errors), None))  # fmt: skip
 
 

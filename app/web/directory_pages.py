@@ -25,7 +25,7 @@ router = APIRouter(prefix="/coordination/annuaire", include_in_schema=False)
 COORDINATORS = (COORDINATOR, ADMIN)
 
 PRACTICE_FIELDS = ("name", "address", "postal_code", "city", "commune_insee", "lat", "lon",
-                   "phone", "finess", "siret")  # fmt: skip
+                   "phone", "finess", "siret", "cabinet_id", "booking_url")  # fmt: skip
 PRACTITIONER_FIELDS = ("practice_id", "rpps", "family_name", "given_name", "gender",
                        "specialty", "overbooking_daily_cap", "overbooking_start_time",
                        "overbooking_end_time", "mt_capacity")  # fmt: skip

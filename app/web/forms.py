@@ -53,6 +53,9 @@ _BY_FIELD = {
     "finess": "Le FINESS compte 9 caractères.",
     "postal_code": "Le code postal compte 5 chiffres.",
     "siret": "Le SIRET compte 14 chiffres.",
+    "cabinet_id": "RPPS rang (4 suivi de 12 à 15 chiffres) ou ADELI rang (0 suivi du numéro ADELI "
+    "et du rang).",
+    "booking_url": "Adresse de page invalide : elle commence par https://.",
     "phone": "Numéro de téléphone français invalide.",
     "lat": "Latitude invalide : un nombre entre -90 et 90, ex. 44.9264.",
     "lon": "Longitude invalide : un nombre entre -180 et 180, ex. 2.4396.",
