@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from html import unescape
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
+from app.activity.audit import PatientAccess
 from app.scheduling.booking_models import Booking
 from tests.test_slot_search import add_slot
 from tests.test_web_dashboard import sign_in
@@ -38,6 +39,13 @@ async def test_the_practice_finds_only_the_slots_it_may_book_and_books_one_once(
     assert again.headers["location"] == booked.headers["location"]
     rows = (await session.scalars(select(Booking))).all()
     assert [str(b.slot_id) for b in rows] == [cpts] and rows[0].regulator_id is None
+    reads = await session.scalar(
+        select(func.count()).where(
+            PatientAccess.action == "read", PatientAccess.territory_id == territory.id
+        )
+    )
+    assert reads == 1  # the confirmation page showed the patient: written to the access log
+    assert "LEMOINE Jeanne" in (await client.get("/rendez-vous")).text
     assert slot_ids((await client.get("/cpts?rayon=30")).text) == [public]
 
 
