@@ -264,3 +264,15 @@ async def test_fhir_and_smart_links_never_carry_cpts_slots(client, world, territ
     r = await client.get("/fhir/$bulk-publish/Slot.ndjson", headers=territory.regulator)
     assert sas in r.text
     assert cpts not in (await client.get("/fhir/$bulk-publish/Slot.ndjson")).text
+
+
+async def test_a_cpts_booking_is_no_fhir_appointment_of_the_sas(client, world, territory):
+    cpts = await add_slot(client, territory, territory.practitioner_id, 3, visibility="cpts")
+    booking = (await member_book(client, territory.practice, cpts)).json()
+    path = f"/fhir/Appointment/{booking['id']}"
+    assert (await client.get(path, headers=territory.regulator)).status_code == 404
+    listed = await client.get("/fhir/Appointment", headers=territory.regulator)
+    assert listed.status_code == 200 and booking["id"] not in listed.text
+    platform = await world.key("sas_platform")
+    assert (await client.get(path, headers=platform)).status_code in (403, 404)
+    assert (await client.get(path, headers=territory.coordinator)).status_code == 200
