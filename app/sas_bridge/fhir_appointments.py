@@ -11,7 +11,6 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
-from urllib.parse import urlencode
 
 from sqlalchemy import ColumnElement, and_, func, or_
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -29,6 +28,7 @@ from app.sas_bridge.fhir_search import (
     paging_number,
     parse_date,
 )
+from app.sas_bridge.fhir_searchset import paged_searchset
 from app.scheduling.booking_models import Booking
 from app.scheduling.booking_service import visible_bookings
 from app.scheduling.service import now_utc, zone
@@ -210,25 +210,7 @@ def bundle(
     self_url: str,
     params: list[tuple[str, str]],
 ) -> dict[str, Any]:
-    base = get_settings().public_base_url
-    links = [{"relation": "self", "url": self_url}]
-    if q.offset + len(resources) < total:
-        following = [(k, v) for k, v in params if k != "_offset"]
-        following.append(("_offset", str(q.offset + q.count)))
-        links.append({"relation": "next", "url": f"{base}/fhir/Appointment?{urlencode(following)}"})
-    result: dict[str, Any] = {
-        "resourceType": "Bundle",
-        "type": "searchset",
-        "total": total,
-        "link": links,
-    }
-    if resources:
-        result["entry"] = [
-            {
-                "fullUrl": f"{base}/fhir/Appointment/{r['id']}",
-                "resource": r,
-                "search": {"mode": "match"},
-            }
-            for r in resources
-        ]
-    return result
+    return paged_searchset(
+        "Appointment", resources, total=total, offset=q.offset, count=q.count,
+        self_url=self_url, params=params, base=get_settings().public_base_url,
+    )  # fmt: skip

@@ -8,7 +8,6 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlencode
 
 from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import distinct_on
@@ -27,6 +26,7 @@ from app.sas_bridge.fhir_search import (
     rpps_value,
     visibility_for,
 )
+from app.sas_bridge.fhir_searchset import paged_searchset
 from app.security import SAS_PLATFORM, Caller
 
 # The search parameters of each type besides `_count` and `_offset` (the CapabilityStatement
@@ -196,25 +196,8 @@ def bundle(
     params: list[tuple[str, str]],
 ) -> dict[str, Any]:
     base = get_settings().public_base_url
-    links = [{"relation": "self", "url": self_url}]
-    if q.offset + len(contexts) < total:
-        following = [(k, v) for k, v in params if k != "_offset"]
-        following.append(("_offset", str(q.offset + q.count)))
-        links.append({"relation": "next", "url": f"{base}/fhir/{q.type_}?{urlencode(following)}"})
-    result: dict[str, Any] = {
-        "resourceType": "Bundle",
-        "type": "searchset",
-        "total": total,
-        "link": links,
-    }
     resources = [build(q.type_, ctx, base) for ctx in contexts]
-    if resources:
-        result["entry"] = [
-            {
-                "fullUrl": f"{base}/fhir/{q.type_}/{r['id']}",
-                "resource": r,
-                "search": {"mode": "match"},
-            }
-            for r in resources
-        ]
-    return result
+    return paged_searchset(
+        q.type_, resources, total=total, offset=q.offset, count=q.count,
+        self_url=self_url, params=params, base=base,
+    )  # fmt: skip

@@ -44,8 +44,13 @@ from app.sas_bridge.appointments import notify as notify_platform
 from app.sas_bridge.outbox import enqueue_webhooks, webhook_messages
 from app.scheduling import booking_schemas as schemas
 from app.scheduling.booking_models import Booking
-from app.scheduling.models import AvailabilityRule, Slot, Unavailability
-from app.scheduling.queries import BOOKING_VISIBILITY, SEARCH_VISIBILITY, bookable
+from app.scheduling.models import AvailabilityRule, Slot
+from app.scheduling.queries import (
+    BOOKING_VISIBILITY,
+    SEARCH_VISIBILITY,
+    bookable,
+    first_unavailability_over,
+)
 from app.scheduling.rules import local_instant
 from app.scheduling.service import now_utc, zone
 from app.security import ADMIN, COORDINATOR, PRACTICE, REGULATOR, Caller
@@ -710,18 +715,7 @@ async def refuse_overbooking(
             hours_start=f"{opens:%H:%M}",
             hours_end=f"{closes:%H:%M}",
         )
-    absence = (
-        await session.execute(
-            select(Unavailability.start, Unavailability.end)
-            .where(
-                Unavailability.practitioner_id == practitioner.id,
-                Unavailability.start < data.end,
-                Unavailability.end > data.start,
-            )
-            .order_by(Unavailability.start)
-            .limit(1)
-        )
-    ).first()
+    absence = await first_unavailability_over(session, practitioner.id, data.start, data.end)
     if absence is not None:
         raise Conflict(
             "The practitioner is declared unavailable over this period",

@@ -32,7 +32,7 @@ from sqlalchemy.types import Uuid
 
 from app.db import DriverStatement
 from app.directory.models import Practice, Practitioner, Territory
-from app.scheduling.models import Slot
+from app.scheduling.models import Slot, Unavailability
 
 EARTH_RADIUS_KM = 6371.0088
 
@@ -265,3 +265,21 @@ async def search_slots(session: AsyncSession, q: SlotSearch) -> list[Any]:
     """The page of slots, as asyncpg records (`row["start"]`), read on the session's own
     connection (`DriverStatement`): the search is the product's hot path."""
     return await _driver_shape(q.shape()).fetch(session, **q.params())
+
+
+async def first_unavailability_over(
+    session: AsyncSession, practitioner_id: uuid.UUID, start: datetime, end: datetime
+) -> Any:
+    """The practitioner's earliest absence overlapping [start, end) (id, start, end), or None:
+    what refuses a surnuméraire, and a second absence over the same time."""
+    result = await session.execute(
+        select(Unavailability.id, Unavailability.start, Unavailability.end)
+        .where(
+            Unavailability.practitioner_id == practitioner_id,
+            Unavailability.start < end,
+            Unavailability.end > start,
+        )
+        .order_by(Unavailability.start)
+        .limit(1)
+    )
+    return result.first()

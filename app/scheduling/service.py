@@ -70,7 +70,13 @@ from app.scheduling.offer_events import (
     record_offer,
     record_offer_days,
 )
-from app.scheduling.queries import BOOKING_VISIBILITY, SEARCH_VISIBILITY, SlotSearch, search_slots
+from app.scheduling.queries import (
+    BOOKING_VISIBILITY,
+    SEARCH_VISIBILITY,
+    SlotSearch,
+    first_unavailability_over,
+    search_slots,
+)
 from app.scheduling.rules import (
     RuleError,
     RuleSpec,
@@ -1200,18 +1206,7 @@ async def create_unavailability(
     are reported."""
     practitioner, tz = await publishing_practitioner(session, caller, practitioner_id, lock=True)
     # Under the publication lock: two requests declaring the same absence run one by one.
-    other = (
-        await session.execute(
-            select(Unavailability.id, Unavailability.start, Unavailability.end)
-            .where(
-                Unavailability.practitioner_id == practitioner.id,
-                Unavailability.start < data.end,
-                Unavailability.end > data.start,
-            )
-            .order_by(Unavailability.start)
-            .limit(1)
-        )
-    ).first()
+    other = await first_unavailability_over(session, practitioner.id, data.start, data.end)
     if other is not None:
         raise Conflict(
             "Overlaps another unavailability of this practitioner, from "
