@@ -8,9 +8,10 @@ import httpx
 import pytest
 from axe_playwright_python.async_playwright import Axe
 
-from tests.conftest import Territory
+from tests.conftest import Territory, practitioner_body
 from tests.test_browser_dashboard import browser, served  # noqa: F401 - fixtures
 from tests.test_browser_pages import signed_in_page
+from tests.test_slot_search import add_slot
 from tests.test_web_pages import publish_all_day
 
 WCAG_AA = {"runOnly": {"type": "tag", "values": ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]}}
@@ -53,14 +54,19 @@ async def test_sign_in_pages_pass_the_audit(served, browser):  # noqa: F811
     assert await audit(page, served, ["/connexion", "/agenda/connexion", "/nulle-part"]) == []
 
 
-async def test_practice_pages_pass_the_audit(served, browser, with_slots):  # noqa: F811
+async def test_practice_pages_pass_the_audit(served, browser, with_slots, client):  # noqa: F811
     t = with_slots
+    r = await client.post(
+        "/v1/practitioners", json=practitioner_body(t.practice_id), headers=t.coordinator
+    )
+    await add_slot(client, t, r.json()["id"], 3, visibility="cpts")
     page = await signed_in_page(browser, served, t.practice)
     gp = f"/cabinet/medecins/{t.practitioner_id}"
     paths = ["/cabinet", gp, f"{gp}/regles/nouvelle", f"{gp}/creneau", f"{gp}/absence"]
-    paths += ["/cabinet/medecin-traitant", "/rendez-vous"]
+    paths += ["/cabinet/medecin-traitant", "/rendez-vous", "/cpts", "/cpts?rayon=30"]
     found = await audit(page, served, paths)
     found += await submit_empty(page, served, f"{gp}/regles/nouvelle", "Prévisualiser les créneaux")
+    found += await submit_empty(page, served, "/cpts?rayon=30", "Réserver ce créneau")
     assert found == []
 
 
@@ -77,6 +83,7 @@ async def test_coordinator_pages_pass_the_audit(served, browser, with_slots):  #
     paths += ["/coordination/annuaire", "/coordination/cles", "/coordination/cabinets/nouveau"]
     paths += [f"/coordination/cabinets/{t.practice_id}"]
     paths += [f"/coordination/medecins/{t.practitioner_id}", "/dashboard", "/rendez-vous"]
+    paths += ["/cpts"]
     found = await audit(page, served, paths)
     found += await submit_empty(page, served, "/coordination/mt/nouvelle", "Inscrire")
     assert found == []

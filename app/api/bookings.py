@@ -1,4 +1,5 @@
-"""Booking by SAS regulators; practices and coordinators see, cancel and record outcomes."""
+"""Booking by SAS regulators, and of the CPTS's own slots by its practices and coordinator;
+practices and coordinators see, cancel and record outcomes."""
 
 import uuid
 from typing import Annotated, Any, Literal
@@ -41,7 +42,9 @@ async def create_booking(
     """Book a slot for the patient on the phone, or hold it (`hold: true`) for HOLD_SECONDS
     while the patient's details are taken. A slot is given to one booking only, whatever the
     concurrency; when it is gone the answer is a 409 whose `type` ends with
-    `/slot-unavailable`. Requires an `Idempotency-Key`."""
+    `/slot-unavailable`. Requires an `Idempotency-Key`. A regulator books `sas` and `public`
+    slots; the territory's practices and coordinator book its `cpts` and `public` slots
+    (CPTS-internal bookings, without `operator`), a `sas` slot being a 403 to them."""
 
     async def run() -> BookingOut:
         return service.render(await service.book(session, caller, body))

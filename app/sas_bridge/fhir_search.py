@@ -41,7 +41,7 @@ from app.directory.models import Practice, Practitioner, Territory
 from app.errors import BadRequest, ValidationFailed
 from app.sas_bridge import fhir_resources as res
 from app.scheduling.models import Slot
-from app.scheduling.queries import bookable
+from app.scheduling.queries import SEARCH_VISIBILITY, bookable
 from app.scheduling.service import now_utc
 from app.security import ADMIN, COORDINATOR, REGULATOR, SAS_PLATFORM, Caller
 
@@ -271,14 +271,12 @@ async def contexts(
 
 
 def visibility_for(caller: Caller) -> tuple[frozenset[uuid.UUID] | None, tuple[str, ...]]:
+    """The territories (None: all) and the slot visibilities the caller reads: the search's
+    (`SEARCH_VISIBILITY`), so the platform and regulators never see `cpts` slots."""
     caller.require(*READERS)
-    if caller.role == SAS_PLATFORM:
-        return None, ("sas", "public")
-    if caller.role == REGULATOR:
-        return caller.territory_ids, ("sas", "public")
-    if caller.role == COORDINATOR:
-        return caller.territory_ids, ("sas", "cpts", "public")
-    return None, ("sas", "cpts", "public")
+    if caller.role in (REGULATOR, COORDINATOR):
+        return caller.territory_ids, SEARCH_VISIBILITY[caller.role]
+    return None, SEARCH_VISIBILITY[caller.role]
 
 
 @dataclass(frozen=True)

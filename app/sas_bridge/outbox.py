@@ -64,9 +64,11 @@ def webhook_messages(
     practice_id: Any,
     regulator_id: Any,
     territory_id: Any,
+    booker_practice_id: Any = None,
 ) -> Insert:
     """INSERT … SELECT of one message per active endpoint of the practice or the SAS that
-    wants this event (a SAS endpoint scoped to a territory: that territory's events only).
+    wants this event (a SAS endpoint scoped to a territory: that territory's events only),
+    and of the practice that booked it when it is a CPTS-internal booking (`booker_practice_id`).
     Arguments are values or bind parameters (`payload`: JSON text), so the booking path can
     compile it once into a larger statement."""
     event_type = type_coerce(event_type, String)
@@ -82,6 +84,7 @@ def webhook_messages(
             or_(
                 WebhookEndpoint.practice_id == type_coerce(practice_id, Uuid),
                 WebhookEndpoint.regulator_id == type_coerce(regulator_id, Uuid),
+                WebhookEndpoint.practice_id == type_coerce(booker_practice_id, Uuid),
             ),
             or_(
                 WebhookEndpoint.territory_id.is_(None),
@@ -126,8 +129,10 @@ async def enqueue_webhooks(
     practice_id: uuid.UUID | None,
     regulator_id: uuid.UUID | None,
     territory_id: uuid.UUID | None,
+    booker_practice_id: uuid.UUID | None = None,
 ) -> int:
-    """One message per active endpoint of the practice or the SAS that wants this event."""
+    """One message per active endpoint of the practice or the SAS that wants this event (and
+    of the practice that booked a CPTS-internal booking)."""
     result = await session.execute(
         webhook_messages(
             event_type,
@@ -136,6 +141,7 @@ async def enqueue_webhooks(
             practice_id,
             regulator_id,
             territory_id,
+            booker_practice_id,
         )
     )
     return result.rowcount or 0  # type: ignore[attr-defined]

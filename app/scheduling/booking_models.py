@@ -1,4 +1,4 @@
-"""Bookings of slots by SAS regulators."""
+"""Bookings of slots by SAS regulators, and of the CPTS's own slots by its members."""
 
 from __future__ import annotations
 
@@ -41,6 +41,7 @@ class Booking(IdMixin, CreatedAtMixin, PatientColumns, Base):
         Index("ix_booking_territory_start", "territory_id", "start"),
         Index("ix_booking_practitioner_start", "practitioner_id", "start"),
         Index("ix_booking_regulator_created", "regulator_id", "created_at"),
+        Index("ix_booking_booked_by_practice", "booked_by_practice_id"),
     )
 
     slot_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("slot.id", ondelete="RESTRICT"))
@@ -53,6 +54,11 @@ class Booking(IdMixin, CreatedAtMixin, PatientColumns, Base):
         ForeignKey("regulator.id", ondelete="RESTRICT")
     )
     created_by_key_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    # A CPTS-internal booking made by one of the CPTS's practices (None: by the SAS, or by
+    # the coordinator): that practice sees it, cancels it and receives its webhooks.
+    booked_by_practice_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("practice.id", ondelete="RESTRICT")
+    )
     # The SAS platform account of the person who booked (sent to the platform).
     operator_account_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("regulator_account.id", ondelete="RESTRICT")

@@ -24,7 +24,7 @@ from sqlalchemy import (
     bindparam,
     func,
     insert,
-    literal,
+    or_,
     select,
     update,
 )
@@ -36,7 +36,7 @@ from app.activity.service import event_insert, record
 from app.config import get_settings
 from app.db import DriverStatement
 from app.directory.models import Practice, Practitioner, Territory
-from app.errors import Conflict, NotFound, SlotUnavailable, ValidationFailed
+from app.errors import Conflict, Forbidden, NotFound, SlotUnavailable, ValidationFailed
 from app.metrics import BOOKING_CONFLICTS
 from app.patient_data import empty_patient_columns, patient_columns, patient_out
 from app.sas_bridge.accounts import operator_account
@@ -45,13 +45,19 @@ from app.sas_bridge.outbox import enqueue_webhooks, webhook_messages
 from app.scheduling import booking_schemas as schemas
 from app.scheduling.booking_models import Booking
 from app.scheduling.models import AvailabilityRule, Slot
-from app.scheduling.queries import bookable, first_unavailability_over
+from app.scheduling.queries import (
+    BOOKING_VISIBILITY,
+    SEARCH_VISIBILITY,
+    bookable,
+    first_unavailability_over,
+)
 from app.scheduling.rules import local_instant
 from app.scheduling.service import now_utc, zone
 from app.security import ADMIN, COORDINATOR, PRACTICE, REGULATOR, Caller
 
-BOOKABLE_VISIBILITY = ("sas", "public")
 READERS = (ADMIN, COORDINATOR, PRACTICE, REGULATOR)
+BOOKERS = (REGULATOR, PRACTICE, COORDINATOR)
+CPTS_MEMBERS = (PRACTICE, COORDINATOR)
 
 
 @dataclass
@@ -86,9 +92,20 @@ def _webhook_payload(booking: Booking) -> dict[str, Any]:
     }
 
 
+def audience(booking: Booking) -> str:
+    """`sas` for a booking by the SAS (a regulator, or the national platform's operator),
+    `cpts` for the CPTS's own (by one of its practices or its coordinator): the indicators
+    count only the first as SAS bookings."""
+    if booking.regulator_id is not None or booking.operator_account_id is not None:
+        return "sas"
+    return "cpts"
+
+
 def _event_data(booking: Booking, **data: Any) -> dict[str, Any]:
-    """The activity event's data: ids and codes, never patient data."""
+    """The activity event's data: ids and codes, never patient data; a CPTS-internal
+    booking's events say so (`"audience": "cpts"`), which keeps them out of the SAS's figures."""
     return {
+        **({"audience": "cpts"} if audience(booking) == "cpts" else {}),
         "modality": booking.modality,
         "start": booking.start.isoformat(),
         "overbooked": booking.overbooked,
@@ -107,6 +124,7 @@ async def _event(
         practice_id=booking.practice_id,
         regulator_id=booking.regulator_id,
         territory_id=booking.territory_id,
+        booker_practice_id=booking.booked_by_practice_id,
     )
     await notify_platform(session, booking)
     await record(
@@ -138,7 +156,13 @@ def visible_bookings(caller: Caller) -> Select[Booking, Practitioner, Practice, 
             Booking.territory_id.in_(caller.territory_ids),
         )
     if caller.role == PRACTICE:
-        return stmt.where(Booking.practice_id == caller.practice_id)
+        # Those on its slots, and the CPTS-internal ones it booked on its colleagues' slots.
+        return stmt.where(
+            or_(
+                Booking.practice_id == caller.practice_id,
+                Booking.booked_by_practice_id == caller.practice_id,
+            )
+        )
     if caller.role == COORDINATOR:
         return stmt.where(Booking.territory_id.in_(caller.territory_ids))
     return stmt
@@ -206,6 +230,15 @@ async def list_bookings(
 # Booking a slot ---------------------------------------------------------------------------
 
 
+def _refuse_member_operator(caller: Caller, operator: schemas.Operator | None) -> None:
+    """An operator is a regulator account of the national platform: a CPTS-internal booking,
+    which the platform never sees, has none."""
+    if operator is not None and caller.role in CPTS_MEMBERS:
+        raise ValidationFailed.field(
+            ["body", "operator"], "a CPTS-internal booking has no SAS platform operator"
+        )
+
+
 async def _operator(session: AsyncSession, operator: schemas.Operator | None) -> uuid.UUID | None:
     if operator is None:
         return None
@@ -221,7 +254,8 @@ def _take_statement() -> DriverStatement:
         .where(
             Slot.id == bindparam("slot_id", type_=Uuid),
             bookable(now),
-            Slot.visibility == any_(literal(list(BOOKABLE_VISIBILITY), ARRAY(String))),
+            # The visibilities the caller's role books (queries.BOOKING_VISIBILITY).
+            Slot.visibility == any_(bindparam("visibilities", type_=ARRAY(String))),
             Slot.territory_id == any_(bindparam("territory_ids", type_=ARRAY(Uuid))),
         )
         .values(
@@ -278,6 +312,7 @@ def _webhooks_cte(event_type: Any) -> CTE:
         bindparam("practice_id"),
         bindparam("regulator_id"),
         bindparam("territory_id"),
+        bindparam("booked_by_practice_id", type_=Uuid),
     ).cte("webhooks")
 
 
@@ -311,8 +346,10 @@ _SLOT_STATE = DriverStatement(
 
 async def book(session: AsyncSession, caller: Caller, data: schemas.BookingIn) -> BookingView:
     """The hot path of a SAS call: two statements on the driver connection (take, record),
-    whatever the number of webhooks."""
-    caller.require(REGULATOR)
+    whatever the number of webhooks. A regulator books the SAS's slots; the CPTS's practices
+    and coordinator book its own (`cpts`) and `public` slots, as CPTS-internal bookings."""
+    caller.require(*BOOKERS)
+    _refuse_member_operator(caller, data.operator)
     operator_id = await _operator(session, data.operator)
     now = now_utc()
     hold_until = now + timedelta(seconds=get_settings().hold_seconds) if data.hold else None
@@ -322,6 +359,7 @@ async def book(session: AsyncSession, caller: Caller, data: schemas.BookingIn) -
         slot_id=data.slot_id,
         now=now,
         territory_ids=list(caller.territory_ids),
+        visibilities=list(BOOKING_VISIBILITY[caller.role]),
         status=status,
         hold_until=hold_until,
     )
@@ -338,7 +376,8 @@ async def book(session: AsyncSession, caller: Caller, data: schemas.BookingIn) -
         practitioner_id=taken["practitioner_id"],
         practice_id=taken["practice_id"],
         territory_id=taken["territory_id"],
-        regulator_id=caller.regulator_id,
+        regulator_id=caller.regulator_id if caller.role == REGULATOR else None,
+        booked_by_practice_id=caller.practice_id if caller.role == PRACTICE else None,
         created_by_key_id=caller.key_id,
         operator_account_id=operator_id,
         status=status,
@@ -385,14 +424,18 @@ async def book(session: AsyncSession, caller: Caller, data: schemas.BookingIn) -
 async def _explain_unbookable(
     session: AsyncSession, caller: Caller, slot_id: uuid.UUID, now: datetime
 ) -> None:
-    """404 for a slot the caller cannot see, else a 409 saying why it cannot be booked."""
+    """404 for a slot the caller cannot see (a `cpts` slot to a regulator), 403 for one it
+    sees but does not book (a `sas` slot to the CPTS's members), else a 409 saying why it
+    cannot be booked."""
     slot = await _SLOT_STATE.fetchrow(session, slot_id=slot_id)
     if (
         slot is None
         or slot["territory_id"] not in caller.territory_ids
-        or slot["visibility"] not in BOOKABLE_VISIBILITY
+        or slot["visibility"] not in SEARCH_VISIBILITY[caller.role]
     ):
         raise NotFound("Slot not found")
+    if slot["visibility"] not in BOOKING_VISIBILITY[caller.role]:
+        raise Forbidden("This slot is set aside for the SAS: only its regulators book it")
     if slot["start"] <= now:
         why = "it has already started"
     elif slot["status"] == "held":
@@ -408,10 +451,13 @@ async def _explain_unbookable(
 async def confirm(
     session: AsyncSession, caller: Caller, booking_id: uuid.UUID, data: schemas.ConfirmIn
 ) -> BookingView:
-    caller.require(REGULATOR)
+    caller.require(*BOOKERS)
+    _refuse_member_operator(caller, data.operator)
     operator_id = await _operator(session, data.operator)
     view = await _lock_booking(session, caller, booking_id)
     booking, now = view.booking, now_utc()
+    if caller.role in CPTS_MEMBERS and audience(booking) == "sas":
+        raise Forbidden("A SAS hold is confirmed by the SAS that made it")
     if operator_id is not None:
         booking.operator_account_id = operator_id
     if booking.status != "held":
@@ -510,7 +556,12 @@ _CANCEL_LOCK = {
         Booking.territory_id == any_(bindparam("territory_ids", type_=ARRAY(Uuid))),
     ),
     PRACTICE: _cancel_lock_statement(
-        Booking.practice_id.is_not_distinct_from(bindparam("practice_id", type_=Uuid))
+        or_(
+            Booking.practice_id.is_not_distinct_from(bindparam("practice_id", type_=Uuid)),
+            Booking.booked_by_practice_id.is_not_distinct_from(
+                bindparam("practice_id", type_=Uuid)
+            ),
+        )
     ),
     COORDINATOR: _cancel_lock_statement(
         Booking.territory_id == any_(bindparam("territory_ids", type_=ARRAY(Uuid)))
@@ -551,6 +602,7 @@ async def cancel(
         practice_id=booking.practice_id,
         regulator_id=booking.regulator_id,
         territory_id=booking.territory_id,
+        booked_by_practice_id=booking.booked_by_practice_id,
         practitioner_id=booking.practitioner_id,
         actor_key_id=caller.key_id,
         event_data=json.dumps(_event_data(booking, was=was, by_role=caller.role)),
@@ -577,6 +629,8 @@ async def record_outcome(
     caller.require(PRACTICE, COORDINATOR)
     view = await _lock_booking(session, caller, booking_id)
     booking, now = view.booking, now_utc()
+    if caller.role == PRACTICE and booking.practice_id != caller.practice_id:
+        raise Forbidden("The outcome is recorded by the practice that received the patient")
     if booking.status != "booked":
         raise Conflict(
             f"An outcome is recorded on a booked consultation, not a {booking.status} one"

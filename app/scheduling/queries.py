@@ -36,6 +36,25 @@ from app.scheduling.models import Slot, Unavailability
 
 EARTH_RADIUS_KM = 6371.0088
 
+# Visibility by role, in one place: which slots each role finds (search, FHIR, SMART links)
+# and which it may book. `cpts` slots are the CPTS's own, for passing patients between its
+# professionals: its practices and coordinator find and book them; the SAS's regulators and
+# the national platform never see them. `sas` slots are set aside for the SAS: the CPTS's
+# members see them in search (the territory's offer) but only regulators book them.
+SAS_AUDIENCE = ("sas", "public")
+SEARCH_VISIBILITY: dict[str, tuple[str, ...]] = {
+    "regulator": SAS_AUDIENCE,
+    "sas_platform": SAS_AUDIENCE,
+    "coordinator": ("sas", "cpts", "public"),
+    "practice": ("sas", "cpts", "public"),
+    "admin": ("sas", "cpts", "public"),
+}
+BOOKING_VISIBILITY: dict[str, tuple[str, ...]] = {
+    "regulator": SAS_AUDIENCE,
+    "coordinator": ("cpts", "public"),
+    "practice": ("cpts", "public"),
+}
+
 
 def bookable(now: datetime | ColumnElement[datetime]) -> ColumnElement[bool]:
     """THE availability predicate, shared by search, booking, FHIR output and indicators:

@@ -70,7 +70,13 @@ from app.scheduling.offer_events import (
     record_offer,
     record_offer_days,
 )
-from app.scheduling.queries import SlotSearch, first_unavailability_over, search_slots
+from app.scheduling.queries import (
+    BOOKING_VISIBILITY,
+    SEARCH_VISIBILITY,
+    SlotSearch,
+    first_unavailability_over,
+    search_slots,
+)
 from app.scheduling.rules import (
     RuleError,
     RuleSpec,
@@ -909,13 +915,6 @@ async def materialize_all(
 
 MAX_SEARCH_WINDOW = timedelta(days=7)
 DEFAULT_SEARCH_WINDOW = timedelta(hours=48)
-_ROLE_VISIBILITY = {
-    "regulator": ("sas", "public"),
-    "sas_platform": ("sas", "public"),
-    "coordinator": ("sas", "cpts", "public"),
-    "practice": ("sas", "cpts", "public"),
-    "admin": ("sas", "cpts", "public"),
-}
 
 
 async def search(
@@ -931,9 +930,11 @@ async def search(
     practitioner_id: uuid.UUID | None,
     cursor: str | None,
     limit: int,
+    bookable_only: bool = False,
 ) -> tuple[list[Any], str | None]:
-    """Bookable slots visible to the caller, by start then distance."""
-    caller.require(*_ROLE_VISIBILITY)
+    """Bookable slots visible to the caller, by start then distance; with `bookable_only`,
+    only those the caller may book itself (the CPTS's members: not the SAS's slots)."""
+    caller.require(*SEARCH_VISIBILITY)
     now = now_utc()
     start = start or now
     end = end or start + DEFAULT_SEARCH_WINDOW
@@ -951,7 +952,11 @@ async def search(
         end=end,
         now=now,
         territory_ids=None if caller.instance_wide else caller.territory_ids,
-        visibilities=_ROLE_VISIBILITY[caller.role],
+        visibilities=(
+            BOOKING_VISIBILITY.get(caller.role, ())
+            if bookable_only
+            else SEARCH_VISIBILITY[caller.role]
+        ),
         modality=modality,
         commune_insee=commune_insee,
         practitioner_id=practitioner_id,

@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 from pydantic import BaseModel, ValidationError
 
 from app.bounds import DATE_RANGE_MSG, check_instant
-from app.errors import AppError, NotFound, SlotUnavailable
+from app.errors import AppError, Forbidden, NotFound, SlotUnavailable
 from app.scheduling.booking_schemas import BookingIn
 from app.scheduling.rules import local_instant
 from app.web.auth import Form
@@ -154,11 +154,11 @@ def booking_form(form: Form, **extra: Any) -> tuple[BookingIn | None, dict[str, 
     return body, errors, token
 
 
-def not_booked(error: AppError, reused: str) -> str:
+def not_booked(error: AppError, reused: str, taker: str = "un autre régulateur") -> str:
     """Why the chosen slot was not booked, above the remaining ones (the patient stays)."""
     if isinstance(error, SlotUnavailable):
-        why = "Ce créneau vient d'être pris par un autre régulateur."
-    elif isinstance(error, NotFound):
+        why = f"Ce créneau vient d'être pris par {taker}."
+    elif isinstance(error, NotFound | Forbidden):
         why = "Ce créneau n'est plus proposé."
     else:  # the form's token already booked another slot (back button, new choice)
         why = reused

@@ -83,9 +83,12 @@ async def run_search(
     values: dict[str, str],
     known: dict[str, Commune],
     cursor: str | None = None,
+    *,
+    bookable_only: bool = False,
 ) -> Search:
     """Criteria to the API's search: a commune (its centre, as the directory places it) or a
-    point, a radius (or the commune only) and a modality."""
+    point, a radius (or the commune only) and a modality. `bookable_only`: only the slots the
+    caller may book itself (the CPTS's page: its own and public slots, not the SAS's)."""
     found = Search(values={k: values.get(k, "") for k in SEARCH_FIELDS})
     found.values["rayon"] = found.values["rayon"] or DEFAULT_RADIUS
     v = found.values
@@ -131,6 +134,7 @@ async def run_search(
             practitioner_id=None,
             cursor=cursor,
             limit=50,
+            bookable_only=bookable_only,
         )
     except ValidationFailed:  # a stale or forged cursor
         rows, next_cursor = [], None
@@ -138,7 +142,7 @@ async def run_search(
     return found
 
 
-def _booking_form(form: Form | None) -> dict[str, str]:
+def booking_values(form: Form | None) -> dict[str, str]:
     values = form.values() if form is not None else {}
     values["jeton"] = str(uuid.uuid4())  # the Idempotency-Key of this booking attempt
     return values
@@ -173,7 +177,7 @@ async def _search_page(
         search=search,
         commune_names={c.insee: c.name or c.insee for c in known.values()},
         radii=RADII,
-        booking=booking or _booking_form(None),
+        booking=booking or booking_values(None),
         errors=errors,
         first_error=first_error,
         # The first visit puts the keyboard in the commune; a search error on its field.
@@ -224,7 +228,7 @@ async def book(request: Request, session: SessionDep, user: UserDep, form: FormD
         response = await idempotent(session, user.caller, token, "POST /v1/bookings", body, run)
     except (SlotUnavailable, NotFound, ValidationFailed) as exc:
         await session.rollback()
-        values = _booking_form(form)
+        values = booking_values(form)
         values.pop("slot_id", None)
         return await _search_page(
             request,

@@ -1,0 +1,112 @@
+"""The CPTS's own slots (/cpts), for its practices and its coordinator: search the next 48
+hours of the slots they may book (`cpts` and `public` ones of their territory, never the SAS's)
+and book one for a patient passed between the CPTS's professionals. The regulator page's
+search and booking form, on the API's services; a booking is idempotent on the form's
+one-time token, so a double submission books once."""
+
+from __future__ import annotations
+
+import json
+
+from fastapi import APIRouter, Request
+from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.responses import Response
+
+from app.api.deps import SessionDep
+from app.directory.service import communes
+from app.errors import Forbidden, NotFound, SlotUnavailable, ValidationFailed
+from app.idempotency import idempotent
+from app.scheduling import booking_service
+from app.scheduling.booking_schemas import BookingOut
+from app.security import COORDINATOR, PRACTICE
+from app.web.auth import FormDep, UserDep, WebUser, done, require_role, show
+from app.web.forms import booking_form, not_booked
+from app.web.regulator_pages import RADII, SEARCH_FIELDS, booking_values, run_search
+
+router = APIRouter(prefix="/cpts", include_in_schema=False)
+
+
+async def _page(
+    request: Request,
+    session: AsyncSession,
+    user: WebUser,
+    criteria: dict[str, str],
+    *,
+    cursor: str | None = None,
+    booking: dict[str, str] | None = None,
+    errors: dict[str, str] | None = None,
+    taken: str | None = None,
+    status: int = 200,
+) -> Response:
+    known = {c.insee: c for c in await communes(session, user.caller)}
+    search = await run_search(session, user, criteria, known, cursor, bookable_only=True)
+    errors = errors or {}
+    return show(
+        request,
+        user,
+        "cpts.html",
+        status,
+        search=search,
+        commune_names={c.insee: c.name or c.insee for c in known.values()},
+        radii=RADII,
+        booking=booking or booking_values(None),
+        errors=errors,
+        first_error=next(iter(errors), None),
+        search_focus=next(iter(search.errors), None)
+        or (None if any(criteria.values()) else "commune"),
+        taken=taken,
+    )
+
+
+@router.get("")
+async def search_page(
+    request: Request,
+    session: SessionDep,
+    user: UserDep,
+    commune: str = "",
+    point: str = "",
+    rayon: str = "",
+    modalite: str = "",
+    suite: str | None = None,
+) -> Response:
+    require_role(user, PRACTICE, COORDINATOR)
+    criteria = {"commune": commune, "point": point, "rayon": rayon, "modalite": modalite}
+    return await _page(request, session, user, criteria, cursor=suite)
+
+
+@router.post("/reserver")
+async def book(request: Request, session: SessionDep, user: UserDep, form: FormDep) -> Response:
+    """Book the chosen CPTS slot for the patient. A slot taken in the meantime shows the
+    message and the search again (the patient's details stay in the form)."""
+    require_role(user, PRACTICE, COORDINATOR)
+    criteria = {name: form.get(name) for name in SEARCH_FIELDS}
+    body, errors, token = booking_form(form)
+    if body is None or errors:
+        return await _page(
+            request, session, user, criteria, booking=form.values(), errors=errors, status=422
+        )
+
+    async def run() -> BookingOut:
+        return booking_service.render(await booking_service.book(session, user.caller, body))
+
+    try:
+        response = await idempotent(session, user.caller, token, "POST /v1/bookings", body, run)
+    except (SlotUnavailable, NotFound, Forbidden, ValidationFailed) as exc:
+        await session.rollback()
+        values = booking_values(form)
+        values.pop("slot_id", None)
+        return await _page(
+            request,
+            session,
+            user,
+            criteria,
+            booking=values,
+            taken=not_booked(
+                exc,
+                "Ce formulaire a déjà servi à une réservation (voir « Rendez-vous »).",
+                taker="quelqu'un d'autre",
+            ),
+            status=409,
+        )
+    booking_id = json.loads(bytes(response.body))["id"]
+    return done(request, f"/rendez-vous/{booking_id}", "Rendez-vous réservé.")
