@@ -59,6 +59,7 @@ from app.web import (
     coordinator_pages,
     directory_pages,
     gap_pages,
+    outreach_pages,
     pages,
     practice_mt_pages,
     practice_pages,
@@ -259,6 +260,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         gap_pages,
         directory_pages,
         agenda_pages,
+        outreach_pages,
     ):
         app.include_router(web_module.router)
     install_api_docs(app)

@@ -93,7 +93,7 @@ async def purge_expired(session: AsyncSession, *, now: datetime | None = None) -
             MtRequest.status.in_(("attached", "withdrawn")),
             request_closed < now - timedelta(days=settings.mt_request_retention_days),
         )
-        .values(**erased)
+        .values(**erased, contact_email=None)
         .execution_options(synchronize_session=False)
     )
     erased_bookings: int = bookings.rowcount or 0  # type: ignore[attr-defined]

@@ -56,6 +56,10 @@ class MtRequestOut(OutModel):
     ald: bool
     precarity: bool
     aged_70_or_more: bool
+    criteria_to_check: bool = Field(
+        description="Declared by the patient on the public page: ALD and precarity count for "
+        "priority once the coordinator confirms them"
+    )
     source: str
     preferences: Preferences
     registered_at: datetime

@@ -41,12 +41,19 @@ MAX_PRIORITY = 3  # the three criteria below
 
 
 def priority_expr() -> ColumnElement[int]:
-    """Fragility criteria met: ALD, aged 70 or more, precarity. More criteria rank higher."""
+    """Fragility criteria met: ALD, aged 70 or more, precarity. More criteria rank higher.
+    Criteria a patient declared themselves count once the coordinator has confirmed them."""
+    confirmed = MtRequest.criteria_to_check.is_(False)
     return (
-        case((MtRequest.ald, 1), else_=0)
-        + case((MtRequest.precarity, 1), else_=0)
+        case((and_(MtRequest.ald, confirmed), 1), else_=0)
+        + case((and_(MtRequest.precarity, confirmed), 1), else_=0)
         + case((aged_70(), 1), else_=0)
     )
+
+
+def counted(r: MtRequest) -> tuple[bool, bool]:
+    """ALD and precarity as they count for priority: not while still to be checked."""
+    return r.ald and not r.criteria_to_check, r.precarity and not r.criteria_to_check
 
 
 def _is_70(birth_date: date | None, today: date) -> bool:
@@ -71,9 +78,9 @@ class MtView:
 def render(view: MtView, tz_now: datetime | None = None) -> schemas.MtRequestOut:
     r, now = view.request, tz_now or now_utc()
     is_70 = _is_70(r.patient_birth_date, now.date())
-    criteria = [
-        name for name, met in (("ald", r.ald), ("70+", is_70), ("precarity", r.precarity)) if met
-    ]
+    ald, precarity = counted(r)
+    met = (("ald", ald), ("70+", is_70), ("precarity", precarity))
+    criteria = [name for name, is_met in met if is_met]
     patient = patient_out(r, visible=view.show_patient)
     return schemas.MtRequestOut(
         id=r.id,
@@ -85,6 +92,7 @@ def render(view: MtView, tz_now: datetime | None = None) -> schemas.MtRequestOut
         ald=r.ald,
         precarity=r.precarity,
         aged_70_or_more=is_70,
+        criteria_to_check=r.criteria_to_check,
         source=r.source,
         preferences=schemas.Preferences(
             communes_insee=r.preferred_communes or None,
@@ -106,10 +114,11 @@ def render(view: MtView, tz_now: datetime | None = None) -> schemas.MtRequestOut
     )
 
 
-async def _event(
+async def event(
     session: AsyncSession, caller: Caller | None, type_: str, r: MtRequest, **data: Any
 ) -> None:
     is_70 = _is_70(r.patient_birth_date, now_utc().date())
+    ald, precarity = counted(r)
     await record(
         session,
         type_,
@@ -117,9 +126,9 @@ async def _event(
         practitioner_id=r.attached_practitioner_id or r.proposed_practitioner_id,
         subject_id=r.id,
         actor_key_id=caller.key_id if caller else None,
-        priority=int(r.ald) + int(r.precarity) + int(is_70),
-        ald=r.ald,
-        precarity=r.precarity,
+        priority=int(ald) + int(precarity) + int(is_70),
+        ald=ald,
+        precarity=precarity,
         aged_70=is_70,
         source=r.source,
         **data,
@@ -185,7 +194,7 @@ async def register(session: AsyncSession, caller: Caller, data: schemas.MtReques
             )
         )
         raise await _duplicate(session, caller, existing) from exc
-    await _event(session, caller, "mt.registered", request)
+    await event(session, caller, "mt.registered", request)
     return MtView(request, None, None, caller.role != ADMIN)
 
 
@@ -408,7 +417,7 @@ async def propose(
     r.status, r.proposed_practitioner_id, r.proposed_at = "proposed", practitioner.id, now
     r.proposal_deadline = now + timedelta(days=get_settings().mt_proposal_days)
     await session.flush()
-    await _event(session, caller, "mt.proposed", r)
+    await event(session, caller, "mt.proposed", r)
     view.proposed = practitioner
     return view
 
@@ -440,7 +449,7 @@ async def accept(session: AsyncSession, caller: Caller, request_id: uuid.UUID) -
     r.status, r.attached_practitioner_id, r.attached_at = "attached", practitioner.id, now
     r.proposed_practitioner_id = r.proposed_at = r.proposal_deadline = None
     await session.flush()
-    await _event(
+    await event(
         session,
         caller,
         "mt.attached",
@@ -464,7 +473,7 @@ async def decline(
     view = await _answering(session, caller, request_id, "decline")
     practitioner_id = view.request.proposed_practitioner_id
     await _back_to_waiting(session, view.request)
-    await _event(
+    await event(
         session, caller, "mt.declined", view.request, declined_practitioner=str(practitioner_id)
     )
     view.proposed = None
@@ -483,7 +492,7 @@ async def withdraw(
     r.proposed_practitioner_id = r.proposed_at = r.proposal_deadline = None
     r.attached_practitioner_id = None
     await session.flush()
-    await _event(session, caller, "mt.withdrawn", r, was=was)
+    await event(session, caller, "mt.withdrawn", r, was=was)
     view.proposed = view.attached = None
     return view
 
@@ -501,5 +510,5 @@ async def expire_proposals(session: AsyncSession, *, now: datetime | None = None
     for r in lapsed:
         practitioner_id = r.proposed_practitioner_id
         await _back_to_waiting(session, r)
-        await _event(session, None, "mt.proposal_expired", r, practitioner=str(practitioner_id))
+        await event(session, None, "mt.proposal_expired", r, practitioner=str(practitioner_id))
     return {"proposals_expired": len(lapsed)}

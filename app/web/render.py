@@ -32,6 +32,7 @@ WEB_PREFIXES = (
     "/coordination",
     "/rendez-vous",
     "/agenda",
+    "/medecin-traitant",
 )
 
 SECURITY_HEADERS = {
@@ -134,6 +135,10 @@ FIELD_LABELS = {
     "city": "Ville",
     "commune": "Commune",
     "commune_insee": "Commune",
+    "consentement": "Accord",
+    "contact_email": "E-mail",
+    "reference": "Référence",
+    "birth_date": "Date de naissance",
     "end": "Fin",
     "end_time": "Fin",
     "family_name": "Nom",
