@@ -53,6 +53,27 @@ async def test_sign_in_pages_pass_the_audit(served, browser):  # noqa: F811
     assert await audit(page, served, ["/connexion", "/agenda/connexion", "/nulle-part"]) == []
 
 
+async def test_public_mt_pages_pass_the_audit(served, browser, territory):  # noqa: F811
+    page = await (await browser.new_context()).new_page()
+    form = f"/medecin-traitant/{territory.id}"
+    found = await audit(page, served, ["/medecin-traitant", form, "/medecin-traitant/suivi"])
+    found += await submit_empty(page, served, form, "Envoyer la demande")
+    found += await submit_empty(
+        page, served, "/medecin-traitant/suivi", "Voir où en est la demande"
+    )
+    assert found == []
+
+
+async def test_criteria_to_check_pass_the_audit(served, browser, client, territory):  # noqa: F811
+    from tests.test_mt_self_registration import form
+
+    r = await client.post(f"/medecin-traitant/{territory.id}", data=form(ald="true"))
+    assert r.status_code == 200
+    [item] = (await client.get("/v1/mt-requests", headers=territory.coordinator)).json()["items"]
+    page = await signed_in_page(browser, served, territory.coordinator)
+    assert await audit(page, served, ["/coordination", f"/coordination/mt/{item['id']}"]) == []
+
+
 async def test_practice_pages_pass_the_audit(served, browser, with_slots):  # noqa: F811
     t = with_slots
     page = await signed_in_page(browser, served, t.practice)
