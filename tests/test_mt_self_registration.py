@@ -13,6 +13,7 @@ from sqlalchemy import select
 
 from app.config import get_settings
 from app.medecin_traitant.models import MtRequest
+from tests.conftest import assert_problem
 from tests.test_web_dashboard import sign_in
 from tests.test_web_pages import csrf_of
 
@@ -315,3 +316,30 @@ async def test_the_retention_job_erases_the_contact_email(client, territory, ses
     await purge_expired(session, now=request.registered_at + timedelta(days=731))
     await session.refresh(request)
     assert request.contact_email is None and request.patient_birth_date is None
+
+
+async def test_a_practice_key_registers_a_patient_of_its_own_waiting_list(
+    client, territory, other_territory
+):
+    from tests.test_mt_requests import patient, register
+
+    r = await register(client, territory, key=territory.practice, source="practice")
+    assert r.status_code == 201, r.text
+    mine = r.json()
+    assert mine["source"] == "practice" and mine["territory_id"] == territory.id
+    assert mine["patient"] is not None and not mine["criteria_to_check"]
+    # It reads it back, in its list too; another practice does not.
+    got = await client.get(f"/v1/mt-requests/{mine['id']}", headers=territory.practice)
+    assert got.status_code == 200
+    listed = (await client.get("/v1/mt-requests", headers=territory.practice)).json()["items"]
+    assert [x["id"] for x in listed] == [mine["id"]]
+    other = await client.get(f"/v1/mt-requests/{mine['id']}", headers=other_territory.practice)
+    assert other.status_code == 404
+    # Only as the source `practice`.
+    assert_problem(await register(client, territory, key=territory.practice), 422)
+    # A patient the CPTS already has is a 409 that does not name a request it cannot read.
+    known = patient()
+    await register(client, territory, patient=known)
+    again = await register(client, territory, key=territory.practice, source="practice",
+                           patient=known)  # fmt: skip
+    assert assert_problem(again, 409).get("existing_id") is None

@@ -139,7 +139,10 @@ async def event(
 
 
 async def register(session: AsyncSession, caller: Caller, data: schemas.MtRequestIn) -> MtView:
-    caller.require(COORDINATOR, REGULATOR, ADMIN)
+    caller.require(COORDINATOR, REGULATOR, PRACTICE, ADMIN)
+    if caller.role == PRACTICE and data.source != "practice":
+        # A practice registers the patients of its own waiting list, as such.
+        raise ValidationFailed.field(["body", "source"], "must be 'practice' for a practice key")
     territory_id = data.territory_id
     if territory_id is None:
         if len(caller.territory_ids) != 1:
@@ -235,6 +238,11 @@ def _visible(caller: Caller) -> Select[MtRequest, Practitioner | None, Practitio
             or_(
                 _Proposed.practice_id == caller.practice_id,
                 _Attached.practice_id == caller.practice_id,
+                # The patients of its own waiting list it registered.
+                and_(
+                    MtRequest.created_by_key_id == caller.key_id,
+                    MtRequest.territory_id.in_(caller.territory_ids),
+                ),
             )
         )
     return stmt

@@ -84,6 +84,7 @@ MT_SOURCES = {
     "practice": "Cabinet",
     "cpts": "CPTS",
     "other": "Autre",
+    "self": "Le patient, en ligne",
 }
 ROLES = {
     "admin": "Administration",
