@@ -257,7 +257,8 @@ async def test_declared_criteria_count_once_the_coordinator_confirms_them(client
     assert [i["id"] for i in ranked.json()["items"]] == [item["id"]]
     await sign_in(client, territory.coordinator, "/coordination")
     queue = await client.get("/coordination")
-    assert "À vérifier" in unescape(queue.text)
+    assert "À vérifier" in unescape(queue.text) and "Le patient, en ligne" in unescape(queue.text)
+    assert 'value="self"' not in (await client.get("/coordination/mt/nouvelle")).text
     page = await client.get(f"/coordination/mt/{item['id']}")
     assert "Confirmer les critères" in unescape(page.text)
     # The coordinator confirms the ALD, not the precarity.
