@@ -105,3 +105,39 @@ class MtRequest(IdMixin, PatientColumns, Base):
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=text("now()"), onupdate=text("now()")
     )
+
+
+PROPOSAL_OUTCOMES = ("pending", "accepted", "declined", "lapsed", "withdrawn")
+DECLINED_BY = ("patient", "practitioner")
+
+
+class MtProposal(IdMixin, Base):
+    """One GP proposed to one request, and how it ended: the request's whole story."""
+
+    __tablename__ = "mt_proposal"
+    __table_args__ = (
+        CheckConstraint(f"outcome IN {PROPOSAL_OUTCOMES}", name="outcome"),
+        CheckConstraint(
+            "declined_by IS NULL OR (outcome = 'declined' "
+            "AND declined_by IN ('patient', 'practitioner'))",
+            name="declined_by",
+        ),
+        Index("ix_mt_proposal_request", "request_id", "proposed_at"),
+        # At most one proposal awaits an answer, as the request has one proposed GP.
+        Index(
+            "uq_mt_proposal_pending",
+            "request_id",
+            unique=True,
+            postgresql_where=text("outcome = 'pending'"),
+        ),
+    )
+
+    request_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("mt_request.id", ondelete="CASCADE"))
+    practitioner_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("practitioner.id", ondelete="RESTRICT")
+    )
+    proposed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    outcome: Mapped[str] = mapped_column(String(10))
+    answered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    declined_by: Mapped[str | None] = mapped_column(String(12))
+    reason: Mapped[str | None] = mapped_column(String(300))

@@ -21,7 +21,7 @@ from app.config import get_settings
 from app.directory.models import Practice, Practitioner
 from app.directory.service import commune_centre
 from app.errors import Conflict, NotFound, ValidationFailed
-from app.medecin_traitant import schemas
+from app.medecin_traitant import history, schemas
 from app.medecin_traitant.models import MtRequest
 from app.pagination import cursor_instant, cursor_int, cursor_uuid, decode_cursor, encode_cursor
 from app.patient_data import patient_columns, patient_out
@@ -425,6 +425,7 @@ async def propose(
     r.status, r.proposed_practitioner_id, r.proposed_at = "proposed", practitioner.id, now
     r.proposal_deadline = now + timedelta(days=get_settings().mt_proposal_days)
     await session.flush()
+    await history.proposed(session, r)
     await event(session, caller, "mt.proposed", r)
     view.proposed = practitioner
     return view
@@ -457,6 +458,7 @@ async def accept(session: AsyncSession, caller: Caller, request_id: uuid.UUID) -
     r.status, r.attached_practitioner_id, r.attached_at = "attached", practitioner.id, now
     r.proposed_practitioner_id = r.proposed_at = r.proposal_deadline = None
     await session.flush()
+    await history.answered(session, r.id, "accepted", now)
     await event(
         session,
         caller,
@@ -480,6 +482,11 @@ async def decline(
     """The patient or the GP says no: back to the queue, with the original waiting time."""
     view = await _answering(session, caller, request_id, "decline")
     practitioner_id = view.request.proposed_practitioner_id
+    by = data.declined_by if isinstance(data, schemas.DeclineIn) else None
+    by = "practitioner" if caller.role == PRACTICE else by
+    await history.answered(
+        session, view.request.id, "declined", now_utc(), declined_by=by, reason=data.reason
+    )
     await _back_to_waiting(session, view.request)
     await event(
         session, caller, "mt.declined", view.request, declined_practitioner=str(practitioner_id)
@@ -496,6 +503,8 @@ async def withdraw(
     r = view.request
     _expect(r, *OPEN, action="withdraw")
     was = r.status
+    if was == "proposed":
+        await history.answered(session, r.id, "withdrawn", now_utc())
     r.status, r.withdrawn_at, r.withdraw_reason = "withdrawn", now_utc(), data.reason
     r.proposed_practitioner_id = r.proposed_at = r.proposal_deadline = None
     r.attached_practitioner_id = None
@@ -517,6 +526,7 @@ async def expire_proposals(session: AsyncSession, *, now: datetime | None = None
     ).all()
     for r in lapsed:
         practitioner_id = r.proposed_practitioner_id
+        await history.answered(session, r.id, "lapsed", now)
         await _back_to_waiting(session, r)
         await event(session, None, "mt.proposal_expired", r, practitioner=str(practitioner_id))
     return {"proposals_expired": len(lapsed)}

@@ -21,7 +21,7 @@ from app.directory import schemas as directory
 from app.directory import service as directory_service
 from app.errors import Conflict, ValidationFailed
 from app.idempotency import idempotent
-from app.medecin_traitant import schemas, self_registration, service
+from app.medecin_traitant import history, schemas, self_registration, service
 from app.security import ADMIN, COORDINATOR
 from app.web.auth import Form, FormDep, UserDep, WebUser, done, require_role, show
 from app.web.booking_pages import caller_zone
@@ -143,7 +143,9 @@ async def _request_page(
     )
     errors = errors or {}
     zones = await directory_service.territory_zones(session, {item.territory_id})
+    proposals = await history.of_request(session, request_id)
     return show(request, user, "mt_request.html", status, r=item, candidates=candidates,
+                proposals=proposals,
                 tz=zones[item.territory_id], errors=errors,
                 first_error=next(iter(errors), None))  # fmt: skip
 
@@ -232,7 +234,9 @@ async def _with_reason(
     request_id: uuid.UUID,
     kind: str,
 ) -> Response:
-    body, errors = parse(schemas.ReasonIn, nested(form, "reason"))
+    model = schemas.DeclineIn if kind == "decline" else schemas.ReasonIn
+    fields = ("reason", "declined_by") if kind == "decline" else ("reason",)
+    body, errors = parse(model, nested(form, *fields))
     if body is None:
         errors = {f"{kind}.reason": errors.get("reason", "Ce champ est obligatoire.")}
         return await _request_page(request, session, user, request_id, errors=errors, status=422)

@@ -86,6 +86,14 @@ MT_SOURCES = {
     "other": "Autre",
     "self": "Le patient, en ligne",
 }
+PROPOSAL_OUTCOMES = {
+    "pending": "En attente de réponse",
+    "accepted": "Acceptée",
+    "declined": "Refusée",
+    "lapsed": "Expirée sans réponse",
+    "withdrawn": "Close (patient sorti de la file)",
+}
+DECLINED_BY = {"patient": "Le patient", "practitioner": "Le médecin"}
 ROLES = {
     "admin": "Administration",
     "coordinator": "Coordination de CPTS",
@@ -137,6 +145,7 @@ FIELD_LABELS = {
     "commune": "Commune",
     "commune_insee": "Commune",
     "consentement": "Accord",
+    "declined_by": "Refusé par",
     "contact_email": "E-mail",
     "reference": "Référence",
     "birth_date": "Date de naissance",
@@ -207,6 +216,8 @@ TEMPLATES.globals.update(
     MT_STATUSES=MT_STATUSES,
     MT_CRITERIA=MT_CRITERIA,
     MT_SOURCES=MT_SOURCES,
+    PROPOSAL_OUTCOMES=PROPOSAL_OUTCOMES,
+    DECLINED_BY=DECLINED_BY,
     ROLES=ROLES,
     GENDERS=GENDERS,
     FIELD_LABELS=FIELD_LABELS,
