@@ -27,7 +27,7 @@ async def test_a_patient_registers_and_checks_their_status_with_the_keyboard(
     context = await browser.new_context(locale="fr-FR", viewport={"width": 1280, "height": 900})
     page = await context.new_page()
     await page.goto(f"{served}/medecin-traitant")
-    await page.get_by_role("link", name="CPTS CPTS Test").focus()
+    await page.get_by_role("link", name="CPTS Test", exact=True).focus()
     async with page.expect_navigation():
         await page.keyboard.press("Enter")
     # Everything but the consent: the page says which field is missing and focuses it.

@@ -48,7 +48,7 @@ async def requests_of(session, territory) -> list[MtRequest]:
 async def test_the_chooser_links_each_territory_to_its_form(client, territory):
     page = await client.get("/medecin-traitant")
     assert page.status_code == 200
-    assert f'href="/medecin-traitant/{territory.id}"' in page.text
+    assert f'href="/medecin-traitant/{territory.id}">CPTS Test</a>' in page.text
     assert "script-src 'none'" in page.headers["content-security-policy"]
     assert "<script" not in page.text
 
@@ -57,7 +57,8 @@ async def test_a_patient_registers_themselves_and_gets_a_reference(client, terri
     page = await client.get(f"/medecin-traitant/{territory.id}")
     assert page.status_code == 200
     text = unescape(page.text)
-    assert "CPTS Test est responsable du traitement" in text
+    assert "La CPTS Test est responsable du traitement" in text
+    assert "CPTS CPTS" not in text
     assert "730 jours après sa clôture" in text
     r = await client.post(
         f"/medecin-traitant/{territory.id}",
@@ -344,3 +345,10 @@ async def test_a_practice_key_registers_a_patient_of_its_own_waiting_list(
     again = await register(client, territory, key=territory.practice, source="practice",
                            patient=known)  # fmt: skip
     assert assert_problem(again, 409).get("existing_id") is None
+
+
+def test_a_territory_name_reads_as_its_cpts_once():
+    from app.web.render import cpts_name
+
+    assert cpts_name("du Pays d'Aurillac") == "CPTS du Pays d'Aurillac"
+    assert cpts_name("CPTS Test") == "CPTS Test" and cpts_name("cpts test") == "cpts test"

@@ -14,11 +14,10 @@ import re
 import secrets
 import uuid
 from datetime import date, datetime, time
-from typing import Literal
 from zoneinfo import ZoneInfo
 
 from pydantic import Field
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import Select, and_, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -111,7 +110,7 @@ async def _today_count(session: AsyncSession, territory: Territory) -> int:
     )
 
 
-def _same_patient(territory_id: uuid.UUID, patient: PatientIn):  # type: ignore[no-untyped-def]
+def _same_patient(territory_id: uuid.UUID, patient: PatientIn) -> Select[MtRequest]:
     return select(MtRequest).where(
         MtRequest.territory_id == territory_id,
         MtRequest.status.in_(service.OPEN),
@@ -181,9 +180,6 @@ async def register_self(
     await service.event(session, None, "mt.registered", request)
     assert request.reference is not None
     return request.reference
-
-
-PublicStatus = Literal["waiting", "proposed", "attached", "withdrawn"]
 
 
 async def status_of(session: AsyncSession, reference: str, birth_date: date) -> str | None:

@@ -22,7 +22,7 @@ from app.medecin_traitant import self_registration as selfreg
 from app.rate_limit import RateLimiter
 from app.web.auth import Form, read_form
 from app.web.forms import nested, parse
-from app.web.render import page
+from app.web.render import cpts_name, page
 
 router = APIRouter(prefix="/medecin-traitant", include_in_schema=False)
 
@@ -201,7 +201,7 @@ async def register(request: Request, session: SessionDep, territory_id: uuid.UUI
             "mt_public_message.html",
             503,
             title="Inscriptions en ligne complètes pour aujourd'hui",
-            message=f"La CPTS {territory.name} a reçu aujourd'hui toutes les inscriptions en "
+            message=f"La {cpts_name(territory.name)} a reçu aujourd'hui toutes les inscriptions en "
             "ligne qu'elle peut traiter. Réessayez demain, ou appelez la CPTS.",
         )
     return _registered(territory, reference)

@@ -105,6 +105,12 @@ ROLES = {
 GENDERS = {"female": "Femme", "male": "Homme", "other": "Autre"}
 
 
+def cpts_name(name: str) -> str:
+    """A territory's name as its CPTS: `CPTS du Pays d'Aurillac` whether or not the name says
+    `CPTS` already."""
+    return name if name.upper().startswith("CPTS") else f"CPTS {name}"
+
+
 def _zone(tz: str | tzinfo | None) -> tzinfo | None:
     return ZoneInfo(tz) if isinstance(tz, str) else tz
 
@@ -222,6 +228,7 @@ TEMPLATES.globals.update(
     GENDERS=GENDERS,
     FIELD_LABELS=FIELD_LABELS,
     count_of=count_of,
+    cpts_name=cpts_name,
     phone_display=phone_display,
     zone_name=zone_name,
     when=when,
