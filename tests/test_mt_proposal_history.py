@@ -121,3 +121,33 @@ async def test_decline_reasons_are_erased_with_the_patient_data(client, territor
 
     await purge_expired(session, now=datetime.now(UTC) + timedelta(days=800))
     assert await history(session, rid) == [("declined", None, None)]
+
+
+async def test_a_gp_the_patient_declined_is_not_offered_first_again(client, territory):
+    for _ in range(2):
+        await gp_with_capacity(client, territory)
+    rid = (await register(client, territory)).json()["id"]
+    path = f"/v1/mt-requests/{rid}"
+
+    async def candidates() -> list[str]:
+        r = await client.get(f"{path}/candidates", headers=territory.coordinator)
+        assert r.status_code == 200, r.text
+        return [c["practitioner"]["id"] for c in r.json()]
+
+    before = await candidates()
+    first = before[0]
+    # Declined by the GP: still offered in its place.
+    await propose(client, territory, rid, first)
+    r = await client.post(f"{path}/decline", json={"reason": "x"}, headers=territory.practice)
+    assert r.status_code == 200
+    assert await candidates() == before
+    # Declined by the patient: last from now on.
+    await propose(client, territory, rid, first)
+    r = await client.post(
+        f"{path}/decline",
+        json={"reason": "préfère une femme", "declined_by": "patient"},
+        headers=territory.coordinator,
+    )
+    assert r.status_code == 200
+    after = await candidates()
+    assert after[-1] == first and after[:-1] == before[1:]

@@ -7,8 +7,9 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, exists, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.directory.models import Practitioner
@@ -44,6 +45,15 @@ async def answered(
         .where(MtProposal.request_id == request_id, MtProposal.outcome == "pending")
         .values(outcome=outcome, answered_at=at, declined_by=declined_by, reason=reason)
         .execution_options(synchronize_session=False)
+    )
+
+
+def declined_by_patient(request_id: uuid.UUID, practitioner_id: Any) -> ColumnElement[bool]:
+    """Whether the patient of this request has declined this GP."""
+    return exists().where(
+        MtProposal.request_id == request_id,
+        MtProposal.practitioner_id == practitioner_id,
+        MtProposal.declined_by == "patient",
     )
 
 

@@ -335,7 +335,8 @@ async def candidates(
     session: AsyncSession, caller: Caller, request_id: uuid.UUID, *, limit: int = 50
 ) -> list[schemas.CandidateOut]:
     """GPs of the territory with room left, honouring the patient's preferences, nearest to
-    the patient's commune first (commune position: its practices in the directory)."""
+    the patient's commune first (commune position: its practices in the directory), those the
+    patient already declined last."""
     caller.require(COORDINATOR, ADMIN)
     view = await get(session, caller, request_id)
     r = view.request
@@ -357,9 +358,11 @@ async def candidates(
         stmt = stmt.where(Practice.commune_insee.in_(r.preferred_communes))
     if r.preferred_gender:
         stmt = stmt.where(Practitioner.gender == r.preferred_gender)
-    stmt = stmt.order_by(distance.asc().nulls_last(), remaining.desc(), Practitioner.id).limit(
-        limit
-    )
+    # A GP the patient has already declined comes after the others, never first.
+    declined = history.declined_by_patient(r.id, Practitioner.id)
+    stmt = stmt.order_by(
+        declined, distance.asc().nulls_last(), remaining.desc(), Practitioner.id
+    ).limit(limit)
     return [
         schemas.CandidateOut(
             practitioner=schemas.PractitionerRef.model_validate(p),
