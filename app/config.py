@@ -48,6 +48,12 @@ class Settings(BaseSettings):
     # Retention of patient data, in days after the booking / MT request is closed.
     booking_retention_days: int = Field(default=365, ge=1)
     mt_request_retention_days: int = Field(default=730, ge=1)
+    # The public médecin traitant page (/medecin-traitant): online registrations a territory
+    # takes per local day; registrations an hour per client address and per phone number, and
+    # status lookups an hour per address (per worker, like every rate limit; 0: no limit).
+    mt_public_daily_cap: int = Field(default=200, ge=0)
+    mt_public_per_hour: int = Field(default=10, ge=0)
+    mt_status_per_hour: int = Field(default=30, ge=0)
     idempotency_ttl_hours: int = Field(default=24, ge=1)
     # How long a GP has to answer a médecin traitant proposal before it lapses.
     mt_proposal_days: int = Field(default=7, ge=1, le=90)

@@ -60,6 +60,7 @@ from app.web import (
     cpts_pages,
     directory_pages,
     gap_pages,
+    outreach_pages,
     pages,
     practice_mt_pages,
     practice_pages,
@@ -261,6 +262,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         gap_pages,
         directory_pages,
         agenda_pages,
+        outreach_pages,
     ):
         app.include_router(web_module.router)
     install_api_docs(app)

@@ -68,7 +68,7 @@ def patient_out(row: PatientColumns, *, visible: bool) -> PatientOut | None:
 async def purge_expired(session: AsyncSession, *, now: datetime | None = None) -> dict[str, int]:
     """Job: erase the patient data of bookings and MT requests closed for longer than the
     configured retention. Indicators do not change: they read the activity log only."""
-    from app.medecin_traitant.models import MtRequest
+    from app.medecin_traitant.models import MtProposal, MtRequest
     from app.scheduling.booking_models import Booking
 
     settings = get_settings()
@@ -93,7 +93,18 @@ async def purge_expired(session: AsyncSession, *, now: datetime | None = None) -
             MtRequest.status.in_(("attached", "withdrawn")),
             request_closed < now - timedelta(days=settings.mt_request_retention_days),
         )
-        .values(**erased)
+        .values(**erased, contact_email=None)
+        .execution_options(synchronize_session=False)
+    )
+    # A decline's reason is free text about the patient: erased with the request's data.
+    await session.execute(
+        update(MtProposal)
+        .where(
+            MtProposal.request_id == MtRequest.id,
+            MtRequest.patient_family_name.is_(None),
+            MtProposal.reason.is_not(None),
+        )
+        .values(reason=None)
         .execution_options(synchronize_session=False)
     )
     erased_bookings: int = bookings.rowcount or 0  # type: ignore[attr-defined]

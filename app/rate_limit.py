@@ -23,6 +23,13 @@ class RateLimiter:
         self.capacity = float(burst if burst is not None else max(per_minute // 6, 10))
         self._buckets: dict[uuid.UUID, _Bucket] = {}
 
+    @classmethod
+    def hourly(cls, per_hour: int) -> RateLimiter:
+        """`per_hour` at once, then one every 3600 / per_hour seconds (0: no limit)."""
+        limiter = cls(0, burst=max(per_hour, 1))
+        limiter.rate = per_hour / 3600.0
+        return limiter
+
     def check(self, key_id: uuid.UUID) -> None:
         """Take a token, or raise a 429 saying when the next one is due."""
         if self.rate <= 0:

@@ -54,6 +54,46 @@ async def test_sign_in_pages_pass_the_audit(served, browser):  # noqa: F811
     assert await audit(page, served, ["/connexion", "/agenda/connexion", "/nulle-part"]) == []
 
 
+async def test_public_mt_pages_pass_the_audit(served, browser, territory):  # noqa: F811
+    page = await (await browser.new_context()).new_page()
+    form = f"/medecin-traitant/{territory.id}"
+    found = await audit(page, served, ["/medecin-traitant", form, "/medecin-traitant/suivi"])
+    found += await submit_empty(page, served, form, "Envoyer la demande")
+    found += await submit_empty(
+        page, served, "/medecin-traitant/suivi", "Voir où en est la demande"
+    )
+    assert found == []
+
+
+async def test_criteria_to_check_pass_the_audit(served, browser, client, territory):  # noqa: F811
+    from tests.test_mt_requests import gp_with_capacity, register
+    from tests.test_mt_self_registration import form
+
+    r = await client.post(f"/medecin-traitant/{territory.id}", data=form(ald="true"))
+    assert r.status_code == 200
+    [item] = (await client.get("/v1/mt-requests", headers=territory.coordinator)).json()["items"]
+    # A request proposed once and declined, proposed again: its history and the decline form.
+    gp = await gp_with_capacity(client, territory)
+    rid = (await register(client, territory)).json()["id"]
+    for answer in ("decline", None):
+        r = await client.post(
+            f"/v1/mt-requests/{rid}/proposals",
+            json={"practitioner_id": gp},
+            headers=territory.coordinator,
+        )
+        assert r.status_code == 200, r.text
+        if answer:
+            r = await client.post(
+                f"/v1/mt-requests/{rid}/decline",
+                json={"reason": "trop loin", "declined_by": "patient"},
+                headers=territory.coordinator,
+            )
+            assert r.status_code == 200, r.text
+    page = await signed_in_page(browser, served, territory.coordinator)
+    paths = ["/coordination", f"/coordination/mt/{item['id']}", f"/coordination/mt/{rid}"]
+    assert await audit(page, served, paths) == []
+
+
 async def test_practice_pages_pass_the_audit(served, browser, with_slots, client):  # noqa: F811
     t = with_slots
     r = await client.post(

@@ -132,7 +132,7 @@ async def accept(
 
 @router.post("/{request_id}/decline", response_model=schemas.MtRequestOut, responses=_RESPONSES)
 async def decline(
-    request_id: uuid.UUID, body: schemas.ReasonIn, session: SessionDep, caller: CallerDep
+    request_id: uuid.UUID, body: schemas.DeclineIn, session: SessionDep, caller: CallerDep
 ) -> schemas.MtRequestOut:
     """Back to the queue, keeping the original waiting time."""
     return service.render(await service.decline(session, caller, request_id, body))

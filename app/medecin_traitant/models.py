@@ -23,7 +23,8 @@ from app.db import Base, IdMixin
 from app.patient_data import PatientColumns
 
 MT_STATUSES = ("waiting", "proposed", "attached", "withdrawn")
-MT_SOURCES = ("assurance_maladie", "hotline", "sas", "practice", "cpts", "other")
+# `self`: the patient (or someone on their behalf) on the public page /medecin-traitant.
+MT_SOURCES = ("assurance_maladie", "hotline", "sas", "practice", "cpts", "other", "self")
 _OPEN = "status <> 'withdrawn'"
 
 
@@ -56,6 +57,13 @@ class MtRequest(IdMixin, PatientColumns, Base):
             unique=True,
             postgresql_where=text(_OPEN),
         ),
+        Index("uq_mt_request_reference", "reference", unique=True),
+        Index(
+            "ix_mt_request_self_day",
+            "territory_id",
+            "registered_at",
+            postgresql_where=text("source = 'self'"),
+        ),
         Index("ix_mt_request_territory_status", "territory_id", "status", "registered_at"),
         Index(
             "ix_mt_request_attached",
@@ -69,6 +77,15 @@ class MtRequest(IdMixin, PatientColumns, Base):
     source: Mapped[str] = mapped_column(String(20))
     ald: Mapped[bool] = mapped_column(Boolean)
     precarity: Mapped[bool] = mapped_column(Boolean)
+    # Declared by the patient (public page): ALD and precarity count for priority only once the
+    # coordinator has confirmed them.
+    criteria_to_check: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=text("false")
+    )
+    # What the patient quotes, with their birth date, to see where they stand.
+    reference: Mapped[str | None] = mapped_column(String(12))
+    contact_email: Mapped[str | None] = mapped_column(String(320))
+    consent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # Waiting time counts from here, whatever happens to proposals.
     registered_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     created_by_key_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
@@ -88,3 +105,39 @@ class MtRequest(IdMixin, PatientColumns, Base):
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=text("now()"), onupdate=text("now()")
     )
+
+
+PROPOSAL_OUTCOMES = ("pending", "accepted", "declined", "lapsed", "withdrawn")
+DECLINED_BY = ("patient", "practitioner")
+
+
+class MtProposal(IdMixin, Base):
+    """One GP proposed to one request, and how it ended: the request's whole story."""
+
+    __tablename__ = "mt_proposal"
+    __table_args__ = (
+        CheckConstraint(f"outcome IN {PROPOSAL_OUTCOMES}", name="outcome"),
+        CheckConstraint(
+            "declined_by IS NULL OR (outcome = 'declined' "
+            "AND declined_by IN ('patient', 'practitioner'))",
+            name="declined_by",
+        ),
+        Index("ix_mt_proposal_request", "request_id", "proposed_at"),
+        # At most one proposal awaits an answer, as the request has one proposed GP.
+        Index(
+            "uq_mt_proposal_pending",
+            "request_id",
+            unique=True,
+            postgresql_where=text("outcome = 'pending'"),
+        ),
+    )
+
+    request_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("mt_request.id", ondelete="CASCADE"))
+    practitioner_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("practitioner.id", ondelete="RESTRICT")
+    )
+    proposed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    outcome: Mapped[str] = mapped_column(String(10))
+    answered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    declined_by: Mapped[str | None] = mapped_column(String(12))
+    reason: Mapped[str | None] = mapped_column(String(300))

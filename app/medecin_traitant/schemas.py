@@ -39,6 +39,14 @@ class ReasonIn(StrictModel):
     reason: str = Field(min_length=1, max_length=300)
 
 
+class DeclineIn(ReasonIn):
+    declined_by: Literal["patient", "practitioner"] | None = Field(
+        default=None,
+        description="Who said no (a practice key declines as the practitioner); kept in the "
+        "request's history",
+    )
+
+
 class PractitionerRef(OutModel):
     id: uuid.UUID
     family_name: str
@@ -56,6 +64,10 @@ class MtRequestOut(OutModel):
     ald: bool
     precarity: bool
     aged_70_or_more: bool
+    criteria_to_check: bool = Field(
+        description="Declared by the patient on the public page: ALD and precarity count for "
+        "priority once the coordinator confirms them"
+    )
     source: str
     preferences: Preferences
     registered_at: datetime

@@ -21,7 +21,7 @@ from app.config import get_settings
 from app.directory.models import Practice, Practitioner
 from app.directory.service import commune_centre
 from app.errors import Conflict, NotFound, ValidationFailed
-from app.medecin_traitant import schemas
+from app.medecin_traitant import history, schemas
 from app.medecin_traitant.models import MtRequest
 from app.pagination import cursor_instant, cursor_int, cursor_uuid, decode_cursor, encode_cursor
 from app.patient_data import patient_columns, patient_out
@@ -41,12 +41,19 @@ MAX_PRIORITY = 3  # the three criteria below
 
 
 def priority_expr() -> ColumnElement[int]:
-    """Fragility criteria met: ALD, aged 70 or more, precarity. More criteria rank higher."""
+    """Fragility criteria met: ALD, aged 70 or more, precarity. More criteria rank higher.
+    Criteria a patient declared themselves count once the coordinator has confirmed them."""
+    confirmed = MtRequest.criteria_to_check.is_(False)
     return (
-        case((MtRequest.ald, 1), else_=0)
-        + case((MtRequest.precarity, 1), else_=0)
+        case((and_(MtRequest.ald, confirmed), 1), else_=0)
+        + case((and_(MtRequest.precarity, confirmed), 1), else_=0)
         + case((aged_70(), 1), else_=0)
     )
+
+
+def counted(r: MtRequest) -> tuple[bool, bool]:
+    """ALD and precarity as they count for priority: not while still to be checked."""
+    return r.ald and not r.criteria_to_check, r.precarity and not r.criteria_to_check
 
 
 def _is_70(birth_date: date | None, today: date) -> bool:
@@ -71,9 +78,9 @@ class MtView:
 def render(view: MtView, tz_now: datetime | None = None) -> schemas.MtRequestOut:
     r, now = view.request, tz_now or now_utc()
     is_70 = _is_70(r.patient_birth_date, now.date())
-    criteria = [
-        name for name, met in (("ald", r.ald), ("70+", is_70), ("precarity", r.precarity)) if met
-    ]
+    ald, precarity = counted(r)
+    met = (("ald", ald), ("70+", is_70), ("precarity", precarity))
+    criteria = [name for name, is_met in met if is_met]
     patient = patient_out(r, visible=view.show_patient)
     return schemas.MtRequestOut(
         id=r.id,
@@ -85,6 +92,7 @@ def render(view: MtView, tz_now: datetime | None = None) -> schemas.MtRequestOut
         ald=r.ald,
         precarity=r.precarity,
         aged_70_or_more=is_70,
+        criteria_to_check=r.criteria_to_check,
         source=r.source,
         preferences=schemas.Preferences(
             communes_insee=r.preferred_communes or None,
@@ -106,10 +114,11 @@ def render(view: MtView, tz_now: datetime | None = None) -> schemas.MtRequestOut
     )
 
 
-async def _event(
+async def event(
     session: AsyncSession, caller: Caller | None, type_: str, r: MtRequest, **data: Any
 ) -> None:
     is_70 = _is_70(r.patient_birth_date, now_utc().date())
+    ald, precarity = counted(r)
     await record(
         session,
         type_,
@@ -117,9 +126,9 @@ async def _event(
         practitioner_id=r.attached_practitioner_id or r.proposed_practitioner_id,
         subject_id=r.id,
         actor_key_id=caller.key_id if caller else None,
-        priority=int(r.ald) + int(r.precarity) + int(is_70),
-        ald=r.ald,
-        precarity=r.precarity,
+        priority=int(ald) + int(precarity) + int(is_70),
+        ald=ald,
+        precarity=precarity,
         aged_70=is_70,
         source=r.source,
         **data,
@@ -130,7 +139,10 @@ async def _event(
 
 
 async def register(session: AsyncSession, caller: Caller, data: schemas.MtRequestIn) -> MtView:
-    caller.require(COORDINATOR, REGULATOR, ADMIN)
+    caller.require(COORDINATOR, REGULATOR, PRACTICE, ADMIN)
+    if caller.role == PRACTICE and data.source != "practice":
+        # A practice registers the patients of its own waiting list, as such.
+        raise ValidationFailed.field(["body", "source"], "must be 'practice' for a practice key")
     territory_id = data.territory_id
     if territory_id is None:
         if len(caller.territory_ids) != 1:
@@ -185,7 +197,7 @@ async def register(session: AsyncSession, caller: Caller, data: schemas.MtReques
             )
         )
         raise await _duplicate(session, caller, existing) from exc
-    await _event(session, caller, "mt.registered", request)
+    await event(session, caller, "mt.registered", request)
     return MtView(request, None, None, caller.role != ADMIN)
 
 
@@ -226,6 +238,11 @@ def _visible(caller: Caller) -> Select[MtRequest, Practitioner | None, Practitio
             or_(
                 _Proposed.practice_id == caller.practice_id,
                 _Attached.practice_id == caller.practice_id,
+                # The patients of its own waiting list it registered.
+                and_(
+                    MtRequest.created_by_key_id == caller.key_id,
+                    MtRequest.territory_id.in_(caller.territory_ids),
+                ),
             )
         )
     return stmt
@@ -318,7 +335,8 @@ async def candidates(
     session: AsyncSession, caller: Caller, request_id: uuid.UUID, *, limit: int = 50
 ) -> list[schemas.CandidateOut]:
     """GPs of the territory with room left, honouring the patient's preferences, nearest to
-    the patient's commune first (commune position: its practices in the directory)."""
+    the patient's commune first (commune position: its practices in the directory), those the
+    patient already declined last."""
     caller.require(COORDINATOR, ADMIN)
     view = await get(session, caller, request_id)
     r = view.request
@@ -340,9 +358,11 @@ async def candidates(
         stmt = stmt.where(Practice.commune_insee.in_(r.preferred_communes))
     if r.preferred_gender:
         stmt = stmt.where(Practitioner.gender == r.preferred_gender)
-    stmt = stmt.order_by(distance.asc().nulls_last(), remaining.desc(), Practitioner.id).limit(
-        limit
-    )
+    # A GP the patient has already declined comes after the others, never first.
+    declined = history.declined_by_patient(r.id, Practitioner.id)
+    stmt = stmt.order_by(
+        declined, distance.asc().nulls_last(), remaining.desc(), Practitioner.id
+    ).limit(limit)
     return [
         schemas.CandidateOut(
             practitioner=schemas.PractitionerRef.model_validate(p),
@@ -408,7 +428,8 @@ async def propose(
     r.status, r.proposed_practitioner_id, r.proposed_at = "proposed", practitioner.id, now
     r.proposal_deadline = now + timedelta(days=get_settings().mt_proposal_days)
     await session.flush()
-    await _event(session, caller, "mt.proposed", r)
+    await history.proposed(session, r)
+    await event(session, caller, "mt.proposed", r)
     view.proposed = practitioner
     return view
 
@@ -440,7 +461,8 @@ async def accept(session: AsyncSession, caller: Caller, request_id: uuid.UUID) -
     r.status, r.attached_practitioner_id, r.attached_at = "attached", practitioner.id, now
     r.proposed_practitioner_id = r.proposed_at = r.proposal_deadline = None
     await session.flush()
-    await _event(
+    await history.answered(session, r.id, "accepted", now)
+    await event(
         session,
         caller,
         "mt.attached",
@@ -463,8 +485,13 @@ async def decline(
     """The patient or the GP says no: back to the queue, with the original waiting time."""
     view = await _answering(session, caller, request_id, "decline")
     practitioner_id = view.request.proposed_practitioner_id
+    by = data.declined_by if isinstance(data, schemas.DeclineIn) else None
+    by = "practitioner" if caller.role == PRACTICE else by
+    await history.answered(
+        session, view.request.id, "declined", now_utc(), declined_by=by, reason=data.reason
+    )
     await _back_to_waiting(session, view.request)
-    await _event(
+    await event(
         session, caller, "mt.declined", view.request, declined_practitioner=str(practitioner_id)
     )
     view.proposed = None
@@ -479,11 +506,13 @@ async def withdraw(
     r = view.request
     _expect(r, *OPEN, action="withdraw")
     was = r.status
+    if was == "proposed":
+        await history.answered(session, r.id, "withdrawn", now_utc())
     r.status, r.withdrawn_at, r.withdraw_reason = "withdrawn", now_utc(), data.reason
     r.proposed_practitioner_id = r.proposed_at = r.proposal_deadline = None
     r.attached_practitioner_id = None
     await session.flush()
-    await _event(session, caller, "mt.withdrawn", r, was=was)
+    await event(session, caller, "mt.withdrawn", r, was=was)
     view.proposed = view.attached = None
     return view
 
@@ -500,6 +529,7 @@ async def expire_proposals(session: AsyncSession, *, now: datetime | None = None
     ).all()
     for r in lapsed:
         practitioner_id = r.proposed_practitioner_id
+        await history.answered(session, r.id, "lapsed", now)
         await _back_to_waiting(session, r)
-        await _event(session, None, "mt.proposal_expired", r, practitioner=str(practitioner_id))
+        await event(session, None, "mt.proposal_expired", r, practitioner=str(practitioner_id))
     return {"proposals_expired": len(lapsed)}

@@ -21,7 +21,7 @@ from app.directory import schemas as directory
 from app.directory import service as directory_service
 from app.errors import Conflict, ValidationFailed
 from app.idempotency import idempotent
-from app.medecin_traitant import schemas, service
+from app.medecin_traitant import history, schemas, self_registration, service
 from app.security import ADMIN, COORDINATOR
 from app.web.auth import Form, FormDep, UserDep, WebUser, done, require_role, show
 from app.web.booking_pages import caller_zone
@@ -143,7 +143,9 @@ async def _request_page(
     )
     errors = errors or {}
     zones = await directory_service.territory_zones(session, {item.territory_id})
+    proposals = await history.of_request(session, request_id)
     return show(request, user, "mt_request.html", status, r=item, candidates=candidates,
+                proposals=proposals,
                 tz=zones[item.territory_id], errors=errors,
                 first_error=next(iter(errors), None))  # fmt: skip
 
@@ -181,7 +183,24 @@ MT_CONFLICTS = {
     "This GP takes no new médecin traitant patients (capacity reached)": _NO_PLACE,
     "This GP has no médecin traitant place left": _NO_PLACE,
     "The proposal has lapsed; propose again": "La proposition a expiré : proposez de nouveau.",
+    "The criteria of this request are already confirmed": "Les critères sont déjà confirmés.",
 }
+
+
+@router.post("/mt/{request_id}/criteres")
+async def confirm_criteria(
+    request: Request, session: SessionDep, user: UserDep, form: FormDep, request_id: uuid.UUID
+) -> Response:
+    """The criteria a patient declared on the public page, checked (and corrected if need be)
+    by the coordinator: from now on they count for priority."""
+    require_role(user, *COORDINATORS)
+    body = self_registration.CriteriaIn(
+        ald=form.get("ald") == "true", precarity=form.get("precarity") == "true"
+    )
+    return await _transition(request, session, user, request_id,
+                             self_registration.confirm_criteria(session, user.caller, request_id,
+                                                                body),
+                             "Critères confirmés : ils comptent pour la priorité.")  # fmt: skip
 
 
 @router.post("/mt/{request_id}/proposer")
@@ -215,7 +234,9 @@ async def _with_reason(
     request_id: uuid.UUID,
     kind: str,
 ) -> Response:
-    body, errors = parse(schemas.ReasonIn, nested(form, "reason"))
+    model = schemas.DeclineIn if kind == "decline" else schemas.ReasonIn
+    fields = ("reason", "declined_by") if kind == "decline" else ("reason",)
+    body, errors = parse(model, nested(form, *fields))
     if body is None:
         errors = {f"{kind}.reason": errors.get("reason", "Ce champ est obligatoire.")}
         return await _request_page(request, session, user, request_id, errors=errors, status=422)

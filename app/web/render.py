@@ -32,6 +32,7 @@ WEB_PREFIXES = (
     "/coordination",
     "/rendez-vous",
     "/agenda",
+    "/medecin-traitant",
 )
 
 SECURITY_HEADERS = {
@@ -83,7 +84,16 @@ MT_SOURCES = {
     "practice": "Cabinet",
     "cpts": "CPTS",
     "other": "Autre",
+    "self": "Le patient, en ligne",
 }
+PROPOSAL_OUTCOMES = {
+    "pending": "En attente de réponse",
+    "accepted": "Acceptée",
+    "declined": "Refusée",
+    "lapsed": "Expirée sans réponse",
+    "withdrawn": "Close (patient sorti de la file)",
+}
+DECLINED_BY = {"patient": "Le patient", "practitioner": "Le médecin"}
 ROLES = {
     "admin": "Administration",
     "coordinator": "Coordination de CPTS",
@@ -93,6 +103,12 @@ ROLES = {
     "sas_platform": "Plateforme nationale SAS",
 }
 GENDERS = {"female": "Femme", "male": "Homme", "other": "Autre"}
+
+
+def cpts_name(name: str) -> str:
+    """A territory's name as its CPTS: `CPTS du Pays d'Aurillac` whether or not the name says
+    `CPTS` already."""
+    return name if name.upper().startswith("CPTS") else f"CPTS {name}"
 
 
 def _zone(tz: str | tzinfo | None) -> tzinfo | None:
@@ -134,6 +150,11 @@ FIELD_LABELS = {
     "city": "Ville",
     "commune": "Commune",
     "commune_insee": "Commune",
+    "consentement": "Accord",
+    "declined_by": "Refusé par",
+    "contact_email": "E-mail",
+    "reference": "Référence",
+    "birth_date": "Date de naissance",
     "end": "Fin",
     "end_time": "Fin",
     "family_name": "Nom",
@@ -201,10 +222,13 @@ TEMPLATES.globals.update(
     MT_STATUSES=MT_STATUSES,
     MT_CRITERIA=MT_CRITERIA,
     MT_SOURCES=MT_SOURCES,
+    PROPOSAL_OUTCOMES=PROPOSAL_OUTCOMES,
+    DECLINED_BY=DECLINED_BY,
     ROLES=ROLES,
     GENDERS=GENDERS,
     FIELD_LABELS=FIELD_LABELS,
     count_of=count_of,
+    cpts_name=cpts_name,
     phone_display=phone_display,
     zone_name=zone_name,
     when=when,
