@@ -3,6 +3,7 @@ book and book one, over HTTP."""
 
 from __future__ import annotations
 
+import uuid
 from html import unescape
 
 from sqlalchemy import func, select
@@ -37,7 +38,9 @@ async def test_the_practice_finds_only_the_slots_it_may_book_and_books_one_once(
     assert "Rendez-vous réservé." in page.text and "LEMOINE Jeanne" in page.text
     again = await client.post("/cpts/reserver", data=data)  # a double submission
     assert again.headers["location"] == booked.headers["location"]
-    rows = (await session.scalars(select(Booking))).all()
+    # This territory's bookings (other tests may leave committed data in the database).
+    mine = select(Booking).where(Booking.territory_id == uuid.UUID(territory.id))
+    rows = (await session.scalars(mine)).all()
     assert [str(b.slot_id) for b in rows] == [cpts] and rows[0].regulator_id is None
     reads = await session.scalar(
         select(func.count()).where(
