@@ -6,22 +6,16 @@ one-time token, so a double submission books once."""
 
 from __future__ import annotations
 
-import json
-
 from fastapi import APIRouter, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response
 
 from app.api.deps import SessionDep
 from app.directory.service import communes
-from app.errors import Forbidden, NotFound, SlotUnavailable, ValidationFailed
-from app.idempotency import idempotent
-from app.scheduling import booking_service
-from app.scheduling.booking_schemas import BookingOut
+from app.errors import Forbidden, NotFound, SlotUnavailable
 from app.security import COORDINATOR, PRACTICE
-from app.web.auth import FormDep, UserDep, WebUser, done, require_role, show
-from app.web.forms import booking_form, not_booked
-from app.web.regulator_pages import RADII, SEARCH_FIELDS, booking_values, run_search
+from app.web.auth import FormDep, UserDep, WebUser, require_role, show
+from app.web.regulator_pages import RADII, book_from_form, booking_values, run_search
 
 router = APIRouter(prefix="/cpts", include_in_schema=False)
 
@@ -79,34 +73,7 @@ async def book(request: Request, session: SessionDep, user: UserDep, form: FormD
     """Book the chosen CPTS slot for the patient. A slot taken in the meantime shows the
     message and the search again (the patient's details stay in the form)."""
     require_role(user, PRACTICE, COORDINATOR)
-    criteria = {name: form.get(name) for name in SEARCH_FIELDS}
-    body, errors, token = booking_form(form)
-    if body is None or errors:
-        return await _page(
-            request, session, user, criteria, booking=form.values(), errors=errors, status=422
-        )
-
-    async def run() -> BookingOut:
-        return booking_service.render(await booking_service.book(session, user.caller, body))
-
-    try:
-        response = await idempotent(session, user.caller, token, "POST /v1/bookings", body, run)
-    except (SlotUnavailable, NotFound, Forbidden, ValidationFailed) as exc:
-        await session.rollback()
-        values = booking_values(form)
-        values.pop("slot_id", None)
-        return await _page(
-            request,
-            session,
-            user,
-            criteria,
-            booking=values,
-            taken=not_booked(
-                exc,
-                "Ce formulaire a déjà servi à une réservation (voir « Rendez-vous »).",
-                taker="quelqu'un d'autre",
-            ),
-            status=409,
-        )
-    booking_id = json.loads(bytes(response.body))["id"]
-    return done(request, f"/rendez-vous/{booking_id}", "Rendez-vous réservé.")
+    return await book_from_form(
+        request, session, user, form, _page,
+        refused=(SlotUnavailable, NotFound, Forbidden), taker="quelqu'un d'autre",
+    )  # fmt: skip

@@ -9,6 +9,7 @@ import contextlib
 import json
 import re
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
@@ -27,7 +28,7 @@ from app.directory.service import (
     list_practitioners,
     territory_zones,
 )
-from app.errors import Conflict, NotFound, SlotUnavailable, ValidationFailed
+from app.errors import AppError, Conflict, NotFound, SlotUnavailable, ValidationFailed
 from app.idempotency import idempotent
 from app.scheduling import booking_service, service
 from app.scheduling.booking_schemas import BookingOut, OverbookIn
@@ -214,10 +215,31 @@ async def book(request: Request, session: SessionDep, user: UserDep, form: FormD
     """Book the chosen slot for the patient. A slot taken in the meantime shows the message
     and the search again (the patient's details stay in the form)."""
     require_role(user, REGULATOR)
+    return await book_from_form(
+        request, session, user, form, _search_page, refused=(SlotUnavailable, NotFound)
+    )
+
+
+SearchPage = Callable[..., Awaitable[Response]]
+
+
+async def book_from_form(
+    request: Request,
+    session: AsyncSession,
+    user: WebUser,
+    form: Form,
+    page: SearchPage,
+    *,
+    refused: tuple[type[AppError], ...],
+    taker: str | None = None,
+) -> Response:
+    """The booking form of a search page (the regulator's, the CPTS's): the API's booking,
+    idempotent on the form's one-time token. A booking `refused` for the slot (taken, gone,
+    not bookable by the caller) shows `page` again with why and the patient kept."""
     criteria = {name: form.get(name) for name in SEARCH_FIELDS}
     body, errors, token = booking_form(form)
     if body is None or errors:
-        return await _search_page(
+        return await page(
             request, session, user, criteria, booking=form.values(), errors=errors, status=422
         )
 
@@ -226,21 +248,15 @@ async def book(request: Request, session: SessionDep, user: UserDep, form: FormD
 
     try:
         response = await idempotent(session, user.caller, token, "POST /v1/bookings", body, run)
-    except (SlotUnavailable, NotFound, ValidationFailed) as exc:
+    except AppError as exc:
+        if not isinstance(exc, (*refused, ValidationFailed)):
+            raise
         await session.rollback()
         values = booking_values(form)
         values.pop("slot_id", None)
-        return await _search_page(
-            request,
-            session,
-            user,
-            criteria,
-            booking=values,
-            taken=not_booked(
-                exc, "Ce formulaire a déjà servi à une réservation (voir « Rendez-vous »)."
-            ),
-            status=409,
-        )
+        reused = "Ce formulaire a déjà servi à une réservation (voir « Rendez-vous »)."
+        why = not_booked(exc, reused) if taker is None else not_booked(exc, reused, taker)
+        return await page(request, session, user, criteria, booking=values, taken=why, status=409)
     booking_id = json.loads(bytes(response.body))["id"]
     return done(request, f"/rendez-vous/{booking_id}", "Rendez-vous réservé.")
 
