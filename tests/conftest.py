@@ -241,13 +241,15 @@ def assert_problem(
 ADMIN_CALLER = Caller(key_id=uuid.UUID(int=1), role="admin")
 
 
-async def create_gp(session: AsyncSession, name: str, **practitioner: Any) -> Practitioner:
-    """A territory, a practice and a GP, made through the services in `session` (the caller
-    commits). For tests that need committed data on several connections."""
+async def create_gp(
+    session: AsyncSession, name: str, *, timezone: str = "Europe/Paris", **practitioner: Any
+) -> Practitioner:
+    """A territory in `timezone`, a practice and a GP, made through the services in `session`
+    (the caller commits). For tests that need committed data on several connections."""
     territory = await dir_service.create_territory(
         session,
         ADMIN_CALLER,
-        dir_schemas.TerritoryIn(name=name, timezone="Europe/Paris", department="15"),
+        dir_schemas.TerritoryIn(name=name, timezone=timezone, department="15"),
     )
     practice = await dir_service.create_practice(
         session,

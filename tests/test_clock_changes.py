@@ -20,15 +20,13 @@ from app import jobs
 from app.activity.models import ActivityEvent
 from app.clock import frozen_at
 from app.config import get_settings
-from app.directory import schemas as dir_schemas
-from app.directory import service as dir_service
 from app.sas_bridge.feed_ical import parse_ical
 from app.sas_bridge.feed_parse import Window
 from app.scheduling import service
 from app.scheduling.models import Slot
 from app.scheduling.rules import RuleSpec, expand_rule
 from app.scheduling.schemas import RuleIn
-from tests.conftest import ADMIN_CALLER, make_territory
+from tests.conftest import ADMIN_CALLER, create_gp, make_territory
 
 PARIS = ZoneInfo("Europe/Paris")
 ZONES = ("Europe/Paris", "Indian/Reunion", "America/Martinique", "America/Miquelon")
@@ -61,35 +59,7 @@ def spec_of(body: dict[str, Any]) -> RuleSpec:
 
 async def new_gp(session, timezone: str) -> uuid.UUID:
     """A territory in `timezone`, a practice and a GP, through the services."""
-    territory = await dir_service.create_territory(
-        session,
-        ADMIN_CALLER,
-        dir_schemas.TerritoryIn(name=f"CPTS {uuid.uuid4().hex[:8]}", timezone=timezone,
-                                department="15"),
-    )  # fmt: skip
-    practice = await dir_service.create_practice(
-        session,
-        ADMIN_CALLER,
-        dir_schemas.PracticeIn(
-            territory_id=territory.id,
-            name="MSP",
-            address="1 rue de la Mairie",
-            commune_insee="15014",
-            lat=44.9,
-            lon=2.4,
-        ),
-    )
-    gp = await dir_service.create_practitioner(
-        session,
-        ADMIN_CALLER,
-        dir_schemas.PractitionerIn(
-            practice_id=practice.id,
-            rpps=f"{uuid.uuid4().int % 10**11:011d}",
-            family_name="Durand",
-            given_name="Léa",
-        ),
-    )
-    return gp.id
+    return (await create_gp(session, f"CPTS {uuid.uuid4().hex[:8]}", timezone=timezone)).id
 
 
 async def stored(session, practitioner_id) -> list[tuple[datetime, datetime]]:
