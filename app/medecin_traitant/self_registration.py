@@ -17,7 +17,7 @@ from datetime import date, datetime, time
 from zoneinfo import ZoneInfo
 
 from pydantic import Field
-from sqlalchemy import Select, and_, func, or_, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -111,19 +111,7 @@ async def _today_count(session: AsyncSession, territory: Territory) -> int:
 
 
 def _same_patient(territory_id: uuid.UUID, patient: PatientIn) -> Select[MtRequest]:
-    return select(MtRequest).where(
-        MtRequest.territory_id == territory_id,
-        MtRequest.status.in_(service.OPEN),
-        or_(
-            and_(MtRequest.patient_ins.is_not(None), MtRequest.patient_ins == patient.ins),
-            and_(
-                func.lower(MtRequest.patient_family_name) == patient.family_name.lower(),
-                func.lower(MtRequest.patient_given_name) == patient.given_name.lower(),
-                MtRequest.patient_birth_date == patient.birth_date,
-                MtRequest.patient_phone == patient.phone,
-            ),
-        ),
-    )
+    return select(MtRequest).where(*service.same_patient(territory_id, patient))
 
 
 async def _merge(session: AsyncSession, existing: MtRequest, data: SelfRegistrationIn) -> str:

@@ -25,11 +25,30 @@ from app.medecin_traitant import history, schemas
 from app.medecin_traitant.models import MtRequest
 from app.pagination import cursor_instant, cursor_int, cursor_uuid, decode_cursor, encode_cursor
 from app.patient_data import patient_columns, patient_out
+from app.scheduling.booking_schemas import PatientIn
 from app.scheduling.queries import great_circle_km
 from app.scheduling.service import now_utc
 from app.security import ADMIN, COORDINATOR, PRACTICE, REGULATOR, Caller
 
 OPEN = ("waiting", "proposed", "attached")
+
+
+def same_patient(territory_id: uuid.UUID, patient: PatientIn) -> tuple[ColumnElement[bool], ...]:
+    """An open request of the territory for this patient: the same INS, or the same name,
+    birth date and phone (whoever registered it). One patient, one place in the queue."""
+    return (
+        MtRequest.territory_id == territory_id,
+        MtRequest.status.in_(OPEN),
+        or_(
+            and_(MtRequest.patient_ins.is_not(None), MtRequest.patient_ins == patient.ins),
+            and_(
+                func.lower(MtRequest.patient_family_name) == patient.family_name.lower(),
+                func.lower(MtRequest.patient_given_name) == patient.given_name.lower(),
+                MtRequest.patient_birth_date == patient.birth_date,
+                MtRequest.patient_phone == patient.phone,
+            ),
+        ),
+    )
 
 
 def aged_70() -> ColumnElement[bool]:
@@ -154,19 +173,7 @@ async def register(session: AsyncSession, caller: Caller, data: schemas.MtReques
         raise ValidationFailed.field(["body", "territory_id"], "unknown territory")
     patient = data.patient
     duplicate = await session.scalar(
-        select(MtRequest.id).where(
-            MtRequest.territory_id == territory_id,
-            MtRequest.status.in_(OPEN),
-            or_(
-                and_(MtRequest.patient_ins.is_not(None), MtRequest.patient_ins == patient.ins),
-                and_(
-                    func.lower(MtRequest.patient_family_name) == patient.family_name.lower(),
-                    func.lower(MtRequest.patient_given_name) == patient.given_name.lower(),
-                    MtRequest.patient_birth_date == patient.birth_date,
-                    MtRequest.patient_phone == patient.phone,
-                ),
-            ),
-        )
+        select(MtRequest.id).where(*same_patient(territory_id, patient))
     )
     if duplicate is not None:
         raise await _duplicate(session, caller, duplicate)
