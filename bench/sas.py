@@ -20,8 +20,9 @@ from urllib.parse import quote
 import asyncpg
 
 from app.db import DriverStatement
+from app.directory.callers import KEY_STATEMENT
 from app.sas_bridge import fhir_search
-from app.security import _KEY_STATEMENT, Caller, digest
+from app.security import Caller, digest
 from bench.common import LoadClient, Server, closed_loop
 from bench.fhir import RPPS_OID, platform_instance
 
@@ -111,7 +112,7 @@ async def main(seconds: float, workers: list[int]) -> None:
     contexts = DriverStatement(fhir_search.context_statement())
 
     # The key is looked up once: each server process then has its caller cached.
-    await pool.fetchrow(_KEY_STATEMENT.sql, key_digest)
+    await pool.fetchrow(KEY_STATEMENT.sql, key_digest)
 
     async def raw(i: int) -> bool:
         """The API's statements: the slots, then their practitioners' contexts."""
