@@ -19,7 +19,7 @@ from sqlalchemy.orm import aliased
 from app.activity.service import record
 from app.config import get_settings
 from app.directory.models import Practice, Practitioner
-from app.directory.service import commune_centre
+from app.directory.practice_service import commune_centre
 from app.errors import Conflict, NotFound, ValidationFailed
 from app.medecin_traitant import history, schemas
 from app.medecin_traitant.models import MtRequest

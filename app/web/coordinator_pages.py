@@ -16,9 +16,15 @@ from starlette.responses import Response
 
 from app.activity.audit import log_shown
 from app.api.deps import SessionDep
-from app.directory import readiness
+from app.directory import (
+    key_service,
+    practice_service,
+    practitioner_service,
+    readiness,
+    regulator_service,
+    territory_service,
+)
 from app.directory import schemas as directory
-from app.directory import service as directory_service
 from app.errors import Conflict, ValidationFailed
 from app.idempotency import idempotent
 from app.medecin_traitant import history, schemas, self_registration, service
@@ -142,7 +148,7 @@ async def _request_page(
         else []
     )
     errors = errors or {}
-    zones = await directory_service.territory_zones(session, {item.territory_id})
+    zones = await territory_service.territory_zones(session, {item.territory_id})
     proposals = await history.of_request(session, request_id)
     return show(request, user, "mt_request.html", status, r=item, candidates=candidates,
                 proposals=proposals,
@@ -284,7 +290,7 @@ async def set_capacity(
     if body is None:
         return done(request, "/coordination/capacites",
                     "Capacité refusée : un nombre entier entre 0 et 5000.")  # fmt: skip
-    practitioner = await directory_service.set_mt_capacity(
+    practitioner = await practitioner_service.set_mt_capacity(
         session, user.caller, practitioner_id, body.mt_capacity
     )
     return done(
@@ -307,11 +313,11 @@ async def _directory_page(
     errors: dict[str, str] | None = None,
     status: int = 200,
 ) -> Response:
-    practices, _ = await directory_service.list_practices(
+    practices, _ = await practice_service.list_practices(
         session, user.caller, territory_id=None, commune_insee=None, name=None,
         cursor=None, limit=500,
     )  # fmt: skip
-    practitioners, _ = await directory_service.list_practitioners(
+    practitioners, _ = await practitioner_service.list_practitioners(
         session, user.caller, territory_id=None, practice_id=None, rpps=None,
         cursor=None, limit=500,
     )  # fmt: skip
@@ -319,7 +325,7 @@ async def _directory_page(
     by_practice: dict[uuid.UUID, list[Any]] = {}
     for p in sorted(practitioners, key=lambda p: collation_key(f"{p.family_name} {p.given_name}")):
         by_practice.setdefault(p.practice_id, []).append(p)
-    territories, _ = await directory_service.list_territories(
+    territories, _ = await territory_service.list_territories(
         session, user.caller, cursor=None, limit=500
     )
     not_ready = await readiness.reasons(session, territories)
@@ -354,7 +360,7 @@ async def add_practitioner(
     errors = {f"practitioner.{k}": v for k, v in errors.items()}
     if body is not None:
         try:
-            created = await directory_service.create_practitioner(session, user.caller, body)
+            created = await practitioner_service.create_practitioner(session, user.caller, body)
         except (Conflict, ValidationFailed) as exc:
             await session.rollback()
             errors = (
@@ -379,17 +385,17 @@ async def _keys_page(
     errors: dict[str, str] | None = None,
     status: int = 200,
 ) -> Response:
-    keys, _ = await directory_service.list_keys(
+    keys, _ = await key_service.list_keys(
         session, user.caller, include_revoked=False, cursor=None, limit=500
     )
-    practices, _ = await directory_service.list_practices(
+    practices, _ = await practice_service.list_practices(
         session, user.caller, territory_id=None, commune_insee=None, name=None,
         cursor=None, limit=500,
     )  # fmt: skip
-    regulators, _ = await directory_service.list_regulators(
+    regulators, _ = await regulator_service.list_regulators(
         session, user.caller, cursor=None, limit=500
     )
-    roles = await directory_service.creator_roles(session, keys)
+    roles = await key_service.creator_roles(session, keys)
     by_admin = {k.id for k in keys if k.created_by is None or roles[k.id] == "admin"}
     errors = errors or {}
     return show(request, user, "keys.html", status, keys=keys, created=created, by_admin=by_admin,
@@ -418,7 +424,7 @@ async def create_key(
     body, errors = parse(directory.KeyIn, data)
     if body is not None:
         try:
-            key, secret = await directory_service.create_key(session, user.caller, body)
+            key, secret = await key_service.create_key(session, user.caller, body)
         except ValidationFailed as exc:
             await session.rollback()
             errors = service_errors(exc)
@@ -434,7 +440,7 @@ async def revoke_key(
 ) -> Response:
     require_role(user, *COORDINATORS)
     if not confirmed(form):
-        key = await directory_service.get_key(session, user.caller, key_id)
+        key = await key_service.get_key(session, user.caller, key_id)
         return ask_confirmation(
             request,
             user,
@@ -445,5 +451,5 @@ async def revoke_key(
             button="Révoquer la clé",
             back="/coordination/cles",
         )
-    await directory_service.revoke_key(session, user.caller, key_id)
+    await key_service.revoke_key(session, user.caller, key_id)
     return done(request, "/coordination/cles", "Clé révoquée : elle ne fonctionne plus.")

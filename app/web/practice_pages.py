@@ -19,7 +19,8 @@ from app.activity.audit import log_shown
 from app.api.deps import SessionDep
 from app.bounds import BoundedDate
 from app.directory.models import Practice, Practitioner
-from app.directory.service import get_practice, get_practitioner, list_practitioners
+from app.directory.practice_service import get_practice
+from app.directory.practitioner_service import get_practitioner, list_practitioners
 from app.errors import Conflict, ValidationFailed
 from app.sas_bridge.feed_import import last_import
 from app.scheduling import booking_service, service
