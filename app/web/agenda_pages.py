@@ -33,11 +33,7 @@ from app.scheduling import booking_service, service
 from app.scheduling.booking_schemas import BookingOut
 from app.scheduling.models import Slot
 from app.security import Caller
-from app.web.agenda_account import (
-    AgendaUser,
-    AgendaUserDep,
-    sign_in_url,
-)
+from app.web.agenda_account import AgendaUser, AgendaUserDep, sign_in_url
 from app.web.auth import FLASH, read_form, take_flash, with_flash
 from app.web.forms import booking_form, not_booked
 from app.web.render import page, redirect

@@ -22,7 +22,7 @@ from app.bounds import BoundedDate
 from app.directory.models import Practice, Practitioner
 from app.directory.practice_service import get_practice
 from app.directory.practitioner_service import get_practitioner, list_practitioners
-from app.sas_bridge.feed_import import last_import
+from app.sas_bridge.feeds import last_import
 from app.scheduling import booking_service, service
 from app.scheduling.booking_schemas import BookingOut
 from app.security import PRACTICE
