@@ -57,6 +57,7 @@ from app.web import (
     agenda_sign_in,
     auth,
     booking_pages,
+    coordinator_directory_pages,
     coordinator_pages,
     cpts_pages,
     directory_pages,
@@ -267,6 +268,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         unmet_pages,
         booking_pages,
         coordinator_pages,
+        coordinator_directory_pages,
         gap_pages,
         directory_pages,
         agenda_sign_in,  # first: /agenda/{practitioner_id} would take /agenda/connexion
