@@ -54,7 +54,6 @@ from app.sas_bridge.fhir_errors import FHIR_ERRORS, FHIR_JSON
 from app.sas_bridge.platform_client import platform_client
 from app.web import (
     agenda_pages,
-    agenda_sign_in,
     auth,
     booking_pages,
     coordinator_directory_pages,
@@ -271,7 +270,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         coordinator_directory_pages,
         gap_pages,
         directory_pages,
-        agenda_sign_in,  # first: /agenda/{practitioner_id} would take /agenda/connexion
         agenda_pages,
         outreach_pages,
     ):

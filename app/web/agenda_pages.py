@@ -33,13 +33,16 @@ from app.scheduling import booking_service, service
 from app.scheduling.booking_schemas import BookingOut
 from app.scheduling.models import Slot
 from app.security import Caller
+from app.web import agenda_sign_in
 from app.web.agenda_account import AgendaUser, AgendaUserDep, sign_in_url
 from app.web.auth import FLASH, read_form, take_flash, with_flash
 from app.web.forms import booking_form, not_booked
 from app.web.render import page, redirect
 
 log = logging.getLogger(__name__)
-router = APIRouter(prefix="/agenda", include_in_schema=False)
+router = APIRouter(include_in_schema=False)
+# Signing in first: /agenda/{practitioner_id} would otherwise take /agenda/connexion.
+router.include_router(agenda_sign_in.router)
 
 _SLOTS_SHOWN = 100
 
@@ -155,7 +158,7 @@ async def _booking_page(
     return response
 
 
-@router.get("/{practitioner_id}")
+@router.get("/agenda/{practitioner_id}")
 async def booking_page(
     request: Request, session: SessionDep, user: AgendaUserDep, practitioner_id: str
 ) -> Response:
@@ -166,7 +169,7 @@ async def booking_page(
     return await _booking_page(request, session, user, doctor, caller)
 
 
-@router.post("/{practitioner_id}/reserver")
+@router.post("/agenda/{practitioner_id}/reserver")
 async def book(
     request: Request, session: SessionDep, user: AgendaUserDep, practitioner_id: str
 ) -> Response:
@@ -224,7 +227,7 @@ async def book(
     return with_flash(redirect(target), request, "Rendez-vous réservé.")
 
 
-@router.get("/{practitioner_id}/rendez-vous/{booking_id}")
+@router.get("/agenda/{practitioner_id}/rendez-vous/{booking_id}")
 async def booked(
     request: Request,
     session: SessionDep,

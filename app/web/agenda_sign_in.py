@@ -1,7 +1,7 @@
 """Signing in to the agenda pages (/agenda/connexion): by a one-time link e-mailed to the
 account's address or, when configured, by Pro Santé Connect (app.sas_bridge.account_sign_in,
-app.web.pro_sante_connect); signing out. Its router comes before the booking page's, whose
-/agenda/{practitioner_id} would otherwise take /agenda/connexion."""
+app.web.pro_sante_connect); signing out. Its routes come first in the booking page's router
+(app.web.agenda_pages), whose /agenda/{practitioner_id} would otherwise take /agenda/connexion."""
 
 from __future__ import annotations
 
