@@ -27,9 +27,10 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy app
+	$(BIN)/lint-imports
 
 test: install lint
 	bash scripts/test.sh
 
 clean:
-	rm -rf $(VENV) .data .pytest_cache .mypy_cache .ruff_cache test-artifacts
+	rm -rf $(VENV) .data .pytest_cache .mypy_cache .ruff_cache .import_linter_cache .grimp_cache test-artifacts

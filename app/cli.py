@@ -122,7 +122,7 @@ def create_key(
     """Create an API key and print it once."""
     from pydantic import ValidationError
 
-    from app.directory import schemas, service
+    from app.directory import key_service, schemas
     from app.errors import AppError
 
     configure_logging("WARNING", "text")
@@ -139,7 +139,7 @@ def create_key(
         raise typer.Exit(2) from exc
 
     async def run(session: AsyncSession) -> str:
-        _, secret = await service.create_key(session, None, data)
+        _, secret = await key_service.create_key(session, None, data)
         return secret
 
     try:

@@ -14,8 +14,14 @@ from datetime import date, time
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.directory import (
+    key_service,
+    practice_service,
+    practitioner_service,
+    regulator_service,
+    territory_service,
+)
 from app.directory import schemas as directory
-from app.directory import service as directory_service
 from app.directory.models import Practice, Practitioner, Regulator, Territory
 from app.scheduling import schemas as scheduling
 from app.scheduling import service as scheduling_service
@@ -244,7 +250,7 @@ async def seed(session: AsyncSession) -> dict[str, str]:
         ("dashboard", {"territory_id": territory.id}),
     ):
         data = directory.KeyIn(role=role, name=f"démo {role}", **scope)
-        _, secret = await directory_service.create_key(session, None, data)
+        _, secret = await key_service.create_key(session, None, data)
         keys[f"{role} key"] = secret
     return keys
 
@@ -272,7 +278,7 @@ def env_file_text(keys: dict[str, str]) -> str:
 
 
 async def _create(session: AsyncSession, admin: Caller) -> Territory:
-    territory = await directory_service.create_territory(
+    territory = await territory_service.create_territory(
         session,
         admin,
         directory.TerritoryIn(
@@ -283,14 +289,14 @@ async def _create(session: AsyncSession, admin: Caller) -> Territory:
             phone="04 71 45 00 00",
         ),
     )
-    regulator = await directory_service.create_regulator(
+    regulator = await regulator_service.create_regulator(
         session, admin, directory.RegulatorIn(name="SAS du Cantal (démo)", department="15")
     )
-    await directory_service.link_regulator(session, admin, territory.id, regulator.id)
+    await regulator_service.link_regulator(session, admin, territory.id, regulator.id)
     rank = 0
     for (name, address, insee, phone, (dlat, dlon)), size in zip(PRACTICES, SIZES, strict=True):
         commune = COMMUNES[insee]
-        practice = await directory_service.create_practice(
+        practice = await practice_service.create_practice(
             session,
             admin,
             directory.PracticeIn(
@@ -307,7 +313,7 @@ async def _create(session: AsyncSession, admin: Caller) -> Territory:
         )
         for _ in range(size):
             accepts = rank % 3 == 0
-            practitioner = await directory_service.create_practitioner(
+            practitioner = await practitioner_service.create_practitioner(
                 session,
                 admin,
                 directory.PractitionerIn(

@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 import socket
 import traceback
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
 
 import asyncpg
 from fastapi import FastAPI, Request
@@ -250,7 +250,19 @@ def _log_unhandled(request: Request, exc: Exception) -> None:
     log.exception("unhandled error", extra={"path": request.url.path})
 
 
-def install_error_handlers(app: FastAPI) -> None:
+class ErrorRenderer(NamedTuple):
+    """Another form of the errors of the requests it claims (by path, by what they accept).
+    The error hierarchy knows none: the application hands them over at start-up."""
+
+    claims: Callable[[Request], bool]
+    render: Callable[[Request, AppError], Response]
+
+
+def install_error_handlers(app: FastAPI, renderers: Sequence[ErrorRenderer] = ()) -> None:
+    """Every error of `app` goes through render(): the first of `renderers` that claims the
+    request renders it, in the order given; the others get problem+json."""
+    app.state.error_renderers = tuple(renderers)
+
     async def app_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, AppError)
         return render(request, exc)
@@ -303,26 +315,11 @@ def install_error_handlers(app: FastAPI) -> None:
 
 
 def render(request: Request, error: AppError) -> Response:
-    """The single place errors become responses. FHIR paths get an OperationOutcome, the web
-    pages a French HTML page (or the sign-in page when the session is missing)."""
-    if request.url.path.startswith("/fhir"):
-        from app.sas_bridge.fhir_errors import operation_outcome_response
-
-        return operation_outcome_response(error)
-    from app.web.render import WEB_PREFIXES, error_page
-
-    if request.url.path == "/" or request.url.path.startswith(WEB_PREFIXES):
-        return error_page(request, error)
-    if _browser_outside_the_api(request):
-        return error_page(request, error)
+    """The single place errors become responses: the first of the application's renderers
+    that claims the request (a FHIR OperationOutcome, a French page), else problem+json."""
+    app = request.scope.get("app")
+    renderers: tuple[ErrorRenderer, ...] = getattr(app.state, "error_renderers", ()) if app else ()
+    for renderer in renderers:
+        if renderer.claims(request):
+            return renderer.render(request, error)
     return problem_response(error, request)
-
-
-# Paths whose clients are programs: they keep problem+json whatever they accept.
-_API_PREFIXES = ("/v1/", "/health/", "/metrics", "/openapi.json", "/docs", "/redoc")
-
-
-def _browser_outside_the_api(request: Request) -> bool:
-    """A person's browser on an address that is no API's (an unknown page, a typo)."""
-    accept = request.headers.get("accept", "")
-    return "text/html" in accept and not request.url.path.startswith(_API_PREFIXES)

@@ -108,7 +108,7 @@ async def _expire_mt_proposals(session: AsyncSession) -> dict[str, Any]:
 
 
 async def _purge_patient_data(session: AsyncSession) -> dict[str, Any]:
-    from app.patient_data import purge_expired
+    from app.retention import purge_expired
 
     return await purge_expired(session)
 

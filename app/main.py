@@ -50,12 +50,13 @@ from app.migrate import upgrade_to_head
 from app.outbound_urls import guarded_client
 from app.rate_limit import RateLimiter
 from app.sas_bridge.feed_fetch import feed_client
-from app.sas_bridge.fhir_errors import FHIR_JSON
+from app.sas_bridge.fhir_errors import FHIR_ERRORS, FHIR_JSON
 from app.sas_bridge.platform_client import platform_client
 from app.web import (
     agenda_pages,
     auth,
     booking_pages,
+    coordinator_directory_pages,
     coordinator_pages,
     cpts_pages,
     directory_pages,
@@ -64,10 +65,13 @@ from app.web import (
     pages,
     practice_mt_pages,
     practice_pages,
+    practice_rule_pages,
+    practice_slot_pages,
     pro_sante_connect,
     regulator_pages,
     unmet_pages,
 )
+from app.web.error_pages import WEB_ERRORS
 
 log = logging.getLogger(__name__)
 
@@ -223,7 +227,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Requests for e-mailed sign-in links, per client address (each also limited per account).
     app.state.sign_in_limiter = RateLimiter(10, burst=20)
     app.state.psc = pro_sante_connect.client(settings)
-    install_error_handlers(app)
+    # The errors' other forms, tried in this order before problem+json: an OperationOutcome
+    # under /fhir, a French page for the pages (and a browser lost outside the API).
+    install_error_handlers(app, (FHIR_ERRORS, WEB_ERRORS))
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     # FastAPI tries the routers in this order on every request, walking each one's routes:
     # the busiest (searches, bookings, agendas and publications, the platform's FHIR) come
@@ -253,12 +259,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         auth,
         pages,
         practice_pages,
+        practice_rule_pages,
+        practice_slot_pages,
         practice_mt_pages,
         regulator_pages,
         cpts_pages,
         unmet_pages,
         booking_pages,
         coordinator_pages,
+        coordinator_directory_pages,
         gap_pages,
         directory_pages,
         agenda_pages,

@@ -1,18 +1,17 @@
 """The minimum patient data Créneau keeps (bookings, MT requests): one set of columns, one
-way in and one way out, so that retention and visibility rules apply the same everywhere."""
+way in (PatientIn) and one way out (PatientOut), so that retention and visibility rules apply
+the same everywhere. The retention purge is app.retention's."""
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from datetime import date
+from typing import Annotated, Any
 
-from sqlalchemy import Date, String, func, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from pydantic import AfterValidator, Field, StringConstraints
+from sqlalchemy import Date, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.activity.service import record
-from app.config import get_settings
-from app.scheduling.booking_schemas import PatientIn, PatientOut
+from app.validators import E164Phone, InseeCode, Name, OutModel, StrictModel
 
 PATIENT_FIELDS = (
     "patient_family_name",
@@ -22,6 +21,52 @@ PATIENT_FIELDS = (
     "patient_ins",
     "patient_commune_insee",
 )
+
+
+_INS_PATTERN = r"^[1-478][0-9]{4}(?:[0-9]{2}|2A|2B)[0-9]{6}[0-9]{2}$"
+
+
+def _check_ins(value: str) -> str:
+    """The INS matricule is the 13-character NIR and its 2-digit key (97 - NIR mod 97);
+    Corsica's 2A/2B count as 19/18 in the key."""
+    body = value[:13].replace("2A", "19").replace("2B", "18")
+    if 97 - int(body) % 97 != int(value[13:]):
+        raise ValueError("the INS key (last 2 digits) does not match")
+    return value
+
+
+def _check_birth_date(value: date) -> date:
+    if value > date.today():
+        raise ValueError("must not be in the future")
+    if value < date(1900, 1, 1):
+        raise ValueError("must be after 1900-01-01")
+    return value
+
+
+Ins = Annotated[
+    str,
+    StringConstraints(pattern=_INS_PATTERN),
+    AfterValidator(_check_ins),
+    Field(description="INS matricule: 15 characters (NIR + key)", examples=["180017512345603"]),
+]
+
+
+class PatientIn(StrictModel):
+    family_name: Name
+    given_name: Name
+    birth_date: Annotated[date, AfterValidator(_check_birth_date)]
+    phone: E164Phone
+    ins: Ins | None = None
+    commune_insee: InseeCode | None = None
+
+
+class PatientOut(OutModel):
+    family_name: str
+    given_name: str
+    birth_date: date
+    phone: str
+    ins: str | None
+    commune_insee: str | None
 
 
 class PatientColumns:
@@ -63,58 +108,3 @@ def patient_out(row: PatientColumns, *, visible: bool) -> PatientOut | None:
         ins=row.patient_ins,
         commune_insee=row.patient_commune_insee,
     )
-
-
-async def purge_expired(session: AsyncSession, *, now: datetime | None = None) -> dict[str, int]:
-    """Job: erase the patient data of bookings and MT requests closed for longer than the
-    configured retention. Indicators do not change: they read the activity log only."""
-    from app.medecin_traitant.models import MtProposal, MtRequest
-    from app.scheduling.booking_models import Booking
-
-    settings = get_settings()
-    now = now or datetime.now(UTC)
-    erased = dict.fromkeys(PATIENT_FIELDS)
-    booking_closed = func.coalesce(Booking.outcome_at, Booking.cancelled_at, Booking.end)
-    bookings = await session.execute(
-        update(Booking)
-        .where(
-            Booking.patient_family_name.is_not(None),
-            Booking.status.in_(("cancelled", "expired", "honored", "no_show", "booked")),
-            booking_closed < now - timedelta(days=settings.booking_retention_days),
-        )
-        .values(**erased, visit_address=None)
-        .execution_options(synchronize_session=False)
-    )
-    request_closed = func.coalesce(MtRequest.attached_at, MtRequest.withdrawn_at)
-    requests = await session.execute(
-        update(MtRequest)
-        .where(
-            MtRequest.patient_family_name.is_not(None),
-            MtRequest.status.in_(("attached", "withdrawn")),
-            request_closed < now - timedelta(days=settings.mt_request_retention_days),
-        )
-        .values(**erased, contact_email=None)
-        .execution_options(synchronize_session=False)
-    )
-    # A decline's reason is free text about the patient: erased with the request's data.
-    await session.execute(
-        update(MtProposal)
-        .where(
-            MtProposal.request_id == MtRequest.id,
-            MtRequest.patient_family_name.is_(None),
-            MtProposal.reason.is_not(None),
-        )
-        .values(reason=None)
-        .execution_options(synchronize_session=False)
-    )
-    erased_bookings: int = bookings.rowcount or 0  # type: ignore[attr-defined]
-    erased_requests: int = requests.rowcount or 0  # type: ignore[attr-defined]
-    if erased_bookings or erased_requests:
-        await record(
-            session,
-            "retention.purged",
-            territory_id=None,
-            bookings_erased=erased_bookings,
-            mt_requests_erased=erased_requests,
-        )
-    return {"bookings_erased": erased_bookings, "mt_requests_erased": erased_requests}

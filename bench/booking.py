@@ -25,9 +25,10 @@ from pathlib import Path
 
 import asyncpg
 
+from app.directory.callers import KEY_STATEMENT
 from app.idempotency import _CLAIM, _STORE
 from app.scheduling.booking_service import _BOOKING_COLUMNS, _RECORD, _SLOT_STATE, _TAKE
-from app.security import _KEY_STATEMENT, digest
+from app.security import digest
 from bench.common import LoadClient, LoadResult, Server, bench_database_url, fresh_database
 
 ENDPOINT = "POST /v1/bookings"
@@ -237,7 +238,7 @@ async def main(client_counts: list[int], n_slots: int, workers: int) -> None:
 
             pool = await asyncpg.create_pool(dsn, min_size=1, max_size=min(max(client_counts), 40))
             caller = await pool.fetchrow(
-                _KEY_STATEMENT.sql, *_KEY_STATEMENT.args({"digest": digest(key)})
+                KEY_STATEMENT.sql, *KEY_STATEMENT.args({"digest": digest(key)})
             )
 
             # A response of the API's size, stored as the API stores it.

@@ -20,13 +20,14 @@ from urllib.parse import quote
 import asyncpg
 
 from app.db import DriverStatement
-from app.sas_bridge import fhir_search
-from app.security import _KEY_STATEMENT, Caller, digest
+from app.directory.callers import KEY_STATEMENT
+from app.sas_bridge import fhir_contexts, fhir_search, fhir_slot_query
+from app.security import Caller, digest
 from bench.common import LoadClient, Server, closed_loop
 from bench.fhir import RPPS_OID, platform_instance
 
 
-def guide_query(rpps: list[str]) -> tuple[str, fhir_search.SlotQuery]:
+def guide_query(rpps: list[str]) -> tuple[str, fhir_slot_query.SlotQuery]:
     start = datetime.now(UTC)
     end = start + timedelta(hours=48)
     ids = ",".join(f"{RPPS_OID}|8{r}" for r in rpps)
@@ -37,7 +38,7 @@ def guide_query(rpps: list[str]) -> tuple[str, fhir_search.SlotQuery]:
         f"&start=le{quote(end.isoformat(timespec='milliseconds'))}"
         f"&schedule.actor:Practitioner.identifier={quote(ids, safe='|,:')}&status=free"
     )
-    q = fhir_search.SlotQuery(
+    q = fhir_slot_query.SlotQuery(
         start_bounds=[("ge", start), ("le", end)], statuses=["free"], rpps=list(rpps)
     )
     return url, q
@@ -108,10 +109,10 @@ async def main(seconds: float, workers: list[int]) -> None:
         statement, values = fhir_search.build_statement(platform, q)
         slots = DriverStatement(statement)
         compiled.append((slots.sql, slots.args(values)))
-    contexts = DriverStatement(fhir_search.context_statement())
+    contexts = DriverStatement(fhir_contexts.context_statement())
 
     # The key is looked up once: each server process then has its caller cached.
-    await pool.fetchrow(_KEY_STATEMENT.sql, key_digest)
+    await pool.fetchrow(KEY_STATEMENT.sql, key_digest)
 
     async def raw(i: int) -> bool:
         """The API's statements: the slots, then their practitioners' contexts."""

@@ -24,9 +24,10 @@ from datetime import time as dtime
 import asyncpg
 
 from app.db import make_engine, make_sessionmaker
+from app.directory.callers import KEY_STATEMENT
 from app.scheduling.queries import SlotSearch, search_sql
 from app.scheduling.service import materialize_all
-from app.security import _KEY_STATEMENT, digest
+from app.security import digest
 from bench.common import (
     LoadClient,
     Server,
@@ -228,7 +229,7 @@ async def main(seconds: float, client_counts: list[int], workers: list[int]) -> 
     statements = [raw_sql(territory_ids, p) for p in points]
     # The API's SQL: its key is looked up once (then its caller is cached, as in each server
     # process), then each call is the search.
-    await pool.fetchrow(_KEY_STATEMENT.sql, *_KEY_STATEMENT.args({"digest": digest(key)}))
+    await pool.fetchrow(KEY_STATEMENT.sql, *KEY_STATEMENT.args({"digest": digest(key)}))
 
     async def raw_call(i: int) -> bool:
         sql, params = statements[i % len(statements)]

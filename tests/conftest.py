@@ -17,8 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, a
 from app.clock import FrozenClock, frozen_at
 from app.config import Settings
 from app.db import make_engine
+from app.directory import key_service, practice_service, practitioner_service, territory_service
 from app.directory import schemas as dir_schemas
-from app.directory import service as dir_service
 from app.directory.models import Practitioner
 from app.main import create_app
 from app.migrate import upgrade_to_head
@@ -126,7 +126,7 @@ class World:
 
     async def key(self, role: str, **scope: uuid.UUID) -> dict[str, str]:
         data = dir_schemas.KeyIn(role=role, name=f"test {role}", **scope)  # type: ignore[arg-type]
-        _, secret = await dir_service.create_key(self.session, None, data)
+        _, secret = await key_service.create_key(self.session, None, data)
         await self.session.commit()
         return {"Authorization": f"Bearer {secret}"}
 
@@ -246,12 +246,12 @@ async def create_gp(
 ) -> Practitioner:
     """A territory in `timezone`, a practice and a GP, made through the services in `session`
     (the caller commits). For tests that need committed data on several connections."""
-    territory = await dir_service.create_territory(
+    territory = await territory_service.create_territory(
         session,
         ADMIN_CALLER,
         dir_schemas.TerritoryIn(name=name, timezone=timezone, department="15"),
     )
-    practice = await dir_service.create_practice(
+    practice = await practice_service.create_practice(
         session,
         ADMIN_CALLER,
         dir_schemas.PracticeIn(
@@ -269,7 +269,7 @@ async def create_gp(
         "given_name": "Léa",
         **practitioner,
     }
-    return await dir_service.create_practitioner(
+    return await practitioner_service.create_practitioner(
         session, ADMIN_CALLER, dir_schemas.PractitionerIn(practice_id=practice.id, **fields)
     )
 

@@ -12,8 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.config import Settings
 from app.db import make_sessionmaker
+from app.directory import key_service, regulator_service
 from app.directory import schemas as dir_schemas
-from app.directory import service as dir_service
 from app.errors import AppError
 from app.main import create_app
 from app.scheduling import booking_schemas, booking_service
@@ -50,10 +50,10 @@ async def live(engine: AsyncEngine) -> Live:
             accepts_overbooking=True,
             overbooking_daily_cap=3,
         )
-        reg = await dir_service.create_regulator(
+        reg = await regulator_service.create_regulator(
             s, admin, dir_schemas.RegulatorIn(name="SAS charge", department="15")
         )
-        await dir_service.link_regulator(s, admin, gp.territory_id, reg.id)
+        await regulator_service.link_regulator(s, admin, gp.territory_id, reg.id)
         start = datetime.now(UTC).replace(microsecond=0) + timedelta(hours=2)
         out.slot_ids = []
         for i in range(20):
@@ -69,7 +69,7 @@ async def live(engine: AsyncEngine) -> Live:
                 ),
             )
             out.slot_ids.append(slot.id)
-        _, secret = await dir_service.create_key(
+        _, secret = await key_service.create_key(
             s, None, dir_schemas.KeyIn(role="regulator", name="r", regulator_id=reg.id)
         )
         await s.commit()

@@ -17,8 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from app.caller_cache import CallerCache
 from app.config import Settings
 from app.db import make_sessionmaker
+from app.directory import key_service, regulator_service
 from app.directory import schemas as dir_schemas
-from app.directory import service as dir_service
 from app.main import create_app
 from app.metrics import exposition
 from app.security import Caller, digest
@@ -78,7 +78,7 @@ async def committed_key(
     reached it, so that none empties it after the test's first request."""
     before = cache.generation() if cache else 0
     async with make_sessionmaker(engine)() as s:
-        key, secret = await dir_service.create_key(
+        key, secret = await key_service.create_key(
             s, None, dir_schemas.KeyIn(role=role, name=f"cache {role}", **scope)
         )
         await s.commit()
@@ -144,10 +144,10 @@ async def test_a_new_link_of_the_sas_to_a_territory_reaches_its_cached_callers(
     async with make_sessionmaker(engine)() as s:
         first = await create_gp(s, "CPTS cache un")
         second = await create_gp(s, "CPTS cache deux")
-        sas = await dir_service.create_regulator(
+        sas = await regulator_service.create_regulator(
             s, ADMIN, dir_schemas.RegulatorIn(name="SAS cache", department="15")
         )
-        await dir_service.link_regulator(s, ADMIN, first.territory_id, sas.id)
+        await regulator_service.link_regulator(s, ADMIN, first.territory_id, sas.id)
         await s.commit()
     secret, _ = await committed_key(engine, "regulator", served.cache, regulator_id=sas.id)
     r = await served.client.get("/v1/slots", headers=bearer(secret))

@@ -13,7 +13,7 @@ from sqlalchemy import event, update
 
 from app.db import DriverStatement
 from app.directory.models import Practitioner
-from app.sas_bridge import fhir_search
+from app.sas_bridge import fhir_contexts, fhir_search
 from app.scheduling.models import Slot
 from tests.conftest import make_territory
 from tests.test_slot_search import add_slot
@@ -279,7 +279,7 @@ async def test_a_practitioner_deleted_between_the_two_statements_is_left_out(
     url = guide_url([cpts.rpps, "20000000009"], *window())
     assert (await client.get(url, headers=cpts.platform)).json()["total"] == 6
     hiding = DriverStatement(
-        fhir_search.context_statement().where(Practitioner.id != uuid.UUID(gone))
+        fhir_contexts.context_statement().where(Practitioner.id != uuid.UUID(gone))
     )
     monkeypatch.setattr(fhir_search, "_context_driver_statement", lambda: hiding)
     bundle = (await client.get(url, headers=cpts.platform)).json()

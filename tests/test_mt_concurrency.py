@@ -10,7 +10,7 @@ from app.db import make_sessionmaker
 from app.errors import AppError
 from app.medecin_traitant import schemas, service
 from app.medecin_traitant.models import MtRequest
-from app.scheduling.booking_schemas import PatientIn
+from app.patient_data import PatientIn
 from tests.conftest import ADMIN_CALLER, create_gp
 
 

@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from app.medecin_traitant.models import MtProposal
 from app.medecin_traitant.service import expire_proposals
-from app.patient_data import purge_expired
+from app.retention import purge_expired
 from tests.test_mt_requests import gp_with_capacity, register
 from tests.test_web_dashboard import sign_in
 from tests.test_web_pages import csrf_of

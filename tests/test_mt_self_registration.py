@@ -302,7 +302,7 @@ async def test_an_unknown_territory_is_a_french_404(client):
 async def test_the_retention_job_erases_the_contact_email(client, territory, session, clock):
     from datetime import timedelta
 
-    from app.patient_data import purge_expired
+    from app.retention import purge_expired
 
     r = await client.post(
         f"/medecin-traitant/{territory.id}", data=form(contact_email="m@exemple.fr")

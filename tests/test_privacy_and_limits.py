@@ -10,7 +10,7 @@ from app.activity.audit import PatientAccess
 from app.config import Settings
 from app.main import create_app
 from app.medecin_traitant.models import MtRequest
-from app.patient_data import purge_expired
+from app.retention import purge_expired
 from app.scheduling.booking_models import Booking
 from tests.conftest import assert_problem
 from tests.test_bookings import book

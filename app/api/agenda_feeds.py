@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, Query, Request, Response, status
 
 from app.api.deps import CallerDep, SessionDep
-from app.sas_bridge import feed_import, schemas
+from app.sas_bridge import feed_import, feeds, schemas
 from app.sas_bridge.feed_models import AgendaFeed, AgendaImport
 from app.scheduling.schemas import MaterializationOut
 
@@ -43,8 +43,8 @@ async def set_feed(
 ) -> schemas.FeedOut:
     """Give the practitioner a feed (201), or change it (200). It is read at the next run of
     the import job, within a minute, or at once with `POST .../agenda-feed/import`."""
-    feed, created = await feed_import.set_feed(session, caller, practitioner_id, body)
-    _, tz = await feed_import.get_feed(session, caller, practitioner_id)
+    feed, created = await feeds.set_feed(session, caller, practitioner_id, body)
+    _, tz = await feeds.get_feed(session, caller, practitioner_id)
     if created:
         response.status_code = status.HTTP_201_CREATED
     return _feed_out(feed, tz)
@@ -55,7 +55,7 @@ async def get_feed(
     practitioner_id: uuid.UUID, session: SessionDep, caller: CallerDep
 ) -> schemas.FeedOut:
     """The feed and how its last import went (`last_status`, `last_error`)."""
-    feed, tz = await feed_import.get_feed(session, caller, practitioner_id)
+    feed, tz = await feeds.get_feed(session, caller, practitioner_id)
     return _feed_out(feed, tz)
 
 
@@ -64,7 +64,7 @@ async def delete_feed(
     practitioner_id: uuid.UUID, session: SessionDep, caller: CallerDep
 ) -> MaterializationOut:
     """Stop following the feed; its future free slots go, held and booked ones stay."""
-    return await feed_import.delete_feed(session, caller, practitioner_id)
+    return await feeds.delete_feed(session, caller, practitioner_id)
 
 
 @router.post("/import", response_model=schemas.ImportOut)
@@ -74,7 +74,7 @@ async def import_now(
     """Fetch and apply the feed now. A feed that cannot be read gives an import with
     `status: failed` and its `reason` (the request itself succeeds): nothing changed. Events
     that cannot be slots are listed in `skipped` and the rest applied (`status: partial`)."""
-    feed, tz = await feed_import.get_feed(session, caller, practitioner_id)
+    feed, tz = await feeds.get_feed(session, caller, practitioner_id)
     # The import owns its transactions; the fetch must not hold this request's one open.
     await session.commit()
     entry = await feed_import.run_import(
@@ -88,9 +88,9 @@ async def list_imports(
     practitioner_id: uuid.UUID,
     session: SessionDep,
     caller: CallerDep,
-    limit: Annotated[int, Query(ge=1, le=feed_import.IMPORTS_KEPT)] = 20,
+    limit: Annotated[int, Query(ge=1, le=feeds.IMPORTS_KEPT)] = 20,
 ) -> list[schemas.ImportOut]:
     """The last imports, newest first (the last 50 are kept), each with the events it
     skipped and its conflicts."""
-    entries, tz = await feed_import.list_imports(session, caller, practitioner_id, limit)
+    entries, tz = await feeds.list_imports(session, caller, practitioner_id, limit)
     return [_import_out(e, tz) for e in entries]

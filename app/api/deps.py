@@ -11,7 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.client_certs import verified_subject
 from app.config import Settings, get_settings
-from app.security import Caller, authenticate
+from app.directory.callers import authenticate
+from app.security import Caller
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:

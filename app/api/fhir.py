@@ -17,8 +17,11 @@ from app.sas_bridge import (
     accounts,
     bulk_publish,
     fhir_appointments,
+    fhir_contexts,
     fhir_directory,
+    fhir_params,
     fhir_search,
+    fhir_slot_query,
 )
 from app.sas_bridge import fhir_resources as res
 from app.sas_bridge.account_models import RegulatorAccount
@@ -53,7 +56,7 @@ async def search_slots(request: Request, session: SessionDep, caller: CallerDep)
     `_include`s) returns every match in one Bundle with one `self` link; other searches are
     paged with `_count` and a `next` link."""
     params = list(request.query_params.multi_items())
-    q = fhir_search.parse(params)
+    q = fhir_slot_query.parse(params)
     rows, total = await fhir_search.search_rows(session, caller, q)
     base = get_settings().public_base_url
     query = request.url.query
@@ -69,7 +72,7 @@ async def bulk_publish_manifest(
     the départements it covers (`extension.state`). Without a key: the `public` slots; with
     one: what its role may see. `_since` limits the Slot file to slots changed since then."""
     if caller is not None:
-        caller.require(*fhir_search.READERS)
+        caller.require(*fhir_contexts.READERS)
     since = _since(request)
     base = get_settings().public_base_url
     query = request.url.query
@@ -86,7 +89,7 @@ async def bulk_publish_file(
 ) -> StreamingResponse:
     """One NDJSON file, streamed: flat memory whatever the number of slots."""
     if caller is not None:
-        caller.require(*fhir_search.READERS)
+        caller.require(*fhir_contexts.READERS)
     if type_ not in bulk_publish.TYPES:
         raise NotFound(f"No {type_} file: the files are Location, Schedule and Slot")
     stream = bulk_publish.stream(
@@ -105,13 +108,13 @@ def _since(request: Request) -> datetime | None:
     raw = request.query_params.get("_since")
     if raw is None:
         return None
-    _, when = fhir_search.parse_date(raw, "_since")
+    _, when = fhir_params.parse_date(raw, "_since")
     return when
 
 
 @router.get("/Slot/{slot_id}")
 async def read_slot(slot_id: str, session: SessionDep, caller: CallerDep) -> JSONResponse:
-    q = fhir_search.SlotQuery(slot_ids=[_id(slot_id, "Slot")], count=1)
+    q = fhir_slot_query.SlotQuery(slot_ids=[_id(slot_id, "Slot")], count=1)
     rows, _ = await fhir_search.search_rows(session, caller, q)
     if not rows:
         raise NotFound(f"Slot/{slot_id} not found")
@@ -186,13 +189,13 @@ def _reader(
     async def read(resource_id: str, session: SessionDep, caller: CallerDep) -> JSONResponse:
         ident = _id(resource_id, type_)
         if by_practice:
-            found = await fhir_search.contexts(session, caller, practice_id=ident)
+            found = await fhir_contexts.contexts(session, caller, practice_id=ident)
         elif type_ in ("HealthcareService", "Organization"):
             found = [
-                c for c in await fhir_search.contexts(session, caller) if c.territory_id == ident
+                c for c in await fhir_contexts.contexts(session, caller) if c.territory_id == ident
             ][:1]
         else:
-            found = await fhir_search.contexts(session, caller, practitioner_id=ident)
+            found = await fhir_contexts.contexts(session, caller, practitioner_id=ident)
         if not found and type_ == "Practitioner" and caller.role in (SAS_PLATFORM, ADMIN):
             account = await session.get(RegulatorAccount, ident)
             if account is not None:

@@ -5,7 +5,7 @@ from typing import TypeVar
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.directory.schemas import TerritoryStamped
-from app.directory.service import territory_zones
+from app.directory.territory_service import territory_zones
 from app.validators import local
 
 M = TypeVar("M", bound=TerritoryStamped)

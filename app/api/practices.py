@@ -5,7 +5,7 @@ from fastapi import APIRouter, Query, Response, status
 
 from app.api.deps import CallerDep, SessionDep
 from app.api.local_time import in_local_time
-from app.directory import schemas, service
+from app.directory import practice_service, schemas
 from app.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, Page
 from app.validators import InseeCode
 
@@ -16,7 +16,7 @@ router = APIRouter(prefix="/v1/practices", tags=["directory"])
 async def create_practice(
     body: schemas.PracticeIn, session: SessionDep, caller: CallerDep
 ) -> schemas.PracticeOut:
-    practice = await service.create_practice(session, caller, body)
+    practice = await practice_service.create_practice(session, caller, body)
     return (await in_local_time(session, [schemas.PracticeOut.model_validate(practice)]))[0]
 
 
@@ -30,7 +30,7 @@ async def list_practices(
     cursor: CursorQuery = None,
     limit: LimitQuery = DEFAULT_LIMIT,
 ) -> Page[schemas.PracticeOut]:
-    rows, next_cursor = await service.list_practices(
+    rows, next_cursor = await practice_service.list_practices(
         session,
         caller,
         territory_id=territory_id,
@@ -47,7 +47,7 @@ async def list_practices(
 async def get_practice(
     practice_id: uuid.UUID, session: SessionDep, caller: CallerDep
 ) -> schemas.PracticeOut:
-    practice = await service.get_practice(session, caller, practice_id)
+    practice = await practice_service.get_practice(session, caller, practice_id)
     return (await in_local_time(session, [schemas.PracticeOut.model_validate(practice)]))[0]
 
 
@@ -55,7 +55,7 @@ async def get_practice(
 async def update_practice(
     practice_id: uuid.UUID, body: schemas.PracticePatch, session: SessionDep, caller: CallerDep
 ) -> schemas.PracticeOut:
-    practice = await service.update_practice(session, caller, practice_id, body)
+    practice = await practice_service.update_practice(session, caller, practice_id, body)
     return (await in_local_time(session, [schemas.PracticeOut.model_validate(practice)]))[0]
 
 
@@ -63,5 +63,5 @@ async def update_practice(
 async def delete_practice(
     practice_id: uuid.UUID, session: SessionDep, caller: CallerDep
 ) -> Response:
-    await service.delete_practice(session, caller, practice_id)
+    await practice_service.delete_practice(session, caller, practice_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

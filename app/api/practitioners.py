@@ -5,7 +5,7 @@ from fastapi import APIRouter, Query, Response, status
 
 from app.api.deps import CallerDep, SessionDep
 from app.api.local_time import in_local_time
-from app.directory import schemas, service
+from app.directory import practitioner_service, schemas
 from app.directory.models import Practitioner
 from app.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, Page
 from app.validators import Rpps
@@ -23,7 +23,9 @@ async def create_practitioner(
     body: schemas.PractitionerIn, session: SessionDep, caller: CallerDep
 ) -> schemas.PractitionerOut:
     """Add a practitioner to a practice. A duplicate RPPS within a territory is a 409."""
-    return await _one(session, await service.create_practitioner(session, caller, body))
+    return await _one(
+        session, await practitioner_service.create_practitioner(session, caller, body)
+    )
 
 
 @router.get("", response_model=Page[schemas.PractitionerOut])
@@ -36,7 +38,7 @@ async def list_practitioners(
     cursor: CursorQuery = None,
     limit: LimitQuery = DEFAULT_LIMIT,
 ) -> Page[schemas.PractitionerOut]:
-    rows, next_cursor = await service.list_practitioners(
+    rows, next_cursor = await practitioner_service.list_practitioners(
         session,
         caller,
         territory_id=territory_id,
@@ -53,7 +55,9 @@ async def list_practitioners(
 async def get_practitioner(
     practitioner_id: uuid.UUID, session: SessionDep, caller: CallerDep
 ) -> schemas.PractitionerOut:
-    return await _one(session, await service.get_practitioner(session, caller, practitioner_id))
+    return await _one(
+        session, await practitioner_service.get_practitioner(session, caller, practitioner_id)
+    )
 
 
 @router.patch("/{practitioner_id}", response_model=schemas.PractitionerOut)
@@ -63,7 +67,9 @@ async def update_practitioner(
     session: SessionDep,
     caller: CallerDep,
 ) -> schemas.PractitionerOut:
-    practitioner = await service.update_practitioner(session, caller, practitioner_id, body)
+    practitioner = await practitioner_service.update_practitioner(
+        session, caller, practitioner_id, body
+    )
     return await _one(session, practitioner)
 
 
@@ -75,7 +81,9 @@ async def set_mt_capacity(
     caller: CallerDep,
 ) -> schemas.PractitionerOut:
     """How many new médecin traitant patients this GP accepts in all."""
-    practitioner = await service.set_mt_capacity(session, caller, practitioner_id, body.mt_capacity)
+    practitioner = await practitioner_service.set_mt_capacity(
+        session, caller, practitioner_id, body.mt_capacity
+    )
     return await _one(session, practitioner)
 
 
@@ -84,5 +92,5 @@ async def delete_practitioner(
     practitioner_id: uuid.UUID, session: SessionDep, caller: CallerDep
 ) -> Response:
     """Delete a practitioner; one with future bookings is a 409."""
-    await service.delete_practitioner(session, caller, practitioner_id)
+    await practitioner_service.delete_practitioner(session, caller, practitioner_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

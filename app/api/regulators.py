@@ -5,7 +5,7 @@ from fastapi import APIRouter, Response, status
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.api.deps import CallerDep, SessionDep
-from app.directory import schemas, service
+from app.directory import regulator_service, schemas
 from app.directory.models import Regulator
 from app.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, Page
 from app.security import Caller
@@ -16,7 +16,7 @@ router = APIRouter(prefix="/v1/regulators", tags=["directory"])
 async def _out(
     session: AsyncSession, caller: Caller, regulators: Sequence[Regulator]
 ) -> list[schemas.RegulatorOut]:
-    links = await service.regulator_territory_ids(session, [r.id for r in regulators])
+    links = await regulator_service.regulator_territory_ids(session, [r.id for r in regulators])
     return [
         schemas.RegulatorOut(
             id=r.id,
@@ -37,7 +37,11 @@ async def create_regulator(
     body: schemas.RegulatorIn, session: SessionDep, caller: CallerDep
 ) -> schemas.RegulatorOut:
     """Create a SAS (admin)."""
-    return (await _out(session, caller, [await service.create_regulator(session, caller, body)]))[0]
+    return (
+        await _out(
+            session, caller, [await regulator_service.create_regulator(session, caller, body)]
+        )
+    )[0]
 
 
 @router.get("", response_model=Page[schemas.RegulatorOut])
@@ -47,7 +51,9 @@ async def list_regulators(
     cursor: CursorQuery = None,
     limit: LimitQuery = DEFAULT_LIMIT,
 ) -> Page[schemas.RegulatorOut]:
-    rows, next_cursor = await service.list_regulators(session, caller, cursor=cursor, limit=limit)
+    rows, next_cursor = await regulator_service.list_regulators(
+        session, caller, cursor=cursor, limit=limit
+    )
     return Page(items=await _out(session, caller, rows), next_cursor=next_cursor)
 
 
@@ -56,7 +62,9 @@ async def get_regulator(
     regulator_id: uuid.UUID, session: SessionDep, caller: CallerDep
 ) -> schemas.RegulatorOut:
     return (
-        await _out(session, caller, [await service.get_regulator(session, caller, regulator_id)])
+        await _out(
+            session, caller, [await regulator_service.get_regulator(session, caller, regulator_id)]
+        )
     )[0]
 
 
@@ -64,7 +72,7 @@ async def get_regulator(
 async def update_regulator(
     regulator_id: uuid.UUID, body: schemas.RegulatorPatch, session: SessionDep, caller: CallerDep
 ) -> schemas.RegulatorOut:
-    regulator = await service.update_regulator(session, caller, regulator_id, body)
+    regulator = await regulator_service.update_regulator(session, caller, regulator_id, body)
     return (await _out(session, caller, [regulator]))[0]
 
 
@@ -72,5 +80,5 @@ async def update_regulator(
 async def delete_regulator(
     regulator_id: uuid.UUID, session: SessionDep, caller: CallerDep
 ) -> Response:
-    await service.delete_regulator(session, caller, regulator_id)
+    await regulator_service.delete_regulator(session, caller, regulator_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

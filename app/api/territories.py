@@ -3,7 +3,7 @@ import uuid
 from fastapi import APIRouter, Response, status
 
 from app.api.deps import CallerDep, SessionDep
-from app.directory import readiness, schemas, service
+from app.directory import readiness, regulator_service, schemas, territory_service
 from app.directory.models import Territory
 from app.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, Page
 from app.validators import local
@@ -28,7 +28,7 @@ async def create_territory(
     body: schemas.TerritoryIn, session: SessionDep, caller: CallerDep
 ) -> schemas.TerritoryOut:
     """Create a CPTS territory (admin)."""
-    return await _one(session, await service.create_territory(session, caller, body))
+    return await _one(session, await territory_service.create_territory(session, caller, body))
 
 
 @router.get("", response_model=Page[schemas.TerritoryOut])
@@ -38,7 +38,9 @@ async def list_territories(
     cursor: CursorQuery = None,
     limit: LimitQuery = DEFAULT_LIMIT,
 ) -> Page[schemas.TerritoryOut]:
-    rows, next_cursor = await service.list_territories(session, caller, cursor=cursor, limit=limit)
+    rows, next_cursor = await territory_service.list_territories(
+        session, caller, cursor=cursor, limit=limit
+    )
     reasons = await readiness.reasons(session, rows)
     return Page(items=[_out(t, reasons) for t in rows], next_cursor=next_cursor)
 
@@ -47,21 +49,23 @@ async def list_territories(
 async def get_territory(
     territory_id: uuid.UUID, session: SessionDep, caller: CallerDep
 ) -> schemas.TerritoryOut:
-    return await _one(session, await service.get_territory(session, caller, territory_id))
+    return await _one(session, await territory_service.get_territory(session, caller, territory_id))
 
 
 @router.patch("/{territory_id}", response_model=schemas.TerritoryOut)
 async def update_territory(
     territory_id: uuid.UUID, body: schemas.TerritoryPatch, session: SessionDep, caller: CallerDep
 ) -> schemas.TerritoryOut:
-    return await _one(session, await service.update_territory(session, caller, territory_id, body))
+    return await _one(
+        session, await territory_service.update_territory(session, caller, territory_id, body)
+    )
 
 
 @router.delete("/{territory_id}", status_code=status.HTTP_204_NO_CONTENT)
 async def delete_territory(
     territory_id: uuid.UUID, session: SessionDep, caller: CallerDep
 ) -> Response:
-    await service.delete_territory(session, caller, territory_id)
+    await territory_service.delete_territory(session, caller, territory_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -70,7 +74,7 @@ async def link_regulator(
     territory_id: uuid.UUID, body: schemas.RegulatorLinkIn, session: SessionDep, caller: CallerDep
 ) -> Response:
     """Link a SAS to this territory so that its regulators can search and book here (admin)."""
-    await service.link_regulator(session, caller, territory_id, body.regulator_id)
+    await regulator_service.link_regulator(session, caller, territory_id, body.regulator_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -78,5 +82,5 @@ async def link_regulator(
 async def unlink_regulator(
     territory_id: uuid.UUID, regulator_id: uuid.UUID, session: SessionDep, caller: CallerDep
 ) -> Response:
-    await service.unlink_regulator(session, caller, territory_id, regulator_id)
+    await regulator_service.unlink_regulator(session, caller, territory_id, regulator_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -2,7 +2,7 @@
 
 The guide's CPTS Organization needs the territory's FINESS (identifier 1..1, `1` + 9 digits),
 and its Location needs each practice's street, postal code and city. What misses one of them is
-never sent to the platform (`sas_bridge.fhir_search`); coordinators and admins see the reasons in
+never sent to the platform (`sas_bridge.fhir_contexts`); coordinators and admins see the reasons in
 `/v1/territories` and on the directory page."""
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from app.scheduling.booking_schemas import PatientIn, PatientOut
+from app.patient_data import PatientIn, PatientOut
 from app.validators import InseeCode, OutModel, StrictModel
 
 Source = Literal["assurance_maladie", "hotline", "sas", "practice", "cpts", "other"]

@@ -26,8 +26,7 @@ from app.directory.models import Practice, Territory
 from app.errors import Conflict, NotFound, ServiceUnavailable
 from app.medecin_traitant import schemas, service
 from app.medecin_traitant.models import MtRequest
-from app.patient_data import patient_columns
-from app.scheduling.booking_schemas import PatientIn
+from app.patient_data import PatientIn, patient_columns
 from app.scheduling.service import now_utc
 from app.security import ADMIN, COORDINATOR, Caller
 from app.validators import StrictModel

@@ -19,13 +19,12 @@ from sqlalchemy.orm import aliased
 from app.activity.service import record
 from app.config import get_settings
 from app.directory.models import Practice, Practitioner
-from app.directory.service import commune_centre
+from app.directory.practice_service import commune_centre
 from app.errors import Conflict, NotFound, ValidationFailed
 from app.medecin_traitant import history, schemas
 from app.medecin_traitant.models import MtRequest
 from app.pagination import cursor_instant, cursor_int, cursor_uuid, decode_cursor, encode_cursor
-from app.patient_data import patient_columns, patient_out
-from app.scheduling.booking_schemas import PatientIn
+from app.patient_data import PatientIn, patient_columns, patient_out
 from app.scheduling.queries import great_circle_km
 from app.scheduling.service import now_utc
 from app.security import ADMIN, COORDINATOR, PRACTICE, REGULATOR, Caller

@@ -21,7 +21,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.directory import readiness
 from app.directory.models import Practice, Practitioner, Territory
 from app.sas_bridge import fhir_resources as res
-from app.sas_bridge.fhir_search import context_columns, fhir_status, visibility_for
+from app.sas_bridge.fhir_contexts import context_columns, visibility_for
+from app.sas_bridge.fhir_search import fhir_status
 from app.scheduling.models import Slot
 from app.scheduling.service import now_utc, zone
 from app.security import SAS_PLATFORM, Caller

@@ -26,13 +26,7 @@ import x_wr_timezone
 
 from app.sas_bridge.feed_fetch import FeedError
 from app.sas_bridge.feed_ical_text import parse_text, repair, set_aside
-from app.sas_bridge.feed_parse import (
-    MAX_EVENT,
-    FeedSlot,
-    Window,
-    decode_text,
-    looks_like_markup,
-)
+from app.sas_bridge.feed_parse import MAX_EVENT, FeedSlot, Window, decode_text, looks_like_markup
 
 # Occurrences looked at per slot allowed, and seconds of expansion: beyond either, the feed
 # is taken as hostile (a feed must not cost more than this).

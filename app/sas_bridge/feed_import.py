@@ -1,12 +1,10 @@
 """Agenda import: a practitioner's slots kept in step with a feed from the practice's own
-software. New slots are added, vanished free ones removed, booked or held ones never touched
-(reported as conflicts). Every slot of the feed is accounted for on the import record: added,
-unchanged, or a conflict naming what it overlaps (a slot published otherwise, or another event
-of the same feed); events that cannot be slots are skipped and listed with their reason (the
-import is then `partial`). A feed that cannot be fetched or read as a whole is recorded as a
-failed import with its reason and changes nothing; no exception escapes that recording.
-Services flush, never commit, except `run_import` and `import_due_feeds`, which own their
-transactions because HTTP must never run inside one."""
+software. One import fetches the feed outside any transaction, reads it (iCalendar or FHIR),
+then applies its slots in one transaction (feed_apply.py); the due feeds are imported
+together, a few fetches at a time. A feed that cannot be fetched or read as a whole is
+recorded as a failed import with its reason and changes nothing; no exception escapes that
+recording. `run_import` and `import_due_feeds` own their transactions because HTTP must
+never run inside one. A feed's settings and import records are feeds.py's."""
 
 from __future__ import annotations
 
@@ -17,336 +15,33 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import httpx
-from sqlalchemy import delete, select, update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.activity.service import record
 from app.config import get_settings
 from app.directory.models import Territory
 from app.errors import NotFound
-from app.outbound_urls import check_registered_url
-from app.sas_bridge import schemas
+from app.sas_bridge.feed_apply import Outcome, apply_slots
 from app.sas_bridge.feed_fetch import FeedError, fetch
 from app.sas_bridge.feed_ical import parse_ical
 from app.sas_bridge.feed_models import AgendaFeed, AgendaImport
 from app.sas_bridge.feed_parse import FeedSlot, Window, parse_fhir_page
-from app.scheduling.models import Slot
-from app.scheduling.offer_events import record_offer
-from app.scheduling.schemas import MaterializationOut
-from app.scheduling.service import (
-    NewSlot,
-    count_slots,
-    insert_slots,
-    lock_publication,
-    now_utc,
-    offered_slots,
-    publishing_practitioner,
-    withdraw_slots,
-    zone,
-)
-from app.security import Caller
+from app.sas_bridge.feeds import prune_imports
+from app.scheduling.service import now_utc, zone
 
 log = logging.getLogger(__name__)
-IMPORTS_KEPT = 50  # per feed
+
+
 FEED_ACCEPT = {
     "ical": "text/calendar, text/plain;q=0.5, */*;q=0.1",
     "fhir": "application/fhir+json, application/json;q=0.9, */*;q=0.1",
 }
+
+
 CONCURRENT_FETCHES = 4
-
-
-# Configuration (practice for its practitioners, coordinator) -------------------------------
-
-
-async def set_feed(
-    session: AsyncSession, caller: Caller, practitioner_id: uuid.UUID, data: schemas.FeedIn
-) -> tuple[AgendaFeed, bool]:
-    practitioner, _ = await publishing_practitioner(session, caller, practitioner_id, lock=True)
-    url = str(data.url)
-    check_registered_url(
-        url, ["body", "url"], allow_insecure=get_settings().feed_allow_insecure_urls
-    )
-    feed = await session.scalar(
-        select(AgendaFeed).where(AgendaFeed.practitioner_id == practitioner.id)
-    )
-    created = feed is None
-    if feed is None:
-        feed = AgendaFeed(practitioner_id=practitioner.id, territory_id=practitioner.territory_id)
-        session.add(feed)
-    values = data.model_dump()
-    values["url"] = url
-    for name, value in values.items():
-        setattr(feed, name, value)
-    # A new configuration is read in full at the next run, which is now.
-    feed.etag = feed.last_modified = feed.content_sha256 = None
-    feed.next_fetch_at = now_utc()
-    if created:
-        feed.last_status = "pending"
-    await session.flush()
-    await record(
-        session,
-        "feed.configured",
-        territory_id=practitioner.territory_id,
-        practitioner_id=practitioner.id,
-        subject_id=feed.id,
-        actor_key_id=caller.key_id,
-        format=feed.format,
-        active=feed.active,
-    )
-    return feed, created
-
-
-async def get_feed(
-    session: AsyncSession, caller: Caller, practitioner_id: uuid.UUID
-) -> tuple[AgendaFeed, ZoneInfo]:
-    practitioner, tz = await publishing_practitioner(session, caller, practitioner_id)
-    feed = await session.scalar(
-        select(AgendaFeed).where(AgendaFeed.practitioner_id == practitioner.id)
-    )
-    if feed is None:
-        raise NotFound("This practitioner has no agenda feed")
-    return feed, tz
-
-
-async def delete_feed(
-    session: AsyncSession, caller: Caller, practitioner_id: uuid.UUID
-) -> MaterializationOut:
-    """The feed goes, and with it its future free slots; held and booked ones stay."""
-    feed, tz = await get_feed(session, caller, practitioner_id)
-    await lock_publication(session, feed.practitioner_id)
-    future = [
-        Slot.practitioner_id == feed.practitioner_id,
-        Slot.source == "import",
-        Slot.start > now_utc(),
-    ]
-    removed = await withdraw_slots(
-        session, [*future, Slot.status.in_(("free", "unavailable"))], tz, subject_id=feed.id
-    )
-    kept = await count_slots(session, [*future, Slot.status.in_(("held", "booked"))])
-    await record(
-        session,
-        "feed.deleted",
-        territory_id=feed.territory_id,
-        practitioner_id=feed.practitioner_id,
-        subject_id=feed.id,
-        actor_key_id=caller.key_id,
-        removed=removed,
-    )
-    await session.delete(feed)
-    await session.flush()
-    return MaterializationOut(created=0, removed=removed, kept=kept)
-
-
-async def list_imports(
-    session: AsyncSession, caller: Caller, practitioner_id: uuid.UUID, limit: int
-) -> tuple[list[AgendaImport], ZoneInfo]:
-    feed, tz = await get_feed(session, caller, practitioner_id)
-    rows = await session.scalars(
-        select(AgendaImport)
-        .where(AgendaImport.feed_id == feed.id)
-        .order_by(AgendaImport.started_at.desc(), AgendaImport.id)
-        .limit(limit)
-    )
-    return list(rows.all()), tz
-
-
-async def last_import(
-    session: AsyncSession, caller: Caller, practitioner_id: uuid.UUID
-) -> tuple[AgendaFeed | None, AgendaImport | None]:
-    """The practitioner's feed, if any, and its last import, if any (for the practice page)."""
-    practitioner, _ = await publishing_practitioner(session, caller, practitioner_id)
-    feed = await session.scalar(
-        select(AgendaFeed).where(AgendaFeed.practitioner_id == practitioner.id)
-    )
-    if feed is None:
-        return None, None
-    entry = await session.scalar(
-        select(AgendaImport)
-        .where(AgendaImport.feed_id == feed.id)
-        .order_by(AgendaImport.started_at.desc(), AgendaImport.id)
-        .limit(1)
-    )
-    return feed, entry
-
-
-# Keeping the slots in step ----------------------------------------------------------------
-
-
-@dataclass
-class Outcome:
-    added: int = 0
-    removed: int = 0
-    unchanged: int = 0
-    conflicts: list[dict[str, Any]] = field(default_factory=list)
-
-    @property
-    def not_imported(self) -> int:
-        return sum(1 for c in self.conflicts if c["kind"] == "not_imported")
-
-
-def _conflict(
-    kind: str, start: datetime, end: datetime, tz: ZoneInfo, reason: str, **extra: Any
-) -> dict[str, Any]:
-    return {
-        "kind": kind,
-        "start": start.astimezone(tz).isoformat(),
-        "end": end.astimezone(tz).isoformat(),
-        "reason": reason,
-        **{name: value for name, value in extra.items() if value},
-    }
-
-
-def _hhmm(when: datetime, tz: ZoneInfo) -> str:
-    return when.astimezone(tz).strftime("%Y-%m-%d %H:%M")
-
-
-def without_overlaps(
-    wanted: list[FeedSlot], tz: ZoneInfo
-) -> tuple[list[FeedSlot], list[dict[str, Any]]]:
-    """The feed's slots that overlap none before them, and a conflict for each of the others
-    naming the event it overlaps: two events of one feed at the same time are one slot."""
-    kept: list[FeedSlot] = []
-    conflicts = []
-    for slot in sorted(wanted, key=lambda s: (s.start, s.end, s.uid, s.modality)):
-        if kept and slot.start < kept[-1].end:
-            other = kept[-1]
-            conflicts.append(
-                _conflict(
-                    "not_imported",
-                    slot.start,
-                    slot.end,
-                    tz,
-                    f"overlaps event {other.uid or '?'} of the same feed "
-                    f"({_hhmm(other.start, tz)}-{other.end.astimezone(tz):%H:%M}): not imported",
-                    uid=slot.uid,
-                    with_uid=other.uid,
-                )
-            )
-        else:
-            kept.append(slot)
-    return kept, conflicts
-
-
-async def apply_slots(
-    session: AsyncSession,
-    feed: AgendaFeed,
-    tz: ZoneInfo,
-    wanted: list[FeedSlot],
-    now: datetime,
-) -> Outcome:
-    """Make the practitioner's future imported slots those of the feed."""
-    await lock_publication(session, feed.practitioner_id)
-    existing = (
-        await session.execute(
-            select(Slot.id, Slot.start, Slot.end, Slot.modality, Slot.visibility, Slot.status)
-            .where(
-                Slot.practitioner_id == feed.practitioner_id,
-                Slot.source == "import",
-                Slot.start > now,
-            )
-            .with_for_update()
-        )
-    ).all()
-    accepted, overlapping = without_overlaps(wanted, tz)
-    desired = {(s.start, s.end, s.modality, feed.visibility): s for s in accepted}
-    have = {(r.start, r.end, r.modality, r.visibility): r for r in existing}
-    outcome = Outcome(conflicts=overlapping)
-    stale = []
-    for key, row in have.items():
-        if key in desired:
-            outcome.unchanged += 1
-        elif row.status in ("free", "unavailable"):
-            stale.append(row.id)
-        else:
-            outcome.conflicts.append(
-                _conflict(
-                    "kept",
-                    row.start,
-                    row.end,
-                    tz,
-                    f"{row.status} slot no longer in the feed: kept",
-                    slot_id=str(row.id),
-                )
-            )
-    if stale:
-        outcome.removed = await withdraw_slots(
-            session, [Slot.id.in_(stale)], tz, subject_id=feed.id
-        )
-    new = sorted(key for key in desired if key not in have)
-    candidates = [
-        NewSlot(
-            feed.practitioner_id,
-            feed.territory_id,
-            None,
-            "import",
-            start,
-            end,
-            modality,
-            visibility,
-        )
-        for start, end, modality, visibility in new
-    ]
-    inserted = await insert_slots(session, candidates)
-    outcome.added = len(inserted)
-    refused = [c for c in candidates if (c.practitioner_id, c.start) not in inserted]
-    if refused:
-        others = await _slots_around(session, feed.practitioner_id, refused)
-        for c in refused:
-            other = next((o for o in others if o.start < c.end and o.end > c.start), None)
-            event = desired[(c.start, c.end, c.modality, c.visibility)].uid
-            where = (
-                f"slot {other.id} ({SOURCE_TEXT.get(other.source, other.source)}, {other.status}, "
-                f"{_hhmm(other.start, tz)}-{other.end.astimezone(tz):%H:%M})"
-                if other is not None
-                else "another slot"
-            )
-            outcome.conflicts.append(
-                _conflict(
-                    "not_imported",
-                    c.start,
-                    c.end,
-                    tz,
-                    f"overlaps {where}: not imported",
-                    slot_id=str(other.id) if other is not None else None,
-                    uid=event,
-                )
-            )
-    await record_offer(
-        session,
-        "slots.offered",
-        offered_slots(candidates, inserted),
-        tz,
-        subject_id=feed.id,
-    )
-    return outcome
-
-
-SOURCE_TEXT = {"rule": "from a rule", "manual": "published by hand", "import": "imported"}
-
-
-async def _slots_around(
-    session: AsyncSession, practitioner_id: uuid.UUID, refused: list[NewSlot]
-) -> list[Any]:
-    """The practitioner's slots in the span of the refused feed slots (one query)."""
-    return list(
-        (
-            await session.execute(
-                select(Slot.id, Slot.start, Slot.end, Slot.source, Slot.status)
-                .where(
-                    Slot.practitioner_id == practitioner_id,
-                    Slot.start < max(c.end for c in refused),
-                    Slot.end > min(c.start for c in refused),
-                )
-                .order_by(Slot.start)
-            )
-        ).all()
-    )
-
-
-# One import: fetch outside any transaction, then apply in one ------------------------------
 
 
 @dataclass(frozen=True)
@@ -566,7 +261,7 @@ async def run_import(
                 feed.content_sha256 = read.digest
                 feed.last_skipped = read.skipped_count
         await session.flush()
-        await _prune(session, feed.id)
+        await prune_imports(session, feed.id)
         await record(
             session,
             "feed.imported" if read is not None else "feed.failed",
@@ -593,18 +288,6 @@ async def run_import(
         },
     )
     return entry
-
-
-async def _prune(session: AsyncSession, feed_id: uuid.UUID) -> None:
-    keep = (
-        select(AgendaImport.id)
-        .where(AgendaImport.feed_id == feed_id)
-        .order_by(AgendaImport.started_at.desc())
-        .limit(IMPORTS_KEPT)
-    )
-    await session.execute(
-        delete(AgendaImport).where(AgendaImport.feed_id == feed_id, AgendaImport.id.not_in(keep))
-    )
 
 
 async def import_due_feeds(

@@ -20,7 +20,7 @@ from app.errors import BadRequest
 from app.sas_bridge import fhir_resources as res
 from app.sas_bridge.account_models import RegulatorAccount
 from app.sas_bridge.appointments import STATUS, operator_extension
-from app.sas_bridge.fhir_search import (
+from app.sas_bridge.fhir_params import (
     DEFAULT_COUNT,
     MAX_COUNT,
     count_only,

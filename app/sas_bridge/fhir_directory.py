@@ -18,14 +18,8 @@ from app.directory import readiness
 from app.directory.models import Practice, Practitioner, Territory
 from app.errors import BadRequest
 from app.sas_bridge import fhir_resources as res
-from app.sas_bridge.fhir_search import (
-    DEFAULT_COUNT,
-    MAX_COUNT,
-    context_columns,
-    paging_number,
-    rpps_value,
-    visibility_for,
-)
+from app.sas_bridge.fhir_contexts import context_columns, visibility_for
+from app.sas_bridge.fhir_params import DEFAULT_COUNT, MAX_COUNT, paging_number, rpps_value
 from app.sas_bridge.fhir_searchset import paged_searchset
 from app.security import SAS_PLATFORM, Caller
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
-from starlette.responses import JSONResponse
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
 
-if TYPE_CHECKING:
-    from app.errors import AppError
+from app.errors import AppError, ErrorRenderer
 
 FHIR_JSON = "application/fhir+json"
 
@@ -56,3 +56,15 @@ def operation_outcome_response(error: AppError) -> JSONResponse:
         headers=error.headers,
         media_type=FHIR_JSON,
     )
+
+
+def _is_fhir(request: Request) -> bool:
+    return request.url.path.startswith("/fhir")
+
+
+def _operation_outcome(request: Request, error: AppError) -> Response:
+    return operation_outcome_response(error)
+
+
+# Handed to app.errors at start-up: every error under /fhir is an OperationOutcome.
+FHIR_ERRORS = ErrorRenderer(claims=_is_fhir, render=_operation_outcome)

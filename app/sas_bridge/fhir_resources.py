@@ -360,7 +360,7 @@ def healthcare_service(row: Context) -> dict[str, Any]:
 def organization(row: Context) -> dict[str, Any]:
     """The CPTS. Its one identifier is `1` + its FINESS. Without a FINESS it cannot be the
     guide's CPTS Organization: it does not claim that profile (and such a territory is never
-    sent to the platform, see `fhir_search.visibility_for`)."""
+    sent to the platform, see `fhir_contexts.visibility_for`)."""
     identifier = None
     if row.territory_finess and row.territory_finess.isdigit():
         identifier = {

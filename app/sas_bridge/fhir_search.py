@@ -3,29 +3,25 @@
 
 Whatever the number of practitioners asked for, the search is two SQL statements: the slots
 (with their practitioner's id and the number of matches), then those practitioners with their
-practice and territory, once each; the included resources are built from them."""
+practice and territory, once each (fhir_contexts.py); the included resources are built from
+them. The search's parameters are read by fhir_slot_query.py."""
 
 from __future__ import annotations
 
-import operator
-import re
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from dataclasses import dataclass
+from datetime import datetime
 from functools import cache, lru_cache
 from typing import Any
 from urllib.parse import urlencode
 
 from sqlalchemy import (
-    ARRAY,
     ColumnElement,
     DateTime,
     Integer,
     String,
     Uuid,
     and_,
-    any_,
     bindparam,
     case,
     func,
@@ -33,24 +29,19 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.bounds import MAX_FHIR_INTEGER, check_instant
 from app.config import get_settings
 from app.db import DriverStatement
 from app.directory import readiness
 from app.directory.models import Practice, Practitioner, Territory
-from app.errors import BadRequest, ValidationFailed
+from app.errors import BadRequest
 from app.sas_bridge import fhir_resources as res
+from app.sas_bridge.fhir_contexts import context_statement, visibility_for
+from app.sas_bridge.fhir_params import any_param, count_only, date_condition
+from app.sas_bridge.fhir_slot_query import GUIDE_MAX_RESULTS, SlotQuery
 from app.scheduling.models import Slot
-from app.scheduling.queries import SEARCH_VISIBILITY, bookable
+from app.scheduling.queries import bookable
 from app.scheduling.service import now_utc
-from app.security import ADMIN, COORDINATOR, REGULATOR, SAS_PLATFORM, Caller
-
-FHIR_STATUSES = ("free", "busy", "busy-tentative", "busy-unavailable")
-IDENTIFIER_PARAMS = ("schedule.actor:Practitioner.identifier", "schedule.actor.identifier")
-GUIDE_MAX_RESULTS = 20_000
-DEFAULT_COUNT, MAX_COUNT = 100, 1000
-_PREFIXES = ("ge", "gt", "le", "lt", "eq")
-READERS = (SAS_PLATFORM, REGULATOR, COORDINATOR, ADMIN)
+from app.security import SAS_PLATFORM, Caller
 
 
 def fhir_status(now: datetime | ColumnElement[datetime]) -> ColumnElement[str]:
@@ -61,222 +52,6 @@ def fhir_status(now: datetime | ColumnElement[datetime]) -> ColumnElement[str]:
         (Slot.status == "booked", "busy"),
         else_="busy-unavailable",
     )
-
-
-@dataclass
-class SlotQuery:
-    start_bounds: list[tuple[str, datetime]] = field(default_factory=list)
-    start_days: list[tuple[str, datetime, datetime]] = field(default_factory=list)
-    statuses: list[str] = field(default_factory=list)
-    practitioner_ids: list[uuid.UUID] = field(default_factory=list)
-    rpps: list[str] | None = None  # None: no identifier filter; []: none known (no match)
-    slot_ids: list[uuid.UUID] = field(default_factory=list)
-    includes: set[str] = field(default_factory=set)
-    count: int = DEFAULT_COUNT
-    offset: int = 0
-
-    @property
-    def guide_search(self) -> bool:
-        """The platform's search: every match in one Bundle, no paging."""
-        return self.rpps is not None
-
-
-_PARTIAL_DATE = re.compile(r"^(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?$")
-
-
-def parse_day(value: str, name: str) -> tuple[str, datetime, datetime] | None:
-    """A FHIR date without time (`YYYY`, `YYYY-MM`, `YYYY-MM-DD`) with its prefix: the period's
-    naive wall-clock bounds [low, high), to be read in each slot's territory zone. None when
-    the value has a time (a dateTime)."""
-    prefix = value[:2] if value[:2] in _PREFIXES else "eq"
-    raw = value[2:] if value[:2] in _PREFIXES else value
-    match = _PARTIAL_DATE.match(raw)
-    if match is None:
-        return None
-    year, month, day = (int(g) if g else None for g in match.groups())
-    assert year is not None
-    try:
-        if day is not None and month is not None:
-            low = datetime(year, month, day)
-            high = low + timedelta(days=1)
-        elif month is not None:
-            low = datetime(year, month, 1)
-            high = datetime(year + month // 12, month % 12 + 1, 1)
-        else:
-            low, high = datetime(year, 1, 1), datetime(year + 1, 1, 1)
-    except ValueError as exc:
-        raise BadRequest(f"{name}: {value!r} is not a FHIR date") from exc
-    return prefix, low, high
-
-
-def parse_date(value: str, name: str) -> tuple[str, datetime]:
-    prefix = value[:2] if value[:2] in _PREFIXES else "eq"
-    raw = value[2:] if value[:2] in _PREFIXES else value
-    raw = raw.replace(" ", "+")  # a '+' of an offset sent unencoded arrives as a space
-    try:
-        when = datetime.fromisoformat(raw.replace("Z", "+00:00"))
-    except ValueError as exc:
-        raise BadRequest(f"{name}: {value!r} is not a FHIR dateTime") from exc
-    if when.tzinfo is None:
-        raise BadRequest(f"{name}: {value!r} needs a time zone offset")
-    try:
-        return prefix, check_instant(when)
-    except ValueError as exc:
-        raise ValidationFailed.field(["query", name], str(exc)) from exc
-
-
-_COMPARISONS: dict[str, Callable[[Any, Any], ColumnElement[bool]]] = {
-    "ge": operator.ge,
-    "gt": operator.gt,
-    "le": operator.le,
-    "lt": operator.lt,
-    "eq": operator.eq,
-}
-
-
-def date_condition(
-    column: Any, prefix: str, when: datetime | ColumnElement[datetime]
-) -> ColumnElement[bool]:
-    """A FHIR date parameter with its prefix, on a timestamp column."""
-    return _COMPARISONS[prefix](column, when)
-
-
-def paging_number(name: str, value: str) -> int:
-    """`_count` (at least 1) or `_offset` (at least 0)."""
-    try:
-        number = int(value)
-    except ValueError as exc:
-        raise BadRequest(f"{name}: {value!r} is not an integer") from exc
-    if number < 0 or (name == "_count" and number == 0):
-        raise BadRequest(f"{name}: must be positive")
-    if number > MAX_FHIR_INTEGER:
-        raise ValidationFailed.field(
-            ["query", name], f"at most {MAX_FHIR_INTEGER} (a FHIR integer)"
-        )
-    return number
-
-
-def _uuid(value: str, name: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(value.rsplit("/", 1)[-1])
-    except ValueError as exc:
-        raise BadRequest(f"{name}: {value!r} is not a known id") from exc
-
-
-def rpps_value(token: str) -> str | None:
-    """`system|value` or `value`; the value with or without its `8` prefix. Another system,
-    or something that is not an RPPS, matches nothing."""
-    system, _, value = token.rpartition("|")
-    if system and system != res.RPPS_SYSTEM:
-        return None
-    value = value.strip()
-    if len(value) == 12 and value.startswith("8") and value.isdigit():
-        return value[1:]
-    if len(value) == 11 and value.isdigit():
-        return value
-    return None
-
-
-def parse(params: list[tuple[str, str]]) -> SlotQuery:
-    q = SlotQuery()
-    for name, value in params:
-        if name == "start":
-            day = parse_day(value, name)
-            if day is not None:
-                q.start_days.append(day)
-            else:
-                q.start_bounds.append(parse_date(value, name))
-        elif name == "status":
-            for code in value.split(","):
-                if code not in FHIR_STATUSES:
-                    raise BadRequest(f"status: {code!r} is not one of {', '.join(FHIR_STATUSES)}")
-                q.statuses.append(code)
-        elif name == "schedule":
-            q.practitioner_ids += [_uuid(v, name) for v in value.split(",") if v]
-        elif name in IDENTIFIER_PARAMS:
-            found = [rpps_value(token) for token in value.split(",") if token]
-            q.rpps = (q.rpps or []) + [r for r in found if r is not None]
-        elif name == "_id":
-            q.slot_ids += [_uuid(v, name) for v in value.split(",") if v]
-        elif name in ("_include", "_include:iterate"):
-            q.includes.add(value)
-        elif name == "_count":
-            q.count = min(paging_number(name, value), MAX_COUNT)
-        elif name == "_offset":
-            q.offset = paging_number(name, value)
-        # Other parameters (_format, _summary…) are ignored, as FHIR's lenient handling allows.
-    return q
-
-
-def context_columns() -> list[Any]:
-    return [
-        Practitioner.id.label("practitioner_id"),
-        Practitioner.rpps,
-        Practitioner.family_name,
-        Practitioner.given_name,
-        Practitioner.profession,
-        Practitioner.specialty,
-        Practice.id.label("practice_id"),
-        Practice.name.label("practice_name"),
-        Practice.address,
-        Practice.postal_code,
-        Practice.city,
-        Practice.phone.label("practice_phone"),
-        Practice.finess.label("practice_finess"),
-        Practice.siret,
-        Practice.cabinet_id,
-        Practice.booking_url,
-        Practice.lat,
-        Practice.lon,
-        Territory.id.label("territory_id"),
-        Territory.name.label("territory_name"),
-        Territory.finess.label("territory_finess"),
-        Territory.phone.label("territory_phone"),
-        Territory.timezone,
-        Territory.department,
-    ]
-
-
-CONTEXT_FIELDS = tuple(c.key for c in context_columns())
-
-
-async def contexts(
-    session: AsyncSession,
-    caller: Caller,
-    *,
-    practitioner_id: uuid.UUID | None = None,
-    practice_id: uuid.UUID | None = None,
-    territory_id: uuid.UUID | None = None,
-) -> list[res.Context]:
-    """Practitioners (with practice and territory) this caller may read through FHIR."""
-    territories, _ = visibility_for(caller)
-    stmt = (
-        select(*context_columns())
-        .select_from(Practitioner)
-        .join(Practice, Practice.id == Practitioner.practice_id)
-        .join(Territory, Territory.id == Practitioner.territory_id)
-    )
-    if territories is not None:
-        stmt = stmt.where(Practitioner.territory_id.in_(territories))
-    if caller.role == SAS_PLATFORM:
-        stmt = stmt.where(readiness.territory_ready(), readiness.practice_ready())
-    if practitioner_id is not None:
-        stmt = stmt.where(Practitioner.id == practitioner_id)
-    if practice_id is not None:
-        stmt = stmt.where(Practice.id == practice_id)
-    if territory_id is not None:
-        stmt = stmt.where(Practitioner.territory_id == territory_id)
-    rows = (await session.execute(stmt.limit(1000))).all()
-    return [res.Context(**r._asdict()) for r in rows]
-
-
-def visibility_for(caller: Caller) -> tuple[frozenset[uuid.UUID] | None, tuple[str, ...]]:
-    """The territories (None: all) and the slot visibilities the caller reads: the search's
-    (`SEARCH_VISIBILITY`), so the platform and regulators never see `cpts` slots."""
-    caller.require(*READERS)
-    if caller.role in (REGULATOR, COORDINATOR):
-        return caller.territory_ids, SEARCH_VISIBILITY[caller.role]
-    return None, SEARCH_VISIBILITY[caller.role]
 
 
 @dataclass(frozen=True)
@@ -343,10 +118,6 @@ def _plan(
     return shape, values
 
 
-def _any(name: str, item: Any) -> Any:
-    return any_(bindparam(name, type_=ARRAY(item)))
-
-
 def _day_condition(prefix: str, i: int) -> ColumnElement[bool]:
     """FHIR date search on an instant: the date is a period [low, high) of local days of the
     slot's territory (its zone read by PostgreSQL, DST included)."""
@@ -379,9 +150,9 @@ def _slot_statement(shape: _Shape) -> Any:
         status,
         Slot.practitioner_id,
         func.count().over().label("total"),
-    ).where(Slot.visibility == _any("visibilities", String))
+    ).where(Slot.visibility == any_param("visibilities", String))
     if not shape.instance_wide:
-        stmt = stmt.where(Slot.territory_id == _any("territories", Uuid))
+        stmt = stmt.where(Slot.territory_id == any_param("territories", Uuid))
     for i, prefix in enumerate(shape.bounds):
         when = bindparam(f"start_{i}", type_=DateTime(timezone=True))
         stmt = stmt.where(date_condition(Slot.start, prefix, when))
@@ -392,15 +163,15 @@ def _slot_statement(shape: _Shape) -> Any:
     if shape.status == "free":
         stmt = stmt.where(bookable(now))  # the common case keeps the plain predicate
     elif shape.status == "list":
-        stmt = stmt.where(status == _any("statuses", String))
+        stmt = stmt.where(status == any_param("statuses", String))
     if shape.by_practitioner:
-        stmt = stmt.where(Slot.practitioner_id == _any("practitioner_ids", Uuid))
+        stmt = stmt.where(Slot.practitioner_id == any_param("practitioner_ids", Uuid))
     if shape.by_rpps or shape.ready_only:
         stmt = stmt.join(Practitioner, Practitioner.id == Slot.practitioner_id)
     if shape.by_rpps:
-        stmt = stmt.where(Practitioner.rpps == _any("rpps", String))
+        stmt = stmt.where(Practitioner.rpps == any_param("rpps", String))
     if shape.by_slot:
-        stmt = stmt.where(Slot.id == _any("slot_ids", Uuid))
+        stmt = stmt.where(Slot.id == any_param("slot_ids", Uuid))
     if shape.ready_only:  # joins: a subquery of ready practitioners cost twice as much
         stmt = stmt.join(Practice, Practice.id == Practitioner.practice_id).where(
             readiness.territory_ready(), readiness.practice_ready()
@@ -422,20 +193,6 @@ _PRACTITIONER_ID = 6  # its column in _slot_statement
 @cache
 def _context_driver_statement() -> DriverStatement:
     return DriverStatement(context_statement())
-
-
-@cache
-def context_statement() -> Any:
-    """The practitioners of the slots found, with practice and territory (the search's second
-    statement, whatever their number; `practitioner_ids` is bound at execution). Made once:
-    it does not change."""
-    return (
-        select(*context_columns())
-        .select_from(Practitioner)
-        .join(Practice, Practice.id == Practitioner.practice_id)
-        .join(Territory, Territory.id == Practitioner.territory_id)
-        .where(Practitioner.id == _any("practitioner_ids", Uuid))
-    )
 
 
 async def search_rows(
@@ -472,12 +229,6 @@ async def search_rows(
         for id_, start, end, modality, visibility, fhir_status, practitioner_id, _ in rows
     ]
     return out, total
-
-
-async def count_only(session: AsyncSession, stmt: Any, values: dict[str, Any] | None = None) -> int:
-    inner = stmt.limit(None).offset(None).order_by(None).subquery()
-    values = {k: v for k, v in (values or {}).items() if k not in ("limit", "offset")}
-    return int(await session.scalar(select(func.count()).select_from(inner), values) or 0)
 
 
 _MATCH = {"mode": "match"}

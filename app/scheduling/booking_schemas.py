@@ -3,51 +3,15 @@
 from __future__ import annotations
 
 import uuid
-from datetime import date, datetime, timedelta
-from typing import Annotated, Literal
+from datetime import datetime, timedelta
+from typing import Literal
 
-from pydantic import AfterValidator, Field, StringConstraints, model_validator
+from pydantic import Field, model_validator
 
 from app.bounds import BoundedDatetime
+from app.patient_data import PatientIn, PatientOut
 from app.scheduling.schemas import Modality
-from app.validators import E164Phone, InseeCode, Name, OutModel, StrictModel
-
-_INS_PATTERN = r"^[1-478][0-9]{4}(?:[0-9]{2}|2A|2B)[0-9]{6}[0-9]{2}$"
-
-
-def _check_ins(value: str) -> str:
-    """The INS matricule is the 13-character NIR and its 2-digit key (97 - NIR mod 97);
-    Corsica's 2A/2B count as 19/18 in the key."""
-    body = value[:13].replace("2A", "19").replace("2B", "18")
-    if 97 - int(body) % 97 != int(value[13:]):
-        raise ValueError("the INS key (last 2 digits) does not match")
-    return value
-
-
-def _check_birth_date(value: date) -> date:
-    if value > date.today():
-        raise ValueError("must not be in the future")
-    if value < date(1900, 1, 1):
-        raise ValueError("must be after 1900-01-01")
-    return value
-
-
-Ins = Annotated[
-    str,
-    StringConstraints(pattern=_INS_PATTERN),
-    AfterValidator(_check_ins),
-    Field(description="INS matricule: 15 characters (NIR + key)", examples=["180017512345603"]),
-]
-
-
-class PatientIn(StrictModel):
-    family_name: Name
-    given_name: Name
-    birth_date: Annotated[date, AfterValidator(_check_birth_date)]
-    phone: E164Phone
-    ins: Ins | None = None
-    commune_insee: InseeCode | None = None
-
+from app.validators import OutModel, StrictModel
 
 _VISIT_DOC = "Where a home visit (a `visite` slot) takes place, shown with the patient"
 
@@ -126,15 +90,6 @@ class OverbookIn(StrictModel):
         if self.end - self.start > timedelta(hours=2):
             raise ValueError("a consultation lasts at most 2 hours")
         return self
-
-
-class PatientOut(OutModel):
-    family_name: str
-    given_name: str
-    birth_date: date
-    phone: str
-    ins: str | None
-    commune_insee: str | None
 
 
 class BookingSlotOut(OutModel):

@@ -50,7 +50,7 @@ from app.clock import now_utc as now_utc  # re-exported: the modules that read i
 from app.config import get_settings
 from app.db import DriverStatement, driver_connection
 from app.directory.models import Practitioner, Territory
-from app.directory.service import get_practitioner
+from app.directory.practitioner_service import get_practitioner
 from app.errors import Conflict, NotFound, ValidationFailed
 from app.pagination import (
     cursor_float,

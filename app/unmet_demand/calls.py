@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.activity.service import record as record_event
 from app.config import Settings
 from app.directory.models import Practitioner, Territory
-from app.directory.service import get_practitioner
+from app.directory.practitioner_service import get_practitioner
 from app.errors import NotFound, ValidationFailed
 from app.sas_bridge.outbox import enqueue_webhooks
 from app.scheduling.models import Slot

@@ -1,7 +1,7 @@
-"""The CPTS coordinator's pages (/coordination): the médecin traitant queue in priority
-order, a request's candidates and its transitions, GP capacities, the directory and the API
-keys. Every action is the API's service (same roles, same rules); every MT request shown with
-its patient is written to the access log."""
+"""The CPTS coordinator's pages (/coordination): the médecin traitant queue in priority order,
+a request's candidates and its transitions, and the GPs' capacities. Every action is the API's
+service (same roles, same rules); every MT request shown with its patient is written to the
+access log. The directory's and the API keys' pages are coordinator_directory_pages.py."""
 
 from __future__ import annotations
 
@@ -16,24 +16,20 @@ from starlette.responses import Response
 
 from app.activity.audit import log_shown
 from app.api.deps import SessionDep
-from app.directory import readiness
+from app.directory import practitioner_service, territory_service
 from app.directory import schemas as directory
-from app.directory import service as directory_service
 from app.errors import Conflict, ValidationFailed
 from app.idempotency import idempotent
 from app.medecin_traitant import history, schemas, self_registration, service
 from app.security import ADMIN, COORDINATOR
 from app.web.auth import Form, FormDep, UserDep, WebUser, done, require_role, show
-from app.web.booking_pages import caller_zone
-from app.web.confirm import ask_confirmation, confirmed
 from app.web.forms import PATIENT_FIELDS, nested, parse, service_errors
-from app.web.french import collation_key, count_of
+from app.web.french import count_of
 
 router = APIRouter(prefix="/coordination", include_in_schema=False)
+
+
 COORDINATORS = (COORDINATOR, ADMIN)
-
-
-# The MT queue -----------------------------------------------------------------------------
 
 
 ACTIVE = "en-cours"  # the queue's default filter: waiting and proposed
@@ -142,7 +138,7 @@ async def _request_page(
         else []
     )
     errors = errors or {}
-    zones = await directory_service.territory_zones(session, {item.territory_id})
+    zones = await territory_service.territory_zones(session, {item.territory_id})
     proposals = await history.of_request(session, request_id)
     return show(request, user, "mt_request.html", status, r=item, candidates=candidates,
                 proposals=proposals,
@@ -179,6 +175,8 @@ async def _transition(
 
 
 _NO_PLACE = "Ce médecin n'a plus de place de médecin traitant."
+
+
 MT_CONFLICTS = {
     "This GP takes no new médecin traitant patients (capacity reached)": _NO_PLACE,
     "This GP has no médecin traitant place left": _NO_PLACE,
@@ -265,9 +263,6 @@ async def withdraw(
     return await _with_reason(request, session, user, form, request_id, "withdraw")
 
 
-# GP capacities ----------------------------------------------------------------------------
-
-
 @router.get("/capacites")
 async def capacities(request: Request, session: SessionDep, user: UserDep) -> Response:
     require_role(user, *COORDINATORS)
@@ -284,7 +279,7 @@ async def set_capacity(
     if body is None:
         return done(request, "/coordination/capacites",
                     "Capacité refusée : un nombre entier entre 0 et 5000.")  # fmt: skip
-    practitioner = await directory_service.set_mt_capacity(
+    practitioner = await practitioner_service.set_mt_capacity(
         session, user.caller, practitioner_id, body.mt_capacity
     )
     return done(
@@ -293,157 +288,3 @@ async def set_capacity(
         f"Capacité du Dr {practitioner.family_name} : "
         f"{count_of(practitioner.mt_capacity, 'patient')}.",
     )
-
-
-# Directory and keys -----------------------------------------------------------------------
-
-
-async def _directory_page(
-    request: Request,
-    session: AsyncSession,
-    user: WebUser,
-    *,
-    values: dict[str, str] | None = None,
-    errors: dict[str, str] | None = None,
-    status: int = 200,
-) -> Response:
-    practices, _ = await directory_service.list_practices(
-        session, user.caller, territory_id=None, commune_insee=None, name=None,
-        cursor=None, limit=500,
-    )  # fmt: skip
-    practitioners, _ = await directory_service.list_practitioners(
-        session, user.caller, territory_id=None, practice_id=None, rpps=None,
-        cursor=None, limit=500,
-    )  # fmt: skip
-    practices = sorted(practices, key=lambda p: collation_key(p.name))
-    by_practice: dict[uuid.UUID, list[Any]] = {}
-    for p in sorted(practitioners, key=lambda p: collation_key(f"{p.family_name} {p.given_name}")):
-        by_practice.setdefault(p.practice_id, []).append(p)
-    territories, _ = await directory_service.list_territories(
-        session, user.caller, cursor=None, limit=500
-    )
-    not_ready = await readiness.reasons(session, territories)
-    sas_readiness = [
-        (t.name, [readiness.REASON_TEXT[r] for r in not_ready[t.id]]) for t in territories
-    ]
-    errors = errors or {}
-    return show(request, user, "directory.html", status, practices=practices,
-                by_practice=by_practice, values=values or {}, errors=errors,
-                sas_readiness=sas_readiness,
-                first_error=next(iter(errors), None))  # fmt: skip
-
-
-@router.get("/annuaire")
-async def directory_page(request: Request, session: SessionDep, user: UserDep) -> Response:
-    require_role(user, *COORDINATORS)
-    return await _directory_page(request, session, user)
-
-
-_PRACTITIONER_FIELDS = ("practitioner.practice_id", "practitioner.rpps",
-                        "practitioner.family_name", "practitioner.given_name",
-                        "practitioner.gender", "practitioner.mt_capacity")  # fmt: skip
-
-
-@router.post("/annuaire/medecins")
-async def add_practitioner(
-    request: Request, session: SessionDep, user: UserDep, form: FormDep
-) -> Response:
-    require_role(user, *COORDINATORS)
-    data = nested(form, *_PRACTITIONER_FIELDS).get("practitioner", {})
-    body, errors = parse(directory.PractitionerIn, data)
-    errors = {f"practitioner.{k}": v for k, v in errors.items()}
-    if body is not None:
-        try:
-            created = await directory_service.create_practitioner(session, user.caller, body)
-        except (Conflict, ValidationFailed) as exc:
-            await session.rollback()
-            errors = (
-                {"practitioner.rpps": "Ce RPPS est déjà dans l'annuaire du territoire."}
-                if isinstance(exc, Conflict)
-                else {f"practitioner.{k}": v for k, v in service_errors(exc).items()}
-            )
-        else:
-            return done(request, "/coordination/annuaire",
-                        f"Dr {created.given_name} {created.family_name} ajouté(e).")  # fmt: skip
-    return await _directory_page(request, session, user, values=form.values(), errors=errors,
-                                 status=422)  # fmt: skip
-
-
-async def _keys_page(
-    request: Request,
-    session: AsyncSession,
-    user: WebUser,
-    *,
-    created: tuple[Any, str] | None = None,
-    values: dict[str, str] | None = None,
-    errors: dict[str, str] | None = None,
-    status: int = 200,
-) -> Response:
-    keys, _ = await directory_service.list_keys(
-        session, user.caller, include_revoked=False, cursor=None, limit=500
-    )
-    practices, _ = await directory_service.list_practices(
-        session, user.caller, territory_id=None, commune_insee=None, name=None,
-        cursor=None, limit=500,
-    )  # fmt: skip
-    regulators, _ = await directory_service.list_regulators(
-        session, user.caller, cursor=None, limit=500
-    )
-    roles = await directory_service.creator_roles(session, keys)
-    by_admin = {k.id for k in keys if k.created_by is None or roles[k.id] == "admin"}
-    errors = errors or {}
-    return show(request, user, "keys.html", status, keys=keys, created=created, by_admin=by_admin,
-                tz=await caller_zone(session, user.caller),
-                practice_options=[(str(p.id), p.name) for p in practices],
-                regulator_options=[(str(r.id), r.name) for r in regulators],
-                values=values or {"role": "practice"}, errors=errors,
-                first_error=next(iter(errors), None))  # fmt: skip
-
-
-@router.get("/cles")
-async def keys_page(request: Request, session: SessionDep, user: UserDep) -> Response:
-    require_role(user, *COORDINATORS)
-    return await _keys_page(request, session, user)
-
-
-@router.post("/cles")
-async def create_key(
-    request: Request, session: SessionDep, user: UserDep, form: FormDep
-) -> Response:
-    """Create a key; its secret is shown on this answer only (never stored in clear)."""
-    require_role(user, *COORDINATORS)
-    role = form.get("role")
-    scope = {"practice": "practice_id", "regulator": "regulator_id"}.get(role)
-    data = nested(form, "role", "name", *((scope,) if scope else ()))
-    body, errors = parse(directory.KeyIn, data)
-    if body is not None:
-        try:
-            key, secret = await directory_service.create_key(session, user.caller, body)
-        except ValidationFailed as exc:
-            await session.rollback()
-            errors = service_errors(exc)
-        else:
-            return await _keys_page(request, session, user, created=(key, secret))
-    return await _keys_page(request, session, user, values=form.values(), errors=errors,
-                            status=422)  # fmt: skip
-
-
-@router.post("/cles/{key_id}/revoquer")
-async def revoke_key(
-    request: Request, session: SessionDep, user: UserDep, form: FormDep, key_id: uuid.UUID
-) -> Response:
-    require_role(user, *COORDINATORS)
-    if not confirmed(form):
-        key = await directory_service.get_key(session, user.caller, key_id)
-        return ask_confirmation(
-            request,
-            user,
-            title=f"Révoquer la clé « {key.name} » ?",
-            message="Elle cessera de fonctionner aussitôt, pour l'API comme pour les pages ; "
-            "les sessions ouvertes avec elle prennent fin. Une clé révoquée ne peut pas être "
-            "rétablie : il faudra en créer une nouvelle.",
-            button="Révoquer la clé",
-            back="/coordination/cles",
-        )
-    await directory_service.revoke_key(session, user.caller, key_id)
-    return done(request, "/coordination/cles", "Clé révoquée : elle ne fonctionne plus.")

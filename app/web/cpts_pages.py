@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response
 
 from app.api.deps import SessionDep
-from app.directory.service import communes
+from app.directory.practice_service import communes
 from app.errors import Forbidden, NotFound, SlotUnavailable
 from app.security import COORDINATOR, PRACTICE
 from app.web.auth import FormDep, UserDep, WebUser, require_role, show

@@ -13,8 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response
 
 from app.api.deps import SessionDep
-from app.directory import schemas
-from app.directory import service as directory_service
+from app.directory import practice_service, practitioner_service, schemas, territory_service
 from app.directory.models import Practice, Practitioner
 from app.errors import Conflict, ValidationFailed
 from app.security import ADMIN, COORDINATOR
@@ -75,7 +74,7 @@ def _practice_data(form: Form, territory_id: str) -> dict[str, Any]:
 
 
 async def _territory_options(session: AsyncSession, user: WebUser) -> list[tuple[str, str]]:
-    territories, _ = await directory_service.list_territories(
+    territories, _ = await territory_service.list_territories(
         session, user.caller, cursor=None, limit=500
     )
     return [(str(t.id), t.name) for t in territories]
@@ -111,7 +110,7 @@ async def create_practice(
     body, errors = parse(schemas.PracticeIn, _practice_data(form, territory_id))
     if body is not None:
         try:
-            practice = await directory_service.create_practice(session, user.caller, body)
+            practice = await practice_service.create_practice(session, user.caller, body)
         except ValidationFailed as exc:
             await session.rollback()
             errors = service_errors(exc)
@@ -130,7 +129,7 @@ async def practice_page(
     request: Request, session: SessionDep, user: UserDep, practice_id: uuid.UUID
 ) -> Response:
     require_role(user, *COORDINATORS)
-    practice = await directory_service.get_practice(session, user.caller, practice_id)
+    practice = await practice_service.get_practice(session, user.caller, practice_id)
     return await _practice_form(request, session, user, practice, _practice_values(practice))
 
 
@@ -142,19 +141,19 @@ async def update_practice(
     an error, not 'unchanged'); only what changed is sent to the service, and a blank
     optional field is cleared."""
     require_role(user, *COORDINATORS)
-    practice = await directory_service.get_practice(session, user.caller, practice_id)
+    practice = await practice_service.get_practice(session, user.caller, practice_id)
     body, errors = parse(schemas.PracticeIn, _practice_data(form, str(practice.territory_id)))
     if body is not None:
         wanted = body.model_dump(include=set(PRACTICE_FIELDS))
         changed = {k: v for k, v in wanted.items() if getattr(practice, k) != v}
         try:
-            await directory_service.update_practice(
+            await practice_service.update_practice(
                 session, user.caller, practice.id, schemas.PracticePatch(**changed)
             )
         except ValidationFailed as exc:
             await session.rollback()
             errors = service_errors(exc)
-            practice = await directory_service.get_practice(session, user.caller, practice_id)
+            practice = await practice_service.get_practice(session, user.caller, practice_id)
         else:
             return done(request, f"/coordination/annuaire#cabinet-{practice.id}",
                         f"Cabinet « {practice.name} » enregistré.")  # fmt: skip
@@ -180,7 +179,7 @@ async def _practitioner_form(
     errors: dict[str, str] | None = None,
     status: int = 200,
 ) -> Response:
-    practices, _ = await directory_service.list_practices(
+    practices, _ = await practice_service.list_practices(
         session, user.caller, territory_id=practitioner.territory_id, commune_insee=None,
         name=None, cursor=None, limit=500,
     )  # fmt: skip
@@ -194,7 +193,9 @@ async def practitioner_page(
     request: Request, session: SessionDep, user: UserDep, practitioner_id: uuid.UUID
 ) -> Response:
     require_role(user, *COORDINATORS)
-    practitioner = await directory_service.get_practitioner(session, user.caller, practitioner_id)
+    practitioner = await practitioner_service.get_practitioner(
+        session, user.caller, practitioner_id
+    )
     return await _practitioner_form(
         request, session, user, practitioner, _practitioner_values(practitioner)
     )
@@ -211,7 +212,9 @@ async def update_practitioner(
     """Checked as PractitionerIn (every required field present); only the changes are sent
     to the service, so an unchanged MT capacity records no capacity event."""
     require_role(user, *COORDINATORS)
-    practitioner = await directory_service.get_practitioner(session, user.caller, practitioner_id)
+    practitioner = await practitioner_service.get_practitioner(
+        session, user.caller, practitioner_id
+    )
     data = nested(form, *PRACTITIONER_FIELDS)
     data["accepts_overbooking"] = form.get("accepts_overbooking") == "true"
     data["overbooking_modalities"] = _checked_modalities(form)
@@ -223,7 +226,7 @@ async def update_practitioner(
         )
         changed = {k: v for k, v in wanted.items() if getattr(practitioner, k) != v}
         try:
-            await directory_service.update_practitioner(
+            await practitioner_service.update_practitioner(
                 session, user.caller, practitioner.id, schemas.PractitionerPatch(**changed)
             )
         except Conflict:
@@ -236,7 +239,7 @@ async def update_practitioner(
             return done(request, f"/coordination/annuaire#gp-{practitioner.id}",
                         f"Dr {body.given_name} {body.family_name} enregistré(e).")  # fmt: skip
     if errors and body is not None:  # the rollback expired the GP: read it again
-        practitioner = await directory_service.get_practitioner(
+        practitioner = await practitioner_service.get_practitioner(
             session, user.caller, practitioner_id
         )
     values = form.values()

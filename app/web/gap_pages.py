@@ -15,7 +15,7 @@ from starlette.responses import Response
 
 from app import csv_safety
 from app.api.deps import SessionDep
-from app.directory.service import communes
+from app.directory.practice_service import communes
 from app.security import COORDINATOR
 from app.unmet_demand import figures, queries
 from app.unmet_demand.queries import GapMap

@@ -13,7 +13,7 @@ from starlette.responses import Response
 
 from app.activity.audit import log_shown
 from app.api.deps import SessionDep
-from app.directory.service import territory_zones
+from app.directory.territory_service import territory_zones
 from app.errors import Conflict, ValidationFailed
 from app.medecin_traitant import schemas, service
 from app.security import PRACTICE

@@ -20,14 +20,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response
 
 from app.api.deps import SessionDep
-from app.directory.service import (
-    Commune,
-    communes,
-    get_practitioner,
-    list_practices,
-    list_practitioners,
-    territory_zones,
-)
+from app.directory.practice_service import Commune, communes, list_practices
+from app.directory.practitioner_service import get_practitioner, list_practitioners
+from app.directory.territory_service import territory_zones
 from app.errors import AppError, Conflict, NotFound, SlotUnavailable, ValidationFailed
 from app.idempotency import idempotent
 from app.scheduling import booking_service, service

@@ -1,27 +1,21 @@
 """Rendering of the web pages: the Jinja2 environment, French labels and dates in the
-territory's zone, security headers, and the HTML form of an error (called by app.errors)."""
+territory's zone, security headers."""
 
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta, tzinfo
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from babel.dates import format_date, format_datetime, format_time
 from jinja2 import Environment, FileSystemLoader, select_autoescape
-from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.responses import HTMLResponse, RedirectResponse
 
 from app.web.french import count_of, phone_display, zone_name
 
-if TYPE_CHECKING:
-    from starlette.requests import Request
-
-    from app.errors import AppError
-
 LOCALE = "fr_FR"
-# The paths served as HTML pages: their errors are pages too (see app.errors.render).
+# The paths served as HTML pages: their errors are pages too (see app.web.error_pages).
 WEB_PREFIXES = (
     "/connexion",
     "/deconnexion",
@@ -248,53 +242,3 @@ def page(name: str, status: int = 200, **context: Any) -> HTMLResponse:
 def redirect(url: str) -> RedirectResponse:
     """POST-redirect-GET: 303 to a path of this site."""
     return RedirectResponse(url, status_code=303, headers=SECURITY_HEADERS)
-
-
-_ERROR_TITLES = {
-    400: "Demande incorrecte",
-    403: "Accès refusé",
-    404: "Page introuvable",
-    405: "Action impossible",
-    409: "Action impossible dans l'état actuel",
-    413: "Envoi trop volumineux",
-    422: "Adresse ou formulaire invalide",
-    429: "Trop de demandes",
-    503: "Service momentanément indisponible",
-}
-_ERROR_TEXTS = {
-    403: "Votre accès ne permet pas cette action. Si vous pensez que c'est une erreur, "
-    "contactez la coordination de votre CPTS.",
-    404: "Cette page n'existe pas, ou elle n'est pas accessible avec votre accès.",
-    409: "L'action n'a pas été faite : la situation a changé entre-temps. Rechargez la page.",
-    422: "Un paramètre de l'adresse ou du formulaire n'est pas valide.",
-    429: "Vous avez fait beaucoup de demandes en peu de temps : patientez quelques secondes.",
-    503: "Rien n'a été enregistré ; réessayez dans un instant.",
-}
-
-
-def error_page(request: Request, error: AppError) -> Response:
-    """The page form of an error: a sign-in for a missing session, else a French message."""
-    if error.status == 401:
-        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-        return redirect(f"/connexion?next={quote(target)}")
-    from app.web.auth import read_session  # the header's sign-out form needs the session
-
-    web_session = read_session(request)
-    status = error.status
-    title = _ERROR_TITLES.get(status, "Erreur")
-    message = error.extra.get("page_message") or _ERROR_TEXTS.get(
-        status, "Une erreur inattendue s'est produite ; elle a été enregistrée."
-    )
-    response = page(
-        "message.html",
-        status,
-        web_session=web_session,
-        role=web_session.menu_role if web_session else None,
-        title=title,
-        message=message,
-        detail=error.detail if status in (409, 422) else None,
-        agenda=request.url.path.startswith("/agenda"),
-    )
-    if error.headers:
-        response.headers.update(error.headers)
-    return response

@@ -22,9 +22,10 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings, get_settings
+from app.directory.callers import authenticate, caller_from_key
 from app.directory.models import ApiKey, EndedWebSession
 from app.errors import Unauthorized
-from app.security import Caller, authenticate, caller_from_key
+from app.security import Caller
 
 COOKIE = "creneau_session"
 
