@@ -88,7 +88,7 @@ async def test_a_name_shared_by_several_communes_lists_them(session: AsyncSessio
 
 
 async def test_the_callers_departement_comes_first(session: AsyncSession) -> None:
-    found = await communes.resolve(session, "Saint-Georges", prefer={"15"})
+    found = await communes.resolve(session, "Saint-Georges", prefer={"15014"})
     assert found.communes[0].departement == "15"
 
 

@@ -73,12 +73,15 @@ def _by_code(code: str) -> Select[CommuneRecord]:
 async def _ranked(
     session: AsyncSession, stmt: Select[CommuneRecord], prefer: Collection[str]
 ) -> list[Commune]:
-    """The candidates: the caller's own communes first (`prefer`, INSEE codes or département
-    codes), then the most populated."""
-    rank = [
-        CommuneRecord.insee.in_(prefer).desc(),
-        CommuneRecord.departement.in_(prefer).desc(),
-    ] if prefer else []  # fmt: skip
+    """The candidates: the caller's own communes first (`prefer`: INSEE codes), then those of
+    their départements, then the most populated."""
+    rank = []
+    if prefer:
+        theirs = select(CommuneRecord.departement).where(CommuneRecord.insee.in_(prefer))
+        rank = [
+            CommuneRecord.insee.in_(prefer).desc(),
+            CommuneRecord.departement.in_(theirs).desc(),
+        ]
     rows = await session.scalars(
         stmt.order_by(
             *rank,

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.activity.service import record
 from app.directory import schemas
+from app.directory.communes import names as referential_names
 from app.directory.models import ApiKey, Practice, Practitioner, Regulator, Territory
 from app.directory.models import regulator_territory as link
 from app.errors import Conflict, Forbidden, NotFound, ValidationFailed
@@ -331,12 +332,18 @@ async def commune_centre(session: AsyncSession, insee: str) -> tuple[float, floa
 
 async def communes(session: AsyncSession, caller: Caller) -> list[Commune]:
     """The communes of the practices the caller can see, by name."""
-    rows = await session.execute(
-        _visible_practices(caller)
-        .with_only_columns(*_commune_columns())
-        .group_by(Practice.commune_insee)
-    )
-    found = [Commune(insee, name, float(lat), float(lon)) for insee, name, lat, lon in rows]
+    rows = (
+        await session.execute(
+            _visible_practices(caller)
+            .with_only_columns(*_commune_columns())
+            .group_by(Practice.commune_insee)
+        )
+    ).all()
+    ref = await referential_names(session, (insee for insee, *_ in rows))  # names from the COG
+    found = [
+        Commune(insee, ref.get(insee, name), float(lat), float(lon))
+        for insee, name, lat, lon in rows
+    ]
     return sorted(found, key=lambda c: (c.name or c.insee).lower())
 
 

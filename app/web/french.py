@@ -38,6 +38,12 @@ def phone_display(value: str | None) -> str:
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
 
 
+def postal_address(address: str, postal_code: str | None, city: str | None) -> str:
+    """An address as a letter carries it: '12 rue X, 15000 Aurillac' (the parts given)."""
+    town = " ".join(part for part in (postal_code, city) if part)
+    return f"{address}, {town}" if town else address
+
+
 def zone_name(zone: str) -> str:
     """A time zone by its place, as in "heure de Paris", "heure de La Réunion"."""
     try:

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response
 
 from app.api.deps import SessionDep
+from app.directory import communes as communes_ref
 from app.directory.service import (
     Commune,
     communes,
@@ -35,6 +36,7 @@ from app.scheduling.booking_schemas import BookingOut, OverbookIn
 from app.security import REGULATOR
 from app.web import unmet_pages
 from app.web.auth import Form, FormDep, UserDep, WebUser, done, require_role, show
+from app.web.commune_search import locate
 from app.web.forms import (
     PATIENT_FIELDS,
     booking_form,
@@ -66,6 +68,8 @@ class Search:
     next_cursor: str | None = None
     searched: bool = False
     origin: str | None = None
+    commune_insee: str | None = None  # the one commune searched around, when it is one
+    choices: list[Any] = field(default_factory=list)  # the communes an ambiguous value means
 
 
 def _point(text: str) -> tuple[float, float] | None:
@@ -106,14 +110,14 @@ async def run_search(
             found.errors["rayon"] = "Autour d'un point, choisissez un rayon en kilomètres."
         found.origin = f"du point {v['point']}"
     elif v["commune"]:
-        commune = known.get(v["commune"])
-        if commune is None:
-            found.errors["commune"] = "Commune inconnue du territoire."
-        else:
-            near = (commune.lat, commune.lon)
-            found.origin = f"du centre de {commune.name or commune.insee}"
-            if v["rayon"] == "commune":
-                commune_insee = commune.insee
+        place = await locate(session, v["commune"], known, commune_only=v["rayon"] == "commune")
+        v["commune"], found.choices, near = place.shown, place.choices, place.near
+        found.origin, found.commune_insee = place.origin, place.insee
+        if place.error is not None:
+            found.errors["commune"] = place.error
+        elif v["rayon"] == "commune":
+            commune_insee = place.insee
+            found.origin = found.origin if near is not None else None  # no distance then
     if v["rayon"] not in dict(RADII):
         found.errors["rayon"] = "Choisissez un des rayons proposés."
     elif v["rayon"] != "commune" and near is not None:
@@ -149,6 +153,16 @@ def booking_values(form: Form | None) -> dict[str, str]:
     return values
 
 
+async def _commune_names(
+    session: AsyncSession, known: dict[str, Commune], search: Search
+) -> dict[str, str]:
+    """INSEE code → name: the caller's communes, and the one searched if it has none."""
+    names = {c.insee: c.name or c.insee for c in known.values()}
+    if search.commune_insee is not None and search.commune_insee not in names:
+        names.update(await communes_ref.names(session, [search.commune_insee]))
+    return names
+
+
 async def _search_page(
     request: Request,
     session: AsyncSession,
@@ -167,7 +181,9 @@ async def _search_page(
     found_nothing = search.searched and not search.results
     if count_empty and found_nothing and cursor is None:  # unmet demand, counted apart
         v = search.values
-        await unmet_pages.count_empty_search(session, user, v["commune"], v["point"], v["modalite"])
+        await unmet_pages.count_empty_search(
+            session, user, search.commune_insee, v["point"], v["modalite"]
+        )
     errors = errors or {}
     first_error = next(iter(errors), None)
     return show(
@@ -176,7 +192,7 @@ async def _search_page(
         "regulation.html",
         status,
         search=search,
-        commune_names={c.insee: c.name or c.insee for c in known.values()},
+        commune_names=await _commune_names(session, known, search),
         radii=RADII,
         booking=booking or booking_values(None),
         errors=errors,
@@ -187,7 +203,9 @@ async def _search_page(
         taken=taken,
         cursor=cursor,
         # Record an unmet request from this search (app/web/unmet_pages.py).
-        unmet=unmet_pages.unmet_form(search.values, found_nothing),
+        unmet=unmet_pages.unmet_form(
+            {**search.values, "commune": search.commune_insee or ""}, found_nothing
+        ),
         unmet_errors={},
         unmet_focus=found_nothing,
         reasons=unmet_pages.REASONS,
