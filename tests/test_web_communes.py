@@ -118,3 +118,61 @@ async def test_the_api_booking_carries_the_practice_postal_code_and_town(client,
     practice = r.json()["practice"]
     assert practice["address"] == "2 place de l'Hôtel de Ville"
     assert (practice["postal_code"], practice["city"]) == ("15000", "Aurillac")
+
+
+async def test_the_coordinator_registers_a_patient_by_commune_names(client, territory, session):
+    await sign_in(client, territory.coordinator, "/coordination")
+    form = await client.get("/coordination/mt/nouvelle")
+    data = {"csrf": csrf_of(form.text), "jeton": field_value(form.text, "jeton"),
+            "source": "hotline", **PATIENT, "patient.commune_insee": "Arpajon sur Cere",
+            "preferences.communes_insee": "Aurillac, St-Flour"}  # fmt: skip
+    r = await client.post("/coordination/mt/nouvelle", data=data)
+    assert r.status_code == 303, r.text
+    page = unescape((await client.get(r.headers["location"])).text)
+    assert "<dt>Commune</dt><dd>Arpajon-sur-Cère (15012)</dd>" in page
+    assert "Aurillac (15014), Saint-Flour (15187)" in page
+
+
+async def test_the_coordinator_chooses_among_the_communes_of_a_postal_code(client, territory):
+    await sign_in(client, territory.coordinator, "/coordination")
+    form = await client.get("/coordination/mt/nouvelle")
+    data = {"csrf": csrf_of(form.text), "jeton": field_value(form.text, "jeton"),
+            "source": "hotline", **PATIENT, "patient.commune_insee": "15000",
+            "preferences.communes_insee": "Saint-Georges, Zzyzx"}  # fmt: skip
+    r = await client.post("/coordination/mt/nouvelle", data=data)
+    assert r.status_code == 422
+    html = unescape(r.text)
+    assert 'name="patient.commune_insee.choix" value="15267"' in html  # Ytrac, to choose
+    assert "« Saint-Georges » désigne plusieurs communes (précisez : Saint-Georges (15100))" in html
+    assert "« Zzyzx » est introuvable." in html
+    chosen = {**data, "patient.commune_insee.choix": "15267", "preferences.communes_insee": ""}
+    r = await client.post("/coordination/mt/nouvelle", data=chosen)
+    assert r.status_code == 303, r.text
+    assert "Ytrac (15267)" in unescape((await client.get(r.headers["location"])).text)
+
+
+async def test_the_booking_form_takes_the_patient_commune_by_name(client, territory):
+    slot = await add_slot(client, territory, territory.practitioner_id, 3)
+    await sign_in(client, territory.regulator, "/regulation")
+    html = await search(client, "commune=Aurillac&rayon=30")
+    data = {"csrf": csrf_of(html), "jeton": field_value(html, "jeton"), "slot_id": slot,
+            "commune": "Aurillac", "rayon": "30", **PATIENT,
+            "patient.commune_insee": "15000"}  # fmt: skip
+    r = await client.post("/regulation/reserver", data=data)
+    assert r.status_code == 422
+    assert "Plusieurs communes correspondent (Aurillac (15000) ; Ytrac (15000))" in unescape(r.text)
+    r = await client.post("/regulation/reserver", data={**data, "patient.commune_insee": "Ytrac"})
+    assert r.status_code == 303, r.text
+    page = unescape((await client.get(r.headers["location"])).text)
+    assert "<dt>Commune</dt><dd>Ytrac (15267)</dd>" in page
+
+
+async def test_the_practice_form_takes_a_commune_name(client, territory):
+    await sign_in(client, territory.coordinator, "/coordination")
+    form = await client.get("/coordination/annuaire/cabinets/nouveau")
+    data = {"csrf": csrf_of(form.text), "name": "Cabinet du Lac", "address": "1 rue du Lac",
+            "commune_insee": "saint flour", "lat": "45.03", "lon": "3.09"}  # fmt: skip
+    r = await client.post("/coordination/annuaire/cabinets", data=data)
+    assert r.status_code == 303, r.text
+    practices = await client.get("/v1/practices?commune_insee=15187", headers=territory.coordinator)
+    assert [p["name"] for p in practices.json()["items"]] == ["Cabinet du Lac"]

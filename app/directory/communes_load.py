@@ -10,6 +10,7 @@ import csv
 import gzip
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 from sqlalchemy import exists, select, text
@@ -94,3 +95,10 @@ async def ensure_loaded(session: AsyncSession) -> Loaded | None:
     if await session.scalar(select(exists().select_from(CommuneRecord))):
         return None
     return await load(session)
+
+
+@cache
+def vendored_names() -> dict[str, str]:
+    """INSEE code → name from the vendored file (the table's source), for the templates that
+    show a code without a database session at hand (read once per process, ~35,000 names)."""
+    return {insee: name for insee, name, *_ in read()}

@@ -36,6 +36,7 @@ from app.scheduling.booking_schemas import BookingOut, OverbookIn
 from app.security import REGULATOR
 from app.web import unmet_pages
 from app.web.auth import Form, FormDep, UserDep, WebUser, done, require_role, show
+from app.web.commune_field import caller_communes, read_communes
 from app.web.commune_search import locate
 from app.web.forms import (
     PATIENT_FIELDS,
@@ -255,7 +256,10 @@ async def book_from_form(
     idempotent on the form's one-time token. A booking `refused` for the slot (taken, gone,
     not bookable by the caller) shows `page` again with why and the patient kept."""
     criteria = {name: form.get(name) for name in SEARCH_FIELDS}
-    body, errors, token = booking_form(form)
+    mine = await caller_communes(session, user.caller)
+    typed = await read_communes(session, form, ["patient.commune_insee"], mine, with_list=False)
+    body, errors, token = booking_form(typed.form)
+    errors.update(typed.errors)
     if body is None or errors:
         return await page(
             request, session, user, criteria, booking=form.values(), errors=errors, status=422
@@ -400,8 +404,10 @@ async def overbook(request: Request, session: SessionDep, user: UserDep, form: F
     form's one-time token like a slot booking."""
     require_role(user, REGULATOR)
     values = form.values()
-    data = nested(form, "practitioner_id", "modality", "sas_case_ref", "reason", "visit_address",
-                  *PATIENT_FIELDS)  # fmt: skip
+    mine = await caller_communes(session, user.caller)
+    typed = await read_communes(session, form, ["patient.commune_insee"], mine, with_list=False)
+    data = nested(typed.form, "practitioner_id", "modality", "sas_case_ref", "reason",
+                  "visit_address", *PATIENT_FIELDS)  # fmt: skip
     gp = None
     with contextlib.suppress(ValueError, NotFound):  # the model says what is wrong with it
         gp = await get_practitioner(session, user.caller, uuid.UUID(form.get("practitioner_id")))
@@ -410,6 +416,7 @@ async def overbook(request: Request, session: SessionDep, user: UserDep, form: F
                       if gp else "Europe/Paris")  # fmt: skip
         data["start"] = local_datetime(form.get("start"), tz)
     body, errors = parse(OverbookIn, data)
+    errors.update(typed.errors)
     if "practitioner_id" in errors:
         errors["practitioner_id"] = "Choisissez un médecin dans la liste."
     if not re.fullmatch(r"[0-9a-f-]{36}", form.get("jeton")):
