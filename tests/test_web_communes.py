@@ -176,3 +176,32 @@ async def test_the_practice_form_takes_a_commune_name(client, territory):
     assert r.status_code == 303, r.text
     practices = await client.get("/v1/practices?commune_insee=15187", headers=territory.coordinator)
     assert [p["name"] for p in practices.json()["items"]] == ["Cabinet du Lac"]
+
+
+async def test_an_unmet_request_after_a_search_by_name_keeps_its_commune(
+    client, territory, session
+):
+    from tests.test_web_unmet import form_data, unmet
+
+    await sign_in(client, territory.regulator, "/regulation")
+    html = await search(client, "commune=Aurillac&rayon=30")  # nothing published: empty
+    assert '<option value="15014" selected>Aurillac</option>' in html
+    r = await client.post("/regulation/carence", data=form_data(html))
+    assert r.status_code == 303, r.text
+    [declared] = await unmet(session, "declared")
+    assert declared.commune_insee == "15014"
+    [empty] = await unmet(session, "empty_search")
+    assert empty.commune_insee == "15014"
+
+
+async def test_the_unmet_page_takes_a_commune_name(client, territory, session):
+    from tests.test_web_unmet import unmet
+
+    await sign_in(client, territory.regulator, "/regulation")
+    html = (await client.get("/regulation/carence")).text
+    data = {"csrf": csrf_of(html), "jeton": field_value(html, "jeton"), "commune": "aurillac",
+            "motif": "no_slot", "delai": "48"}  # fmt: skip
+    r = await client.post("/regulation/carence", data=data)
+    assert r.status_code == 303, r.text
+    [declared] = await unmet(session, "declared")
+    assert declared.commune_insee == "15014"
