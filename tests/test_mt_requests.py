@@ -326,9 +326,7 @@ async def test_events_carry_no_patient_data(client, territory, session):
     assert p["family_name"] not in str(events[0].data)
 
 
-async def test_a_commune_without_practices_is_placed_by_its_postal_code(
-    client, territory, admin
-):
+async def test_a_commune_without_practices_is_placed_by_its_postal_code(client, territory, admin):
     r = await client.patch(
         f"/v1/practices/{territory.practice_id}", json={"postal_code": "15000"}, headers=admin
     )
