@@ -114,3 +114,12 @@ async def test_nothing_matches_an_unknown_value(session: AsyncSession) -> None:
     assert (await communes.resolve(session, "Zzyzx")).communes == []
     assert (await communes.resolve(session, "99999")).communes == []
     assert (await communes.resolve(session, " - ")).communes == []
+
+
+async def test_the_demo_communes_agree_with_the_referential(session: AsyncSession) -> None:
+    from app.demo import COMMUNES
+
+    for insee, demo in COMMUNES.items():
+        found = await communes.get(session, insee)
+        assert found is not None and found.name == demo.name, insee
+        assert demo.postal_code in found.postal_codes, insee
