@@ -298,6 +298,7 @@ async def _overbook_gps(session: AsyncSession, user: WebUser) -> list[tuple[str,
         cursor=None, limit=1000,
     )  # fmt: skip
     by_id = {p.id: p for p in practices}
+    towns = await communes_ref.names(session, {p.commune_insee for p in practices})
     accepting = sorted(
         (p for p in gps if p.accepts_overbooking),
         key=lambda p: (collation_key(p.family_name), collation_key(p.given_name)),
@@ -307,7 +308,7 @@ async def _overbook_gps(session: AsyncSession, user: WebUser) -> list[tuple[str,
         practice = by_id.get(p.practice_id)
         where = ""
         if practice is not None:
-            town = practice.city or practice.commune_insee
+            town = practice.city or towns.get(practice.commune_insee, practice.commune_insee)
             where = f", {practice.name} ({town})"
         options.append(
             (
