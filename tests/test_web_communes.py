@@ -205,3 +205,13 @@ async def test_the_unmet_page_takes_a_commune_name(client, territory, session):
     assert r.status_code == 303, r.text
     [declared] = await unmet(session, "declared")
     assert declared.commune_insee == "15014"
+
+
+async def test_an_empty_search_by_postal_code_counts_at_its_centre(client, territory, session):
+    from tests.test_web_unmet import unmet
+
+    await sign_in(client, territory.regulator, "/regulation")
+    html = unescape(await search(client, "commune=15000&rayon=30"))  # nothing published
+    assert "0 créneau disponible" in html
+    [empty] = await unmet(session, "empty_search")
+    assert empty.commune_insee == "15014"  # the commune of the nearest practice

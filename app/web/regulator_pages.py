@@ -70,6 +70,7 @@ class Search:
     searched: bool = False
     origin: str | None = None
     commune_insee: str | None = None  # the one commune searched around, when it is one
+    centre: tuple[float, float] | None = None  # where a commune or a postal code is
     choices: list[Any] = field(default_factory=list)  # the communes an ambiguous value means
 
 
@@ -92,9 +93,10 @@ async def run_search(
     *,
     bookable_only: bool = False,
 ) -> Search:
-    """Criteria to the API's search: a commune (its centre, as the directory places it) or a
-    point, a radius (or the commune only) and a modality. `bookable_only`: only the slots the
-    caller may book itself (the CPTS's page: its own and public slots, not the SAS's)."""
+    """Criteria to the API's search: a commune typed by name, postal code or INSEE code
+    (app/web/commune_search.py: its centre, as the directory places it) or a point, a radius
+    (or the commune only) and a modality. `bookable_only`: only the slots the caller may book
+    itself (the CPTS's page: its own and public slots, not the SAS's)."""
     found = Search(values={k: values.get(k, "") for k in SEARCH_FIELDS})
     found.values["rayon"] = found.values["rayon"] or DEFAULT_RADIUS
     v = found.values
@@ -113,7 +115,7 @@ async def run_search(
     elif v["commune"]:
         place = await locate(session, v["commune"], known, commune_only=v["rayon"] == "commune")
         v["commune"], found.choices, near = place.shown, place.choices, place.near
-        found.origin, found.commune_insee = place.origin, place.insee
+        found.origin, found.commune_insee, found.centre = place.origin, place.insee, near
         if place.error is not None:
             found.errors["commune"] = place.error
         elif v["rayon"] == "commune":
@@ -182,8 +184,11 @@ async def _search_page(
     found_nothing = search.searched and not search.results
     if count_empty and found_nothing and cursor is None:  # unmet demand, counted apart
         v = search.values
+        point = v["point"]
+        if not point and search.commune_insee is None and search.centre is not None:
+            point = "{}, {}".format(*search.centre)  # a postal code: counted at its centre
         await unmet_pages.count_empty_search(
-            session, user, search.commune_insee, v["point"], v["modalite"]
+            session, user, search.commune_insee, point, v["modalite"]
         )
     errors = errors or {}
     first_error = next(iter(errors), None)
