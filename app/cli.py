@@ -23,10 +23,24 @@ T = TypeVar("T")
 
 
 def _database() -> str:
-    """Resolve the database (starting the embedded one if needed) and bring it to head."""
+    """Resolve the database (starting the embedded one if needed), bring it to head and load
+    the referential of communes into a new one."""
     url = resolve_database_url()
     upgrade_to_head(url)
+    asyncio.run(_ensure_communes(url))
     return url
+
+
+async def _ensure_communes(url: str) -> None:
+    from app.directory.communes_load import ensure_loaded
+
+    engine = make_engine(url, pool_size=1, max_overflow=0)
+    try:
+        async with make_sessionmaker(engine)() as session:
+            await ensure_loaded(session)
+            await session.commit()
+    finally:
+        await engine.dispose()
 
 
 def _in_session(fn: Callable[[AsyncSession], Awaitable[T]]) -> T:
@@ -107,6 +121,45 @@ def migrate() -> None:
     configure_logging(get_settings().log_level, "text")
     _database()
     typer.echo("database is at the latest migration")
+
+
+communes_app = typer.Typer(help="The referential of French communes (app/directory/data).")
+app.add_typer(communes_app, name="communes")
+
+
+@communes_app.command("load")
+def load_communes(
+    path: Annotated[
+        Path | None, typer.Option(help="A communes.csv.gz built by scripts/update_communes.py")
+    ] = None,
+) -> None:
+    """Load the vendored referential into the `commune` table (idempotent: an upsert, and the
+    communes the file no longer has removed)."""
+    import time
+
+    from app.directory import communes_load
+
+    configure_logging("WARNING", "text")
+    source = path or communes_load.FILE
+    total = sum(1 for _ in communes_load.read(source))
+
+    async def run(session: AsyncSession) -> communes_load.Loaded:
+        with typer.progressbar(length=total, label="Loading communes", file=sys.stderr) as bar:
+            done = 0
+
+            def advance(count: int) -> None:
+                nonlocal done
+                bar.update(count - done)
+                done = count
+
+            return await communes_load.load(session, source, progress=advance)
+
+    started = time.perf_counter()
+    loaded = _in_session(run)
+    typer.echo(
+        f"{loaded.source}: {loaded.rows} communes, {loaded.changed} added or changed, "
+        f"{loaded.removed} removed, in {time.perf_counter() - started:.1f} s"
+    )
 
 
 @app.command("create-key")

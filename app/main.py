@@ -41,6 +41,7 @@ from app.api_docs import install_api_docs
 from app.caller_cache import CallerCache, listen
 from app.config import Settings, get_settings
 from app.db import make_engine, make_sessionmaker, resolve_database_url
+from app.directory.communes_load import ensure_loaded
 from app.errors import PROBLEM_JSON, PROBLEM_RESPONSES, install_error_handlers
 from app.jobs import build_scheduler
 from app.logging_setup import configure_logging
@@ -117,6 +118,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await asyncio.to_thread(upgrade_to_head, url)
         engine = make_engine(url, settings)
         app.state.sessionmaker = make_sessionmaker(engine)
+        async with app.state.sessionmaker() as session:  # a new database: its communes
+            await ensure_loaded(session)
+            await session.commit()
     # Webhook URLs are the clients': every connection goes through the outbound guard.
     app.state.http = guarded_client(
         lambda: get_settings().webhook_allow_insecure_urls,

@@ -16,9 +16,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, a
 
 from app.clock import FrozenClock, frozen_at
 from app.config import Settings
-from app.db import make_engine
+from app.db import make_engine, make_sessionmaker
 from app.directory import key_service, practice_service, practitioner_service, territory_service
 from app.directory import schemas as dir_schemas
+from app.directory.communes_load import ensure_loaded
 from app.directory.models import Practitioner
 from app.main import create_app
 from app.migrate import upgrade_to_head
@@ -45,6 +46,9 @@ async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
     # Migrations from an empty database: the same path production takes.
     await asyncio.to_thread(upgrade_to_head, database_url)
     engine = make_engine(database_url, pool_size=5, max_overflow=20)
+    async with make_sessionmaker(engine)() as session:  # the referential of communes
+        await ensure_loaded(session)
+        await session.commit()
     yield engine
     await engine.dispose()
     await drop_database(database_url)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import httpx
 import pytest
 from axe_playwright_python.async_playwright import Axe
+from playwright.async_api import expect
 
 from tests.conftest import Territory, practitioner_body
 from tests.test_browser_dashboard import browser, served  # noqa: F401 - fixtures
@@ -113,6 +114,27 @@ async def test_practice_pages_pass_the_audit(served, browser, with_slots, client
 async def test_regulator_pages_pass_the_audit(served, browser, with_slots):  # noqa: F811
     page = await signed_in_page(browser, served, with_slots.regulator)
     found = await audit(page, served, ["/regulation", "/regulation/surnumeraire", "/rendez-vous"])
+    assert found == []
+
+
+async def test_commune_choices_pass_the_audit(served, browser, with_slots):  # noqa: F811
+    page = await signed_in_page(browser, served, with_slots.regulator)
+    paths = ["/regulation?commune=Saint-Georges&rayon=30", "/regulation?commune=15000&rayon=30"]
+    paths += ["/regulation?commune=Zzyzx&rayon=30", "/regulation?commune=15000&rayon=commune"]
+    found = await audit(page, served, paths)
+    public = await (await browser.new_context()).new_page()
+    await public.goto(f"{served}/medecin-traitant/{with_slots.id}")
+    await public.get_by_label("Nom", exact=True).fill("Lemoine")
+    await public.get_by_label("Prénom").fill("Jeanne")
+    await public.get_by_label("Date de naissance").fill("1948-05-02")
+    await public.get_by_label("Téléphone").fill("06 12 34 56 78")
+    await public.get_by_label("Commune du patient").fill("15000")
+    await public.locator("#consentement").check()
+    await public.get_by_role("button", name="Envoyer la demande").click()
+    await public.wait_for_load_state()
+    ytrac = public.get_by_role("radio", name="Ytrac — 15000, 15130, département 15")
+    await expect(ytrac).to_be_visible()
+    found += await serious_violations(public)
     assert found == []
 
 

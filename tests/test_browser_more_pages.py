@@ -30,7 +30,7 @@ async def test_coordinator_directory_keys_and_registration_pages(served, browser
     await shot(page, "coordinator-practice-errors")
     await page.get_by_label("Nom du cabinet").fill("Cabinet du Lioran")
     await page.get_by_label("Adresse", exact=True).fill("2 place de la Gare")
-    await page.get_by_label("Commune, code INSEE").fill("15102")
+    await page.get_by_label("Commune", exact=True).fill("15102")
     await page.get_by_label("Latitude").fill("45,0849")
     await page.get_by_label("Longitude").fill("2.7381")
     await page.get_by_role("button", name="Ajouter le cabinet").click()

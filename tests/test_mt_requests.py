@@ -324,3 +324,18 @@ async def test_events_carry_no_patient_data(client, territory, session):
     ).all()
     assert [e.type for e in events] == ["mt.registered"]
     assert p["family_name"] not in str(events[0].data)
+
+
+async def test_a_commune_without_practices_is_placed_by_its_postal_code(client, territory, admin):
+    r = await client.patch(
+        f"/v1/practices/{territory.practice_id}", json={"postal_code": "15000"}, headers=admin
+    )
+    assert r.status_code == 200, r.text
+    gp = await gp_with_capacity(client, territory)
+    # Ytrac (15267) has no practice; its postal codes 15000 and 15130 have Aurillac's.
+    rid = (await register(client, territory, patient=patient(commune_insee="15267"))).json()["id"]
+    cands = (
+        await client.get(f"/v1/mt-requests/{rid}/candidates", headers=territory.coordinator)
+    ).json()
+    assert [c["practitioner"]["id"] for c in cands] == [gp]
+    assert cands[0]["distance_km"] == 0

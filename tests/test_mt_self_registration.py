@@ -98,17 +98,25 @@ async def test_each_invalid_field_is_named_in_the_summary(client, territory, ses
     assert await requests_of(session, territory) == []
 
 
-async def test_a_postal_code_of_the_territorys_practices_names_the_commune(
-    client, territory, admin, session
-):
-    r = await client.patch(
-        f"/v1/practices/{territory.practice_id}", json={"postal_code": "15000"}, headers=admin
-    )
-    assert r.status_code == 200, r.text
-    r = await client.post(f"/medecin-traitant/{territory.id}", data=form(commune="15000"))
+async def test_a_commune_name_is_accepted(client, territory, session):
+    r = await client.post(f"/medecin-traitant/{territory.id}", data=form(commune="st flour"))
     assert r.status_code == 200, r.text
     [request] = await requests_of(session, territory)
-    assert request.patient_commune_insee == "15014"
+    assert request.patient_commune_insee == "15187"
+
+
+async def test_a_postal_code_of_several_communes_asks_which(client, territory, session):
+    r = await client.post(f"/medecin-traitant/{territory.id}", data=form(commune="15000"))
+    assert r.status_code == 422
+    text = unescape(r.text)
+    assert "Commune : Plusieurs communes correspondent : choisissez la bonne dans la liste." in text
+    assert 'name="commune.choix" value="15014"' in text and "Ytrac — 15000, 15130" in text
+    assert await requests_of(session, territory) == []
+    chosen = form(commune="15000", **{"commune.choix": "15267"})
+    r = await client.post(f"/medecin-traitant/{territory.id}", data=chosen)
+    assert r.status_code == 200, r.text
+    [request] = await requests_of(session, territory)
+    assert request.patient_commune_insee == "15267"
 
 
 async def test_the_honeypot_answers_like_a_registration_and_keeps_nothing(

@@ -49,7 +49,7 @@ async def test_coordinator_creates_a_practice(client, territory, session):
     assert r.status_code == 422
     text = unescape(r.text)
     assert 'id="name-error"' in r.text and "Ce champ est obligatoire." in text
-    assert "Code INSEE invalide : 5 caractères, ex. 15014." in text
+    assert "Commune introuvable : indiquez son nom ou son code postal" in text
     assert "Latitude invalide : un nombre entre -90 et 90, ex. 44.9264." in text
     assert "Le SIRET compte 14 chiffres." in text
     assert "Numéro de téléphone français invalide." in text

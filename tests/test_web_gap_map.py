@@ -25,7 +25,7 @@ async def test_the_coordinator_reads_the_gap_map(client, territory):
     assert '<tr><th scope="row">Recherches sans résultat (comptées à part)</th><td>1</td>' in text
     assert text.count('class="chart heatmap"') == 3 and text.count("<caption>") >= 6
     # The commune without any practice, where 1 request went unmet, comes with its gap.
-    assert 'data-label="Commune">15100 (15100)</th>' in text
+    assert 'data-label="Commune">Laveissenet (15100)</th>' in text  # named by the referential
     assert "Aucun créneau</th><td>2</td>" in text  # by reason
 
 

@@ -48,7 +48,7 @@ async def test_regulator_overbooks_then_meets_the_daily_cap(client, territory, s
     await accept_overbooking(client, territory, cap=1)
     await sign_in(client, territory.regulator)
     page = await client.get("/regulation/surnumeraire")
-    assert "Dr Martin Claire, Maison de santé d&#39;Aurillac (15014) — 1 par jour au plus" in (
+    assert "Dr Martin Claire, Maison de santé d&#39;Aurillac (Aurillac) — 1 par jour au plus" in (
         page.text
     )
     day = date(2027, 1, 14)

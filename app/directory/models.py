@@ -186,3 +186,22 @@ class EndedWebSession(Base):
         ForeignKey("api_key.id", ondelete="CASCADE"), index=True
     )
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
+class CommuneRecord(Base):
+    """A French commune of the referential (app/directory/data: INSEE's COG and La Poste's
+    postal codes, loaded by app/directory/communes_load.py). Not tied to any territory."""
+
+    __tablename__ = "commune"
+    __table_args__ = (
+        # Prefix search on the folded name (app/directory/communes.py: name_key).
+        Index("ix_commune_name_key", "name_key", postgresql_ops={"name_key": "text_pattern_ops"}),
+        Index("ix_commune_postal_codes", "postal_codes", postgresql_using="gin"),
+    )
+
+    insee: Mapped[str] = mapped_column(String(5), primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    name_key: Mapped[str] = mapped_column(String(100))
+    departement: Mapped[str] = mapped_column(String(3))
+    postal_codes: Mapped[list[str]] = mapped_column(ARRAY(String(5)))
+    population: Mapped[int | None] = mapped_column(Integer)

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.directory import schemas
 from app.directory.access import DIRECTORY_WRITERS, apply_patch, directory_reader, flush_or_conflict
+from app.directory.communes import names as referential_names
 from app.directory.models import Practice, Practitioner, Territory
 from app.errors import Conflict, NotFound, ValidationFailed
 from app.pagination import fetch_page
@@ -107,24 +108,18 @@ def _commune_columns() -> tuple[Any, ...]:
     )
 
 
-async def commune_centre(session: AsyncSession, insee: str) -> tuple[float, float] | None:
-    """Where a commune is, for distances (MT candidates, slot search by commune)."""
-    row = (
-        await session.execute(
-            select(*_commune_columns())
-            .where(Practice.commune_insee == insee)
-            .group_by(Practice.commune_insee)
-        )
-    ).one_or_none()
-    return (float(row[2]), float(row[3])) if row is not None else None
-
-
 async def communes(session: AsyncSession, caller: Caller) -> list[Commune]:
     """The communes of the practices the caller can see, by name."""
-    rows = await session.execute(
-        visible_practices(caller)
-        .with_only_columns(*_commune_columns())
-        .group_by(Practice.commune_insee)
-    )
-    found = [Commune(insee, name, float(lat), float(lon)) for insee, name, lat, lon in rows]
+    rows = (
+        await session.execute(
+            visible_practices(caller)
+            .with_only_columns(*_commune_columns())
+            .group_by(Practice.commune_insee)
+        )
+    ).all()
+    ref = await referential_names(session, (insee for insee, *_ in rows))  # names from the COG
+    found = [
+        Commune(insee, ref.get(insee, name), float(lat), float(lon))
+        for insee, name, lat, lon in rows
+    ]
     return sorted(found, key=lambda c: (c.name or c.insee).lower())

@@ -72,25 +72,11 @@ async def territories(session: AsyncSession) -> list[Territory]:
     return list((await session.scalars(select(Territory).order_by(Territory.name))).all())
 
 
-async def commune_of(session: AsyncSession, territory_id: uuid.UUID, value: str) -> str | None:
-    """An INSEE code, or a postal code of the territory's practices that names one commune.
-    None when the value is neither (or a postal code of several communes)."""
-    value = value.strip().upper()
-    if re.fullmatch(r"\d{5}", value):
-        communes = (
-            await session.scalars(
-                select(Practice.commune_insee)
-                .where(Practice.territory_id == territory_id, Practice.postal_code == value)
-                .distinct()
-            )
-        ).all()
-        if len(communes) == 1:
-            return communes[0]
-        if len(communes) > 1:
-            return None
-    if re.fullmatch(r"(\d{2}|2A|2B)\d{3}", value):
-        return value
-    return None
+async def territory_communes(session: AsyncSession, territory_id: uuid.UUID) -> list[str]:
+    """The INSEE codes of the territory's practices: offered first when a commune typed on
+    the public form is ambiguous."""
+    stmt = select(Practice.commune_insee).where(Practice.territory_id == territory_id).distinct()
+    return list((await session.scalars(stmt)).all())
 
 
 async def _today_count(session: AsyncSession, territory: Territory) -> int:

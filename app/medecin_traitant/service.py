@@ -18,8 +18,8 @@ from sqlalchemy.orm import aliased
 
 from app.activity.service import record
 from app.config import get_settings
+from app.directory import communes
 from app.directory.models import Practice, Practitioner
-from app.directory.practice_service import commune_centre
 from app.errors import Conflict, NotFound, ValidationFailed
 from app.medecin_traitant import history, schemas
 from app.medecin_traitant.models import MtRequest
@@ -341,7 +341,8 @@ async def candidates(
     session: AsyncSession, caller: Caller, request_id: uuid.UUID, *, limit: int = 50
 ) -> list[schemas.CandidateOut]:
     """GPs of the territory with room left, honouring the patient's preferences, nearest to
-    the patient's commune first (commune position: its practices in the directory), those the
+    the patient's commune first (its position: its practices in the directory, else those of
+    its postal codes), those the
     patient already declined last."""
     caller.require(COORDINATOR, ADMIN)
     view = await get(session, caller, request_id)
@@ -349,7 +350,10 @@ async def candidates(
     remaining = (Practitioner.mt_capacity - attached_count(Practitioner.id)).label("remaining")
     origin = None
     if r.patient_commune_insee:
-        origin = await commune_centre(session, r.patient_commune_insee)
+        # Its practices' position, else that of the practices of its postal codes.
+        commune = await communes.get(session, r.patient_commune_insee)
+        postal_codes = commune.postal_codes if commune is not None else ()
+        origin = await communes.centre(session, [r.patient_commune_insee], postal_codes)
     distance = (great_circle_km(*origin) if origin else null()).label("distance_km")
     stmt = (
         select(Practitioner, Practice, remaining, distance)

@@ -109,7 +109,9 @@ class BookingPractitionerOut(OutModel):
 class BookingPracticeOut(OutModel):
     id: uuid.UUID
     name: str
-    address: str
+    address: str  # the street address; the postal code and the town beside it
+    postal_code: str | None
+    city: str | None
     phone: str | None
 
 

@@ -287,6 +287,8 @@ def _take_statement() -> DriverStatement:
             Practice.id.label("practice_id"),
             Practice.name.label("practice_name"),
             Practice.address,
+            Practice.postal_code,
+            Practice.city,
             Practice.phone,
             Territory.timezone,
             func.array(select(expired.c.id).scalar_subquery()).label("expired_ids"),
@@ -416,6 +418,8 @@ async def book(session: AsyncSession, caller: Caller, data: schemas.BookingIn) -
         id=taken["practice_id"],
         name=taken["practice_name"],
         address=taken["address"],
+        postal_code=taken["postal_code"],
+        city=taken["city"],
         phone=taken["phone"],
     )
     return BookingView(booking, practitioner, practice, taken["timezone"], True)
@@ -504,6 +508,8 @@ def _cancel_lock_statement(*scope: Any) -> DriverStatement:
             Practitioner.rpps.label("practitioner_rpps"),
             Practice.name.label("practice_name"),
             Practice.address.label("practice_address"),
+            Practice.postal_code.label("practice_postal_code"),
+            Practice.city.label("practice_city"),
             Practice.phone.label("practice_phone"),
             Territory.timezone,
         )
@@ -618,6 +624,8 @@ async def cancel(
         id=booking.practice_id,
         name=row["practice_name"],
         address=row["practice_address"],
+        postal_code=row["practice_postal_code"],
+        city=row["practice_city"],
         phone=row["practice_phone"],
     )
     return BookingView(booking, practitioner, practice, row["timezone"], caller.role != ADMIN)

@@ -36,6 +36,7 @@ from app.security import Caller
 from app.web import agenda_sign_in
 from app.web.agenda_account import AgendaUser, AgendaUserDep, sign_in_url
 from app.web.auth import FLASH, read_form, take_flash, with_flash
+from app.web.commune_field import read_communes
 from app.web.forms import booking_form, not_booked
 from app.web.render import page, redirect
 
@@ -189,7 +190,10 @@ async def book(
     doctor = await _doctor(session, practitioner_id)
     caller = await _caller(session, user, doctor)
     system, value = user.operator
-    body, errors, token = booking_form(form, operator={"system": system, "value": value})
+    mine = [doctor.practice.commune_insee]
+    typed = await read_communes(session, form, ["patient.commune_insee"], mine, with_list=False)
+    body, errors, token = booking_form(typed.form, operator={"system": system, "value": value})
+    errors.update(typed.errors)
     if body is None or errors:
         return await _booking_page(
             request, session, user, doctor, caller, booking=form.values(), errors=errors,

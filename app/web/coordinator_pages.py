@@ -18,11 +18,13 @@ from app.activity.audit import log_shown
 from app.api.deps import SessionDep
 from app.directory import practitioner_service, territory_service
 from app.directory import schemas as directory
+from app.directory.communes import Commune
 from app.errors import Conflict, ValidationFailed
 from app.idempotency import idempotent
 from app.medecin_traitant import history, schemas, self_registration, service
 from app.security import ADMIN, COORDINATOR
 from app.web.auth import Form, FormDep, UserDep, WebUser, done, require_role, show
+from app.web.commune_field import caller_communes, read_communes
 from app.web.forms import PATIENT_FIELDS, nested, parse, service_errors
 from app.web.french import count_of
 
@@ -77,11 +79,12 @@ def _register_page(
     values: dict[str, str],
     errors: dict[str, str] | None = None,
     status: int = 200,
+    choices: dict[str, list[Commune]] | None = None,
 ) -> Response:
     errors = errors or {}
     values.setdefault("jeton", str(uuid.uuid4()))
     return show(request, user, "mt_new.html", status, values=values, errors=errors,
-                first_error=next(iter(errors), None))  # fmt: skip
+                first_error=next(iter(errors), None), choices=choices or {})  # fmt: skip
 
 
 @router.get("/mt/nouvelle")
@@ -94,10 +97,15 @@ async def new_request(request: Request, user: UserDep) -> Response:
 async def register(request: Request, session: SessionDep, user: UserDep, form: FormDep) -> Response:
     """Register a patient looking for a médecin traitant (idempotent on the form's token)."""
     require_role(user, *COORDINATORS)
-    body, errors = parse(schemas.MtRequestIn, _register_data(form))
+    typed = await read_communes(
+        session, form, ["patient.commune_insee"], ["preferences.communes_insee"],
+        await caller_communes(session, user.caller),
+    )  # fmt: skip
+    body, errors = parse(schemas.MtRequestIn, _register_data(typed.form))
+    errors.update(typed.errors)
     values = form.values()
-    if body is None:
-        return _register_page(request, user, values, errors, 422)
+    if body is None or typed.errors:
+        return _register_page(request, user, values, errors, 422, typed.choices)
 
     async def run() -> schemas.MtRequestOut:
         return service.render(await service.register(session, user.caller, body))

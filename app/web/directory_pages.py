@@ -16,8 +16,9 @@ from app.api.deps import SessionDep
 from app.directory import practice_service, practitioner_service, schemas, territory_service
 from app.directory.models import Practice, Practitioner
 from app.errors import Conflict, ValidationFailed
-from app.security import ADMIN, COORDINATOR
+from app.security import ADMIN, COORDINATOR, Caller
 from app.web.auth import Form, FormDep, UserDep, WebUser, done, require_role, show
+from app.web.commune_field import caller_communes, read_communes
 from app.web.forms import nested, parse, service_errors
 
 router = APIRouter(prefix="/coordination/annuaire", include_in_schema=False)
@@ -73,6 +74,18 @@ def _practice_data(form: Form, territory_id: str) -> dict[str, Any]:
     return {**data, "territory_id": territory_id}
 
 
+async def _practice_body(
+    session: AsyncSession, caller: Caller, form: Form, territory_id: str
+) -> tuple[schemas.PracticeIn | None, dict[str, str]]:
+    """The practice of the form, its commune typed as a name, a postal code or a code."""
+    typed = await read_communes(
+        session, form, ["commune_insee"], await caller_communes(session, caller), with_list=False
+    )
+    body, errors = parse(schemas.PracticeIn, _practice_data(typed.form, territory_id))
+    errors.update(typed.errors)
+    return (None if typed.errors else body), errors
+
+
 async def _territory_options(session: AsyncSession, user: WebUser) -> list[tuple[str, str]]:
     territories, _ = await territory_service.list_territories(
         session, user.caller, cursor=None, limit=500
@@ -107,7 +120,7 @@ async def create_practice(
     require_role(user, *COORDINATORS)
     territories = await _territory_options(session, user)
     territory_id = form.get("territory_id") or (territories[0][0] if len(territories) == 1 else "")
-    body, errors = parse(schemas.PracticeIn, _practice_data(form, territory_id))
+    body, errors = await _practice_body(session, user.caller, form, territory_id)
     if body is not None:
         try:
             practice = await practice_service.create_practice(session, user.caller, body)
@@ -142,7 +155,7 @@ async def update_practice(
     optional field is cleared."""
     require_role(user, *COORDINATORS)
     practice = await practice_service.get_practice(session, user.caller, practice_id)
-    body, errors = parse(schemas.PracticeIn, _practice_data(form, str(practice.territory_id)))
+    body, errors = await _practice_body(session, user.caller, form, str(practice.territory_id))
     if body is not None:
         wanted = body.model_dump(include=set(PRACTICE_FIELDS))
         changed = {k: v for k, v in wanted.items() if getattr(practice, k) != v}

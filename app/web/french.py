@@ -8,6 +8,8 @@ import unicodedata
 import phonenumbers
 from babel.dates import get_timezone, get_timezone_location
 
+from app.directory.communes_load import vendored_names
+
 # Words whose plural is not the word + "s".
 _PLURALS = {"créneau": "créneaux", "rendez-vous": "rendez-vous"}
 
@@ -36,6 +38,20 @@ def phone_display(value: str | None) -> str:
     if number.country_code in (33, 262, 269, 508, 590, 594, 596, 681, 687, 689):
         return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.NATIONAL)
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
+
+
+def postal_address(address: str, postal_code: str | None, city: str | None) -> str:
+    """An address as a letter carries it: '12 rue X, 15000 Aurillac' (the parts given)."""
+    town = " ".join(part for part in (postal_code, city) if part)
+    return f"{address}, {town}" if town else address
+
+
+def commune_label(insee: str | None) -> str:
+    """A commune read by people: 'Aurillac (15014)'; the code alone when unknown."""
+    if not insee:
+        return ""
+    name = vendored_names().get(insee)
+    return f"{name} ({insee})" if name else insee
 
 
 def zone_name(zone: str) -> str:

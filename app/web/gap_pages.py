@@ -15,6 +15,7 @@ from starlette.responses import Response
 
 from app import csv_safety
 from app.api.deps import SessionDep
+from app.directory import communes as referential
 from app.directory.practice_service import communes
 from app.security import COORDINATOR
 from app.unmet_demand import figures, queries
@@ -69,7 +70,9 @@ async def _gap(
         first, last = today - timedelta(days=DEFAULT_DAYS - 1), today
     start, end = local_day_start(first, zone), local_day_start(last + timedelta(days=1), zone)
     gap = await queries.gap_map(session, territory_id, tz, start, end)
+    # Every commune by its name in the referential (those without a practice included).
     names = {c.insee: c.name or c.insee for c in await communes(session, user.caller)}
+    names.update(await referential.names(session, gap.by_commune().keys()))
     return gap, first, last, errors, names
 
 

@@ -16,11 +16,13 @@ from starlette.responses import Response
 
 from app.api.deps import SessionDep
 from app.config import get_settings
+from app.directory.communes import Commune
 from app.directory.models import Territory
 from app.errors import TooManyRequests
 from app.medecin_traitant import self_registration as selfreg
 from app.rate_limit import RateLimiter
 from app.web.auth import Form, read_form
+from app.web.commune_field import read_communes
 from app.web.forms import nested, parse
 from app.web.render import cpts_name, page
 
@@ -136,10 +138,11 @@ def _form_page(
     values: dict[str, str],
     errors: dict[str, str] | None = None,
     status: int = 200,
+    choices: dict[str, list[Commune]] | None = None,
 ) -> Response:
     errors = errors or {}
     return page("mt_public_form.html", status, t=territory, values=values, errors=errors,
-                first_error=next(iter(errors), None),
+                first_error=next(iter(errors), None), choices=choices or {},
                 retention_days=selfreg.retention_days())  # fmt: skip
 
 
@@ -174,23 +177,21 @@ async def register(request: Request, session: SessionDep, territory_id: uuid.UUI
         # A robot filled the field people do not see: the answer of a registration, nothing kept.
         return _registered(territory, selfreg.new_reference())
     data = _data(form)
-    commune = form.get("commune")
-    commune_insee = await selfreg.commune_of(session, territory.id, commune) if commune else None
-    if commune_insee is not None:
-        data["patient"]["commune_insee"] = commune_insee
+    # A name, a postal code or an INSEE code; the territory's communes offered first.
+    typed = await read_communes(
+        session, form, ["commune"], prefer=await selfreg.territory_communes(session, territory.id)
+    )
+    if form.get("commune") and "commune" not in typed.errors:
+        data["patient"]["commune_insee"] = typed.form.get("commune")
     body, errors = parse(selfreg.SelfRegistrationIn, data)
     errors = {name: _MESSAGES.get(name, message) for name, message in errors.items()}
-    if not commune:
+    errors.update(typed.errors)
+    if not form.get("commune"):
         errors["commune"] = "Ce champ est obligatoire."
-    elif commune_insee is None:
-        errors["commune"] = (
-            "Commune introuvable : indiquez son code INSEE (5 caractères, ex. 15014) ou un "
-            "code postal qui ne couvre qu'une commune."
-        )
     if form.get("consentement") != "oui":
         errors["consentement"] = "Votre accord est nécessaire pour enregistrer la demande."
     if body is None or errors:
-        return _form_page(territory, values, _ordered(errors), 422)
+        return _form_page(territory, values, _ordered(errors), 422, typed.choices)
     limited = _check(request, "phone", body.patient.phone)
     if limited is not None:
         return limited

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response
 
 from app.api.deps import SessionDep
+from app.directory import communes as communes_ref
 from app.directory.practice_service import Commune, communes, list_practices
 from app.directory.practitioner_service import get_practitioner, list_practitioners
 from app.directory.territory_service import territory_zones
@@ -30,6 +31,8 @@ from app.scheduling.booking_schemas import BookingOut, OverbookIn
 from app.security import REGULATOR
 from app.web import unmet_pages
 from app.web.auth import Form, FormDep, UserDep, WebUser, done, require_role, show
+from app.web.commune_field import caller_communes, read_communes
+from app.web.commune_search import locate
 from app.web.forms import (
     PATIENT_FIELDS,
     booking_form,
@@ -61,6 +64,9 @@ class Search:
     next_cursor: str | None = None
     searched: bool = False
     origin: str | None = None
+    commune_insee: str | None = None  # the one commune searched around, when it is one
+    centre: tuple[float, float] | None = None  # where a commune or a postal code is
+    choices: list[Any] = field(default_factory=list)  # the communes an ambiguous value means
 
 
 def _point(text: str) -> tuple[float, float] | None:
@@ -82,9 +88,10 @@ async def run_search(
     *,
     bookable_only: bool = False,
 ) -> Search:
-    """Criteria to the API's search: a commune (its centre, as the directory places it) or a
-    point, a radius (or the commune only) and a modality. `bookable_only`: only the slots the
-    caller may book itself (the CPTS's page: its own and public slots, not the SAS's)."""
+    """Criteria to the API's search: a commune typed by name, postal code or INSEE code
+    (app/web/commune_search.py: its centre, as the directory places it) or a point, a radius
+    (or the commune only) and a modality. `bookable_only`: only the slots the caller may book
+    itself (the CPTS's page: its own and public slots, not the SAS's)."""
     found = Search(values={k: values.get(k, "") for k in SEARCH_FIELDS})
     found.values["rayon"] = found.values["rayon"] or DEFAULT_RADIUS
     v = found.values
@@ -101,14 +108,14 @@ async def run_search(
             found.errors["rayon"] = "Autour d'un point, choisissez un rayon en kilomètres."
         found.origin = f"du point {v['point']}"
     elif v["commune"]:
-        commune = known.get(v["commune"])
-        if commune is None:
-            found.errors["commune"] = "Commune inconnue du territoire."
-        else:
-            near = (commune.lat, commune.lon)
-            found.origin = f"du centre de {commune.name or commune.insee}"
-            if v["rayon"] == "commune":
-                commune_insee = commune.insee
+        place = await locate(session, v["commune"], known, commune_only=v["rayon"] == "commune")
+        v["commune"], found.choices, near = place.shown, place.choices, place.near
+        found.origin, found.commune_insee, found.centre = place.origin, place.insee, near
+        if place.error is not None:
+            found.errors["commune"] = place.error
+        elif v["rayon"] == "commune":
+            commune_insee = place.insee
+            found.origin = found.origin if near is not None else None  # no distance then
     if v["rayon"] not in dict(RADII):
         found.errors["rayon"] = "Choisissez un des rayons proposés."
     elif v["rayon"] != "commune" and near is not None:
@@ -144,6 +151,16 @@ def booking_values(form: Form | None) -> dict[str, str]:
     return values
 
 
+async def _commune_names(
+    session: AsyncSession, known: dict[str, Commune], search: Search
+) -> dict[str, str]:
+    """INSEE code → name: the caller's communes, and the one searched if it has none."""
+    names = {c.insee: c.name or c.insee for c in known.values()}
+    if search.commune_insee is not None and search.commune_insee not in names:
+        names.update(await communes_ref.names(session, [search.commune_insee]))
+    return names
+
+
 async def _search_page(
     request: Request,
     session: AsyncSession,
@@ -162,7 +179,12 @@ async def _search_page(
     found_nothing = search.searched and not search.results
     if count_empty and found_nothing and cursor is None:  # unmet demand, counted apart
         v = search.values
-        await unmet_pages.count_empty_search(session, user, v["commune"], v["point"], v["modalite"])
+        point = v["point"]
+        if not point and search.commune_insee is None and search.centre is not None:
+            point = "{}, {}".format(*search.centre)  # a postal code: counted at its centre
+        await unmet_pages.count_empty_search(
+            session, user, search.commune_insee, point, v["modalite"]
+        )
     errors = errors or {}
     first_error = next(iter(errors), None)
     return show(
@@ -171,7 +193,7 @@ async def _search_page(
         "regulation.html",
         status,
         search=search,
-        commune_names={c.insee: c.name or c.insee for c in known.values()},
+        commune_names=await _commune_names(session, known, search),
         radii=RADII,
         booking=booking or booking_values(None),
         errors=errors,
@@ -182,7 +204,9 @@ async def _search_page(
         taken=taken,
         cursor=cursor,
         # Record an unmet request from this search (app/web/unmet_pages.py).
-        unmet=unmet_pages.unmet_form(search.values, found_nothing),
+        unmet=unmet_pages.unmet_form(
+            {**search.values, "commune": search.commune_insee or ""}, found_nothing
+        ),
         unmet_errors={},
         unmet_focus=found_nothing,
         reasons=unmet_pages.REASONS,
@@ -232,7 +256,10 @@ async def book_from_form(
     idempotent on the form's one-time token. A booking `refused` for the slot (taken, gone,
     not bookable by the caller) shows `page` again with why and the patient kept."""
     criteria = {name: form.get(name) for name in SEARCH_FIELDS}
-    body, errors, token = booking_form(form)
+    mine = await caller_communes(session, user.caller)
+    typed = await read_communes(session, form, ["patient.commune_insee"], mine, with_list=False)
+    body, errors, token = booking_form(typed.form)
+    errors.update(typed.errors)
     if body is None or errors:
         return await page(
             request, session, user, criteria, booking=form.values(), errors=errors, status=422
@@ -271,6 +298,7 @@ async def _overbook_gps(session: AsyncSession, user: WebUser) -> list[tuple[str,
         cursor=None, limit=1000,
     )  # fmt: skip
     by_id = {p.id: p for p in practices}
+    towns = await communes_ref.names(session, {p.commune_insee for p in practices})
     accepting = sorted(
         (p for p in gps if p.accepts_overbooking),
         key=lambda p: (collation_key(p.family_name), collation_key(p.given_name)),
@@ -280,7 +308,7 @@ async def _overbook_gps(session: AsyncSession, user: WebUser) -> list[tuple[str,
         practice = by_id.get(p.practice_id)
         where = ""
         if practice is not None:
-            town = practice.city or practice.commune_insee
+            town = practice.city or towns.get(practice.commune_insee, practice.commune_insee)
             where = f", {practice.name} ({town})"
         options.append(
             (
@@ -377,8 +405,10 @@ async def overbook(request: Request, session: SessionDep, user: UserDep, form: F
     form's one-time token like a slot booking."""
     require_role(user, REGULATOR)
     values = form.values()
-    data = nested(form, "practitioner_id", "modality", "sas_case_ref", "reason", "visit_address",
-                  *PATIENT_FIELDS)  # fmt: skip
+    mine = await caller_communes(session, user.caller)
+    typed = await read_communes(session, form, ["patient.commune_insee"], mine, with_list=False)
+    data = nested(typed.form, "practitioner_id", "modality", "sas_case_ref", "reason",
+                  "visit_address", *PATIENT_FIELDS)  # fmt: skip
     gp = None
     with contextlib.suppress(ValueError, NotFound):  # the model says what is wrong with it
         gp = await get_practitioner(session, user.caller, uuid.UUID(form.get("practitioner_id")))
@@ -387,6 +417,7 @@ async def overbook(request: Request, session: SessionDep, user: UserDep, form: F
                       if gp else "Europe/Paris")  # fmt: skip
         data["start"] = local_datetime(form.get("start"), tz)
     body, errors = parse(OverbookIn, data)
+    errors.update(typed.errors)
     if "practitioner_id" in errors:
         errors["practitioner_id"] = "Choisissez un médecin dans la liste."
     if not re.fullmatch(r"[0-9a-f-]{36}", form.get("jeton")):

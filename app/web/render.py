@@ -12,7 +12,7 @@ from babel.dates import format_date, format_datetime, format_time
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.responses import HTMLResponse, RedirectResponse
 
-from app.web.french import count_of, phone_display, zone_name
+from app.web.french import commune_label, count_of, phone_display, postal_address, zone_name
 
 LOCALE = "fr_FR"
 # The paths served as HTML pages: their errors are pages too (see app.web.error_pages).
@@ -223,7 +223,9 @@ TEMPLATES.globals.update(
     FIELD_LABELS=FIELD_LABELS,
     count_of=count_of,
     cpts_name=cpts_name,
+    commune_label=commune_label,
     phone_display=phone_display,
+    postal_address=postal_address,
     zone_name=zone_name,
     when=when,
     hour=hour,

@@ -21,6 +21,7 @@ from app.security import REGULATOR
 from app.unmet_demand import service
 from app.unmet_demand.schemas import UnmetRequestIn, UnmetRequestOut
 from app.web.auth import FormDep, UserDep, WebUser, done, require_role, show
+from app.web.commune_field import caller_communes, read_communes
 from app.web.forms import parse, service_errors
 
 router = APIRouter(prefix="/regulation/carence", include_in_schema=False)
@@ -118,8 +119,10 @@ async def record_unmet(
     """Record the request that could not be placed, then back to the same search."""
     require_role(user, REGULATOR)
     values = form.values()
-    body, errors = parse(UnmetRequestIn, _body(values))
-    errors = _errors(errors)
+    mine = await caller_communes(session, user.caller)
+    typed = await read_communes(session, form, ["commune"], mine, with_list=False)
+    body, errors = parse(UnmetRequestIn, _body(typed.form.values()))
+    errors = {**_errors(errors), **typed.errors}
     token = values.get("jeton", "")
     if not re.fullmatch(r"[0-9a-f-]{36}", token):
         errors["_form"] = "Le formulaire est incomplet : rechargez la page."
