@@ -10,7 +10,7 @@ from app import csv_safety
 from app.activity.audit import log_shown
 from app.api.deps import CallerDep, SessionDep
 from app.idempotency import IdempotencyKeyHeader, idempotent
-from app.medecin_traitant import schemas, service
+from app.medecin_traitant import capacity, schemas, service, transitions
 from app.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, Page
 from app.security import COORDINATOR
 
@@ -111,7 +111,7 @@ async def candidates(
 ) -> list[schemas.CandidateOut]:
     """GPs with médecin traitant places left, honouring the patient's preferences, nearest to
     the patient's commune first."""
-    return await service.candidates(session, caller, request_id)
+    return await capacity.candidates(session, caller, request_id)
 
 
 @router.post("/{request_id}/proposals", response_model=schemas.MtRequestOut, responses=_RESPONSES)
@@ -119,7 +119,7 @@ async def propose(
     request_id: uuid.UUID, body: schemas.ProposalIn, session: SessionDep, caller: CallerDep
 ) -> schemas.MtRequestOut:
     """Propose a GP; the answer is due by `proposal_deadline` (MT_PROPOSAL_DAYS)."""
-    return service.render(await service.propose(session, caller, request_id, body))
+    return service.render(await transitions.propose(session, caller, request_id, body))
 
 
 @router.post("/{request_id}/accept", response_model=schemas.MtRequestOut, responses=_RESPONSES)
@@ -127,7 +127,7 @@ async def accept(
     request_id: uuid.UUID, session: SessionDep, caller: CallerDep
 ) -> schemas.MtRequestOut:
     """The patient chose the proposed GP: attached; the GP's remaining capacity drops by one."""
-    return service.render(await service.accept(session, caller, request_id))
+    return service.render(await transitions.accept(session, caller, request_id))
 
 
 @router.post("/{request_id}/decline", response_model=schemas.MtRequestOut, responses=_RESPONSES)
@@ -135,7 +135,7 @@ async def decline(
     request_id: uuid.UUID, body: schemas.DeclineIn, session: SessionDep, caller: CallerDep
 ) -> schemas.MtRequestOut:
     """Back to the queue, keeping the original waiting time."""
-    return service.render(await service.decline(session, caller, request_id, body))
+    return service.render(await transitions.decline(session, caller, request_id, body))
 
 
 @router.post("/{request_id}/withdraw", response_model=schemas.MtRequestOut, responses=_RESPONSES)
@@ -143,4 +143,4 @@ async def withdraw(
     request_id: uuid.UUID, body: schemas.ReasonIn, session: SessionDep, caller: CallerDep
 ) -> schemas.MtRequestOut:
     """The patient leaves the queue (found a GP alone, moved away...), with a reason."""
-    return service.render(await service.withdraw(session, caller, request_id, body))
+    return service.render(await transitions.withdraw(session, caller, request_id, body))
