@@ -1,7 +1,11 @@
 """The Assurance Maladie's list of patients without a médecin traitant, imported into the
 queue (POST /v1/mt-requests/imports): encodings, separators, bad lines, duplicates."""
 
+import asyncio
 import json
+import os
+import subprocess
+import sys
 import uuid
 from datetime import date, datetime
 
@@ -300,3 +304,55 @@ def test_usual_cpam_headers_are_recognised_whatever_their_case_and_accents():
         "phone": "N° Téléphone", "ins": "NIR", "postal_code": "Code postal", "ald": "Top ALD",
         "precarity": "C2S",
     }  # fmt: skip
+
+
+async def test_the_command_imports_a_list_with_progress(engine, database_url, tmp_path):
+    """`creneau mt import-cpam`, run as an operator would, on a territory committed for it."""
+    from sqlalchemy.ext.asyncio import async_sessionmaker
+
+    from app.directory import schemas as dir_schemas
+    from app.directory import service as dir_service
+    from tests.conftest import ADMIN_CALLER, territory_body
+
+    async with async_sessionmaker(engine)() as s:
+        t = await dir_service.create_territory(
+            s, ADMIN_CALLER, dir_schemas.TerritoryIn(**territory_body(name="CPTS Ligne"))
+        )
+        territory_id = t.id
+        await s.commit()
+    path = tmp_path / "liste-cpam.csv"
+    path.write_bytes(CP1252_LIST)
+    env = {**os.environ, "DATABASE_URL": database_url}
+    command = [sys.executable, "-m", "app.cli", "mt", "import-cpam", str(path),
+               "--territory", str(territory_id)]  # fmt: skip
+    dry = await asyncio.to_thread(
+        subprocess.run, [*command, "--dry-run"], env=env, capture_output=True, text=True,
+        timeout=120,
+    )  # fmt: skip
+    assert dry.returncode == 0, dry.stderr
+    assert "2 created, 1 merged, 3 rejected (dry run: nothing written)" in dry.stdout
+    done = await asyncio.to_thread(
+        subprocess.run,
+        [*command, "--mapping", "family_name=NOM,given_name=PRENOM,birth_date=DATE_NAISSANCE,"
+         "phone=TELEPHONE"],
+        env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "6 lines (cp1252, ';'): 2 created, 1 merged, 3 rejected" in done.stdout
+    assert "Importing" in done.stderr  # the progress bar
+    assert "line 3, birth_date: Cette date de naissance n'existe pas." in done.stderr
+    async with engine.connect() as conn:
+        sources = (
+            await conn.execute(
+                select(MtRequest.source, MtRequest.patient_ins).where(
+                    MtRequest.territory_id == territory_id
+                )
+            )
+        ).all()
+    # The mapping left the NIR out: nothing of it is stored.
+    assert sorted(sources) == [("assurance_maladie", None), ("assurance_maladie", None)]
+    bad = await asyncio.to_thread(
+        subprocess.run, [*command, "--mapping", "phone=PORTABLE"], env=env,
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert bad.returncode == 2 and "mapping.phone" in bad.stderr
