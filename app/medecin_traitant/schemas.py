@@ -39,11 +39,20 @@ class ReasonIn(StrictModel):
     reason: str = Field(min_length=1, max_length=300)
 
 
+DeclineReason = Literal["distance", "schedule", "preference", "capacity", "other"]
+
+
 class DeclineIn(ReasonIn):
     declined_by: Literal["patient", "practitioner"] | None = Field(
         default=None,
         description="Who said no (a practice key declines as the practitioner); kept in the "
         "request's history",
+    )
+    reason_code: DeclineReason | None = Field(
+        default=None,
+        description="Why, as the figures count it: `distance` (too far, out of the GP's "
+        "area), `schedule` (hours, delays), `preference` (the patient prefers another GP), "
+        "`capacity` (the GP's list is full), `other`",
     )
 
 

@@ -115,13 +115,17 @@ async def decline(
     practitioner_id = view.request.proposed_practitioner_id
     by = data.declined_by if isinstance(data, schemas.DeclineIn) else None
     by = "practitioner" if caller.role == PRACTICE else by
+    code = data.reason_code if isinstance(data, schemas.DeclineIn) else None
     await history.answered(
-        session, view.request.id, "declined", now_utc(), declined_by=by, reason=data.reason
-    )
+        session, view.request.id, "declined", now_utc(),
+        declined_by=by, reason=data.reason, reason_code=code,
+    )  # fmt: skip
     await _back_to_waiting(session, view.request)
+    # Who and why as codes only: the free-text reason may speak of the patient.
     await event(
-        session, caller, "mt.declined", view.request, declined_practitioner=str(practitioner_id)
-    )
+        session, caller, "mt.declined", view.request,
+        declined_practitioner=str(practitioner_id), declined_by=by, reason_code=code,
+    )  # fmt: skip
     view.proposed = None
     return view
 

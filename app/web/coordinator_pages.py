@@ -235,7 +235,7 @@ async def _with_reason(
     kind: str,
 ) -> Response:
     model = schemas.DeclineIn if kind == "decline" else schemas.ReasonIn
-    fields = ("reason", "declined_by") if kind == "decline" else ("reason",)
+    fields = ("reason", "declined_by", "reason_code") if kind == "decline" else ("reason",)
     body, errors = parse(model, nested(form, *fields))
     if body is None:
         errors = {f"{kind}.reason": errors.get("reason", "Ce champ est obligatoire.")}

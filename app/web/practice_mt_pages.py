@@ -92,7 +92,7 @@ async def decline(
     request: Request, session: SessionDep, user: UserDep, form: FormDep, request_id: uuid.UUID
 ) -> Response:
     require_role(user, PRACTICE)
-    body, _ = parse(schemas.ReasonIn, nested(form, "reason"))
+    body, _ = parse(schemas.DeclineIn, nested(form, "reason", "reason_code"))
     if body is None:
         return await _page(request, session, user, failed=request_id,
                            errors={"reason": "Indiquez le motif du refus."},

@@ -94,6 +94,13 @@ PROPOSAL_OUTCOMES = {
     "withdrawn": "Close (patient sorti de la file)",
 }
 DECLINED_BY = {"patient": "Le patient", "practitioner": "Le médecin"}
+DECLINE_REASONS = {
+    "distance": "Trop loin ou hors secteur",
+    "schedule": "Horaires ou délais",
+    "preference": "Préfère un autre médecin",
+    "capacity": "Patientèle complète",
+    "other": "Autre motif",
+}
 ROLES = {
     "admin": "Administration",
     "coordinator": "Coordination de CPTS",
@@ -152,6 +159,7 @@ FIELD_LABELS = {
     "commune_insee": "Commune",
     "consentement": "Accord",
     "declined_by": "Refusé par",
+    "reason_code": "Motif du refus",
     "contact_email": "E-mail",
     "reference": "Référence",
     "birth_date": "Date de naissance",
@@ -224,6 +232,7 @@ TEMPLATES.globals.update(
     MT_SOURCES=MT_SOURCES,
     PROPOSAL_OUTCOMES=PROPOSAL_OUTCOMES,
     DECLINED_BY=DECLINED_BY,
+    DECLINE_REASONS=DECLINE_REASONS,
     ROLES=ROLES,
     GENDERS=GENDERS,
     FIELD_LABELS=FIELD_LABELS,
