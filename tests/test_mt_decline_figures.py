@@ -125,3 +125,18 @@ async def test_the_coordinator_records_the_reason_on_the_page(client, territory)
 
 def test_the_figures_count_every_stored_reason():
     assert set(DECLINE_REASONS) == {*STORED_REASONS, "unspecified"}
+
+
+async def test_the_api_gives_each_proposal_with_who_declined_and_why(
+    client, territory, session, clock
+):
+    r1, _ = await scenario(client, territory, session, clock)
+    r = await client.get(f"/v1/mt-requests/{r1}/proposals", headers=territory.coordinator)
+    assert r.status_code == 200, r.text
+    assert [(p["outcome"], p["declined_by"], p["reason_code"], p["reason"]) for p in r.json()] == [
+        ("declined", "patient", "distance", "motif libre"),
+        ("declined", "practitioner", "capacity", "motif libre"),
+        ("accepted", None, None, None),
+    ]
+    forbidden = await client.get(f"/v1/mt-requests/{r1}/proposals", headers=territory.practice)
+    assert forbidden.status_code == 403

@@ -16,7 +16,7 @@ from app.api.deps import CallerDep, SessionDep
 from app.bounds import MT_IMPORT_MAX_BYTES
 from app.errors import UnsupportedMediaType, ValidationFailed
 from app.idempotency import IdempotencyKeyHeader, idempotent
-from app.medecin_traitant import capacity, cpam_import, schemas, service, transitions
+from app.medecin_traitant import capacity, cpam_import, history, schemas, service, transitions
 from app.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, Page
 from app.security import ADMIN, COORDINATOR
 from app.validators import StrictModel
@@ -245,6 +245,30 @@ async def get_request(
     item = service.render(await service.get(session, caller, request_id))
     await log_shown(session, caller, "mt_request", [item], "read")
     return item
+
+
+@router.get(
+    "/{request_id}/proposals", response_model=list[schemas.ProposalOut], responses=_RESPONSES
+)
+async def proposals(
+    request_id: uuid.UUID, session: SessionDep, caller: CallerDep
+) -> list[schemas.ProposalOut]:
+    """The request's story, oldest first: every GP proposed, when, and the answer (accepted;
+    declined, by whom and why; lapsed; closed by a withdrawal). Coordinators."""
+    caller.require(COORDINATOR, ADMIN)
+    await service.get(session, caller, request_id)
+    return [
+        schemas.ProposalOut(
+            practitioner=schemas.PractitionerRef.model_validate(line.practitioner),
+            proposed_at=line.proposed_at,
+            outcome=line.outcome,
+            answered_at=line.answered_at,
+            declined_by=line.declined_by,
+            reason_code=line.reason_code,
+            reason=line.reason,
+        )
+        for line in await history.of_request(session, request_id)
+    ]
 
 
 @router.get("/{request_id}/candidates", response_model=list[schemas.CandidateOut])

@@ -90,6 +90,16 @@ class MtRequestOut(OutModel):
     patient: PatientOut | None
 
 
+class ProposalOut(OutModel):
+    practitioner: PractitionerRef
+    proposed_at: datetime
+    outcome: Literal["pending", "accepted", "declined", "lapsed", "withdrawn"]
+    answered_at: datetime | None
+    declined_by: Literal["patient", "practitioner"] | None
+    reason_code: DeclineReason | None
+    reason: str | None = Field(description="Free text; erased with the patient's data")
+
+
 class CandidateOut(OutModel):
     practitioner: PractitionerRef
     practice_id: uuid.UUID
