@@ -14,7 +14,7 @@ from app import csv_safety
 from app.activity.audit import log_shown
 from app.api.deps import CallerDep, SessionDep
 from app.bounds import MT_IMPORT_MAX_BYTES
-from app.errors import UnsupportedMediaType, ValidationFailed
+from app.errors import PROBLEM_JSON, Problem, UnsupportedMediaType, ValidationFailed
 from app.idempotency import IdempotencyKeyHeader, idempotent
 from app.medecin_traitant import capacity, cpam_import, history, schemas, service, transitions
 from app.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, Page
@@ -138,7 +138,11 @@ async def _import_input(
     response_model=schemas.MtImportOut,
     openapi_extra={"requestBody": _IMPORT_BODY},
     responses={
-        415: {"description": "Neither text/csv nor multipart/form-data"},
+        415: {
+            "description": "Neither text/csv nor multipart/form-data",
+            "model": Problem,
+            "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+        },
         422: {
             "description": "Unreadable file, unknown column in the mapping, a required "
             "field not mapped, beyond the bounds, or Idempotency-Key missing"

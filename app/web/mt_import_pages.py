@@ -127,6 +127,11 @@ def _errors(exc: ValidationFailed) -> dict[str, str]:
         return {key: exc.french}
     if "territory_id" in loc:
         return {"territoire": "Choisissez le territoire de la liste."}
+    if "Idempotency-Key" in loc:  # the form's token already imported another file or mapping
+        return {
+            "_form": "Ce formulaire a déjà servi à un autre import : vérifiez l'aperçu "
+            "ci-dessous, puis importez de nouveau."
+        }
     return {"_form": "Import impossible : " + exc.detail}
 
 
@@ -171,6 +176,7 @@ async def _step(request: Request, session: Any, user: WebUser, *, run: bool) -> 
             result = await report()
     except ValidationFailed as exc:
         await session.rollback()
+        carried["jeton"] = str(uuid.uuid4())  # a new form: a new import
         return _page(request, user, 422, territories=territories, values=values,
                      carried=carried, columns=columns, errors=_errors(exc))  # fmt: skip
     values.update({f"map.{k}": v for k, v in result.mapping.items()})
