@@ -30,6 +30,7 @@ async def scenario(client, t, session, clock) -> tuple[str, str]:
     r1, r2, r3, r4 = [(await register(client, t)).json()["id"] for _ in range(4)]
     await propose(client, t, r1, g1)
     await decline(client, t.coordinator, r1, declined_by="patient", reason_code="distance")
+    clock.advance(minutes=1)  # the history is in the order of the proposals' instants
     await propose(client, t, r1, g2)
     # The practice answers for its GP: the GP's side, whatever it would say.
     await decline(client, t.practice, r1, declined_by="patient", reason_code="capacity")
