@@ -356,3 +356,29 @@ async def test_the_command_imports_a_list_with_progress(engine, database_url, tm
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert bad.returncode == 2 and "mapping.phone" in bad.stderr
+
+
+async def test_a_line_matching_two_requests_is_rejected_for_a_person_to_check(client, territory):
+    """One open request holds the line's INS, another its name, birth date and phone."""
+    for family_name, ins in (("AUTRE", "250031501400167"), ("DUPONT", None)):
+        patient = {"family_name": family_name, "given_name": "Hélène",
+                   "birth_date": "1950-03-04", "phone": "06 11 22 33 44"}  # fmt: skip
+        if ins:
+            patient |= {"ins": ins, "phone": "06 99 99 99 99"}
+        r = await client.post(
+            "/v1/mt-requests",
+            json={"patient": patient, "ald": False, "precarity": False, "source": "hotline"},
+            headers={**territory.coordinator, **import_key()},
+        )
+        assert r.status_code == 201, r.text
+    data = (
+        "NOM;PRENOM;DATE_NAISSANCE;NIR;TELEPHONE\n"
+        "DUPONT;Hélène;04/03/1950;250031501400167;06 11 22 33 44\n"
+    ).encode()
+    r = await client.post(
+        URL, content=data, headers=csv_headers(territory.coordinator, **import_key())
+    )
+    body = r.json()
+    assert (body["created"], body["merged"], body["rejected"]) == (0, 0, 1)
+    assert body["errors"][0]["line"] == 2 and body["errors"][0]["field"] == "_line"
+    assert "à vérifier à la main" in body["errors"][0]["message"]
