@@ -212,6 +212,7 @@ async def dashboard(
         snp_chart=snp_chart,
         mt_chart=mt_chart,
         refusals=refusals,
+        refusal_sides=["Par le patient", "Par le médecin", "Sans préciser qui"],
         refusal_totals=[sum(m.mt["declined_by"][side] for m in months) for side in DECLINE_SIDES],
     )
 
