@@ -30,6 +30,12 @@ DATE_RANGE_MSG = f"must be between {MIN_DATE} and {MAX_DATE}"
 MAX_FHIR_INTEGER = 2**31 - 1
 # PostgreSQL's bigint: identifiers of the append-only logs.
 MAX_BIGINT = 2**63 - 1
+# An Assurance Maladie list of patients without a médecin traitant, imported at once (API,
+# page, command): a CPTS's list is a few thousand lines; the page carries the file from the
+# preview to the import, so it stays well within MAX_BODY_BYTES (1 MB by default) once encoded.
+MT_IMPORT_MAX_BYTES = 600_000
+MT_IMPORT_MAX_LINES = 5_000
+MT_IMPORT_MAX_COLUMNS = 60
 
 NUL_MSG = "must not contain NUL characters"
 SURROGATE_MSG = "must be valid Unicode text (a lone surrogate is not)"

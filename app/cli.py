@@ -300,5 +300,77 @@ def import_feeds(
     )
 
 
+mt_app = typer.Typer(help="The médecin traitant queue.")
+app.add_typer(mt_app, name="mt")
+
+
+def _mapping_option(text: str | None) -> dict[str, str] | None:
+    """`field=Column,field=Column` (or a JSON object) as field → column header."""
+    import json
+
+    if text is None:
+        return None
+    if text.lstrip().startswith("{"):
+        parsed = json.loads(text)
+        if isinstance(parsed, dict) and all(isinstance(v, str) for v in parsed.values()):
+            return {str(k): v for k, v in parsed.items()}
+        raise ValueError("the JSON mapping must be an object of strings")
+    pairs = [p.split("=", 1) for p in text.split(",") if p.strip()]
+    if any(len(p) != 2 for p in pairs):
+        raise ValueError("write it field=Column,field=Column")
+    return {name.strip(): column.strip() for name, column in pairs}
+
+
+@mt_app.command("import-cpam")
+def import_cpam(
+    file: Annotated[Path, typer.Argument(help="The CSV list (UTF-8 or Windows-1252, ';' or ',')")],
+    territory: Annotated[str, typer.Option(help="Territory id")],
+    mapping: Annotated[
+        str | None,
+        typer.Option(
+            help="Columns: family_name=NOM,given_name=PRENOM,birth_date=DATE_NAISSANCE,"
+            "phone=TELEPHONE[,ins=...,commune_insee=...,postal_code=...,ald=...,"
+            "precarity=...] or the same as JSON; left out: guessed from the headers"
+        ),
+    ] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Report only, write nothing")] = False,
+) -> None:
+    """Import the Assurance Maladie's list of patients without a médecin traitant into a
+    territory's queue (source assurance_maladie; patients already there are merged)."""
+    from app.errors import AppError
+    from app.medecin_traitant import cpam_file, cpam_import
+    from app.medecin_traitant.schemas import MtImportOut
+
+    configure_logging("WARNING", "text")
+    try:
+        territory_id = uuid.UUID(territory)
+        columns = _mapping_option(mapping)
+        data = file.read_bytes()
+    except (ValueError, OSError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+
+    async def run(session: AsyncSession) -> MtImportOut:
+        total = len(cpam_file.read(data).rows)
+        with typer.progressbar(length=total, label="Importing", file=sys.stderr) as bar:
+            return await cpam_import.import_list(
+                session, None, data, territory_id=territory_id, mapping=columns,
+                dry_run=dry_run, progress=bar.update,
+            )  # fmt: skip
+
+    try:
+        report = _in_session(run)
+    except AppError as exc:
+        typer.echo(f"error: {exc.detail}", err=True)
+        raise typer.Exit(2) from exc
+    for error in report.errors:
+        typer.echo(f"line {error.line}, {error.field}: {error.message}", err=True)
+    typer.echo(
+        f"{report.lines} lines ({report.encoding}, '{report.delimiter}'): {report.created} "
+        f"created, {report.merged} merged, {report.rejected} rejected"
+        + (" (dry run: nothing written)" if dry_run else "")
+    )
+
+
 if __name__ == "__main__":  # pragma: no cover
     app()

@@ -102,7 +102,7 @@ async def _purge_idempotency(session: AsyncSession) -> dict[str, Any]:
 
 
 async def _expire_mt_proposals(session: AsyncSession) -> dict[str, Any]:
-    from app.medecin_traitant.service import expire_proposals
+    from app.medecin_traitant.transitions import expire_proposals
 
     return await expire_proposals(session)
 

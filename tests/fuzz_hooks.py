@@ -163,6 +163,13 @@ def before_call(context: Any, case: Any, kwargs: dict[str, Any]) -> None:
     own = os.environ.get("FUZZ_KEY_ID")
     if own and case.path_parameters and case.path_parameters.get("key_id") == own:
         case.path_parameters["key_id"] = "0b0e7a52-0000-4000-8000-00000000dead"
+    if getattr(case, "media_type", None) == "multipart/form-data" and isinstance(case.body, dict):
+        # A lone surrogate has no UTF-8 form: JSON escapes it, a multipart field cannot carry
+        # it (the client fails before sending). A NUL character, as hostile, takes its place.
+        case.body = {
+            k: v.replace("\ud800", "\x00") if isinstance(v, str) else v
+            for k, v in case.body.items()
+        }
 
 
 @schemathesis.hook

@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 
 from app.db import make_sessionmaker
 from app.errors import AppError
-from app.medecin_traitant import schemas, service
+from app.medecin_traitant import schemas, service, transitions
 from app.medecin_traitant.models import MtRequest
 from app.patient_data import PatientIn
 from tests.conftest import ADMIN_CALLER, create_gp
@@ -37,7 +37,7 @@ async def test_20_concurrent_accepts_for_the_last_place(engine):
                     source="hotline",
                 ),
             )
-            await service.propose(
+            await transitions.propose(
                 session, coordinator, view.request.id, schemas.ProposalIn(practitioner_id=gp.id)
             )
             ids.append(view.request.id)
@@ -46,7 +46,7 @@ async def test_20_concurrent_accepts_for_the_last_place(engine):
     async def accept(request_id: uuid.UUID) -> str:
         async with factory() as session:
             try:
-                await service.accept(session, coordinator, request_id)
+                await transitions.accept(session, coordinator, request_id)
                 await session.commit()
                 return "attached"
             except AppError as exc:

@@ -11,7 +11,7 @@ from html import unescape
 from sqlalchemy import select
 
 from app.medecin_traitant.models import MtProposal
-from app.medecin_traitant.service import expire_proposals
+from app.medecin_traitant.transitions import expire_proposals
 from app.retention import purge_expired
 from tests.test_mt_requests import gp_with_capacity, register
 from tests.test_web_dashboard import sign_in

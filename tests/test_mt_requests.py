@@ -7,7 +7,7 @@ from sqlalchemy import select
 
 from app.activity.models import ActivityEvent
 from app.medecin_traitant.models import MtRequest
-from app.medecin_traitant.service import expire_proposals
+from app.medecin_traitant.transitions import expire_proposals
 from tests.conftest import assert_problem, practice_body, practitioner_body
 
 _n = iter(range(10_000))

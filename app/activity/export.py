@@ -41,7 +41,28 @@ LABELS = {
     "mt.still_waiting_days_p90": "MT attente 90e centile des patients en attente (jours)",
     "mt.still_waiting_days_oldest": "MT plus longue attente en cours (jours)",
     "mt.remaining_capacity_at_end": "MT places restantes chez les médecins",
+    "mt.proposals": "MT médecins proposés",
+    "mt.proposals_lapsed": "MT propositions expirées sans réponse",
+    "mt.declined": "MT propositions refusées",
 }
+# Who declined a proposal and why (app.activity.mt_figures.DECLINE_SIDES, DECLINE_REASONS).
+DECLINE_SIDES = {
+    "patient": "par le patient",
+    "practitioner": "par le médecin",
+    "unspecified": "sans préciser qui",
+}
+DECLINE_REASONS = {
+    "distance": "trop loin ou hors secteur",
+    "schedule": "horaires ou délais",
+    "preference": "préfère un autre médecin",
+    "capacity": "patientèle complète",
+    "other": "autre motif",
+    "unspecified": "motif non précisé",
+}
+for _side, _by in DECLINE_SIDES.items():
+    LABELS[f"mt.declined_by.{_side}"] = f"MT propositions refusées {_by}"
+    for _code, _why in DECLINE_REASONS.items():
+        LABELS[f"mt.decline_reasons.{_side}.{_code}"] = f"MT refus {_by} : {_why}"
 PARTS = {
     "modality_share": "part",
     "cabinet": "cabinet",

@@ -1,6 +1,8 @@
 """MT (médecin traitant) figures: the queue and capacity events replayed once, in order. A
 patient keeps the priority and criteria met at registration, so entering and leaving the queue
-always count in the same row; remaining places count active GPs only, never below zero."""
+always count in the same row; remaining places count active GPs only, never below zero. The
+proposals made, lapsed and declined, by side (patient, GP) and reason, are counted by local
+day of the answer."""
 
 from __future__ import annotations
 
@@ -18,6 +20,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.activity.periods import Figures, per_1000, ratio
 
 CRITERIA = ("ald", "aged_70", "precarity")
+# Who declined a proposal, and why (the codes of `mt_proposal.reason_code`); `unspecified`
+# for a decline recorded without them.
+DECLINE_SIDES = ("patient", "practitioner", "unspecified")
+DECLINE_REASONS = ("distance", "schedule", "preference", "capacity", "other", "unspecified")
 # The criteria of each bit mask (1: ALD, 2: 70 or over, 4: precarity).
 CRITERIA_SETS = [tuple(c for k, c in enumerate(CRITERIA) if mask >> k & 1) for mask in range(8)]
 
@@ -35,6 +41,19 @@ WHERE e.territory_id = :t AND e.at < :hi
   AND e.type IN ('mt.registered', 'mt.attached', 'mt.withdrawn', 'mt.capacity_set',
                  'practitioner.deleted')
 ORDER BY e.at, e.id
+"""
+
+
+# MT: the proposals and their answers, by local day, side and reason.
+MT_ANSWERS_SQL = """
+SELECT (e.at AT TIME ZONE :tz)::date AS day, e.type,
+       coalesce(e.data->>'declined_by', 'unspecified') AS side,
+       coalesce(e.data->>'reason_code', 'unspecified') AS reason,
+       count(*) AS n
+FROM activity_event e
+WHERE e.territory_id = :t AND e.at >= :lo AND e.at < :hi
+  AND e.type IN ('mt.proposed', 'mt.declined', 'mt.proposal_expired')
+GROUP BY 1, 2, 3, 4
 """
 
 
@@ -145,6 +164,42 @@ async def mt_figures(
             name: per_1000(m[name], population)
             for name in ("registered", "attached", "waiting_at_end")
         }
+    await _answers(session, p, figures, buckets, tz)
+
+
+async def _answers(
+    session: AsyncSession,
+    p: dict[str, Any],
+    figures: list[Figures],
+    buckets: list[tuple[date, date]],
+    tz: ZoneInfo,
+) -> None:
+    """Proposals made and lapsed, and declines by side and reason, in each period."""
+    lo = datetime.combine(buckets[0][0], time(), tz)
+    rows = await session.execute(text(MT_ANSWERS_SQL), {**p, "lo": lo, "tz": tz.key})
+    starts = [b[0] for b in buckets]
+    proposed, lapsed = [0] * len(buckets), [0] * len(buckets)
+    sides = [dict.fromkeys(DECLINE_SIDES, 0) for _ in buckets]
+    reasons = [{s: dict.fromkeys(DECLINE_REASONS, 0) for s in DECLINE_SIDES} for _ in buckets]
+    for day, type_, side, reason, n in rows.all():
+        i = bisect.bisect_right(starts, day) - 1
+        if i < 0 or day >= buckets[i][1]:
+            continue
+        if type_ == "mt.proposed":
+            proposed[i] += n
+        elif type_ == "mt.proposal_expired":
+            lapsed[i] += n
+        else:
+            side = side if side in DECLINE_SIDES else "unspecified"
+            reason = reason if reason in DECLINE_REASONS else "other"
+            sides[i][side] += n
+            reasons[i][side][reason] += n
+    for i, f in enumerate(figures):
+        f.mt["proposals"] = proposed[i]
+        f.mt["proposals_lapsed"] = lapsed[i]
+        f.mt["declined"] = sum(sides[i].values())
+        f.mt["declined_by"] = sides[i]
+        f.mt["decline_reasons"] = reasons[i]
 
 
 class _Queue:

@@ -37,13 +37,20 @@ async def answered(
     *,
     declined_by: str | None = None,
     reason: str | None = None,
+    reason_code: str | None = None,
 ) -> None:
     """Close the pending proposal of the request (none for one proposed before the history
     existed: nothing to close)."""
     await session.execute(
         update(MtProposal)
         .where(MtProposal.request_id == request_id, MtProposal.outcome == "pending")
-        .values(outcome=outcome, answered_at=at, declined_by=declined_by, reason=reason)
+        .values(
+            outcome=outcome,
+            answered_at=at,
+            declined_by=declined_by,
+            reason=reason,
+            reason_code=reason_code,
+        )
         .execution_options(synchronize_session=False)
     )
 
@@ -65,6 +72,7 @@ class ProposalLine:
     answered_at: datetime | None
     declined_by: str | None
     reason: str | None
+    reason_code: str | None
 
 
 async def of_request(session: AsyncSession, request_id: uuid.UUID) -> list[ProposalLine]:
@@ -76,6 +84,8 @@ async def of_request(session: AsyncSession, request_id: uuid.UUID) -> list[Propo
         .order_by(MtProposal.proposed_at, MtProposal.id)
     )
     return [
-        ProposalLine(pr, p.proposed_at, p.outcome, p.answered_at, p.declined_by, p.reason)
+        ProposalLine(
+            pr, p.proposed_at, p.outcome, p.answered_at, p.declined_by, p.reason, p.reason_code
+        )
         for p, pr in rows.all()
     ]

@@ -109,6 +109,10 @@ class MtRequest(IdMixin, PatientColumns, Base):
 
 PROPOSAL_OUTCOMES = ("pending", "accepted", "declined", "lapsed", "withdrawn")
 DECLINED_BY = ("patient", "practitioner")
+# Why a proposal was declined, as the figures count it (the free-text reason stays with the
+# request and is erased with the patient's data): too far or out of the GP's area, hours or
+# delays, the patient prefers another GP, the GP's list is full, anything else.
+DECLINE_REASONS = ("distance", "schedule", "preference", "capacity", "other")
 
 
 class MtProposal(IdMixin, Base):
@@ -121,6 +125,10 @@ class MtProposal(IdMixin, Base):
             "declined_by IS NULL OR (outcome = 'declined' "
             "AND declined_by IN ('patient', 'practitioner'))",
             name="declined_by",
+        ),
+        CheckConstraint(
+            f"reason_code IS NULL OR (outcome = 'declined' AND reason_code IN {DECLINE_REASONS})",
+            name="reason_code",
         ),
         Index("ix_mt_proposal_request", "request_id", "proposed_at"),
         # At most one proposal awaits an answer, as the request has one proposed GP.
@@ -141,3 +149,4 @@ class MtProposal(IdMixin, Base):
     answered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     declined_by: Mapped[str | None] = mapped_column(String(12))
     reason: Mapped[str | None] = mapped_column(String(300))
+    reason_code: Mapped[str | None] = mapped_column(String(20))

@@ -39,11 +39,20 @@ class ReasonIn(StrictModel):
     reason: str = Field(min_length=1, max_length=300)
 
 
+DeclineReason = Literal["distance", "schedule", "preference", "capacity", "other"]
+
+
 class DeclineIn(ReasonIn):
     declined_by: Literal["patient", "practitioner"] | None = Field(
         default=None,
         description="Who said no (a practice key declines as the practitioner); kept in the "
         "request's history",
+    )
+    reason_code: DeclineReason | None = Field(
+        default=None,
+        description="Why, as the figures count it: `distance` (too far, out of the GP's "
+        "area), `schedule` (hours, delays), `preference` (the patient prefers another GP), "
+        "`capacity` (the GP's list is full), `other`",
     )
 
 
@@ -81,6 +90,16 @@ class MtRequestOut(OutModel):
     patient: PatientOut | None
 
 
+class ProposalOut(OutModel):
+    practitioner: PractitionerRef
+    proposed_at: datetime
+    outcome: Literal["pending", "accepted", "declined", "lapsed", "withdrawn"]
+    answered_at: datetime | None
+    declined_by: Literal["patient", "practitioner"] | None
+    reason_code: DeclineReason | None
+    reason: str | None = Field(description="Free text; erased with the patient's data")
+
+
 class CandidateOut(OutModel):
     practitioner: PractitionerRef
     practice_id: uuid.UUID
@@ -90,3 +109,40 @@ class CandidateOut(OutModel):
     mt_capacity: int
     remaining_capacity: int
     distance_km: float | None
+
+
+class ImportLineError(OutModel):
+    line: int = Field(description="Line number in the file, the header being line 1")
+    field: str = Field(description="The request's field (`family_name`, `birth_date`...)")
+    message: str = Field(description="What is wrong, in French, for the coordinator")
+
+
+class ImportLine(OutModel):
+    line: int
+    outcome: Literal["created", "merged", "rejected"]
+    request_id: uuid.UUID | None = Field(
+        description="The request created or merged into (none for a dry run's new request)"
+    )
+    patient: PatientOut | None = Field(description="As read from the line (none if rejected)")
+    ald: bool
+    precarity: bool
+    notes: list[str] = Field(description="What was read but left out, in French")
+
+
+class MtImportOut(OutModel):
+    dry_run: bool = Field(description="True: nothing was written; what an import would do")
+    territory_id: uuid.UUID
+    encoding: str = Field(description="`utf-8`, `utf-8-sig` (with a BOM), `cp1252` or `latin-1`")
+    delimiter: str
+    columns: list[str] = Field(description="The file's header")
+    mapping: dict[str, str] = Field(description="Field → column used")
+    lines: int = Field(description="Data lines read (blank lines left out)")
+    created: int
+    merged: int = Field(
+        description="Lines of a patient already in the queue (same INS, or name, birth date "
+        "and phone), or earlier in the file: merged into that request, never a second place"
+    )
+    rejected: int
+    merged_lines: list[int]
+    errors: list[ImportLineError] = Field(description="Every error of every rejected line")
+    preview: list[ImportLine] = Field(description="The first lines and what each becomes")

@@ -1,4 +1,6 @@
-"""The médecin traitant queue: census, priority, proposals and the patient's free choice.
+"""The médecin traitant queue: registration by a key, reading (who sees which request), the
+rendering of a request and its activity events. Priority is in `priority`, GP capacity and
+candidates in `capacity`, the proposals and the patient's answers in `transitions`.
 
 States: waiting → proposed → attached; proposed → waiting on a decline or a lapsed deadline;
 withdrawn from any open state. The waiting time always counts from the first registration,
@@ -8,24 +10,22 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, case, func, null, or_, select, text
+from sqlalchemy import ColumnElement, Select, and_, func, literal, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from app.activity.service import record
-from app.config import get_settings
-from app.directory import communes
-from app.directory.models import Practice, Practitioner
+from app.directory.models import Practitioner
 from app.errors import Conflict, NotFound, ValidationFailed
-from app.medecin_traitant import history, schemas
+from app.medecin_traitant import schemas
 from app.medecin_traitant.models import MtRequest
+from app.medecin_traitant.priority import MAX_PRIORITY, counted, is_70, priority_expr
 from app.pagination import cursor_instant, cursor_int, cursor_uuid, decode_cursor, encode_cursor
 from app.patient_data import PatientIn, patient_columns, patient_out
-from app.scheduling.queries import great_circle_km
 from app.scheduling.service import now_utc
 from app.security import ADMIN, COORDINATOR, PRACTICE, REGULATOR, Caller
 
@@ -37,7 +37,10 @@ def same_patient(territory_id: uuid.UUID, patient: PatientIn) -> tuple[ColumnEle
     birth date and phone (whoever registered it). One patient, one place in the queue."""
     return (
         MtRequest.territory_id == territory_id,
-        MtRequest.status.in_(OPEN),
+        # The unique indexes' own predicate, written inline (the status check makes it the
+        # open statuses): a prepared statement's generic plan then probes those two indexes
+        # instead of reading the territory's whole queue for each patient (an import: 5,000).
+        MtRequest.status != literal("withdrawn", literal_execute=True),
         or_(
             and_(MtRequest.patient_ins.is_not(None), MtRequest.patient_ins == patient.ins),
             and_(
@@ -50,41 +53,6 @@ def same_patient(territory_id: uuid.UUID, patient: PatientIn) -> tuple[ColumnEle
     )
 
 
-def aged_70() -> ColumnElement[bool]:
-    seventy = func.current_date() - text("interval '70 years'")
-    return func.coalesce(MtRequest.patient_birth_date <= seventy, False)
-
-
-MAX_PRIORITY = 3  # the three criteria below
-
-
-def priority_expr() -> ColumnElement[int]:
-    """Fragility criteria met: ALD, aged 70 or more, precarity. More criteria rank higher.
-    Criteria a patient declared themselves count once the coordinator has confirmed them."""
-    confirmed = MtRequest.criteria_to_check.is_(False)
-    return (
-        case((and_(MtRequest.ald, confirmed), 1), else_=0)
-        + case((and_(MtRequest.precarity, confirmed), 1), else_=0)
-        + case((aged_70(), 1), else_=0)
-    )
-
-
-def counted(r: MtRequest) -> tuple[bool, bool]:
-    """ALD and precarity as they count for priority: not while still to be checked."""
-    return r.ald and not r.criteria_to_check, r.precarity and not r.criteria_to_check
-
-
-def _is_70(birth_date: date | None, today: date) -> bool:
-    if birth_date is None:
-        return False
-    years = (
-        today.year
-        - birth_date.year
-        - ((today.month, today.day) < (birth_date.month, birth_date.day))
-    )
-    return years >= 70
-
-
 @dataclass
 class MtView:
     request: MtRequest
@@ -95,9 +63,9 @@ class MtView:
 
 def render(view: MtView, tz_now: datetime | None = None) -> schemas.MtRequestOut:
     r, now = view.request, tz_now or now_utc()
-    is_70 = _is_70(r.patient_birth_date, now.date())
+    aged = is_70(r.patient_birth_date, now.date())
     ald, precarity = counted(r)
-    met = (("ald", ald), ("70+", is_70), ("precarity", precarity))
+    met = (("ald", ald), ("70+", aged), ("precarity", precarity))
     criteria = [name for name, is_met in met if is_met]
     patient = patient_out(r, visible=view.show_patient)
     return schemas.MtRequestOut(
@@ -109,7 +77,7 @@ def render(view: MtView, tz_now: datetime | None = None) -> schemas.MtRequestOut
         criteria=criteria,
         ald=r.ald,
         precarity=r.precarity,
-        aged_70_or_more=is_70,
+        aged_70_or_more=aged,
         criteria_to_check=r.criteria_to_check,
         source=r.source,
         preferences=schemas.Preferences(
@@ -132,25 +100,33 @@ def render(view: MtView, tz_now: datetime | None = None) -> schemas.MtRequestOut
     )
 
 
+def event_row(caller: Caller | None, type_: str, r: MtRequest, **data: Any) -> dict[str, Any]:
+    """A request's activity event (`record_many`'s shape): the criteria counted, no patient
+    data."""
+    aged = is_70(r.patient_birth_date, now_utc().date())
+    ald, precarity = counted(r)
+    return {
+        "type": type_,
+        "territory_id": r.territory_id,
+        "practitioner_id": r.attached_practitioner_id or r.proposed_practitioner_id,
+        "subject_id": r.id,
+        "actor_key_id": caller.key_id if caller else None,
+        "data": {
+            "priority": int(ald) + int(precarity) + int(aged),
+            "ald": ald,
+            "precarity": precarity,
+            "aged_70": aged,
+            "source": r.source,
+            **data,
+        },
+    }
+
+
 async def event(
     session: AsyncSession, caller: Caller | None, type_: str, r: MtRequest, **data: Any
 ) -> None:
-    is_70 = _is_70(r.patient_birth_date, now_utc().date())
-    ald, precarity = counted(r)
-    await record(
-        session,
-        type_,
-        territory_id=r.territory_id,
-        practitioner_id=r.attached_practitioner_id or r.proposed_practitioner_id,
-        subject_id=r.id,
-        actor_key_id=caller.key_id if caller else None,
-        priority=int(ald) + int(precarity) + int(is_70),
-        ald=ald,
-        precarity=precarity,
-        aged_70=is_70,
-        source=r.source,
-        **data,
-    )
+    row = event_row(caller, type_, r, **data)
+    await record(session, row.pop("type"), **row.pop("data"), **row)
 
 
 # Registration -----------------------------------------------------------------------------
@@ -211,7 +187,7 @@ async def _duplicate(session: AsyncSession, caller: Caller, existing: uuid.UUID 
     """The 409 of a second registration; the first request's id only for a caller who may read
     it (else a SAS could learn, by INS, which request of the queue is whose)."""
     if existing is not None:
-        readable = _visible(caller).with_only_columns(MtRequest.id).where(MtRequest.id == existing)
+        readable = visible(caller).with_only_columns(MtRequest.id).where(MtRequest.id == existing)
         existing = await session.scalar(readable)
     return Conflict(
         "This patient is already registered in this territory",
@@ -225,7 +201,7 @@ _Proposed = aliased(Practitioner)
 _Attached = aliased(Practitioner)
 
 
-def _visible(caller: Caller) -> Select[MtRequest, Practitioner | None, Practitioner | None]:
+def visible(caller: Caller) -> Select[MtRequest, Practitioner | None, Practitioner | None]:
     caller.require(COORDINATOR, REGULATOR, PRACTICE, ADMIN)
     stmt = (
         select(MtRequest, _Proposed, _Attached)
@@ -261,7 +237,7 @@ def _view(caller: Caller, row: Any) -> MtView:
 async def get(
     session: AsyncSession, caller: Caller, request_id: uuid.UUID, *, lock: bool = False
 ) -> MtView:
-    stmt = _visible(caller).where(MtRequest.id == request_id)
+    stmt = visible(caller).where(MtRequest.id == request_id)
     if lock:
         stmt = stmt.with_for_update(of=MtRequest)
     row = (await session.execute(stmt)).one_or_none()
@@ -283,7 +259,7 @@ async def list_requests(
     """Fragile patients first (more criteria first), then the longest waiting; `status`, or
     any of `statuses`, when given."""
     prio = priority_expr()
-    stmt = _visible(caller).add_columns(prio.label("prio"))
+    stmt = visible(caller).add_columns(prio.label("prio"))
     if status is not None:
         stmt = stmt.where(MtRequest.status == status)
     if statuses is not None:
@@ -316,230 +292,3 @@ async def list_requests(
         last = rows[limit - 1]
         next_cursor = encode_cursor([last.prio, last[0].registered_at.isoformat(), last[0].id])
     return views, next_cursor
-
-
-# Capacity and candidates ------------------------------------------------------------------
-
-
-def _attached_to(practitioner_id: Any) -> Select[int]:
-    return select(func.count()).where(
-        MtRequest.attached_practitioner_id == practitioner_id, MtRequest.status == "attached"
-    )
-
-
-def attached_count(practitioner_id: Any) -> ColumnElement[int]:
-    return _attached_to(practitioner_id).scalar_subquery()
-
-
-async def remaining_capacity(session: AsyncSession, practitioner: Practitioner) -> int:
-    """Capacity less attachments: derived, never stored, so it cannot drift."""
-    used = await session.scalar(_attached_to(practitioner.id)) or 0
-    return practitioner.mt_capacity - used
-
-
-async def candidates(
-    session: AsyncSession, caller: Caller, request_id: uuid.UUID, *, limit: int = 50
-) -> list[schemas.CandidateOut]:
-    """GPs of the territory with room left, honouring the patient's preferences, nearest to
-    the patient's commune first (its position: its practices in the directory, else those of
-    its postal codes), those the
-    patient already declined last."""
-    caller.require(COORDINATOR, ADMIN)
-    view = await get(session, caller, request_id)
-    r = view.request
-    remaining = (Practitioner.mt_capacity - attached_count(Practitioner.id)).label("remaining")
-    origin = None
-    if r.patient_commune_insee:
-        # Its practices' position, else that of the practices of its postal codes.
-        commune = await communes.get(session, r.patient_commune_insee)
-        postal_codes = commune.postal_codes if commune is not None else ()
-        origin = await communes.centre(session, [r.patient_commune_insee], postal_codes)
-    distance = (great_circle_km(*origin) if origin else null()).label("distance_km")
-    stmt = (
-        select(Practitioner, Practice, remaining, distance)
-        .join(Practice, Practice.id == Practitioner.practice_id)
-        .where(
-            Practitioner.territory_id == r.territory_id,
-            Practitioner.profession == "general_practitioner",
-            remaining > 0,
-        )
-    )
-    if r.preferred_communes:
-        stmt = stmt.where(Practice.commune_insee.in_(r.preferred_communes))
-    if r.preferred_gender:
-        stmt = stmt.where(Practitioner.gender == r.preferred_gender)
-    # A GP the patient has already declined comes after the others, never first.
-    declined = history.declined_by_patient(r.id, Practitioner.id)
-    stmt = stmt.order_by(
-        declined, distance.asc().nulls_last(), remaining.desc(), Practitioner.id
-    ).limit(limit)
-    return [
-        schemas.CandidateOut(
-            practitioner=schemas.PractitionerRef.model_validate(p),
-            practice_id=pr.id,
-            practice_name=pr.name,
-            commune_insee=pr.commune_insee,
-            gender=p.gender,
-            mt_capacity=p.mt_capacity,
-            remaining_capacity=rem,
-            distance_km=round(dist, 2) if dist is not None else None,
-        )
-        for p, pr, rem, dist in (await session.execute(stmt)).all()
-    ]
-
-
-async def capacities(session: AsyncSession, caller: Caller) -> list[tuple[Practitioner, int]]:
-    """The territory's GPs with their attached patients (capacity less attached is left)."""
-    caller.require(COORDINATOR, ADMIN)
-    stmt = select(Practitioner, attached_count(Practitioner.id)).where(
-        Practitioner.profession == "general_practitioner"
-    )
-    if not caller.instance_wide:
-        stmt = stmt.where(Practitioner.territory_id.in_(caller.territory_ids))
-    rows = await session.execute(
-        stmt.order_by(Practitioner.family_name, Practitioner.given_name).limit(2000)
-    )
-    return [(p, int(n)) for p, n in rows.all()]
-
-
-# Transitions ------------------------------------------------------------------------------
-
-
-def _expect(r: MtRequest, *statuses: str, action: str) -> None:
-    if r.status not in statuses:
-        raise Conflict(f"Cannot {action} a request that is {r.status}")
-
-
-async def _territory_gp(
-    session: AsyncSession, r: MtRequest, practitioner_id: uuid.UUID, *, lock: bool = False
-) -> Practitioner:
-    stmt = select(Practitioner).where(
-        Practitioner.id == practitioner_id, Practitioner.territory_id == r.territory_id
-    )
-    if lock:
-        stmt = stmt.with_for_update()
-    practitioner = await session.scalar(stmt)
-    if practitioner is None:
-        raise ValidationFailed.field(["body", "practitioner_id"], "unknown practitioner")
-    return practitioner
-
-
-async def propose(
-    session: AsyncSession, caller: Caller, request_id: uuid.UUID, data: schemas.ProposalIn
-) -> MtView:
-    caller.require(COORDINATOR, ADMIN)
-    view = await get(session, caller, request_id, lock=True)
-    r = view.request
-    _expect(r, "waiting", action="propose a GP for")
-    practitioner = await _territory_gp(session, r, data.practitioner_id)
-    if await remaining_capacity(session, practitioner) <= 0:
-        raise Conflict("This GP takes no new médecin traitant patients (capacity reached)")
-    now = now_utc()
-    r.status, r.proposed_practitioner_id, r.proposed_at = "proposed", practitioner.id, now
-    r.proposal_deadline = now + timedelta(days=get_settings().mt_proposal_days)
-    await session.flush()
-    await history.proposed(session, r)
-    await event(session, caller, "mt.proposed", r)
-    view.proposed = practitioner
-    return view
-
-
-async def _answering(
-    session: AsyncSession, caller: Caller, request_id: uuid.UUID, action: str
-) -> MtView:
-    caller.require(COORDINATOR, PRACTICE, ADMIN)
-    view = await get(session, caller, request_id, lock=True)
-    _expect(view.request, "proposed", action=action)
-    if caller.role == PRACTICE and (
-        view.proposed is None or view.proposed.practice_id != caller.practice_id
-    ):
-        raise NotFound("MT request not found")
-    return view
-
-
-async def accept(session: AsyncSession, caller: Caller, request_id: uuid.UUID) -> MtView:
-    """The patient chose this GP and the GP agrees: attached. The GP row is locked while the
-    remaining capacity is counted, so concurrent accepts can never exceed it."""
-    view = await _answering(session, caller, request_id, "accept")
-    r, now = view.request, now_utc()
-    assert r.proposed_practitioner_id is not None and r.proposal_deadline is not None
-    if r.proposal_deadline <= now:
-        raise Conflict("The proposal has lapsed; propose again")
-    practitioner = await _territory_gp(session, r, r.proposed_practitioner_id, lock=True)
-    if await remaining_capacity(session, practitioner) <= 0:
-        raise Conflict("This GP has no médecin traitant place left")
-    r.status, r.attached_practitioner_id, r.attached_at = "attached", practitioner.id, now
-    r.proposed_practitioner_id = r.proposed_at = r.proposal_deadline = None
-    await session.flush()
-    await history.answered(session, r.id, "accepted", now)
-    await event(
-        session,
-        caller,
-        "mt.attached",
-        r,
-        waiting_days=(now - r.registered_at).total_seconds() / 86400,
-    )
-    view.attached, view.proposed = practitioner, None
-    return view
-
-
-async def _back_to_waiting(session: AsyncSession, r: MtRequest) -> None:
-    r.status = "waiting"
-    r.proposed_practitioner_id = r.proposed_at = r.proposal_deadline = None
-    await session.flush()
-
-
-async def decline(
-    session: AsyncSession, caller: Caller, request_id: uuid.UUID, data: schemas.ReasonIn
-) -> MtView:
-    """The patient or the GP says no: back to the queue, with the original waiting time."""
-    view = await _answering(session, caller, request_id, "decline")
-    practitioner_id = view.request.proposed_practitioner_id
-    by = data.declined_by if isinstance(data, schemas.DeclineIn) else None
-    by = "practitioner" if caller.role == PRACTICE else by
-    await history.answered(
-        session, view.request.id, "declined", now_utc(), declined_by=by, reason=data.reason
-    )
-    await _back_to_waiting(session, view.request)
-    await event(
-        session, caller, "mt.declined", view.request, declined_practitioner=str(practitioner_id)
-    )
-    view.proposed = None
-    return view
-
-
-async def withdraw(
-    session: AsyncSession, caller: Caller, request_id: uuid.UUID, data: schemas.ReasonIn
-) -> MtView:
-    caller.require(COORDINATOR, ADMIN)
-    view = await get(session, caller, request_id, lock=True)
-    r = view.request
-    _expect(r, *OPEN, action="withdraw")
-    was = r.status
-    if was == "proposed":
-        await history.answered(session, r.id, "withdrawn", now_utc())
-    r.status, r.withdrawn_at, r.withdraw_reason = "withdrawn", now_utc(), data.reason
-    r.proposed_practitioner_id = r.proposed_at = r.proposal_deadline = None
-    r.attached_practitioner_id = None
-    await session.flush()
-    await event(session, caller, "mt.withdrawn", r, was=was)
-    view.proposed = view.attached = None
-    return view
-
-
-async def expire_proposals(session: AsyncSession, *, now: datetime | None = None) -> dict[str, int]:
-    """Job: proposals past their deadline go back to the queue (original waiting time kept)."""
-    now = now or now_utc()
-    lapsed = (
-        await session.scalars(
-            select(MtRequest)
-            .where(MtRequest.status == "proposed", MtRequest.proposal_deadline <= now)
-            .with_for_update(skip_locked=True)
-        )
-    ).all()
-    for r in lapsed:
-        practitioner_id = r.proposed_practitioner_id
-        await history.answered(session, r.id, "lapsed", now)
-        await _back_to_waiting(session, r)
-        await event(session, None, "mt.proposal_expired", r, practitioner=str(practitioner_id))
-    return {"proposals_expired": len(lapsed)}

@@ -21,7 +21,7 @@ from app.directory import schemas as directory
 from app.directory.communes import Commune
 from app.errors import Conflict, ValidationFailed
 from app.idempotency import idempotent
-from app.medecin_traitant import history, schemas, self_registration, service
+from app.medecin_traitant import capacity, history, schemas, self_registration, service, transitions
 from app.security import ADMIN, COORDINATOR
 from app.web.auth import Form, FormDep, UserDep, WebUser, done, require_role, show
 from app.web.commune_field import caller_communes, read_communes
@@ -141,7 +141,7 @@ async def _request_page(
     item = service.render(await service.get(session, user.caller, request_id))
     await log_shown(session, user.caller, "mt_request", [item], "read")
     candidates = (
-        await service.candidates(session, user.caller, request_id)
+        await capacity.candidates(session, user.caller, request_id)
         if item.status == "waiting"
         else []
     )
@@ -218,7 +218,7 @@ async def propose(
     if body is None:
         return await _request_page(request, session, user, request_id, errors=errors, status=422)
     return await _transition(request, session, user, request_id,
-                             service.propose(session, user.caller, request_id, body),
+                             transitions.propose(session, user.caller, request_id, body),
                              "Médecin proposé au patient.")  # fmt: skip
 
 
@@ -228,7 +228,7 @@ async def accept(
 ) -> Response:
     require_role(user, *COORDINATORS)
     return await _transition(request, session, user, request_id,
-                             service.accept(session, user.caller, request_id),
+                             transitions.accept(session, user.caller, request_id),
                              "Patient rattaché à son médecin traitant.")  # fmt: skip
 
 
@@ -241,17 +241,17 @@ async def _with_reason(
     kind: str,
 ) -> Response:
     model = schemas.DeclineIn if kind == "decline" else schemas.ReasonIn
-    fields = ("reason", "declined_by") if kind == "decline" else ("reason",)
+    fields = ("reason", "declined_by", "reason_code") if kind == "decline" else ("reason",)
     body, errors = parse(model, nested(form, *fields))
     if body is None:
         errors = {f"{kind}.reason": errors.get("reason", "Ce champ est obligatoire.")}
         return await _request_page(request, session, user, request_id, errors=errors, status=422)
     if kind == "decline":
         return await _transition(request, session, user, request_id,
-                                 service.decline(session, user.caller, request_id, body),
+                                 transitions.decline(session, user.caller, request_id, body),
                                  "Proposition refusée : le patient garde sa place.")  # fmt: skip
     return await _transition(request, session, user, request_id,
-                             service.withdraw(session, user.caller, request_id, body),
+                             transitions.withdraw(session, user.caller, request_id, body),
                              "Patient sorti de la file.")  # fmt: skip
 
 
@@ -274,7 +274,7 @@ async def withdraw(
 @router.get("/capacites")
 async def capacities(request: Request, session: SessionDep, user: UserDep) -> Response:
     require_role(user, *COORDINATORS)
-    rows = await service.capacities(session, user.caller)
+    rows = await capacity.capacities(session, user.caller)
     return show(request, user, "capacities.html", rows=rows)
 
 

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from app.activity import export, indicators
+from app.activity.mt_figures import DECLINE_REASONS, DECLINE_SIDES
 from app.api.deps import SessionDep
 from app.api.indicators import NowDep, csv_response, territory_indicators
 from app.directory.models import Territory
@@ -150,6 +151,19 @@ async def dashboard(
                 _fmt(last.get("still_waiting_days_median")), None, progress),
         _figure("places restantes chez les médecins",
                 _fmt(last.get("remaining_capacity_at_end")), None, progress),
+        _figure("propositions refusées par le patient",
+                _fmt(int(sum(m.mt["declined_by"]["patient"] for m in months))), None, progress),
+        _figure("propositions refusées par le médecin",
+                _fmt(int(sum(m.mt["declined_by"]["practitioner"] for m in months))), None,
+                progress),
+    ]  # fmt: skip
+    refusals = [
+        {
+            "label": export.DECLINE_REASONS[code][0].upper() + export.DECLINE_REASONS[code][1:],
+            "counts": [sum(m.mt["decline_reasons"][side][code] for m in months)
+                       for side in DECLINE_SIDES],
+        }
+        for code in DECLINE_REASONS
     ]  # fmt: skip
     week_rows = [
         {
@@ -197,6 +211,9 @@ async def dashboard(
         months=month_rows,
         snp_chart=snp_chart,
         mt_chart=mt_chart,
+        refusals=refusals,
+        refusal_sides=["Par le patient", "Par le médecin", "Sans préciser qui"],
+        refusal_totals=[sum(m.mt["declined_by"][side] for m in months) for side in DECLINE_SIDES],
     )
 
 

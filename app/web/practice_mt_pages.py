@@ -15,7 +15,7 @@ from app.activity.audit import log_shown
 from app.api.deps import SessionDep
 from app.directory.territory_service import territory_zones
 from app.errors import Conflict, ValidationFailed
-from app.medecin_traitant import schemas, service
+from app.medecin_traitant import schemas, service, transitions
 from app.security import PRACTICE
 from app.web.auth import FormDep, UserDep, WebUser, done, require_role, show
 from app.web.coordinator_pages import MT_CONFLICTS
@@ -65,10 +65,10 @@ async def _answer(
 ) -> Response:
     try:
         if kind == "accept":
-            view = await service.accept(session, user.caller, request_id)
+            view = await transitions.accept(session, user.caller, request_id)
         else:
             assert reason is not None
-            view = await service.decline(session, user.caller, request_id, reason)
+            view = await transitions.decline(session, user.caller, request_id, reason)
     except (Conflict, ValidationFailed) as exc:
         await session.rollback()
         message = MT_CONFLICTS.get(exc.detail, "Action impossible : la proposition a changé.")
@@ -92,7 +92,7 @@ async def decline(
     request: Request, session: SessionDep, user: UserDep, form: FormDep, request_id: uuid.UUID
 ) -> Response:
     require_role(user, PRACTICE)
-    body, _ = parse(schemas.ReasonIn, nested(form, "reason"))
+    body, _ = parse(schemas.DeclineIn, nested(form, "reason", "reason_code"))
     if body is None:
         return await _page(request, session, user, failed=request_id,
                            errors={"reason": "Indiquez le motif du refus."},

@@ -88,6 +88,13 @@ PROPOSAL_OUTCOMES = {
     "withdrawn": "Close (patient sorti de la file)",
 }
 DECLINED_BY = {"patient": "Le patient", "practitioner": "Le médecin"}
+DECLINE_REASONS = {
+    "distance": "Trop loin ou hors secteur",
+    "schedule": "Horaires ou délais",
+    "preference": "Préfère un autre médecin",
+    "capacity": "Patientèle complète",
+    "other": "Autre motif",
+}
 ROLES = {
     "admin": "Administration",
     "coordinator": "Coordination de CPTS",
@@ -146,6 +153,7 @@ FIELD_LABELS = {
     "commune_insee": "Commune",
     "consentement": "Accord",
     "declined_by": "Refusé par",
+    "reason_code": "Motif du refus",
     "contact_email": "E-mail",
     "reference": "Référence",
     "birth_date": "Date de naissance",
@@ -218,6 +226,7 @@ TEMPLATES.globals.update(
     MT_SOURCES=MT_SOURCES,
     PROPOSAL_OUTCOMES=PROPOSAL_OUTCOMES,
     DECLINED_BY=DECLINED_BY,
+    DECLINE_REASONS=DECLINE_REASONS,
     ROLES=ROLES,
     GENDERS=GENDERS,
     FIELD_LABELS=FIELD_LABELS,
