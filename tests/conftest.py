@@ -26,6 +26,7 @@ from app.main import create_app
 from app.migrate import upgrade_to_head
 from app.sas_bridge.feed_fetch import feed_client
 from app.security import Caller
+from app.web.auth import FAILURES
 from tests.dbtools import (
     database_name,
     drop_database,
@@ -294,6 +295,15 @@ async def operator(client: httpx.AsyncClient, world: World) -> dict[str, str]:
     r = await client.post("/fhir/Practitioner", json=account(tech), headers=platform)
     assert r.status_code == 201
     return {"system": SAS, "value": tech}
+
+
+@pytest.fixture(autouse=True)
+def no_failed_sign_ins() -> Iterator[None]:
+    """Each test starts with no failed sign-in on record. app.web.auth.FAILURES is one table
+    per process: a test that signs in with a wrong key would otherwise make the next test's
+    sign-in from 127.0.0.1 wait (up to 8 s), in whichever test comes next."""
+    yield
+    FAILURES._failures.clear()
 
 
 @pytest.fixture
