@@ -25,8 +25,10 @@ trap 'rm -rf "$out"' EXIT
 ) >"$out/checks" 2>&1 &
 checks=$!
 
+# --dist loadgroup: the tests marked xdist_group("servers") start the service in subprocesses
+# (several workers each, or the fuzzer): they run one after another on one worker.
 pytest_status=0
-"$BIN/pytest" -n "${PYTEST_WORKERS:-auto}" "$@" || pytest_status=$?
+"$BIN/pytest" -n "${PYTEST_WORKERS:-auto}" --dist loadgroup "$@" || pytest_status=$?
 
 checks_status=0
 wait "$checks" || checks_status=$?
