@@ -29,7 +29,9 @@ lint: install
 	$(BIN)/mypy app
 	$(BIN)/lint-imports
 
-test: install lint
+# ruff, mypy and alembic check run beside the pytest suite, itself spread over the cores
+# (scripts/test.sh; PYTEST_WORKERS=0 runs it in this one process).
+test: install
 	bash scripts/test.sh
 
 clean:

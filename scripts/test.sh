@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Runs `alembic check` and the whole pytest suite against real PostgreSQL:
-# TEST_DATABASE_URL if set, else the server at 127.0.0.1:5432 (started here when it is installed
-# but down), else the embedded PostgreSQL that the tests start themselves (tests/dbtools.py).
+# `make test`: every check CI runs. ruff, mypy and `alembic check` run beside the pytest suite,
+# which runs in parallel (pytest-xdist, PYTEST_WORKERS processes, default: one per core), each
+# worker with its own databases, against real PostgreSQL: TEST_DATABASE_URL if set, else the
+# server at 127.0.0.1:5432 (started here when it is installed but down), else the embedded
+# PostgreSQL that the tests start themselves (tests/dbtools.py). Arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=.venv/bin
@@ -12,7 +14,27 @@ if [ -z "${TEST_DATABASE_URL:-}" ] && ! (exec 3<>/dev/tcp/127.0.0.1/5432) 2>/dev
   pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | sort -V | tail -n 1)" main start || true
 fi
 
-# alembic check: the models and the migrations describe the same schema.
-"$BIN/python" -m tests.schema_check
+out=$(mktemp -d)
+trap 'rm -rf "$out"' EXIT
 
-"$BIN/pytest" "$@"
+# Static checks, then alembic check (the models and the migrations describe the same schema):
+# single-threaded, they take a share of the cores while pytest's workers wait on PostgreSQL.
+(
+  "$BIN/ruff" check . && "$BIN/ruff" format --check . && "$BIN/mypy" app \
+    && "$BIN/python" -m tests.schema_check
+) >"$out/checks" 2>&1 &
+checks=$!
+
+# --dist loadgroup: the tests marked xdist_group("servers") start the service in subprocesses
+# (several workers each, or the fuzzer): they run one after another on one worker.
+pytest_status=0
+"$BIN/pytest" -n "${PYTEST_WORKERS:-auto}" --dist loadgroup "$@" || pytest_status=$?
+
+checks_status=0
+wait "$checks" || checks_status=$?
+echo "--- ruff, mypy, alembic check"
+cat "$out/checks"
+if [ "$checks_status" -ne 0 ]; then
+  echo "ruff, mypy or alembic check FAILED (exit $checks_status)"
+fi
+[ "$checks_status" -eq 0 ] && [ "$pytest_status" -eq 0 ]

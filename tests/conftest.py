@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import shutil
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
@@ -25,6 +27,7 @@ from app.main import create_app
 from app.migrate import upgrade_to_head
 from app.sas_bridge.feed_fetch import feed_client
 from app.security import Caller
+from app.web.auth import FAILURES
 from tests.dbtools import (
     database_name,
     drop_database,
@@ -33,6 +36,14 @@ from tests.dbtools import (
     with_database,
 )
 from tests.fhir_profiles import assert_conforms
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Find the tests' PostgreSQL (or start the embedded one) once, in the main process: the
+    pytest-xdist workers it starts afterwards inherit TEST_DATABASE_URL and never race to
+    start a server of their own."""
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        server_url()
 
 
 @pytest.fixture(scope="session")
@@ -290,9 +301,45 @@ async def operator(client: httpx.AsyncClient, world: World) -> dict[str, str]:
     return {"system": SAS, "value": tech}
 
 
+@pytest.fixture(autouse=True)
+def no_failed_sign_ins() -> Iterator[None]:
+    """Each test starts with no failed sign-in on record. app.web.auth.FAILURES is one table
+    per process: a test that signs in with a wrong key would otherwise make the next test's
+    sign-in from 127.0.0.1 wait (up to 8 s), in whichever test comes next."""
+    yield
+    FAILURES._failures.clear()
+
+
 @pytest.fixture
 def clock() -> Iterator[FrozenClock]:
     """The service's clock (app.clock), standing at the current instant until the test sets
     it (`clock.set(...)`, `clock.advance(...)`): behaviour at any date, run on any day."""
     with frozen_at(datetime.now(UTC)) as frozen:
         yield frozen
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.fixture(scope="session")
+async def chromium() -> AsyncIterator[Any]:
+    """One headless Chromium (Debian's) per test process, started by the first browser test:
+    starting one takes longer than most browser tests. Each test gets its own contexts
+    (the `browser` fixture of tests/test_browser_dashboard.py closes them afterwards)."""
+    from playwright.async_api import async_playwright
+
+    assert CHROMIUM is not None, "chromium missing (apt-get install chromium)"
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+            ],
+        )
+        yield browser
+        await browser.close()

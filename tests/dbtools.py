@@ -20,7 +20,10 @@ SUFFIX = hashlib.sha256(str(ROOT).encode()).hexdigest()[:8]
 
 
 def database_name(purpose: str) -> str:
-    return f"creneau_{purpose}_{SUFFIX}"
+    """`creneau_<purpose>_<checkout hash>`, and the pytest-xdist worker (gw0, gw1...) when the
+    tests run in parallel: each worker builds, uses and drops its own databases."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    return f"creneau_{purpose}_{SUFFIX}" + (f"_{worker}" if worker else "")
 
 
 def server_url() -> str:

@@ -12,6 +12,7 @@ from collections import Counter
 from pathlib import Path
 
 import asyncpg
+import pytest
 
 from app.migrate import upgrade_to_head
 from app.security import digest
@@ -55,6 +56,7 @@ def _keep_report(text: str) -> None:
     report.write_text(text)
 
 
+@pytest.mark.xdist_group("servers")  # one service subprocess at a time (scripts/test.sh)
 async def test_fuzzing_finds_no_server_error(tmp_path):
     import asyncio
 

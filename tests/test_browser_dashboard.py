@@ -45,23 +45,12 @@ async def served(settings, sessionmaker):
 
 
 @pytest.fixture
-async def browser():
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as p:
-        browser = await p.chromium.launch(
-            executable_path=CHROMIUM,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-            ],
-        )
-        yield browser
-        await browser.close()
+async def browser(chromium):
+    """The shared Chromium (conftest.chromium); the pages and contexts a test opens are closed
+    after it, so no test sees another's cookies or pages."""
+    yield chromium
+    for context in chromium.contexts:
+        await context.close()
 
 
 async def seed_recent(session, territory_id: str) -> None:

@@ -247,6 +247,7 @@ def test_a_zero_time_turns_the_cache_off() -> None:
     assert create_app(Settings(caller_cache_seconds=0)).state.caller_cache.enabled is False
 
 
+@pytest.mark.xdist_group("servers")  # one service subprocess at a time (scripts/test.sh)
 async def test_every_worker_refuses_a_key_once_its_revocation_commits(
     database_url: str, engine: AsyncEngine, tmp_path: Path
 ) -> None:

@@ -462,6 +462,7 @@ async def test_behind_nginx_with_the_documented_configuration(
             await nginx.wait()
 
 
+@pytest.mark.xdist_group("servers")  # one service subprocess at a time (scripts/test.sh)
 async def test_creneau_serve_terminates_mutual_tls(database_url, pki, tmp_path):
     """The command itself, with two workers: the protocol and the context factory reach them."""
     port = free_port()

@@ -8,6 +8,7 @@ import re
 import time
 
 import httpx
+import pytest
 
 from tests.test_inbound_mtls import free_port, spawn_serve
 
@@ -24,6 +25,7 @@ async def _fresh_get(url: str) -> httpx.Response:
         return await client.get(url)
 
 
+@pytest.mark.xdist_group("servers")  # one service subprocess at a time (scripts/test.sh)
 async def test_metrics_count_the_requests_of_every_worker(database_url, engine, tmp_path):
     port = free_port()
     log = tmp_path / "serve.log"

@@ -80,6 +80,7 @@ def test_the_readme_has_first_calls() -> None:
     assert len(first_calls_blocks()) >= 3
 
 
+@pytest.mark.xdist_group("servers")  # one service subprocess at a time (scripts/test.sh)
 async def test_first_calls_run_as_written_on_the_demo(demo: tuple[Path, int]) -> None:
     cwd, port = demo
     blocks = first_calls_blocks()
