@@ -17,18 +17,19 @@ fi
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 
-# Static checks, then alembic check (the models and the migrations describe the same schema):
+# Static checks, the import contracts (lint-imports), then alembic check (the models and the migrations describe the same schema):
 # single-threaded, they take a share of the cores while pytest's workers wait on PostgreSQL.
 (
   "$BIN/ruff" check . && "$BIN/ruff" format --check . && "$BIN/mypy" app \
-    && "$BIN/python" -m tests.schema_check
+    && "$BIN/lint-imports" && "$BIN/python" -m tests.schema_check
 ) >"$out/checks" 2>&1 &
 checks=$!
 
 # --dist loadgroup: the tests marked xdist_group("servers") start the service in subprocesses
 # (several workers each, or the fuzzer): they run one after another on one worker.
 pytest_status=0
-"$BIN/pytest" -n "${PYTEST_WORKERS:-auto}" --dist loadgroup "$@" || pytest_status=$?
+"$BIN/pytest" -n "${PYTEST_WORKERS:-auto}" --dist loadgroup "$@" 2>&1 | tee "$out/pytest" \
+  || pytest_status=$?
 
 checks_status=0
 wait "$checks" || checks_status=$?
@@ -37,4 +38,7 @@ cat "$out/checks"
 if [ "$checks_status" -ne 0 ]; then
   echo "ruff, mypy or alembic check FAILED (exit $checks_status)"
 fi
+# pytest's own closing line ("N passed, N failed in ...") stays the last line of the run.
+echo "--- pytest"
+tail -n 1 "$out/pytest"
 [ "$checks_status" -eq 0 ] && [ "$pytest_status" -eq 0 ]
