@@ -24,8 +24,8 @@ from datetime import time as dtime
 import asyncpg
 
 from app.db import make_engine, make_sessionmaker
+from app.scheduling.materialisation import materialize_all
 from app.scheduling.queries import SlotSearch, search_sql
-from app.scheduling.service import materialize_all
 from app.security import _KEY_STATEMENT, digest
 from bench.common import (
     LoadClient,

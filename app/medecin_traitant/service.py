@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from app.activity.service import record
+from app.clock import now_utc
 from app.config import get_settings
 from app.directory.models import Practice, Practitioner
 from app.directory.service import commune_centre
@@ -27,7 +28,6 @@ from app.pagination import cursor_instant, cursor_int, cursor_uuid, decode_curso
 from app.patient_data import patient_columns, patient_out
 from app.scheduling.booking_schemas import PatientIn
 from app.scheduling.queries import great_circle_km
-from app.scheduling.service import now_utc
 from app.security import ADMIN, COORDINATOR, PRACTICE, REGULATOR, Caller
 
 OPEN = ("waiting", "proposed", "attached")

@@ -18,12 +18,13 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select, exists, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.clock import now_utc
 from app.directory import readiness
 from app.directory.models import Practice, Practitioner, Territory
 from app.sas_bridge import fhir_resources as res
 from app.sas_bridge.fhir_search import context_columns, fhir_status, visibility_for
 from app.scheduling.models import Slot
-from app.scheduling.service import now_utc, zone
+from app.scheduling.rules import zone
 from app.security import SAS_PLATFORM, Caller
 
 TYPES = ("Location", "Schedule", "Slot")

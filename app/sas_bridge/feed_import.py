@@ -24,6 +24,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.activity.service import record
+from app.clock import now_utc
 from app.config import get_settings
 from app.directory.models import Territory
 from app.errors import NotFound
@@ -35,17 +36,15 @@ from app.sas_bridge.feed_models import AgendaFeed, AgendaImport
 from app.sas_bridge.feed_parse import FeedSlot, Window, parse_fhir_page
 from app.scheduling.models import Slot
 from app.scheduling.offer_events import record_offer
+from app.scheduling.publishers import lock_publication, publishing_practitioner
+from app.scheduling.rules import zone
 from app.scheduling.schemas import MaterializationOut
-from app.scheduling.service import (
+from app.scheduling.slot_writes import (
     NewSlot,
     count_slots,
     insert_slots,
-    lock_publication,
-    now_utc,
     offered_slots,
-    publishing_practitioner,
     withdraw_slots,
-    zone,
 )
 from app.security import Caller
 

@@ -34,6 +34,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.bounds import MAX_FHIR_INTEGER, check_instant
+from app.clock import now_utc
 from app.config import get_settings
 from app.db import DriverStatement
 from app.directory import readiness
@@ -42,7 +43,6 @@ from app.errors import BadRequest, ValidationFailed
 from app.sas_bridge import fhir_resources as res
 from app.scheduling.models import Slot
 from app.scheduling.queries import SEARCH_VISIBILITY, bookable
-from app.scheduling.service import now_utc
 from app.security import ADMIN, COORDINATOR, REGULATOR, SAS_PLATFORM, Caller
 
 FHIR_STATUSES = ("free", "busy", "busy-tentative", "busy-unavailable")

@@ -38,11 +38,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import aliased
 from sqlalchemy.types import Uuid
 
+from app.clock import now_utc
 from app.config import get_settings
 from app.metrics import OUTBOX_DELIVERIES, OUTBOX_PENDING
 from app.outbound_urls import COULD_NOT_CONNECT
 from app.sas_bridge.models import OutboxMessage, WebhookEndpoint
-from app.scheduling.service import now_utc
 
 log = logging.getLogger(__name__)
 

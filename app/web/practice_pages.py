@@ -18,11 +18,20 @@ from starlette.responses import Response
 from app.activity.audit import log_shown
 from app.api.deps import SessionDep
 from app.bounds import BoundedDate
+from app.clock import now_utc
 from app.directory.models import Practice, Practitioner
 from app.directory.service import get_practice, get_practitioner, list_practitioners
 from app.errors import Conflict, ValidationFailed
 from app.sas_bridge.feed_import import last_import
-from app.scheduling import booking_service, service
+from app.scheduling import (
+    agenda,
+    booking_views,
+    one_off_slots,
+    publication,
+    publishers,
+    unavailabilities,
+)
+from app.scheduling import preview as rule_preview
 from app.scheduling.booking_schemas import BookingOut
 from app.scheduling.models import AvailabilityRule
 from app.scheduling.schemas import OneOffSlotIn, RuleIn, RulePatch, UnavailabilityIn
@@ -64,10 +73,10 @@ async def _week(
 ) -> dict[uuid.UUID, list[Day]]:
     """Each GP's slots of the week, day by day, with the booking on each booked slot."""
     start, end = local_day_start(monday, tz), local_day_start(monday + timedelta(days=7), tz)
-    views, _ = await booking_service.list_bookings(
+    views, _ = await booking_views.list_bookings(
         session, user.caller, status=None, start=start, end=end, cursor=None, limit=5000
     )
-    shown = [booking_service.render(v) for v in views]
+    shown = [booking_views.render(v) for v in views]
     occupying = {b.slot.id: b for b in shown if b.slot and b.status not in ("cancelled", "expired")}
     # A surnuméraire is in the agenda under its booking's id.
     occupying.update(
@@ -76,7 +85,7 @@ async def _week(
     await log_shown(session, user.caller, "booking", list(occupying.values()), "list")
     weeks: dict[uuid.UUID, list[Day]] = {}
     for practitioner in practitioners:
-        slots, _ = await service.list_practitioner_slots(
+        slots, _ = await agenda.list_practitioner_slots(
             session, user.caller, practitioner.id, start, end
         )
         days = [Day(monday + timedelta(days=i), []) for i in range(7)]
@@ -93,12 +102,12 @@ async def _week(
 
 
 async def _zone(session: AsyncSession, practitioner_id: uuid.UUID, user: WebUser) -> ZoneInfo:
-    _, tz = await service.publishing_practitioner(session, user.caller, practitioner_id)
+    _, tz = await publishers.publishing_practitioner(session, user.caller, practitioner_id)
     return tz
 
 
 def _week_start(semaine: date | None, tz: ZoneInfo) -> date:
-    return _monday(semaine or service.now_utc().astimezone(tz).date())
+    return _monday(semaine or now_utc().astimezone(tz).date())
 
 
 @router.get("")
@@ -147,12 +156,12 @@ async def practitioner_page(
     last import (the events it skipped and its conflicts)."""
     require_role(user, *PUBLISHERS)
     practitioner = await get_practitioner(session, user.caller, practitioner_id)
-    rules = await service.list_rules(session, user.caller, practitioner.id)
+    rules = await publication.list_rules(session, user.caller, practitioner.id)
     tz = await _zone(session, practitioner.id, user)
     monday = _week_start(semaine, tz)
     weeks = await _week(session, user, [practitioner], monday, tz)
-    absences, _ = await service.list_unavailabilities(
-        session, user.caller, practitioner.id, after=service.now_utc()
+    absences, _ = await unavailabilities.list_unavailabilities(
+        session, user.caller, practitioner.id, after=now_utc()
     )
     feed, last = await last_import(session, user.caller, practitioner.id)
     return show(
@@ -192,7 +201,7 @@ def describe_rule(rule: AvailabilityRule) -> str:
 
 def _rule_values(rule: AvailabilityRule | None) -> dict[str, Any]:
     if rule is None:
-        today = service.now_utc().date().isoformat()
+        today = now_utc().date().isoformat()
         return {"jours": [], "intervalle": "1", "start_time": "17:00", "end_time": "19:00",
                 "slot_minutes": "20", "modality": "cabinet", "visibility": "sas",
                 "valid_from": today}  # fmt: skip
@@ -238,8 +247,8 @@ def _form_values(form: Form) -> dict[str, Any]:
     return values
 
 
-def _preview_days(preview: list[service.PreviewSlot], tz: ZoneInfo) -> list[dict[str, Any]]:
-    days: dict[date, list[service.PreviewSlot]] = {}
+def _preview_days(preview: list[rule_preview.PreviewSlot], tz: ZoneInfo) -> list[dict[str, Any]]:
+    days: dict[date, list[rule_preview.PreviewSlot]] = {}
     for p in preview:
         days.setdefault(p.start.astimezone(tz).date(), []).append(p)
     return [{"date": d, "slots": slots} for d, slots in days.items()]
@@ -254,7 +263,7 @@ async def _rule_page(
     values: dict[str, Any],
     *,
     errors: dict[str, str] | None = None,
-    preview: list[service.PreviewSlot] | None = None,
+    preview: list[rule_preview.PreviewSlot] | None = None,
     tz: ZoneInfo | None = None,
     status: int = 200,
 ) -> Response:
@@ -299,7 +308,9 @@ async def edit_rule(
     rule_id: uuid.UUID,
 ) -> Response:
     require_role(user, *PUBLISHERS)
-    rule, practitioner, _ = await service.get_rule(session, user.caller, practitioner_id, rule_id)
+    rule, practitioner, _ = await publication.get_rule(
+        session, user.caller, practitioner_id, rule_id
+    )
     return await _rule_page(request, session, user, practitioner, rule, _rule_values(rule))
 
 
@@ -315,7 +326,7 @@ async def _save_rule(
     practitioner = await get_practitioner(session, user.caller, practitioner_id)
     rule = None
     if rule_id is not None:
-        rule, _, _ = await service.get_rule(session, user.caller, practitioner.id, rule_id)
+        rule, _, _ = await publication.get_rule(session, user.caller, practitioner.id, rule_id)
     tz = await _zone(session, practitioner.id, user)
     values = _form_values(form)
     data, errors = _rule_data(form)
@@ -328,7 +339,7 @@ async def _save_rule(
                                 errors=errors, status=422)  # fmt: skip
     if form.get("action") != "publier":
         try:
-            preview, tz = await service.preview_rule(
+            preview, tz = await rule_preview.preview_rule(
                 session, user.caller, practitioner.id, body, rule_id=rule_id
             )
         except ValidationFailed as exc:
@@ -338,11 +349,13 @@ async def _save_rule(
                                 preview=preview, tz=tz)  # fmt: skip
     try:
         if rule_id is None:
-            _, created, _ = await service.create_rule(session, user.caller, practitioner.id, body)
+            _, created, _ = await publication.create_rule(
+                session, user.caller, practitioner.id, body
+            )
             message = f"Règle publiée : {count_of(created, 'créneau créé')}."
         else:
             patch = RulePatch.model_validate({**body.model_dump(), "valid_until": body.valid_until})
-            _, counts = await service.update_rule(
+            _, counts = await publication.update_rule(
                 session, user.caller, practitioner.id, rule_id, patch
             )
             message = (
@@ -354,7 +367,7 @@ async def _save_rule(
         await session.rollback()
         practitioner = await get_practitioner(session, user.caller, practitioner_id)
         if rule_id is not None:
-            rule, _, _ = await service.get_rule(session, user.caller, practitioner.id, rule_id)
+            rule, _, _ = await publication.get_rule(session, user.caller, practitioner.id, rule_id)
         errors = (
             service_errors(exc)
             if isinstance(exc, ValidationFailed)
@@ -398,7 +411,7 @@ async def end_rule(
     """End a rule: its future free slots go; held and booked ones stay."""
     require_role(user, *PUBLISHERS)
     if not confirmed(form):
-        await service.get_rule(session, user.caller, practitioner_id, rule_id)
+        await publication.get_rule(session, user.caller, practitioner_id, rule_id)
         return ask_confirmation(
             request,
             user,
@@ -408,7 +421,7 @@ async def end_rule(
             button="Terminer la règle",
             back=f"/cabinet/medecins/{practitioner_id}",
         )
-    counts = await service.delete_rule(session, user.caller, practitioner_id, rule_id)
+    counts = await publication.delete_rule(session, user.caller, practitioner_id, rule_id)
     return done(
         request,
         f"/cabinet/medecins/{practitioner_id}",
@@ -451,7 +464,7 @@ async def create_slot(
                                         **_period(form, tz)})  # fmt: skip
     if body is not None:
         try:
-            await service.create_one_off_slot(session, user.caller, practitioner.id, body)
+            await one_off_slots.create_one_off_slot(session, user.caller, practitioner.id, body)
         except (ValidationFailed, Conflict) as exc:
             await session.rollback()
             practitioner = await get_practitioner(session, user.caller, practitioner_id)
@@ -496,7 +509,7 @@ async def create_absence(
                     values=form.values(), errors=errors,
                     first_error=next(iter(errors), None))  # fmt: skip
     try:
-        absence, count, conflicts, _ = await service.create_unavailability(
+        absence, count, conflicts, _ = await unavailabilities.create_unavailability(
             session, user.caller, practitioner.id, body
         )
     except Conflict as exc:  # another absence of the GP covers part of this one
@@ -528,20 +541,20 @@ async def absence_page(
     """An absence and the bookings it conflicts with, each with its patient, to call them."""
     require_role(user, *PUBLISHERS)
     practitioner = await get_practitioner(session, user.caller, practitioner_id)
-    absence, booked, tz = await service.get_unavailability(
+    absence, booked, tz = await unavailabilities.get_unavailability(
         session, user.caller, practitioner.id, absence_id
     )
     slot_ids = {c.slot_id for c in booked if c.slot_id}
     booking_ids = {c.booking_id for c in booked if c.booking_id}  # surnuméraires
     conflicts: list[BookingOut] = []
     if booked:
-        views, _ = await booking_service.list_bookings(
+        views, _ = await booking_views.list_bookings(
             session, user.caller, status=None, start=booked[0].start,
             end=booked[-1].start + timedelta(seconds=1), cursor=None, limit=500,
         )  # fmt: skip
         conflicts = [
             b
-            for b in map(booking_service.render, views)
+            for b in map(booking_views.render, views)
             if (b.slot and b.slot.id in slot_ids and b.status == "booked") or b.id in booking_ids
         ]
         await log_shown(session, user.caller, "booking", conflicts, "list")
@@ -560,7 +573,7 @@ async def lift_absence(
 ) -> Response:
     require_role(user, *PUBLISHERS)
     if not confirmed(form):
-        await service.get_unavailability(session, user.caller, practitioner_id, absence_id)
+        await unavailabilities.get_unavailability(session, user.caller, practitioner_id, absence_id)
         return ask_confirmation(
             request,
             user,
@@ -569,7 +582,9 @@ async def lift_absence(
             button="Lever l'absence",
             back=f"/cabinet/medecins/{practitioner_id}/absences/{absence_id}",
         )
-    freed = await service.delete_unavailability(session, user.caller, practitioner_id, absence_id)
+    freed = await unavailabilities.delete_unavailability(
+        session, user.caller, practitioner_id, absence_id
+    )
     return done(
         request,
         f"/cabinet/medecins/{practitioner_id}",
