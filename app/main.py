@@ -49,9 +49,11 @@ from app.middleware import EdgeMiddleware
 from app.migrate import upgrade_to_head
 from app.outbound_urls import guarded_client
 from app.rate_limit import RateLimiter
+from app.sas_bridge.appointments import notify as notify_platform
 from app.sas_bridge.feed_fetch import feed_client
 from app.sas_bridge.fhir_errors import FHIR_JSON
 from app.sas_bridge.platform_client import platform_client
+from app.scheduling.booking_events import tell_platform_with
 from app.web import (
     agenda_pages,
     auth,
@@ -224,6 +226,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.sign_in_limiter = RateLimiter(10, burst=20)
     app.state.psc = pro_sante_connect.client(settings)
     install_error_handlers(app)
+    # The booking domain tells the national platform through the SAS adapter.
+    tell_platform_with(notify_platform)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     # FastAPI tries the routers in this order on every request, walking each one's routes:
     # the busiest (searches, bookings, agendas and publications, the platform's FHIR) come

@@ -11,7 +11,7 @@ from playwright.async_api import expect
 from sqlalchemy import select
 
 from app.directory.models import RegulatorAccount
-from app.sas_bridge.models import OutboxMessage
+from app.outbox.models import OutboxMessage
 from app.scheduling.booking_models import Booking
 from tests.test_agenda_page import (  # noqa: F401 - fixtures
     EMAIL,

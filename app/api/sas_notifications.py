@@ -10,7 +10,7 @@ from app.api.deps import CallerDep, SessionDep
 from app.bounds import LogIdPath
 from app.clock import now_utc
 from app.errors import NotFound
-from app.sas_bridge.models import OutboxMessage
+from app.outbox.models import OutboxMessage
 from app.sas_bridge.schemas import DeliveryOut
 from app.security import ADMIN, COORDINATOR, Caller
 

@@ -17,9 +17,8 @@ from app.clock import now_utc
 from app.db import DriverStatement
 from app.directory.models import Practice, Practitioner, Territory
 from app.errors import Conflict, NotFound
-from app.sas_bridge.appointments import notify as notify_platform
 from app.scheduling import booking_schemas as schemas
-from app.scheduling.booking_events import event_data, webhook_payload, webhooks_cte
+from app.scheduling.booking_events import event_data, notify_platform, webhook_payload, webhooks_cte
 from app.scheduling.booking_models import BOOKING_COLUMNS, Booking
 from app.scheduling.booking_views import BookingView
 from app.scheduling.models import Slot

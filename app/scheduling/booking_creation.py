@@ -25,12 +25,12 @@ from app.directory.regulator_accounts import operator_account
 from app.errors import Conflict, Forbidden, NotFound, SlotUnavailable, ValidationFailed
 from app.metrics import BOOKING_CONFLICTS
 from app.patient_data import empty_patient_columns, patient_columns
-from app.sas_bridge.appointments import notify as notify_platform
 from app.scheduling import booking_schemas as schemas
 from app.scheduling.booking_events import (
     audience,
     event_data,
     lead_minutes,
+    notify_platform,
     record_change,
     webhook_payload,
     webhooks_cte,
@@ -42,8 +42,6 @@ from app.scheduling.queries import BOOKING_VISIBILITY, SEARCH_VISIBILITY, bookab
 from app.security import COORDINATOR, PRACTICE, REGULATOR, Caller
 
 BOOKERS = (REGULATOR, PRACTICE, COORDINATOR)
-
-
 CPTS_MEMBERS = (PRACTICE, COORDINATOR)
 
 
@@ -59,6 +57,7 @@ def _refuse_member_operator(caller: Caller, operator: schemas.Operator | None) -
 async def resolve_operator(
     session: AsyncSession, operator: schemas.Operator | None
 ) -> uuid.UUID | None:
+    """The id of the directory's regulator account operating the booking, if one is named."""
     if operator is None:
         return None
     return (await operator_account(session, operator.system, operator.value)).id
@@ -116,6 +115,8 @@ def _take_statement() -> DriverStatement:
     )
 
 
+# Written by the booking, in one statement: the booking row, its activity event and its
+# webhook messages.
 def _record_statement() -> DriverStatement:
     new_booking = (
         insert(Booking)
@@ -135,8 +136,6 @@ def _record_statement() -> DriverStatement:
 
 
 _TAKE = _take_statement()
-
-
 _RECORD = _record_statement()
 
 

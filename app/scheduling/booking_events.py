@@ -3,6 +3,7 @@ notification, in the change's transaction; never patient data."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
@@ -11,10 +12,27 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.types import Uuid
 
 from app.activity.service import record
-from app.sas_bridge.appointments import notify as notify_platform
-from app.sas_bridge.outbox import enqueue_webhooks, webhook_messages
+from app.outbox.messages import enqueue_webhooks, webhook_messages
 from app.scheduling.booking_models import Booking
 from app.security import Caller
+
+# The national SAS platform is told of a booking's changes by the SAS adapter
+# (its appointments module), which the application wires here at start-up
+# (app.main.create_app): the domain knows no adapter. Unwired, as when no platform is
+# configured, nothing is told.
+PlatformNotifier = Callable[[AsyncSession, Booking], Awaitable[bool]]
+_platform_notifiers: list[PlatformNotifier] = []
+
+
+def tell_platform_with(notifier: PlatformNotifier) -> None:
+    """Wire the platform's notifier; wiring it again replaces it."""
+    _platform_notifiers[:] = [notifier]
+
+
+async def notify_platform(session: AsyncSession, booking: Booking) -> None:
+    """Queue the platform's notification of this booking's new status, if one is wired."""
+    for notifier in _platform_notifiers:
+        await notifier(session, booking)
 
 
 def lead_minutes(start: datetime, now: datetime) -> int:

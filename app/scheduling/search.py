@@ -15,8 +15,6 @@ from app.scheduling.queries import BOOKING_VISIBILITY, SEARCH_VISIBILITY, SlotSe
 from app.security import Caller
 
 MAX_SEARCH_WINDOW = timedelta(days=7)
-
-
 DEFAULT_SEARCH_WINDOW = timedelta(hours=48)
 
 
