@@ -257,10 +257,10 @@ def import_feeds(
     """Fetch the agenda feeds that are due (what the job does every minute)."""
     from sqlalchemy import func, select, update
 
+    from app.clock import now_utc
     from app.sas_bridge.feed_fetch import feed_client
     from app.sas_bridge.feed_import import import_due_feeds
     from app.sas_bridge.feed_models import AgendaFeed
-    from app.scheduling.service import now_utc
 
     configure_logging("WARNING", "text")
     url = _database()

@@ -23,8 +23,8 @@ from app.directory import (
 )
 from app.directory import schemas as directory
 from app.directory.models import Practice, Practitioner, Regulator, Territory
+from app.scheduling import publication
 from app.scheduling import schemas as scheduling
-from app.scheduling import service as scheduling_service
 from app.security import Caller
 
 TERRITORY_NAME = "CPTS du Bassin d'Aurillac (démo)"
@@ -331,7 +331,7 @@ async def _create(session: AsyncSession, admin: Caller) -> Territory:
                 rrule, start, end, minutes, modality, visibility = RULES[
                     (rank + offset * 3) % len(RULES)
                 ]
-                await scheduling_service.create_rule(
+                await publication.create_rule(
                     session,
                     admin,
                     practitioner.id,

@@ -69,7 +69,7 @@ class JobSpec:
 
 
 async def _materialize(session: AsyncSession) -> dict[str, Any]:
-    from app.scheduling.service import materialize_all
+    from app.scheduling.materialisation import materialize_all
 
     # The job's session has written nothing but its lock: the work may use a second
     # connection, so that PostgreSQL inserts on two cores.
@@ -81,7 +81,7 @@ async def materialize_by_hand(
 ) -> dict[str, Any]:
     """`creneau materialize`: waits for the job's lock (a run in progress finishes first),
     then does what the job does."""
-    from app.scheduling.service import materialize_all
+    from app.scheduling.materialisation import materialize_all
 
     await session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": lock_key("materialize")})
     return await materialize_all(
@@ -90,7 +90,7 @@ async def materialize_by_hand(
 
 
 async def _expire_holds(session: AsyncSession) -> dict[str, Any]:
-    from app.scheduling.booking_service import expire_holds
+    from app.scheduling.booking_outcomes import expire_holds
 
     return await expire_holds(session)
 
@@ -114,7 +114,7 @@ async def _purge_patient_data(session: AsyncSession) -> dict[str, Any]:
 
 
 async def _slot_calls(session: AsyncSession) -> dict[str, int]:
-    from app.scheduling.service import now_utc
+    from app.clock import now_utc
     from app.unmet_demand import calls
 
     return {"calls": len(await calls.run(session, now_utc()))}

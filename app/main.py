@@ -50,9 +50,11 @@ from app.middleware import EdgeMiddleware
 from app.migrate import upgrade_to_head
 from app.outbound_urls import guarded_client
 from app.rate_limit import RateLimiter
+from app.sas_bridge.appointments import notify as notify_platform
 from app.sas_bridge.feed_fetch import feed_client
 from app.sas_bridge.fhir_errors import FHIR_ERRORS, FHIR_JSON
 from app.sas_bridge.platform_client import platform_client
+from app.scheduling.booking_events import tell_platform_with
 from app.web import (
     agenda_pages,
     auth,
@@ -235,6 +237,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # The errors' other forms, tried in this order before problem+json: an OperationOutcome
     # under /fhir, a French page for the pages (and a browser lost outside the API).
     install_error_handlers(app, (FHIR_ERRORS, WEB_ERRORS))
+    # The booking domain tells the national platform through the SAS adapter.
+    tell_platform_with(notify_platform)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     # FastAPI tries the routers in this order on every request, walking each one's routes:
     # the busiest (searches, bookings, agendas and publications, the platform's FHIR) come

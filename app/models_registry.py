@@ -6,15 +6,14 @@ from app.activity import models as activity_models
 from app.db import Base
 from app.directory import models as directory_models
 from app.medecin_traitant import models as mt_models
-from app.sas_bridge import account_models, feed_models, sign_in_models
-from app.sas_bridge import models as sas_bridge_models
+from app.outbox import models as outbox_models
+from app.sas_bridge import feed_models, sign_in_models
 from app.scheduling import booking_models
 from app.scheduling import models as scheduling_models
 from app.unmet_demand import models as unmet_models
 
 __all__ = [
     "Base",
-    "account_models",
     "activity_models",
     "audit_models",
     "booking_models",
@@ -22,7 +21,7 @@ __all__ = [
     "feed_models",
     "idempotency",
     "mt_models",
-    "sas_bridge_models",
+    "outbox_models",
     "scheduling_models",
     "sign_in_models",
     "unmet_models",

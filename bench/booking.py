@@ -27,7 +27,8 @@ import asyncpg
 
 from app.directory.callers import KEY_STATEMENT
 from app.idempotency import _CLAIM, _STORE
-from app.scheduling.booking_service import _BOOKING_COLUMNS, _RECORD, _SLOT_STATE, _TAKE
+from app.scheduling.booking_creation import _RECORD, _SLOT_STATE, _TAKE
+from app.scheduling.booking_models import BOOKING_COLUMNS
 from app.security import digest
 from bench.common import LoadClient, LoadResult, Server, bench_database_url, fresh_database
 
@@ -171,7 +172,7 @@ async def raw_booking(
             await c.fetchrow(_SLOT_STATE.sql, slot)
             raise Taken
         booking_id = uuid.uuid4()
-        columns = {name: None for name in _BOOKING_COLUMNS} | {
+        columns = {name: None for name in BOOKING_COLUMNS} | {
             "id": booking_id,
             "slot_id": slot,
             "practitioner_id": taken["practitioner_id"],

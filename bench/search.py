@@ -25,8 +25,8 @@ import asyncpg
 
 from app.db import make_engine, make_sessionmaker
 from app.directory.callers import KEY_STATEMENT
+from app.scheduling.materialisation import materialize_all
 from app.scheduling.queries import SlotSearch, search_sql
-from app.scheduling.service import materialize_all
 from app.security import digest
 from bench.common import (
     LoadClient,

@@ -22,7 +22,7 @@ from sqlalchemy import func, select, update
 
 from app.activity.audit import PatientAccess
 from app.config import Settings, get_settings
-from app.sas_bridge.models import OutboxMessage
+from app.outbox.models import OutboxMessage
 from app.sas_bridge.sign_in_models import AccountSession, SignInLink
 from app.scheduling.booking_models import Booking
 from tests.test_regulator_accounts import SAS, account

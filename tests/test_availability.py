@@ -11,9 +11,11 @@ from sqlalchemy.exc import IntegrityError
 from app.activity.models import ActivityEvent
 from app.directory.models import ApiKey
 from app.errors import Conflict
+from app.scheduling.materialisation import materialize_all
 from app.scheduling.models import AvailabilityRule, Slot
+from app.scheduling.one_off_slots import create_one_off_slot
+from app.scheduling.publication import create_rule
 from app.scheduling.schemas import OneOffSlotIn, RuleIn
-from app.scheduling.service import create_one_off_slot, create_rule, materialize_all
 from app.security import digest
 from tests.conftest import ADMIN_CALLER, assert_problem, create_gp
 

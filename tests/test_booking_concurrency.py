@@ -16,9 +16,8 @@ from app.directory import key_service, regulator_service
 from app.directory import schemas as dir_schemas
 from app.errors import AppError
 from app.main import create_app
-from app.scheduling import booking_schemas, booking_service
+from app.scheduling import booking_creation, booking_schemas, one_off_slots, overbooking
 from app.scheduling import schemas as sched_schemas
-from app.scheduling import service as sched_service
 from app.security import Caller
 from tests.conftest import create_gp
 
@@ -57,7 +56,7 @@ async def live(engine: AsyncEngine) -> Live:
         start = datetime.now(UTC).replace(microsecond=0) + timedelta(hours=2)
         out.slot_ids = []
         for i in range(20):
-            slot, _ = await sched_service.create_one_off_slot(
+            slot, _ = await one_off_slots.create_one_off_slot(
                 s,
                 admin,
                 gp.id,
@@ -136,7 +135,7 @@ async def test_200_concurrent_bookings_on_separate_connections(engine, live):
     async def attempt(i: int) -> str:
         async with factory() as session:
             try:
-                await booking_service.book(
+                await booking_creation.book(
                     session,
                     live.regulator,
                     booking_schemas.BookingIn(
@@ -180,7 +179,7 @@ async def test_overbooking_cap_holds_under_concurrency(engine, live):
     async def attempt(i: int) -> str:
         async with factory() as session:
             try:
-                await booking_service.overbook(
+                await overbooking.overbook(
                     session,
                     live.regulator,
                     booking_schemas.OverbookIn(

@@ -9,7 +9,7 @@ from app.activity.models import ActivityEvent
 from app.directory.models import ApiKey
 from app.idempotency import IdempotencyRecord
 from app.scheduling.booking_models import Booking
-from app.scheduling.booking_service import expire_holds
+from app.scheduling.booking_outcomes import expire_holds
 from app.scheduling.models import Slot
 from app.security import digest
 from tests.conftest import assert_problem

@@ -10,8 +10,8 @@ from urllib.parse import quote
 from playwright.async_api import expect
 from sqlalchemy import select
 
-from app.sas_bridge.account_models import RegulatorAccount
-from app.sas_bridge.models import OutboxMessage
+from app.directory.models import RegulatorAccount
+from app.outbox.models import OutboxMessage
 from app.scheduling.booking_models import Booking
 from tests.test_agenda_page import (  # noqa: F401 - fixtures
     EMAIL,

@@ -22,7 +22,8 @@ from app.clock import frozen_at
 from app.config import get_settings
 from app.sas_bridge.feed_ical import parse_ical
 from app.sas_bridge.feed_parse import Window
-from app.scheduling import service
+from app.scheduling import preview as rule_preview
+from app.scheduling import publication
 from app.scheduling.models import Slot
 from app.scheduling.rules import RuleSpec, expand_rule
 from app.scheduling.schemas import RuleIn
@@ -230,8 +231,8 @@ async def test_published_slots_are_the_expansion_of_the_rule(session, clock, tim
     tz = ZoneInfo(timezone)
     gp = await new_gp(session, timezone)
     body = rule_body(**over)
-    preview, _ = await service.preview_rule(session, ADMIN_CALLER, gp, RuleIn(**body))
-    await service.create_rule(session, ADMIN_CALLER, gp, RuleIn(**body))
+    preview, _ = await rule_preview.preview_rule(session, ADMIN_CALLER, gp, RuleIn(**body))
+    await publication.create_rule(session, ADMIN_CALLER, gp, RuleIn(**body))
     expected = expand_rule(spec_of(body), tz, now, horizon(now))
     published = await stored(session, gp)
     assert expected, "the case must publish something"
@@ -254,7 +255,7 @@ async def test_the_hourly_job_extends_the_rule_as_the_expansion_says(
     tz = ZoneInfo(timezone)
     gp = await new_gp(session, timezone)
     body = rule_body(**over)
-    await service.create_rule(session, ADMIN_CALLER, gp, RuleIn(**body))
+    await publication.create_rule(session, ADMIN_CALLER, gp, RuleIn(**body))
     await session.commit()
     clock.set(now)
     for _ in range(72):
@@ -361,7 +362,7 @@ async def test_property_sql_published_slots_are_the_expansion_and_never_overlap(
 ):
     with frozen_at(now):
         gp = await new_gp(session, timezone)
-        await service.create_rule(session, ADMIN_CALLER, gp, RuleIn(**rule))
+        await publication.create_rule(session, ADMIN_CALLER, gp, RuleIn(**rule))
     published = await stored(session, gp)
     assert published == expand_rule(spec_of(rule), ZoneInfo(timezone), now, horizon(now))
     assert_no_overlap(published)

@@ -9,7 +9,7 @@ import httpx
 from sqlalchemy import select
 
 from app.activity.models import ActivityEvent
-from app.sas_bridge.models import OutboxMessage
+from app.outbox.models import OutboxMessage
 from app.scheduling.booking_models import Booking
 from tests.conftest import Territory, World, assert_problem, practice_body, practitioner_body
 from tests.test_bookings import PATIENT, idem

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from fhir.resources.R4B import get_fhir_model_class
 
-from app.scheduling.booking_service import expire_holds
+from app.scheduling.booking_outcomes import expire_holds
 from tests.test_bookings import _expire, book
 from tests.test_slot_search import add_slot
 

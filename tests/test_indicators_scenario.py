@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from app.scheduling import booking_service
+from app.scheduling import booking_outcomes
 from tests.conftest import practitioner_body
 from tests.test_bookings import PATIENT, book, idem
 from tests.test_mt_requests import patient, seventy_plus
@@ -100,7 +100,7 @@ async def test_hand_counted_scenario(client, territory, monkeypatch):
 
     # The consultations of s2 and s3 have taken place: the practice records their outcome.
     later = datetime.now(PARIS) + timedelta(hours=24)
-    monkeypatch.setattr(booking_service, "now_utc", lambda: later)
+    monkeypatch.setattr(booking_outcomes, "now_utc", lambda: later)
     for booking, outcome in ((honored, "honored"), (no_show, "no_show")):
         r = await post(
             f"/v1/bookings/{booking['id']}/outcome", json={"outcome": outcome}, headers=t.practice

@@ -14,8 +14,8 @@ from sqlalchemy import select
 from app import outbound_urls
 from app.config import get_settings
 from app.outbound_urls import COULD_NOT_CONNECT, guarded_client, is_public
+from app.outbox.models import OutboxMessage
 from app.sas_bridge.feed_fetch import FeedError, feed_client, fetch
-from app.sas_bridge.models import OutboxMessage
 from app.sas_bridge.outbox import deliver_due
 from tests.conftest import assert_problem
 from tests.receiver import Receiver

@@ -14,7 +14,7 @@ from app.activity.models import ActivityEvent
 from app.db import make_sessionmaker
 from app.errors import Conflict
 from app.jobs import materialize_by_hand, run_exclusive
-from app.scheduling import schemas, service
+from app.scheduling import materialisation, one_off_slots, publication, schemas
 from app.scheduling.models import AvailabilityRule, Slot
 from app.security import Caller
 from tests.conftest import create_gp
@@ -50,7 +50,7 @@ async def test_concurrent_overlapping_publications_leave_no_overlap(engine, comm
     async def publish(offset_minutes: int) -> str:
         async with factory() as session:
             try:
-                await service.create_one_off_slot(
+                await one_off_slots.create_one_off_slot(
                     session,
                     admin,
                     committed_practitioner,
@@ -69,7 +69,7 @@ async def test_concurrent_overlapping_publications_leave_no_overlap(engine, comm
     async def publish_rule() -> str:
         async with factory() as session:
             try:
-                await service.create_rule(
+                await publication.create_rule(
                     session,
                     admin,
                     committed_practitioner,
@@ -99,7 +99,7 @@ async def test_materialisation_job_under_two_concurrent_runners(engine, committe
     admin = Caller(key_id=uuid.uuid4(), role="admin")
     factory = make_sessionmaker(engine)
     async with factory() as session:
-        await service.create_rule(
+        await publication.create_rule(
             session,
             admin,
             committed_practitioner,
@@ -109,7 +109,7 @@ async def test_materialisation_job_under_two_concurrent_runners(engine, committe
     later = datetime.now(UTC) + timedelta(days=5)
 
     async def job(session):
-        return await service.materialize_all(session, now=later, connections=2)
+        return await materialisation.materialize_all(session, now=later, connections=2)
 
     async with factory() as session:
         before = await session.scalar(
@@ -144,7 +144,7 @@ async def _two_territories_with_rules(engine: AsyncEngine) -> tuple[list[uuid.UU
     async with make_sessionmaker(engine)() as session:
         for name in ("CPTS parallèle A", "CPTS parallèle B"):
             gp = await create_gp(session, name)
-            await service.create_rule(
+            await publication.create_rule(
                 session,
                 admin,
                 gp.id,
@@ -179,7 +179,7 @@ async def test_materialisation_on_two_connections(engine):
     factory = make_sessionmaker(engine)
 
     async def job(session):
-        return await service.materialize_all(session, now=later, connections=2)
+        return await materialisation.materialize_all(session, now=later, connections=2)
 
     result = await run_exclusive(factory, "materialize", job)
     assert result is not None and result["slots_created"] >= 2 * 5 * 4
@@ -201,17 +201,17 @@ async def test_materialisation_part_failing_commits_nothing(engine, monkeypatch)
     """If one connection's part fails, the other part is not committed either."""
     gps, later = await _two_territories_with_rules(engine)
     before = await _counts(engine, gps)
-    real = service._materialize_rules
+    real = materialisation._materialize_rules
 
     async def failing(session, rules, **kwargs):
         if any(rule.practitioner_id == gps[1] for rule in rules):
             raise RuntimeError("part B fails")
         return await real(session, rules, **kwargs)
 
-    monkeypatch.setattr(service, "_materialize_rules", failing)
+    monkeypatch.setattr(materialisation, "_materialize_rules", failing)
 
     async def job(session):
-        return await service.materialize_all(session, now=later, connections=2)
+        return await materialisation.materialize_all(session, now=later, connections=2)
 
     with pytest.raises(RuntimeError, match="part B fails"):
         await run_exclusive(make_sessionmaker(engine), "materialize", job)

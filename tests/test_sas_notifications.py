@@ -10,7 +10,7 @@ from fhir.resources.R4B import get_fhir_model_class
 from sqlalchemy import update
 
 from app.config import get_settings
-from app.sas_bridge.models import OutboxMessage
+from app.outbox.models import OutboxMessage
 from app.sas_bridge.outbox import deliver_due
 from tests.conftest import assert_problem
 from tests.fhir_profiles import assert_conforms

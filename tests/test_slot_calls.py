@@ -11,7 +11,7 @@ from sqlalchemy import select, update
 
 from app.activity.models import ActivityEvent
 from app.config import Settings
-from app.sas_bridge.models import OutboxMessage
+from app.outbox.models import OutboxMessage
 from app.unmet_demand import calls
 from app.unmet_demand.models import SlotCall
 from tests.conftest import assert_problem, practitioner_body

@@ -228,7 +228,7 @@ async def test_scoped_regulator_keys_webhook_hears_only_its_territorys_bookings(
     from sqlalchemy import select
 
     from app.config import get_settings
-    from app.sas_bridge.models import OutboxMessage
+    from app.outbox.models import OutboxMessage
 
     monkeypatch.setattr(get_settings(), "webhook_allow_insecure_urls", True)
     r = await client.post(

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import select
 
 from app.config import get_settings
-from app.sas_bridge.models import OutboxMessage
+from app.outbox.models import OutboxMessage
 from app.sas_bridge.outbox import deliver_due
 from tests.conftest import assert_problem
 from tests.receiver import Receiver

@@ -10,7 +10,8 @@ from fastapi import APIRouter, Query, Response, status
 
 from app.api.deps import CallerDep, ReadCallerDep, ReadSessionDep, SessionDep
 from app.bounds import BoundedDatetime
-from app.scheduling import schemas, service
+from app.clock import now_utc
+from app.scheduling import agenda, one_off_slots, publication, publishers, schemas, unavailabilities
 from app.scheduling.models import AvailabilityRule, Slot
 from app.validators import local
 
@@ -43,7 +44,7 @@ async def create_rule(
 ) -> schemas.RuleCreated:
     """Publish a recurring availability; its slots over the horizon exist (and show in search)
     as soon as this returns."""
-    rule, created, tz = await service.create_rule(session, caller, practitioner_id, body)
+    rule, created, tz = await publication.create_rule(session, caller, practitioner_id, body)
     return schemas.RuleCreated(
         **_rule_out(rule, tz).model_dump(), slots=schemas.MaterializationOut(created=created)
     )
@@ -53,15 +54,17 @@ async def create_rule(
 async def list_rules(
     practitioner_id: uuid.UUID, session: SessionDep, caller: CallerDep
 ) -> list[schemas.RuleOut]:
-    _, tz = await service.publishing_practitioner(session, caller, practitioner_id)
-    return [_rule_out(r, tz) for r in await service.list_rules(session, caller, practitioner_id)]
+    _, tz = await publishers.publishing_practitioner(session, caller, practitioner_id)
+    return [
+        _rule_out(r, tz) for r in await publication.list_rules(session, caller, practitioner_id)
+    ]
 
 
 @router.get("/availability-rules/{rule_id}", response_model=schemas.RuleOut)
 async def get_rule(
     practitioner_id: uuid.UUID, rule_id: uuid.UUID, session: SessionDep, caller: CallerDep
 ) -> schemas.RuleOut:
-    rule, _, tz = await service.get_rule(session, caller, practitioner_id, rule_id)
+    rule, _, tz = await publication.get_rule(session, caller, practitioner_id, rule_id)
     return _rule_out(rule, tz)
 
 
@@ -74,8 +77,8 @@ async def update_rule(
     caller: CallerDep,
 ) -> schemas.RuleCreated:
     """Change a rule: its future free slots are replaced; held and booked slots stay."""
-    rule, counts = await service.update_rule(session, caller, practitioner_id, rule_id, body)
-    _, tz = await service.publishing_practitioner(session, caller, practitioner_id)
+    rule, counts = await publication.update_rule(session, caller, practitioner_id, rule_id, body)
+    _, tz = await publishers.publishing_practitioner(session, caller, practitioner_id)
     return schemas.RuleCreated(**_rule_out(rule, tz).model_dump(), slots=counts)
 
 
@@ -84,7 +87,7 @@ async def delete_rule(
     practitioner_id: uuid.UUID, rule_id: uuid.UUID, session: SessionDep, caller: CallerDep
 ) -> schemas.MaterializationOut:
     """End a rule: its future free slots disappear; held and booked slots stay."""
-    return await service.delete_rule(session, caller, practitioner_id, rule_id)
+    return await publication.delete_rule(session, caller, practitioner_id, rule_id)
 
 
 @router.post(
@@ -97,7 +100,7 @@ async def create_slot(
     practitioner_id: uuid.UUID, body: schemas.OneOffSlotIn, session: SessionDep, caller: CallerDep
 ) -> schemas.SlotOut:
     """Publish a one-off slot."""
-    slot, tz = await service.create_one_off_slot(session, caller, practitioner_id, body)
+    slot, tz = await one_off_slots.create_one_off_slot(session, caller, practitioner_id, body)
     return _slot_out(slot, tz)
 
 
@@ -111,9 +114,9 @@ async def list_slots(
 ) -> Response:
     """The practitioner's agenda in every status (default: the next 7 days), with its
     surnuméraires: `source` "overbook", `id` the booking's, `status` the booking's."""
-    start = from_ or service.now_utc()
+    start = from_ or now_utc()
     end = to or start + timedelta(days=7)
-    slots, tz = await service.list_practitioner_slots(session, caller, practitioner_id, start, end)
+    slots, tz = await agenda.list_practitioner_slots(session, caller, practitioner_id, start, end)
     # Hundreds of slots a week: the rows go straight to JSON, shaped as SlotOut, in local
     # time (an offset of zero written `Z`, as pydantic writes it). asyncpg's UUIDs are not
     # uuid.UUID to orjson: `default=str` writes them.
@@ -142,7 +145,7 @@ async def create_unavailability(
     """Declare an absence: free and held slots inside become unavailable; booked slots and
     surnuméraires (`booking_id`, no `slot_id`) stay and are listed as `conflicts` for the
     practice to handle. An absence overlapping another of the practitioner is a 409."""
-    unavailability, count, conflicts, tz = await service.create_unavailability(
+    unavailability, count, conflicts, tz = await unavailabilities.create_unavailability(
         session, caller, practitioner_id, body
     )
     return schemas.UnavailabilityOut(
@@ -173,5 +176,7 @@ async def delete_unavailability(
     session: SessionDep,
     caller: CallerDep,
 ) -> Response:
-    await service.delete_unavailability(session, caller, practitioner_id, unavailability_id)
+    await unavailabilities.delete_unavailability(
+        session, caller, practitioner_id, unavailability_id
+    )
     return Response(status_code=status.HTTP_204_NO_CONTENT)

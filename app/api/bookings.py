@@ -13,7 +13,13 @@ from app.bounds import BoundedDatetime
 from app.errors import ValidationFailed
 from app.idempotency import IdempotencyKeyHeader, idempotent
 from app.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, Page
-from app.scheduling import booking_service as service
+from app.scheduling import (
+    booking_cancellation,
+    booking_creation,
+    booking_outcomes,
+    booking_views,
+    overbooking,
+)
 from app.scheduling.booking_schemas import (
     BookingIn,
     BookingOut,
@@ -47,7 +53,7 @@ async def create_booking(
     (CPTS-internal bookings, without `operator`), a `sas` slot being a 403 to them."""
 
     async def run() -> BookingOut:
-        return service.render(await service.book(session, caller, body))
+        return booking_views.render(await booking_creation.book(session, caller, body))
 
     return await idempotent(session, caller, idempotency_key, "POST /v1/bookings", body, run)
 
@@ -64,7 +70,7 @@ async def overbook(
     `Idempotency-Key`."""
 
     async def run() -> BookingOut:
-        return service.render(await service.overbook(session, caller, body))
+        return booking_views.render(await overbooking.overbook(session, caller, body))
 
     return await idempotent(
         session, caller, idempotency_key, "POST /v1/bookings/overbook", body, run
@@ -85,17 +91,17 @@ async def list_bookings(
     territory's; ordered by consultation start."""
     if from_ is not None and to is not None and to <= from_:
         raise ValidationFailed.field(["query", "to"], "must be after from")
-    views, next_cursor = await service.list_bookings(
+    views, next_cursor = await booking_views.list_bookings(
         session, caller, status=status, start=from_, end=to, cursor=cursor, limit=limit
     )
-    items = [service.render(v) for v in views]
+    items = [booking_views.render(v) for v in views]
     await log_shown(session, caller, "booking", items, "list")
     return Page(items=items, next_cursor=next_cursor)
 
 
 @router.get("/{booking_id}", response_model=BookingOut, responses=_CONFLICTS)
 async def get_booking(booking_id: uuid.UUID, session: SessionDep, caller: CallerDep) -> BookingOut:
-    booking = service.render(await service.get_booking(session, caller, booking_id))
+    booking = booking_views.render(await booking_views.get_booking(session, caller, booking_id))
     await log_shown(session, caller, "booking", [booking], "read")
     return booking
 
@@ -110,7 +116,7 @@ async def confirm_booking(
     """Turn a live hold into a booking; an expired hold is a 409. No body is needed when the
     hold has the patient; a body may complete or correct it."""
     data = body or ConfirmIn()
-    return service.render(await service.confirm(session, caller, booking_id, data))
+    return booking_views.render(await booking_creation.confirm(session, caller, booking_id, data))
 
 
 @router.post("/{booking_id}/cancel", response_model=BookingOut, responses=_CONFLICTS)
@@ -118,7 +124,9 @@ async def cancel_booking(
     booking_id: uuid.UUID, body: CancelIn, session: SessionDep, caller: CallerDep
 ) -> BookingOut:
     """Cancel; the slot is bookable again if it has not started."""
-    return service.render(await service.cancel(session, caller, booking_id, body))
+    return booking_views.render(
+        await booking_cancellation.cancel(session, caller, booking_id, body)
+    )
 
 
 @router.post("/{booking_id}/outcome", response_model=BookingOut, responses=_CONFLICTS)
@@ -126,4 +134,6 @@ async def record_outcome(
     booking_id: uuid.UUID, body: OutcomeIn, session: SessionDep, caller: CallerDep
 ) -> BookingOut:
     """Record whether the patient came (practice, coordinator), once the slot has started."""
-    return service.render(await service.record_outcome(session, caller, booking_id, body))
+    return booking_views.render(
+        await booking_outcomes.record_outcome(session, caller, booking_id, body)
+    )

@@ -12,6 +12,7 @@ from starlette.responses import JSONResponse, StreamingResponse
 
 from app.api.deps import CallerDep, OptionalCallerDep, SessionDep
 from app.config import get_settings
+from app.directory.models import RegulatorAccount
 from app.errors import BadRequest, NotFound
 from app.sas_bridge import (
     accounts,
@@ -24,7 +25,6 @@ from app.sas_bridge import (
     fhir_slot_query,
 )
 from app.sas_bridge import fhir_resources as res
-from app.sas_bridge.account_models import RegulatorAccount
 from app.sas_bridge.capability import capability_statement
 from app.sas_bridge.fhir_errors import FhirResponse
 from app.security import ADMIN, SAS_PLATFORM

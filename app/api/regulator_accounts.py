@@ -5,8 +5,8 @@ from pydantic import BaseModel
 from sqlalchemy import select
 
 from app.api.deps import CallerDep, SessionDep
+from app.directory.models import RegulatorAccount
 from app.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, Page, fetch_page
-from app.sas_bridge.account_models import RegulatorAccount
 from app.sas_bridge.accounts import account_identifier
 from app.scheduling.booking_models import Booking
 from app.security import ADMIN, COORDINATOR

@@ -8,10 +8,10 @@ from sqlalchemy import Select, select, update
 
 from app.api.deps import CallerDep, SessionDep
 from app.bounds import LogIdPath
+from app.clock import now_utc
 from app.errors import NotFound
-from app.sas_bridge.models import OutboxMessage
+from app.outbox.models import OutboxMessage
 from app.sas_bridge.schemas import DeliveryOut
-from app.scheduling.service import now_utc
 from app.security import ADMIN, COORDINATOR, Caller
 
 router = APIRouter(prefix="/v1/sas-notifications", tags=["SAS platform"])

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query, Response
 from pydantic import AwareDatetime
 
 from app.api.deps import CallerDep, SessionDep
-from app.scheduling.service import now_utc
+from app.clock import now_utc
 from app.unmet_demand import calls, schemas
 from app.unmet_demand.service import check_period
 

@@ -10,7 +10,9 @@ from app.api.deps import ReadCallerDep, ReadSessionDep
 from app.bounds import BoundedDatetime
 from app.errors import ValidationFailed
 from app.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, Page
-from app.scheduling import schemas, service
+from app.scheduling import schemas
+from app.scheduling import search as slot_search
+from app.scheduling.rules import zone
 from app.scheduling.schemas import Modality
 from app.validators import InseeCode
 
@@ -50,7 +52,7 @@ async def search_slots(
     limit: LimitQuery = DEFAULT_LIMIT,
 ) -> Response:
     """Bookable slots (free, or held with an expired hold), by start then distance."""
-    rows, next_cursor = await service.search(
+    rows, next_cursor = await slot_search.search(
         session,
         caller,
         start=from_,
@@ -66,7 +68,6 @@ async def search_slots(
     # The hot path of the product: asyncpg records serialised straight to JSON with orjson,
     # shaped as SlotSearchItem.
     near_given = near is not None
-    zone = service.zone
     items = [
         {
             "id": str(r["id"]),

@@ -10,10 +10,10 @@ from pydantic import AwareDatetime
 from starlette.responses import Response
 
 from app.api.deps import CallerDep, SessionDep
+from app.clock import now_utc
 from app.errors import ValidationFailed
 from app.idempotency import IdempotencyKeyHeader, idempotent
 from app.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, Page
-from app.scheduling.service import now_utc
 from app.unmet_demand import figures, schemas, service
 from app.unmet_demand.service import check_period
 

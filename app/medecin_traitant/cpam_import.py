@@ -23,6 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.activity.service import record, record_many
+from app.clock import now_utc
 from app.directory.models import Practice, Territory
 from app.errors import ValidationFailed
 from app.medecin_traitant import cpam_file, schemas
@@ -30,7 +31,6 @@ from app.medecin_traitant.cpam_file import LineError, ParsedLine
 from app.medecin_traitant.models import MtRequest
 from app.medecin_traitant.service import event_row, same_patient
 from app.patient_data import PatientOut, patient_columns
-from app.scheduling.service import now_utc
 from app.security import ADMIN, COORDINATOR, Caller
 
 PREVIEW_LINES = 20

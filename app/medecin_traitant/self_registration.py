@@ -21,13 +21,13 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.clock import now_utc
 from app.config import get_settings
 from app.directory.models import Practice, Territory
 from app.errors import Conflict, NotFound, ServiceUnavailable
 from app.medecin_traitant import schemas, service
 from app.medecin_traitant.models import MtRequest
 from app.patient_data import PatientIn, patient_columns
-from app.scheduling.service import now_utc
 from app.security import ADMIN, COORDINATOR, Caller
 from app.validators import StrictModel
 

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from app.activity.service import record
+from app.clock import now_utc
 from app.directory.models import Practitioner
 from app.errors import Conflict, NotFound, ValidationFailed
 from app.medecin_traitant import schemas
@@ -26,7 +27,6 @@ from app.medecin_traitant.models import MtRequest
 from app.medecin_traitant.priority import MAX_PRIORITY, counted, is_70, priority_expr
 from app.pagination import cursor_instant, cursor_int, cursor_uuid, decode_cursor, encode_cursor
 from app.patient_data import PatientIn, patient_columns, patient_out
-from app.scheduling.service import now_utc
 from app.security import ADMIN, COORDINATOR, PRACTICE, REGULATOR, Caller
 
 OPEN = ("waiting", "proposed", "attached")

@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.clock import now_utc
 from app.config import get_settings
 from app.directory.models import Practitioner
 from app.errors import Conflict, NotFound, ValidationFailed
@@ -19,7 +20,6 @@ from app.medecin_traitant import history, schemas
 from app.medecin_traitant.capacity import remaining_capacity
 from app.medecin_traitant.models import MtRequest
 from app.medecin_traitant.service import OPEN, MtView, event, get
-from app.scheduling.service import now_utc
 from app.security import ADMIN, COORDINATOR, PRACTICE, Caller
 
 

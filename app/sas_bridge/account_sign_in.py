@@ -21,10 +21,9 @@ from datetime import datetime, timedelta
 from sqlalchemy import case, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.directory.models import Regulator, Territory, regulator_territory
-from app.sas_bridge.account_models import RegulatorAccount
+from app.clock import now_utc
+from app.directory.models import Regulator, RegulatorAccount, Territory, regulator_territory
 from app.sas_bridge.sign_in_models import AccountSession, SignInLink
-from app.scheduling.service import now_utc
 from app.security import REGULATOR, Caller
 
 log = logging.getLogger(__name__)

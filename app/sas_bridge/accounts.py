@@ -14,14 +14,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.activity.service import record
-from app.errors import AppError, BadRequest, ValidationFailed
-from app.sas_bridge.account_models import RegulatorAccount
+from app.clock import now_utc
+from app.directory.models import RegulatorAccount
+from app.directory.regulator_accounts import RPPS_SYSTEM, SAS_SYSTEM
+from app.errors import AppError, BadRequest
 from app.sas_bridge.account_sign_in import end_sessions
-from app.sas_bridge.fhir_resources import ID_TYPE_SYSTEM, RPPS_SYSTEM
-from app.scheduling.service import now_utc
+from app.sas_bridge.fhir_resources import ID_TYPE_SYSTEM
 from app.security import Caller
 
-SAS_SYSTEM = "urn:oid:1.2.250.1.213.3.6"
 REGULATOR_PROFILE = (
     "https://interop.esante.gouv.fr/ig/fhir/sas/StructureDefinition/FrPractitionerRegul"
 )
@@ -236,19 +236,6 @@ def account_identifier(account: RegulatorAccount) -> tuple[str, str]:
         return RPPS_SYSTEM, account.national_id
     assert account.technical_id is not None
     return SAS_SYSTEM, account.technical_id
-
-
-async def operator_account(session: AsyncSession, system: str, value: str) -> RegulatorAccount:
-    """The active account naming a booking's operator, else a 422 on `operator`."""
-    column = {RPPS_SYSTEM: RegulatorAccount.national_id, SAS_SYSTEM: RegulatorAccount.technical_id}
-    if system not in column:
-        raise ValidationFailed.field(["body", "operator", "system"], "unknown identifier system")
-    account = await session.scalar(select(RegulatorAccount).where(column[system] == value))
-    if account is None:
-        raise ValidationFailed.field(["body", "operator"], "unknown regulator account")
-    if not account.active:
-        raise ValidationFailed.field(["body", "operator"], "this regulator account is inactive")
-    return account
 
 
 def as_fhir(account: RegulatorAccount) -> dict[str, Any]:

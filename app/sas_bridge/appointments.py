@@ -11,12 +11,12 @@ from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import get_settings
-from app.directory.models import Practitioner, Territory
-from app.sas_bridge.account_models import RegulatorAccount
-from app.sas_bridge.accounts import SAS_SYSTEM, account_identifier
+from app.directory.models import Practitioner, RegulatorAccount, Territory
+from app.directory.regulator_accounts import SAS_SYSTEM
+from app.outbox.models import OutboxMessage
+from app.sas_bridge.accounts import account_identifier
 from app.sas_bridge.fhir_resources import ID_TYPE_SYSTEM, rpps_identifier
 from app.sas_bridge.fhir_resources import PROFILE as PROFILES
-from app.sas_bridge.models import OutboxMessage
 from app.scheduling.booking_models import Booking
 
 OPERATOR_EXTENSION = "http://interopsante.org/fhir/StructureDefinition/FrAppointmentOperator"

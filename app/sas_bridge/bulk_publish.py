@@ -18,13 +18,14 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select, exists, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.clock import now_utc
 from app.directory import readiness
 from app.directory.models import Practice, Practitioner, Territory
 from app.sas_bridge import fhir_resources as res
 from app.sas_bridge.fhir_contexts import context_columns, visibility_for
 from app.sas_bridge.fhir_search import fhir_status
 from app.scheduling.models import Slot
-from app.scheduling.service import now_utc, zone
+from app.scheduling.rules import zone
 from app.security import SAS_PLATFORM, Caller
 
 TYPES = ("Location", "Schedule", "Slot")

@@ -18,13 +18,8 @@ from app.sas_bridge.feed_models import AgendaFeed
 from app.sas_bridge.feed_parse import FeedSlot
 from app.scheduling.models import Slot
 from app.scheduling.offer_events import record_offer
-from app.scheduling.service import (
-    NewSlot,
-    insert_slots,
-    lock_publication,
-    offered_slots,
-    withdraw_slots,
-)
+from app.scheduling.publishers import lock_publication
+from app.scheduling.slot_writes import NewSlot, insert_slots, offered_slots, withdraw_slots
 
 
 @dataclass

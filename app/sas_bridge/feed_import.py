@@ -21,6 +21,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.activity.service import record
+from app.clock import now_utc
 from app.config import get_settings
 from app.directory.models import Territory
 from app.errors import NotFound
@@ -30,7 +31,7 @@ from app.sas_bridge.feed_ical import parse_ical
 from app.sas_bridge.feed_models import AgendaFeed, AgendaImport
 from app.sas_bridge.feed_parse import FeedSlot, Window, parse_fhir_page
 from app.sas_bridge.feeds import prune_imports
-from app.scheduling.service import now_utc, zone
+from app.scheduling.rules import zone
 
 log = logging.getLogger(__name__)
 

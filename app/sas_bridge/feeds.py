@@ -11,20 +11,16 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.activity.service import record
+from app.clock import now_utc
 from app.config import get_settings
 from app.errors import NotFound
 from app.outbound_urls import check_registered_url
 from app.sas_bridge import schemas
 from app.sas_bridge.feed_models import AgendaFeed, AgendaImport
 from app.scheduling.models import Slot
+from app.scheduling.publishers import lock_publication, publishing_practitioner
 from app.scheduling.schemas import MaterializationOut
-from app.scheduling.service import (
-    count_slots,
-    lock_publication,
-    now_utc,
-    publishing_practitioner,
-    withdraw_slots,
-)
+from app.scheduling.slot_writes import count_slots, withdraw_slots
 from app.security import Caller
 
 IMPORTS_KEPT = 50  # per feed

@@ -15,10 +15,11 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, func, or_
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.clock import now_utc
 from app.config import get_settings
+from app.directory.models import RegulatorAccount
 from app.errors import BadRequest
 from app.sas_bridge import fhir_resources as res
-from app.sas_bridge.account_models import RegulatorAccount
 from app.sas_bridge.appointments import STATUS, operator_extension
 from app.sas_bridge.fhir_params import (
     DEFAULT_COUNT,
@@ -30,8 +31,8 @@ from app.sas_bridge.fhir_params import (
 )
 from app.sas_bridge.fhir_searchset import paged_searchset
 from app.scheduling.booking_models import Booking
-from app.scheduling.booking_service import visible_bookings
-from app.scheduling.service import now_utc, zone
+from app.scheduling.booking_views import visible_bookings
+from app.scheduling.rules import zone
 from app.security import Caller
 
 # A live hold is not an appointment yet: FHIR's `pending`. A hold that expired (recorded by

@@ -11,6 +11,7 @@ from functools import lru_cache
 from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
+from app.directory.regulator_accounts import RPPS_SYSTEM as RPPS_SYSTEM  # FHIR vocabulary too
 from app.validators import phone_e164
 
 IG = "https://interop.esante.gouv.fr/ig/fhir/sas/StructureDefinition"
@@ -26,7 +27,6 @@ PROFILE = {
     "Location": f"{SAS}/FrLocationAgregateur",
     "Appointment": f"{SAS}/FrAppointmentSAS",
 }
-RPPS_SYSTEM = "urn:oid:1.2.250.1.71.4.2.1"
 STRUCTURE_SYSTEM = "urn:oid:1.2.250.1.71.4.2.2"
 ID_TYPE_SYSTEM = "http://interopsante.org/fhir/CodeSystem/fr-v2-0203"
 LOCATION_ID_TYPE_SYSTEM = "http://interopsante.org/fhir/CodeSystem/fr-location-identifier-type"

@@ -29,6 +29,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.clock import now_utc
 from app.config import get_settings
 from app.db import DriverStatement
 from app.directory import readiness
@@ -40,7 +41,6 @@ from app.sas_bridge.fhir_params import any_param, count_only, date_condition
 from app.sas_bridge.fhir_slot_query import GUIDE_MAX_RESULTS, SlotQuery
 from app.scheduling.models import Slot
 from app.scheduling.queries import bookable
-from app.scheduling.service import now_utc
 from app.security import SAS_PLATFORM, Caller
 
 

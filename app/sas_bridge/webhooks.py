@@ -8,12 +8,12 @@ import uuid
 from sqlalchemy import Select, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.clock import now_utc
 from app.config import get_settings
 from app.errors import NotFound
 from app.outbound_urls import check_resolved_url
+from app.outbox.models import OutboxMessage, WebhookEndpoint
 from app.sas_bridge import schemas
-from app.sas_bridge.models import OutboxMessage, WebhookEndpoint
-from app.scheduling.service import now_utc
 from app.security import PRACTICE, REGULATOR, Caller
 
 

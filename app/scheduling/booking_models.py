@@ -5,15 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import (
-    Boolean,
-    CheckConstraint,
-    DateTime,
-    ForeignKey,
-    Index,
-    String,
-    text,
-)
+from sqlalchemy import Boolean, CheckConstraint, DateTime, ForeignKey, Index, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.types import Uuid
 
@@ -80,3 +72,7 @@ class Booking(IdMixin, CreatedAtMixin, PatientColumns, Base):
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=text("now()"), onupdate=text("now()")
     )
+
+
+# The columns a booking's driver statements write and read (all but the database's own).
+BOOKING_COLUMNS = [c.name for c in Booking.__table__.columns if c.name != "updated_at"]

@@ -32,6 +32,7 @@ from sqlalchemy.types import Uuid
 
 from app.db import DriverStatement
 from app.directory.models import Practice, Practitioner, Territory
+from app.scheduling.booking_models import Booking
 from app.scheduling.models import Slot, Unavailability
 
 EARTH_RADIUS_KM = 6371.0088
@@ -283,3 +284,10 @@ async def first_unavailability_over(
         .limit(1)
     )
     return result.first()
+
+
+# A surnuméraire that still takes the GP's time (the agenda shows it, an absence reports it).
+LIVE_OVERBOOKING = (
+    Booking.overbooked.is_(True),
+    Booking.status.in_(("booked", "honored", "no_show")),
+)

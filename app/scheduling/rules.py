@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from dateutil.rrule import DAILY, MONTHLY, WEEKLY, YEARLY, rrule, rrulestr
@@ -17,6 +18,12 @@ from dateutil.rrule import DAILY, MONTHLY, WEEKLY, YEARLY, rrule, rrulestr
 _ALLOWED_FREQS = {DAILY, WEEKLY, MONTHLY, YEARLY}
 _FORBIDDEN_PARTS = ("BYHOUR", "BYMINUTE", "BYSECOND")
 _PART = re.compile(r"^[A-Z]+=[A-Z0-9,+\-:]+$")
+
+
+@lru_cache(maxsize=64)
+def zone(name: str) -> ZoneInfo:
+    """A territory's IANA zone, by name (one ZoneInfo each)."""
+    return ZoneInfo(name)
 
 
 class RuleError(ValueError):

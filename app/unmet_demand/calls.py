@@ -23,7 +23,7 @@ from app.config import Settings
 from app.directory.models import Practitioner, Territory
 from app.directory.practitioner_service import get_practitioner
 from app.errors import NotFound, ValidationFailed
-from app.sas_bridge.outbox import enqueue_webhooks
+from app.outbox.messages import enqueue_webhooks
 from app.scheduling.models import Slot
 from app.security import COORDINATOR, PRACTICE, Caller
 from app.unmet_demand import schemas

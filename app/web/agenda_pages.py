@@ -29,7 +29,8 @@ from app.directory.models import Practice, Practitioner, Territory
 from app.errors import Forbidden, NotFound, SlotUnavailable, ValidationFailed
 from app.idempotency import idempotent
 from app.sas_bridge import account_sign_in as sign_in
-from app.scheduling import booking_service, service
+from app.scheduling import booking_creation, booking_views
+from app.scheduling import search as slot_search
 from app.scheduling.booking_schemas import BookingOut
 from app.scheduling.models import Slot
 from app.security import Caller
@@ -117,7 +118,7 @@ async def _booking_page(
 ) -> Response:
     cursor = request.query_params.get("suite")
     try:
-        rows, next_cursor = await service.search(
+        rows, next_cursor = await slot_search.search(
             session,
             caller,
             start=None,
@@ -206,7 +207,7 @@ async def book(
     async def run() -> BookingOut:
         if slot_practitioner != doctor.practitioner.id:  # a slot of another page
             raise NotFound("Slot not found")
-        return booking_service.render(await booking_service.book(session, caller, body))
+        return booking_views.render(await booking_creation.book(session, caller, body))
 
     try:
         response = await idempotent(session, caller, token, "POST /v1/bookings", body, run)
@@ -246,7 +247,7 @@ async def booked(
     doctor = await _doctor(session, practitioner_id)
     caller = await _caller(session, user, doctor)
     try:
-        view = await booking_service.get_booking(session, caller, booking_id)
+        view = await booking_views.get_booking(session, caller, booking_id)
     except NotFound:
         view = None
     if (
@@ -255,7 +256,7 @@ async def booked(
         or view.booking.practitioner_id != doctor.practitioner.id
     ):
         raise NotFound("Booking not found", page_message="Ce rendez-vous est introuvable.")
-    shown = booking_service.render(view)
+    shown = booking_views.render(view)
     await log_access(session, caller, "booking", [(shown.id, shown.territory_id)], "read")
     flash = take_flash(request)
     query = _query_without(request)

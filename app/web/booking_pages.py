@@ -17,11 +17,11 @@ from starlette.responses import Response
 from app.activity.audit import log_shown
 from app.api.deps import SessionDep
 from app.bounds import BoundedDate
+from app.clock import now_utc
 from app.directory.models import Territory
 from app.errors import Conflict
-from app.scheduling import booking_service
+from app.scheduling import booking_cancellation, booking_outcomes, booking_views
 from app.scheduling.booking_schemas import BookingOut, CancelIn, OutcomeIn
-from app.scheduling.service import now_utc
 from app.security import ADMIN, COORDINATOR, PRACTICE, REGULATOR, Caller
 from app.web.auth import FormDep, UserDep, WebUser, done, require_role, safe_path, show
 from app.web.forms import local_day_start, parse
@@ -67,7 +67,7 @@ async def bookings(
     tz = await caller_zone(session, user.caller)
     first = du or now_utc().astimezone(tz).date() - timedelta(days=1)
     jours = min(max(jours, 1), 31)
-    views, _ = await booking_service.list_bookings(
+    views, _ = await booking_views.list_bookings(
         session,
         user.caller,
         status=statut if statut in STATUS_FILTERS else None,
@@ -76,7 +76,7 @@ async def bookings(
         cursor=None,
         limit=500,
     )
-    items = [booking_service.render(v) for v in views]
+    items = [booking_views.render(v) for v in views]
     await log_shown(session, user.caller, "booking", items, "list")
     now = now_utc()
     return show(
@@ -102,8 +102,8 @@ async def _detail(
     values: dict[str, str] | None = None,
     status: int = 200,
 ) -> Response:
-    booking = booking_service.render(
-        await booking_service.get_booking(session, user.caller, booking_id)
+    booking = booking_views.render(
+        await booking_views.get_booking(session, user.caller, booking_id)
     )
     await log_shown(session, user.caller, "booking", [booking], "read")
     errors = errors or {}
@@ -139,7 +139,7 @@ async def cancel(
             request, session, user, booking_id, errors=errors, values=form.values(), status=422
         )
     try:
-        await booking_service.cancel(session, user.caller, booking_id, body)
+        await booking_cancellation.cancel(session, user.caller, booking_id, body)
     except Conflict:
         await session.rollback()
         return await _detail(
@@ -164,7 +164,7 @@ async def outcome(
     if body is None:
         return done(request, back, "Choisissez « honoré » ou « patient absent ».")
     try:
-        await booking_service.record_outcome(session, user.caller, booking_id, body)
+        await booking_outcomes.record_outcome(session, user.caller, booking_id, body)
     except Conflict:
         await session.rollback()
         return done(

@@ -19,11 +19,12 @@ from starlette.responses import Response
 from app.activity.audit import log_shown
 from app.api.deps import SessionDep
 from app.bounds import BoundedDate
+from app.clock import now_utc
 from app.directory.models import Practice, Practitioner
 from app.directory.practice_service import get_practice
 from app.directory.practitioner_service import get_practitioner, list_practitioners
 from app.sas_bridge.feeds import last_import
-from app.scheduling import booking_service, service
+from app.scheduling import agenda, booking_views, publication, unavailabilities
 from app.scheduling.booking_schemas import BookingOut
 from app.security import PRACTICE
 from app.web import feed_report
@@ -55,10 +56,10 @@ async def _week(
 ) -> dict[uuid.UUID, list[Day]]:
     """Each GP's slots of the week, day by day, with the booking on each booked slot."""
     start, end = local_day_start(monday, tz), local_day_start(monday + timedelta(days=7), tz)
-    views, _ = await booking_service.list_bookings(
+    views, _ = await booking_views.list_bookings(
         session, user.caller, status=None, start=start, end=end, cursor=None, limit=5000
     )
-    shown = [booking_service.render(v) for v in views]
+    shown = [booking_views.render(v) for v in views]
     occupying = {b.slot.id: b for b in shown if b.slot and b.status not in ("cancelled", "expired")}
     # A surnuméraire is in the agenda under its booking's id.
     occupying.update(
@@ -67,7 +68,7 @@ async def _week(
     await log_shown(session, user.caller, "booking", list(occupying.values()), "list")
     weeks: dict[uuid.UUID, list[Day]] = {}
     for practitioner in practitioners:
-        slots, _ = await service.list_practitioner_slots(
+        slots, _ = await agenda.list_practitioner_slots(
             session, user.caller, practitioner.id, start, end
         )
         days = [Day(monday + timedelta(days=i), []) for i in range(7)]
@@ -84,7 +85,7 @@ async def _week(
 
 
 def _week_start(semaine: date | None, tz: ZoneInfo) -> date:
-    return _monday(semaine or service.now_utc().astimezone(tz).date())
+    return _monday(semaine or now_utc().astimezone(tz).date())
 
 
 @router.get("")
@@ -133,12 +134,12 @@ async def practitioner_page(
     last import (the events it skipped and its conflicts)."""
     require_role(user, *PUBLISHERS)
     practitioner = await get_practitioner(session, user.caller, practitioner_id)
-    rules = await service.list_rules(session, user.caller, practitioner.id)
+    rules = await publication.list_rules(session, user.caller, practitioner.id)
     tz = await publishing_zone(session, practitioner.id, user)
     monday = _week_start(semaine, tz)
     weeks = await _week(session, user, [practitioner], monday, tz)
-    absences, _ = await service.list_unavailabilities(
-        session, user.caller, practitioner.id, after=service.now_utc()
+    absences, _ = await unavailabilities.list_unavailabilities(
+        session, user.caller, practitioner.id, after=now_utc()
     )
     feed, last = await last_import(session, user.caller, practitioner.id)
     return show(

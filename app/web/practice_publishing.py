@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.errors import Conflict
-from app.scheduling import service
+from app.scheduling import publishers
 from app.scheduling.models import AvailabilityRule
 from app.security import ADMIN, COORDINATOR, PRACTICE
 from app.web.auth import WebUser
@@ -25,7 +25,7 @@ WEEKDAYS = [("MO", "lundi"), ("TU", "mardi"), ("WE", "mercredi"), ("TH", "jeudi"
 async def publishing_zone(
     session: AsyncSession, practitioner_id: uuid.UUID, user: WebUser
 ) -> ZoneInfo:
-    _, tz = await service.publishing_practitioner(session, user.caller, practitioner_id)
+    _, tz = await publishers.publishing_practitioner(session, user.caller, practitioner_id)
     return tz
 
 

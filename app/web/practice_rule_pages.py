@@ -13,10 +13,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response
 
 from app.api.deps import SessionDep
+from app.clock import now_utc
 from app.directory.models import Practitioner
 from app.directory.practitioner_service import get_practitioner
 from app.errors import Conflict, ValidationFailed
-from app.scheduling import service
+from app.scheduling import preview as rule_preview
+from app.scheduling import publication
 from app.scheduling.models import AvailabilityRule
 from app.scheduling.schemas import RuleIn, RulePatch
 from app.web.auth import Form, FormDep, UserDep, WebUser, done, require_role, show
@@ -39,7 +41,7 @@ RULE_FIELDS = ("start_time", "end_time", "slot_minutes", "modality", "visibility
 
 def _rule_values(rule: AvailabilityRule | None) -> dict[str, Any]:
     if rule is None:
-        today = service.now_utc().date().isoformat()
+        today = now_utc().date().isoformat()
         return {"jours": [], "intervalle": "1", "start_time": "17:00", "end_time": "19:00",
                 "slot_minutes": "20", "modality": "cabinet", "visibility": "sas",
                 "valid_from": today}  # fmt: skip
@@ -85,8 +87,8 @@ def _form_values(form: Form) -> dict[str, Any]:
     return values
 
 
-def _preview_days(preview: list[service.PreviewSlot], tz: ZoneInfo) -> list[dict[str, Any]]:
-    days: dict[date, list[service.PreviewSlot]] = {}
+def _preview_days(preview: list[rule_preview.PreviewSlot], tz: ZoneInfo) -> list[dict[str, Any]]:
+    days: dict[date, list[rule_preview.PreviewSlot]] = {}
     for p in preview:
         days.setdefault(p.start.astimezone(tz).date(), []).append(p)
     return [{"date": d, "slots": slots} for d, slots in days.items()]
@@ -101,7 +103,7 @@ async def _rule_page(
     values: dict[str, Any],
     *,
     errors: dict[str, str] | None = None,
-    preview: list[service.PreviewSlot] | None = None,
+    preview: list[rule_preview.PreviewSlot] | None = None,
     tz: ZoneInfo | None = None,
     status: int = 200,
 ) -> Response:
@@ -134,7 +136,9 @@ async def edit_rule(
     rule_id: uuid.UUID,
 ) -> Response:
     require_role(user, *PUBLISHERS)
-    rule, practitioner, _ = await service.get_rule(session, user.caller, practitioner_id, rule_id)
+    rule, practitioner, _ = await publication.get_rule(
+        session, user.caller, practitioner_id, rule_id
+    )
     return await _rule_page(request, session, user, practitioner, rule, _rule_values(rule))
 
 
@@ -150,7 +154,7 @@ async def _save_rule(
     practitioner = await get_practitioner(session, user.caller, practitioner_id)
     rule = None
     if rule_id is not None:
-        rule, _, _ = await service.get_rule(session, user.caller, practitioner.id, rule_id)
+        rule, _, _ = await publication.get_rule(session, user.caller, practitioner.id, rule_id)
     tz = await publishing_zone(session, practitioner.id, user)
     values = _form_values(form)
     data, errors = _rule_data(form)
@@ -163,7 +167,7 @@ async def _save_rule(
                                 errors=errors, status=422)  # fmt: skip
     if form.get("action") != "publier":
         try:
-            preview, tz = await service.preview_rule(
+            preview, tz = await rule_preview.preview_rule(
                 session, user.caller, practitioner.id, body, rule_id=rule_id
             )
         except ValidationFailed as exc:
@@ -173,11 +177,13 @@ async def _save_rule(
                                 preview=preview, tz=tz)  # fmt: skip
     try:
         if rule_id is None:
-            _, created, _ = await service.create_rule(session, user.caller, practitioner.id, body)
+            _, created, _ = await publication.create_rule(
+                session, user.caller, practitioner.id, body
+            )
             message = f"Règle publiée : {count_of(created, 'créneau créé')}."
         else:
             patch = RulePatch.model_validate({**body.model_dump(), "valid_until": body.valid_until})
-            _, counts = await service.update_rule(
+            _, counts = await publication.update_rule(
                 session, user.caller, practitioner.id, rule_id, patch
             )
             message = (
@@ -189,7 +195,7 @@ async def _save_rule(
         await session.rollback()
         practitioner = await get_practitioner(session, user.caller, practitioner_id)
         if rule_id is not None:
-            rule, _, _ = await service.get_rule(session, user.caller, practitioner.id, rule_id)
+            rule, _, _ = await publication.get_rule(session, user.caller, practitioner.id, rule_id)
         errors = (
             service_errors(exc)
             if isinstance(exc, ValidationFailed)
@@ -233,7 +239,7 @@ async def end_rule(
     """End a rule: its future free slots go; held and booked ones stay."""
     require_role(user, *PUBLISHERS)
     if not confirmed(form):
-        await service.get_rule(session, user.caller, practitioner_id, rule_id)
+        await publication.get_rule(session, user.caller, practitioner_id, rule_id)
         return ask_confirmation(
             request,
             user,
@@ -243,7 +249,7 @@ async def end_rule(
             button="Terminer la règle",
             back=f"/cabinet/medecins/{practitioner_id}",
         )
-    counts = await service.delete_rule(session, user.caller, practitioner_id, rule_id)
+    counts = await publication.delete_rule(session, user.caller, practitioner_id, rule_id)
     return done(
         request,
         f"/cabinet/medecins/{practitioner_id}",

@@ -15,7 +15,7 @@ from app.activity.audit import log_shown
 from app.api.deps import SessionDep
 from app.directory.practitioner_service import get_practitioner
 from app.errors import Conflict, ValidationFailed
-from app.scheduling import booking_service, service
+from app.scheduling import booking_views, one_off_slots, unavailabilities
 from app.scheduling.booking_schemas import BookingOut
 from app.scheduling.schemas import OneOffSlotIn, UnavailabilityIn
 from app.web.auth import Form, FormDep, UserDep, done, require_role, show
@@ -59,7 +59,7 @@ async def create_slot(
                                         **_period(form, tz)})  # fmt: skip
     if body is not None:
         try:
-            await service.create_one_off_slot(session, user.caller, practitioner.id, body)
+            await one_off_slots.create_one_off_slot(session, user.caller, practitioner.id, body)
         except (ValidationFailed, Conflict) as exc:
             await session.rollback()
             practitioner = await get_practitioner(session, user.caller, practitioner_id)
@@ -104,7 +104,7 @@ async def create_absence(
                     values=form.values(), errors=errors,
                     first_error=next(iter(errors), None))  # fmt: skip
     try:
-        absence, count, conflicts, _ = await service.create_unavailability(
+        absence, count, conflicts, _ = await unavailabilities.create_unavailability(
             session, user.caller, practitioner.id, body
         )
     except Conflict as exc:  # another absence of the GP covers part of this one
@@ -136,20 +136,20 @@ async def absence_page(
     """An absence and the bookings it conflicts with, each with its patient, to call them."""
     require_role(user, *PUBLISHERS)
     practitioner = await get_practitioner(session, user.caller, practitioner_id)
-    absence, booked, tz = await service.get_unavailability(
+    absence, booked, tz = await unavailabilities.get_unavailability(
         session, user.caller, practitioner.id, absence_id
     )
     slot_ids = {c.slot_id for c in booked if c.slot_id}
     booking_ids = {c.booking_id for c in booked if c.booking_id}  # surnuméraires
     conflicts: list[BookingOut] = []
     if booked:
-        views, _ = await booking_service.list_bookings(
+        views, _ = await booking_views.list_bookings(
             session, user.caller, status=None, start=booked[0].start,
             end=booked[-1].start + timedelta(seconds=1), cursor=None, limit=500,
         )  # fmt: skip
         conflicts = [
             b
-            for b in map(booking_service.render, views)
+            for b in map(booking_views.render, views)
             if (b.slot and b.slot.id in slot_ids and b.status == "booked") or b.id in booking_ids
         ]
         await log_shown(session, user.caller, "booking", conflicts, "list")
@@ -168,7 +168,7 @@ async def lift_absence(
 ) -> Response:
     require_role(user, *PUBLISHERS)
     if not confirmed(form):
-        await service.get_unavailability(session, user.caller, practitioner_id, absence_id)
+        await unavailabilities.get_unavailability(session, user.caller, practitioner_id, absence_id)
         return ask_confirmation(
             request,
             user,
@@ -177,7 +177,9 @@ async def lift_absence(
             button="Lever l'absence",
             back=f"/cabinet/medecins/{practitioner_id}/absences/{absence_id}",
         )
-    freed = await service.delete_unavailability(session, user.caller, practitioner_id, absence_id)
+    freed = await unavailabilities.delete_unavailability(
+        session, user.caller, practitioner_id, absence_id
+    )
     return done(
         request,
         f"/cabinet/medecins/{practitioner_id}",

@@ -26,7 +26,8 @@ from app.directory.practitioner_service import get_practitioner, list_practition
 from app.directory.territory_service import territory_zones
 from app.errors import AppError, Conflict, NotFound, SlotUnavailable, ValidationFailed
 from app.idempotency import idempotent
-from app.scheduling import booking_service, service
+from app.scheduling import booking_creation, booking_views, overbooking
+from app.scheduling import search as slot_search
 from app.scheduling.booking_schemas import BookingOut, OverbookIn
 from app.security import REGULATOR
 from app.web import unmet_pages
@@ -125,7 +126,7 @@ async def run_search(
     if found.errors:
         return found
     try:
-        rows, next_cursor = await service.search(
+        rows, next_cursor = await slot_search.search(
             session,
             user.caller,
             start=None,
@@ -266,7 +267,7 @@ async def book_from_form(
         )
 
     async def run() -> BookingOut:
-        return booking_service.render(await booking_service.book(session, user.caller, body))
+        return booking_views.render(await booking_creation.book(session, user.caller, body))
 
     try:
         response = await idempotent(session, user.caller, token, "POST /v1/bookings", body, run)
@@ -427,7 +428,7 @@ async def overbook(request: Request, session: SessionDep, user: UserDep, form: F
     name = gp.family_name if gp else ""
 
     async def run() -> BookingOut:
-        return booking_service.render(await booking_service.overbook(session, user.caller, body))
+        return booking_views.render(await overbooking.overbook(session, user.caller, body))
 
     try:
         response = await idempotent(

@@ -14,9 +14,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response
 
 from app.api.deps import SessionDep
+from app.clock import now_utc
 from app.errors import Forbidden, ValidationFailed
 from app.idempotency import idempotent
-from app.scheduling.service import now_utc
 from app.security import REGULATOR
 from app.unmet_demand import service
 from app.unmet_demand.schemas import UnmetRequestIn, UnmetRequestOut
