@@ -14,17 +14,18 @@ from email.message import EmailMessage
 from zoneinfo import ZoneInfo
 
 import aiosmtplib
-from sqlalchemy import Date, DateTime, Integer, func, literal, select, text
+from sqlalchemy import ARRAY, Date, DateTime, Integer, bindparam, func, literal, select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.types import Uuid
 
 from app.activity.service import record as record_event
+from app.activity.unmet_figures import PRODUCED_SQL
 from app.config import Settings
 from app.directory.models import Practitioner, Territory
 from app.directory.service import get_practitioner
 from app.errors import NotFound, ValidationFailed
 from app.sas_bridge.outbox import enqueue_webhooks
-from app.scheduling.models import Slot
 from app.security import COORDINATOR, PRACTICE, Caller
 from app.unmet_demand import schemas
 from app.unmet_demand.models import SlotCall, SlotCallFloor, SlotCallOptIn
@@ -242,29 +243,36 @@ async def send_pending(
     return {"sent": sent, "failed": failed}
 
 
+PRODUCED_BY_CALL_SQL = f"""
+SELECT c.subject_id, ({PRODUCED_SQL}) FROM activity_event c
+WHERE c.territory_id = :t AND c.type = 'slots.call_sent' AND c.subject_id = ANY(:ids)
+"""  # noqa: S608 (constants only)
+
+
 async def list_calls(
     session: AsyncSession, caller: Caller, start: datetime, end: datetime
 ) -> list[schemas.SlotCallOut]:
-    """The territory's calls with what each produced: slots of that GP created within 24 h."""
+    """The territory's calls with what each produced: the SAS-visible slots its GP published
+    in the 24 h after it (app.activity.unmet_figures.PRODUCED_SQL, as in the indicators)."""
     territory_id = coordinator_territory(caller)
-    produced = (
-        select(func.count())
-        .where(
-            Slot.practitioner_id == SlotCall.practitioner_id,
-            Slot.created_at >= SlotCall.sent_at,
-            Slot.created_at < SlotCall.sent_at + timedelta(hours=24),
+    found = list(
+        await session.scalars(
+            select(SlotCall)
+            .where(
+                SlotCall.territory_id == territory_id,
+                SlotCall.sent_at >= start,
+                SlotCall.sent_at < end,
+            )
+            .order_by(SlotCall.sent_at, SlotCall.id)
         )
-        .correlate(SlotCall)
-        .scalar_subquery()
     )
-    rows = await session.execute(
-        select(SlotCall, produced)
-        .where(
-            SlotCall.territory_id == territory_id,
-            SlotCall.sent_at >= start,
-            SlotCall.sent_at < end,
-        )
-        .order_by(SlotCall.sent_at, SlotCall.id)
+    produced: dict[uuid.UUID, int] = dict(
+        (
+            await session.execute(
+                text(PRODUCED_BY_CALL_SQL).bindparams(bindparam("ids", type_=ARRAY(Uuid))),
+                {"t": territory_id, "ids": [c.id for c in found]},
+            )
+        ).all()
     )
     return [
         schemas.SlotCallOut(
@@ -275,7 +283,7 @@ async def list_calls(
             free_slots=c.free_slots,
             floor=c.floor,
             mail_status=c.mail_status,
-            slots_published_within_24h=int(n),
+            slots_published_within_24h=int(produced.get(c.id) or 0),
         )
-        for c, n in rows.all()
+        for c in found
     ]

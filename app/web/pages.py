@@ -14,11 +14,13 @@ from app.activity import export, indicators
 from app.api.deps import SessionDep
 from app.api.indicators import NowDep, csv_response, territory_indicators
 from app.directory.models import Territory
+from app.directory.service import communes
 from app.errors import NotFound
 from app.security import ADMIN, COORDINATOR, DASHBOARD, Caller
 from app.validators import local
 from app.web.auth import UserDep, require_role, show
 from app.web.charts import Series, bar_chart
+from app.web.dashboard_unmet import unmet_section
 
 router = APIRouter(include_in_schema=False)
 MONTHS = [
@@ -197,6 +199,9 @@ async def dashboard(
         months=month_rows,
         snp_chart=snp_chart,
         mt_chart=mt_chart,
+        unmet=unmet_section(
+            months, {c.insee: c.name or c.insee for c in await communes(session, caller)}
+        ),
     )
 
 
