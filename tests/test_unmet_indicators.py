@@ -102,5 +102,5 @@ async def test_dashboard_shows_the_unmet_figures(client, territory):
     assert "Demandes SAS et appels à créneaux" in text
     assert '<span class="value">5</span> <span class="label">demandes SAS' in text
     assert '<span class="value">40 %</span> <span class="label">part des demandes placées' in text
-    assert "<th scope=\"row\">Trop loin</th><td>1</td>" in text
+    assert '<th scope="row">Trop loin</th><td>1</td>' in text
     assert '<span class="value">2</span> <span class="label">créneaux publiés' in text
