@@ -21,13 +21,13 @@ from sqlalchemy.types import Uuid
 
 from app.activity.service import record as record_event
 from app.activity.unmet_figures import PRODUCED_SQL
-from app.config import Settings
+from app.config import Settings, get_settings
 from app.directory.models import Practitioner, Territory
 from app.directory.service import get_practitioner
 from app.errors import NotFound, ValidationFailed
 from app.sas_bridge.outbox import enqueue_webhooks
 from app.security import COORDINATOR, PRACTICE, Caller
-from app.unmet_demand import schemas
+from app.unmet_demand import call_links, schemas
 from app.unmet_demand.models import SlotCall, SlotCallFloor, SlotCallOptIn
 
 log = logging.getLogger(__name__)
@@ -97,10 +97,15 @@ class Call:
 
 
 async def run(
-    session: AsyncSession, now: datetime, territory_id: uuid.UUID | None = None
+    session: AsyncSession,
+    now: datetime,
+    territory_id: uuid.UUID | None = None,
+    settings: Settings | None = None,
 ) -> list[Call]:
     """Check every territory with a floor (or one); call each opted-in GP of a territory under
-    its floor who has not been called this local day. Safe to run twice."""
+    its floor who has not been called this local day. Safe to run twice. The webhook carries
+    the call's signed link to the prefilled slot form (app.unmet_demand.call_links)."""
+    settings = settings or get_settings()
     stmt = select(SlotCallFloor, Territory.timezone).join(
         Territory, Territory.id == SlotCallFloor.territory_id
     )
@@ -159,6 +164,8 @@ async def run(
                     "floor": floor.floor,
                     "window_hours": floor.window_hours,
                     "call_id": str(call_id),
+                    "link": call_links.url(settings, call_id, practitioner_id, now),
+                    "link_expires_at": call_links.expiry(now).isoformat(),
                 }
             }
             await enqueue_webhooks(
@@ -183,17 +190,22 @@ async def run(
     return calls
 
 
-def call_message(settings: Settings, to: str, name: str, free: int, floor: int) -> EmailMessage:
+def call_message(
+    settings: Settings, call: SlotCall, timezone: str, to: str, name: str
+) -> EmailMessage:
+    link = call_links.url(settings, call.id, call.practitioner_id, call.sent_at)
+    until = call_links.expiry(call.sent_at).astimezone(ZoneInfo(timezone))
     message = EmailMessage()
     message["From"] = settings.mail_from
     message["To"] = to
     message["Subject"] = "Créneau : l'offre de soins non programmés est basse"
     message.set_content(
         f"Bonjour Docteur {name},\n\n"
-        f"Il ne reste que {free} créneau(x) libre(s) pour le SAS sur votre territoire dans les "
-        f"prochaines heures (seuil fixé par la CPTS : {floor}). Pouvez-vous ouvrir quelques "
-        "créneaux de soins non programmés ?\n\n"
-        f"Publier un créneau : {settings.public_base_url}/cabinet\n\n"
+        f"Il ne reste que {call.free_slots} créneau(x) libre(s) pour le SAS sur votre territoire "
+        f"dans les prochaines heures (seuil fixé par la CPTS : {call.floor}). Pouvez-vous ouvrir "
+        "quelques créneaux de soins non programmés ?\n\n"
+        f"Publier un créneau (formulaire prérempli, après connexion à votre cabinet) :\n{link}\n"
+        f"Ce lien est valable jusqu'au {until:%d/%m/%Y à %H:%M}.\n\n"
         "Vous recevez ce message parce que vous avez accepté les appels à créneaux de votre "
         "CPTS ; au plus un par jour.\n\n— Créneau\n"
     )
@@ -207,8 +219,9 @@ async def send_pending(
     sent or failed (logged without the address), never sent twice."""
     rows = (
         await session.execute(
-            select(SlotCall, SlotCallOptIn.email, Practitioner.family_name)
+            select(SlotCall, SlotCallOptIn.email, Practitioner.family_name, Territory.timezone)
             .join(SlotCallOptIn, SlotCallOptIn.practitioner_id == SlotCall.practitioner_id)
+            .join(Territory, Territory.id == SlotCall.territory_id)
             .join(Practitioner, Practitioner.id == SlotCall.practitioner_id)
             .where(SlotCall.mail_status == "pending")
             .order_by(SlotCall.sent_at)
@@ -217,12 +230,12 @@ async def send_pending(
         )
     ).all()
     sent = failed = 0
-    for call, email, name in rows:
+    for call, email, name, timezone in rows:
         ok = False
         if settings.smtp_host:
             try:
                 await aiosmtplib.send(
-                    call_message(settings, email, name, call.free_slots, call.floor),
+                    call_message(settings, call, timezone, email, name),
                     hostname=settings.smtp_host,
                     port=settings.smtp_port,
                     username=settings.smtp_username,
