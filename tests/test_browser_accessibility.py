@@ -123,7 +123,7 @@ async def test_coordinator_pages_pass_the_audit(served, browser, with_slots):  #
     paths += ["/coordination/annuaire", "/coordination/cles", "/coordination/cabinets/nouveau"]
     paths += [f"/coordination/cabinets/{t.practice_id}"]
     paths += [f"/coordination/medecins/{t.practitioner_id}", "/dashboard", "/rendez-vous"]
-    paths += ["/cpts"]
+    paths += ["/cpts", "/coordination/carences"]
     found = await audit(page, served, paths)
     found += await submit_empty(page, served, "/coordination/mt/nouvelle", "Inscrire")
     assert found == []
