@@ -43,23 +43,28 @@ GROUP BY 1, 2, 3, 4, 5
 # The SAS-visible slots a called GP published in the 24 h after a call (its later events):
 # `slots.offered` events of visibility sas or public, save those of the job that extends
 # rules over the horizon every night (neither a rule nor an author: nobody asked for them).
+# `{calls}` selects the calls (key, event id, at, practitioner_id, day); each reads its GP's
+# events through the partial index ix_activity_event_published_practitioner_at (0026).
 PRODUCED_SQL = """
-SELECT coalesce(sum((d.value->>'slots')::int), 0)
-FROM activity_event o, jsonb_each(o.data->'days') d
-WHERE o.territory_id = c.territory_id AND o.type = 'slots.offered'
-  AND o.practitioner_id = c.practitioner_id
-  AND (o.at, o.id) > (c.at, c.id) AND o.at < c.at + interval '24 hours'
-  AND o.data->>'visibility' IN ('sas', 'public')
-  AND (o.subject_id IS NOT NULL OR o.actor_key_id IS NOT NULL)
+WITH calls AS ({calls})
+SELECT c.key, c.day, coalesce((
+    SELECT sum((d.value->>'slots')::int)
+    FROM activity_event o, jsonb_each(o.data->'days') d
+    WHERE o.type = 'slots.offered' AND (o.subject_id IS NOT NULL OR o.actor_key_id IS NOT NULL)
+      AND o.practitioner_id = c.practitioner_id
+      AND o.at >= c.at AND o.at < c.at + interval '24 hours' AND (o.at, o.id) > (c.at, c.eid)
+      AND o.territory_id = :t AND o.data->>'visibility' IN ('sas', 'public')
+), 0) AS produced
+FROM calls c
 """
 
-CALLS_SQL = f"""
-SELECT (c.at AT TIME ZONE :tz)::date AS day, count(*) AS calls,
-       sum(({PRODUCED_SQL})) AS produced
-FROM activity_event c
-WHERE c.territory_id = :t AND c.type = 'slots.call_sent' AND c.at >= :lo AND c.at < :hi
-GROUP BY 1
-"""  # noqa: S608 (constants only)
+CALLS_SQL = PRODUCED_SQL.replace(
+    "{calls}",
+    "SELECT c.id AS key, c.id AS eid, c.at, c.practitioner_id, "
+    "(c.at AT TIME ZONE :tz)::date AS day "
+    "FROM activity_event c WHERE c.territory_id = :t AND c.type = 'slots.call_sent' "
+    "AND c.at >= :lo AND c.at < :hi",
+)
 
 
 def _bucket(starts: list[date], last: date, day: date) -> int | None:
@@ -94,8 +99,8 @@ async def unmet_figures(
     for row in await session.execute(text(CALLS_SQL), params):
         i = _bucket(starts, last, row.day)
         if i is not None:
-            calls[i]["sent"] += row.calls
-            calls[i]["produced"] += int(row.produced or 0)
+            calls[i]["sent"] += 1
+            calls[i]["produced"] += int(row.produced)
 
     for i, f in enumerate(figures):
         placed = int(f.snp["slots_booked_by_sas"]) + int(f.snp["overbooked"])

@@ -256,10 +256,12 @@ async def send_pending(
     return {"sent": sent, "failed": failed}
 
 
-PRODUCED_BY_CALL_SQL = f"""
-SELECT c.subject_id, ({PRODUCED_SQL}) FROM activity_event c
-WHERE c.territory_id = :t AND c.type = 'slots.call_sent' AND c.subject_id = ANY(:ids)
-"""  # noqa: S608 (constants only)
+PRODUCED_BY_CALL_SQL = PRODUCED_SQL.replace(
+    "{calls}",
+    "SELECT c.subject_id AS key, c.id AS eid, c.at, c.practitioner_id, NULL::date AS day "
+    "FROM activity_event c WHERE c.territory_id = :t AND c.type = 'slots.call_sent' "
+    "AND c.subject_id = ANY(:ids)",
+)
 
 
 async def list_calls(
@@ -279,14 +281,11 @@ async def list_calls(
             .order_by(SlotCall.sent_at, SlotCall.id)
         )
     )
-    produced: dict[uuid.UUID, int] = dict(
-        (
-            await session.execute(
-                text(PRODUCED_BY_CALL_SQL).bindparams(bindparam("ids", type_=ARRAY(Uuid))),
-                {"t": territory_id, "ids": [c.id for c in found]},
-            )
-        ).all()
+    rows = await session.execute(
+        text(PRODUCED_BY_CALL_SQL).bindparams(bindparam("ids", type_=ARRAY(Uuid))),
+        {"t": territory_id, "ids": [c.id for c in found]},
     )
+    produced = {call_id: int(n) for call_id, _, n in rows}
     return [
         schemas.SlotCallOut(
             id=c.id,
