@@ -145,7 +145,7 @@ async def test_coordinator_pages_pass_the_audit(served, browser, with_slots):  #
     paths += ["/coordination/annuaire", "/coordination/cles", "/coordination/cabinets/nouveau"]
     paths += [f"/coordination/cabinets/{t.practice_id}"]
     paths += [f"/coordination/medecins/{t.practitioner_id}", "/dashboard", "/rendez-vous"]
-    paths += ["/cpts", "/coordination/import-cpam"]
+    paths += ["/cpts", "/coordination/import-cpam", "/coordination/carences"]
     found = await audit(page, served, paths)
     found += await submit_empty(page, served, "/coordination/mt/nouvelle", "Inscrire")
     # The import's preview and errors: tests/test_browser_mt_import.py audits each step.

@@ -44,7 +44,17 @@ LABELS = {
     "mt.proposals": "MT médecins proposés",
     "mt.proposals_lapsed": "MT propositions expirées sans réponse",
     "mt.declined": "MT propositions refusées",
+    "unmet.sas_requests": "SAS demandes (placées + non satisfaites)",
+    "unmet.placed": "SAS demandes placées",
+    "unmet.unmet": "SAS demandes non satisfaites (déclarées)",
+    "unmet.share_placed": "SAS part des demandes placées",
+    "unmet.placed_within_48h": "SAS demandes placées avec rendez-vous dans les 48 h",
+    "unmet.share_placed_within_48h": "SAS part des demandes placées dans les 48 h",
+    "unmet.empty_searches": "SAS recherches sans résultat (comptées à part)",
+    "unmet.calls_sent": "SAS appels à créneaux envoyés",
+    "unmet.slots_from_calls": "SAS créneaux publiés dans les 24 h d'un appel",
 }
+SECTIONS = {"unmet": "SAS"}
 # Who declined a proposal and why (app.activity.mt_figures.DECLINE_SIDES, DECLINE_REASONS).
 DECLINE_SIDES = {
     "patient": "par le patient",
@@ -74,6 +84,16 @@ PARTS = {
     "ald": "ALD",
     "aged_70": "70 ans et plus",
     "precarity": "précarité",
+    "unmet_by_reason": "non satisfaites, motif",
+    "unmet_by_hour": "non satisfaites, heure",
+    "unmet_by_commune": "non satisfaites, commune",
+    "no_slot": "aucun créneau",
+    "no_suitable_slot": "aucun créneau adapté",
+    "too_far": "trop loin",
+    "too_late": "trop tard",
+    "modality_unavailable": "modalité indisponible",
+    "patient_refused": "refus du patient",
+    "other": "autre",
 }
 
 
@@ -89,7 +109,7 @@ def french_header(key: str) -> str:
         qualifiers = [PARTS.get(p, p) for p in parts[:-1] if PARTS.get(p, p)]
         return f"{LABELS[leaf]} ({', '.join(qualifiers)})"
     words = [PARTS.get(p, p) for p in parts]
-    return " ".join([section.upper(), *(w for w in words if w)])
+    return " ".join([SECTIONS.get(section, section.upper()), *(w for w in words if w)])
 
 
 def flatten(prefix: str, values: dict[str, Any]) -> dict[str, Any]:
@@ -124,7 +144,8 @@ def _raw(value: Any) -> str:
 
 def to_csv(rows: list[dict[str, Any]], dialect: Dialect = "excel") -> bytes:
     """Rows of flattened figures (`flatten`) as CSV bytes in the dialect."""
-    columns = list(rows[0]) if rows else ["period_start", "period_end"]
+    # Every row's columns, in order of first appearance (communes vary from period to period).
+    columns = list(dict.fromkeys(c for row in rows for c in row)) or ["period_start", "period_end"]
     out = io.StringIO()
     if dialect == "raw":
         writer = csv_safety.writer(out, lineterminator="\n")

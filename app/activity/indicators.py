@@ -28,6 +28,7 @@ from app.activity.periods import fill_rate as fill_rate
 from app.activity.periods import next_period as next_period
 from app.activity.periods import offer_units, per_1000, periods, ratio
 from app.activity.periods import period_start as period_start
+from app.activity.unmet_figures import unmet_figures
 
 MODALITIES = ("cabinet", "visite", "teleconsultation")
 
@@ -109,6 +110,7 @@ def query_params(
         "t": territory_id,
         "first": first,
         "last": last,
+        "lo": datetime.combine(first, time(), tz),
         "hi": datetime.combine(last, time(), tz),
         "unit_granularities": unit_g,
         "unit_starts": unit_s,
@@ -148,6 +150,7 @@ async def compute(
     figures = [Figures(b, e) for b, e in buckets]
     await _snp(session, p, figures, buckets, population)
     await mt_figures(session, p, figures, buckets, ZoneInfo(tz_name), now, population)
+    await unmet_figures(session, p, figures, tz_name)
     return figures
 
 

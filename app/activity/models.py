@@ -41,6 +41,15 @@ class ActivityEvent(Base):
     __tablename__ = "activity_event"
     __table_args__ = (
         Index("ix_activity_event_territory_type_at", "territory_id", "type", "at"),
+        # The slots GPs publish themselves, for what a call for slots produced (0026).
+        Index(
+            "ix_activity_event_published_practitioner_at",
+            "practitioner_id",
+            "at",
+            postgresql_where=text(
+                "type = 'slots.offered' AND (subject_id IS NOT NULL OR actor_key_id IS NOT NULL)"
+            ),
+        ),
         Index(
             "ix_activity_event_booking_subject",
             "subject_id",

@@ -90,6 +90,7 @@ class Figures:
     period_end: date
     snp: dict[str, Any] = field(default_factory=dict)
     mt: dict[str, Any] = field(default_factory=dict)
+    unmet: dict[str, Any] = field(default_factory=dict)
 
 
 def ratio(numerator: float, denominator: float) -> float | None:

@@ -36,6 +36,9 @@ class PeriodOut(BaseModel):
     period_end: date
     snp: dict[str, Any]
     mt: dict[str, Any]
+    unmet: dict[str, Any] = Field(
+        description="SAS requests placed and unmet, calls for slots (docs/indicators.md)"
+    )
 
 
 class IndicatorsOut(BaseModel):
@@ -57,11 +60,15 @@ class IndicatorsOut(BaseModel):
 
 
 def csv_rows(result: IndicatorsOut) -> list[dict[str, Any]]:
-    return [
+    rows = [
         {"period_start": p.period_start, "period_end": p.period_end,
-         **export.flatten("snp.", p.snp), **export.flatten("mt.", p.mt)}
+         **export.flatten("snp.", p.snp), **export.flatten("mt.", p.mt),
+         **export.flatten("unmet.", p.unmet)}
         for p in result.periods
     ]  # fmt: skip
+    # A commune with unmet requests in one period has 0 in the others, not an empty cell.
+    communes = {k for row in rows for k in row if k.startswith("unmet.unmet_by_commune.")}
+    return [{**row, **{k: row.get(k, 0) for k in sorted(communes)}} for row in rows]
 
 
 def csv_response(result: IndicatorsOut, dialect: export.Dialect) -> Response:

@@ -14,19 +14,20 @@ from email.message import EmailMessage
 from zoneinfo import ZoneInfo
 
 import aiosmtplib
-from sqlalchemy import Date, DateTime, Integer, func, literal, select, text
+from sqlalchemy import ARRAY, Date, DateTime, Integer, bindparam, func, literal, select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.types import Uuid
 
 from app.activity.service import record as record_event
-from app.config import Settings
+from app.activity.unmet_figures import PRODUCED_SQL
+from app.config import Settings, get_settings
 from app.directory.models import Practitioner, Territory
 from app.directory.practitioner_service import get_practitioner
 from app.errors import NotFound, ValidationFailed
 from app.outbox.messages import enqueue_webhooks
-from app.scheduling.models import Slot
 from app.security import COORDINATOR, PRACTICE, Caller
-from app.unmet_demand import schemas
+from app.unmet_demand import call_links, schemas
 from app.unmet_demand.models import SlotCall, SlotCallFloor, SlotCallOptIn
 
 log = logging.getLogger(__name__)
@@ -96,10 +97,15 @@ class Call:
 
 
 async def run(
-    session: AsyncSession, now: datetime, territory_id: uuid.UUID | None = None
+    session: AsyncSession,
+    now: datetime,
+    territory_id: uuid.UUID | None = None,
+    settings: Settings | None = None,
 ) -> list[Call]:
     """Check every territory with a floor (or one); call each opted-in GP of a territory under
-    its floor who has not been called this local day. Safe to run twice."""
+    its floor who has not been called this local day. Safe to run twice. The webhook carries
+    the call's signed link to the prefilled slot form (app.unmet_demand.call_links)."""
+    settings = settings or get_settings()
     stmt = select(SlotCallFloor, Territory.timezone).join(
         Territory, Territory.id == SlotCallFloor.territory_id
     )
@@ -158,6 +164,8 @@ async def run(
                     "floor": floor.floor,
                     "window_hours": floor.window_hours,
                     "call_id": str(call_id),
+                    "link": call_links.url(settings, call_id, practitioner_id, now),
+                    "link_expires_at": call_links.expiry(now).isoformat(),
                 }
             }
             await enqueue_webhooks(
@@ -182,17 +190,22 @@ async def run(
     return calls
 
 
-def call_message(settings: Settings, to: str, name: str, free: int, floor: int) -> EmailMessage:
+def call_message(
+    settings: Settings, call: SlotCall, timezone: str, to: str, name: str
+) -> EmailMessage:
+    link = call_links.url(settings, call.id, call.practitioner_id, call.sent_at)
+    until = call_links.expiry(call.sent_at).astimezone(ZoneInfo(timezone))
     message = EmailMessage()
     message["From"] = settings.mail_from
     message["To"] = to
     message["Subject"] = "Créneau : l'offre de soins non programmés est basse"
     message.set_content(
         f"Bonjour Docteur {name},\n\n"
-        f"Il ne reste que {free} créneau(x) libre(s) pour le SAS sur votre territoire dans les "
-        f"prochaines heures (seuil fixé par la CPTS : {floor}). Pouvez-vous ouvrir quelques "
-        "créneaux de soins non programmés ?\n\n"
-        f"Publier un créneau : {settings.public_base_url}/cabinet\n\n"
+        f"Il ne reste que {call.free_slots} créneau(x) libre(s) pour le SAS sur votre territoire "
+        f"dans les prochaines heures (seuil fixé par la CPTS : {call.floor}). Pouvez-vous ouvrir "
+        "quelques créneaux de soins non programmés ?\n\n"
+        f"Publier un créneau (formulaire prérempli, après connexion à votre cabinet) :\n{link}\n"
+        f"Ce lien est valable jusqu'au {until:%d/%m/%Y à %H:%M}.\n\n"
         "Vous recevez ce message parce que vous avez accepté les appels à créneaux de votre "
         "CPTS ; au plus un par jour.\n\n— Créneau\n"
     )
@@ -206,8 +219,9 @@ async def send_pending(
     sent or failed (logged without the address), never sent twice."""
     rows = (
         await session.execute(
-            select(SlotCall, SlotCallOptIn.email, Practitioner.family_name)
+            select(SlotCall, SlotCallOptIn.email, Practitioner.family_name, Territory.timezone)
             .join(SlotCallOptIn, SlotCallOptIn.practitioner_id == SlotCall.practitioner_id)
+            .join(Territory, Territory.id == SlotCall.territory_id)
             .join(Practitioner, Practitioner.id == SlotCall.practitioner_id)
             .where(SlotCall.mail_status == "pending")
             .order_by(SlotCall.sent_at)
@@ -216,12 +230,12 @@ async def send_pending(
         )
     ).all()
     sent = failed = 0
-    for call, email, name in rows:
+    for call, email, name, timezone in rows:
         ok = False
         if settings.smtp_host:
             try:
                 await aiosmtplib.send(
-                    call_message(settings, email, name, call.free_slots, call.floor),
+                    call_message(settings, call, timezone, email, name),
                     hostname=settings.smtp_host,
                     port=settings.smtp_port,
                     username=settings.smtp_username,
@@ -242,30 +256,36 @@ async def send_pending(
     return {"sent": sent, "failed": failed}
 
 
+PRODUCED_BY_CALL_SQL = PRODUCED_SQL.replace(
+    "{calls}",
+    "SELECT c.subject_id AS key, c.id AS eid, c.at, c.practitioner_id, NULL::date AS day "
+    "FROM activity_event c WHERE c.territory_id = :t AND c.type = 'slots.call_sent' "
+    "AND c.subject_id = ANY(:ids)",
+)
+
+
 async def list_calls(
     session: AsyncSession, caller: Caller, start: datetime, end: datetime
 ) -> list[schemas.SlotCallOut]:
-    """The territory's calls with what each produced: slots of that GP created within 24 h."""
+    """The territory's calls with what each produced: the SAS-visible slots its GP published
+    in the 24 h after it (app.activity.unmet_figures.PRODUCED_SQL, as in the indicators)."""
     territory_id = coordinator_territory(caller)
-    produced = (
-        select(func.count())
-        .where(
-            Slot.practitioner_id == SlotCall.practitioner_id,
-            Slot.created_at >= SlotCall.sent_at,
-            Slot.created_at < SlotCall.sent_at + timedelta(hours=24),
+    found = list(
+        await session.scalars(
+            select(SlotCall)
+            .where(
+                SlotCall.territory_id == territory_id,
+                SlotCall.sent_at >= start,
+                SlotCall.sent_at < end,
+            )
+            .order_by(SlotCall.sent_at, SlotCall.id)
         )
-        .correlate(SlotCall)
-        .scalar_subquery()
     )
     rows = await session.execute(
-        select(SlotCall, produced)
-        .where(
-            SlotCall.territory_id == territory_id,
-            SlotCall.sent_at >= start,
-            SlotCall.sent_at < end,
-        )
-        .order_by(SlotCall.sent_at, SlotCall.id)
+        text(PRODUCED_BY_CALL_SQL).bindparams(bindparam("ids", type_=ARRAY(Uuid))),
+        {"t": territory_id, "ids": [c.id for c in found]},
     )
+    produced = {call_id: int(n) for call_id, _, n in rows}
     return [
         schemas.SlotCallOut(
             id=c.id,
@@ -275,7 +295,7 @@ async def list_calls(
             free_slots=c.free_slots,
             floor=c.floor,
             mail_status=c.mail_status,
-            slots_published_within_24h=int(n),
+            slots_published_within_24h=int(produced.get(c.id) or 0),
         )
-        for c, n in rows.all()
+        for c in found
     ]

@@ -9,7 +9,7 @@ import uuid
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import TypeVar
 
 from sqlalchemy import text
@@ -63,6 +63,30 @@ WHERE territory_id = :t AND kind = 'declared' AND recorded_at >= :start AND reco
 GROUP BY reason
 """
 
+# Offer, placed (slots and surnuméraires) and declared unmet per ISO week, local time: the
+# Monday of the week (the same predicates as the cells).
+WEEKS_SQL = """
+SELECT 'offer' AS source, date_trunc('week', s.start AT TIME ZONE :tz)::date AS week, count(*)
+FROM slot s
+WHERE s.territory_id = :t AND s.visibility IN ('sas', 'public') AND s.status <> 'unavailable'
+  AND s.start >= :start AND s.start < :end
+GROUP BY 1, 2
+UNION ALL
+SELECT 'placed', date_trunc('week', coalesce(b.booked_at, b.created_at) AT TIME ZONE :tz)::date,
+       count(*)
+FROM booking b
+WHERE b.territory_id = :t AND b.status IN ('booked', 'honored', 'no_show')
+  AND (b.regulator_id IS NOT NULL OR b.operator_account_id IS NOT NULL)
+  AND coalesce(b.booked_at, b.created_at) >= :start AND coalesce(b.booked_at, b.created_at) < :end
+GROUP BY 1, 2
+UNION ALL
+SELECT 'unmet', date_trunc('week', u.recorded_at AT TIME ZONE :tz)::date, count(*)
+FROM unmet_request u
+WHERE u.territory_id = :t AND u.kind = 'declared' AND u.recorded_at >= :start
+  AND u.recorded_at < :end
+GROUP BY 1, 2
+"""
+
 K = TypeVar("K")
 SOURCES = ("offer", "placed", "overbooked", "unmet", "empty_search")
 NO_COMMUNE = "inconnue"
@@ -88,12 +112,21 @@ class Cell:
 
 
 @dataclass
+class Week:
+    offer: int = 0
+    placed: int = 0
+    unmet: int = 0
+
+
+@dataclass
 class GapMap:
     """Offer and demand per (commune, day of week, hour), with its two projections."""
 
     cells: dict[tuple[str, int, int], Cell] = field(default_factory=dict)
     reasons: dict[str, int] = field(default_factory=dict)
     placed_within_48h: int = 0
+    # Monday of each ISO week (local) → offer, placed (slots and surnuméraires), unmet.
+    weeks: dict[date, Week] = field(default_factory=dict)
 
     def _sum(self, key: Callable[[tuple[str, int, int]], K]) -> dict[K, Cell]:
         out: dict[K, Cell] = defaultdict(Cell)
@@ -123,6 +156,10 @@ async def gap_map(
         setattr(cell, source, getattr(cell, source) + int(n))
     result.reasons = {r: int(n) for r, n in await session.execute(text(REASONS_SQL), params)}
     result.placed_within_48h = int(await session.scalar(text(PLACED_48H_SQL), params) or 0)
+    for source, week, n in await session.execute(text(WEEKS_SQL), params):
+        counts = result.weeks.setdefault(week, Week())
+        setattr(counts, source, getattr(counts, source) + int(n))
+    result.weeks = dict(sorted(result.weeks.items()))
     return result
 
 

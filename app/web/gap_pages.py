@@ -19,8 +19,9 @@ from app.directory import communes as referential
 from app.directory.practice_service import communes
 from app.security import COORDINATOR
 from app.unmet_demand import figures, queries
-from app.unmet_demand.queries import GapMap
+from app.unmet_demand.queries import GapMap, Week
 from app.web.auth import UserDep, WebUser, require_role, show
+from app.web.charts import Series, bar_chart
 from app.web.forms import local_day_start
 from app.web.heatmap import DAYS, week_heatmap
 from app.web.render import french_number
@@ -32,6 +33,8 @@ MAX_DAYS = 400
 CSV_COLUMNS = ("commune_insee", "commune", "jour", "heure", "creneaux_sas", "placees",
                "surnumeraires", "non_satisfaites", "recherches_sans_resultat", "demande",
                "manque")  # fmt: skip
+WEEK_COLUMNS = ("semaine_iso", "lundi", "creneaux_sas", "placees", "non_satisfaites",
+                "demandes_sas")  # fmt: skip
 
 
 def _period(du: str, au: str, today: date) -> tuple[date, date, dict[str, str]]:
@@ -76,6 +79,16 @@ async def _gap(
     return gap, first, last, errors, names
 
 
+def _weeks(gap: GapMap, first: date, last: date) -> list[tuple[date, Week]]:
+    """Every ISO week of the period (its Monday, local), with its counts or zeros."""
+    monday = first - timedelta(days=first.weekday())
+    out = []
+    while monday <= last:
+        out.append((monday, gap.weeks.get(monday, Week())))
+        monday += timedelta(days=7)
+    return out
+
+
 def _ratio(n: int, d: int) -> str:
     return f"{french_number(100 * n / d, 0)} %" if d else "—"
 
@@ -106,7 +119,17 @@ async def gap_page(
         ("Recherches sans résultat (comptées à part)", total.empty_search),
         ("Créneaux SAS publiés", total.offer),
     ]
+    weeks = _weeks(gap, first, last)
+    weeks_svg = bar_chart(
+        "Offre, demandes placées et non satisfaites par semaine",
+        [f"{monday.day:02d}/{monday.month:02d}" for monday, _ in weeks],
+        [Series("Créneaux SAS publiés", [w.offer for _, w in weeks]),
+         Series("Demandes placées", [w.placed for _, w in weeks]),
+         Series("Demandes non satisfaites", [w.unmet for _, w in weeks])],
+    )  # fmt: skip
     context: dict[str, Any] = {
+        "weeks": weeks,
+        "weeks_svg": weeks_svg,
         "du": du if errors.get("du") else first.isoformat(),
         "au": au if errors.get("au") else last.isoformat(),
         "first": first,
@@ -150,6 +173,28 @@ async def gap_csv(
              c.overbooked, c.unmet, c.empty_search, c.demand, c.gap]
         )  # fmt: skip
     filename = f"carences-{first.isoformat()}-{last.isoformat()}.csv"
+    return Response(
+        out.getvalue(),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
+
+
+@router.get("/carences-semaines.csv")
+async def weeks_csv(
+    request: Request, session: SessionDep, user: UserDep, du: str = "", au: str = ""
+) -> Response:
+    """The trend by ISO week (local): offer, placed and unmet requests."""
+    require_role(user, COORDINATOR)
+    gap, first, last, _, _ = await _gap(session, user, du, au)
+    out = io.StringIO()
+    writer = csv_safety.writer(out)
+    writer.writerow(WEEK_COLUMNS)
+    for monday, w in _weeks(gap, first, last):
+        iso = monday.isocalendar()
+        writer.writerow([f"{iso.year}-W{iso.week:02d}", monday.isoformat(), w.offer, w.placed,
+                         w.unmet, w.placed + w.unmet])  # fmt: skip
+    filename = f"carences-semaines-{first.isoformat()}-{last.isoformat()}.csv"
     return Response(
         out.getvalue(),
         media_type="text/csv; charset=utf-8",

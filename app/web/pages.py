@@ -15,11 +15,13 @@ from app.activity.mt_figures import DECLINE_REASONS, DECLINE_SIDES
 from app.api.deps import SessionDep
 from app.api.indicators import NowDep, csv_response, territory_indicators
 from app.directory.models import Territory
+from app.directory.practice_service import communes
 from app.errors import NotFound
 from app.security import ADMIN, COORDINATOR, DASHBOARD, Caller
 from app.validators import local
 from app.web.auth import UserDep, require_role, show
 from app.web.charts import Series, bar_chart
+from app.web.dashboard_unmet import unmet_section
 
 router = APIRouter(include_in_schema=False)
 MONTHS = [
@@ -214,6 +216,9 @@ async def dashboard(
         refusals=refusals,
         refusal_sides=["Par le patient", "Par le médecin", "Sans préciser qui"],
         refusal_totals=[sum(m.mt["declined_by"][side] for m in months) for side in DECLINE_SIDES],
+        unmet=unmet_section(
+            months, {c.insee: c.name or c.insee for c in await communes(session, caller)}
+        ),
     )
 
 

@@ -36,14 +36,29 @@ def _period(form: Form, tz: ZoneInfo) -> dict[str, Any]:
     return data
 
 
+def _local_minute(value: str) -> bool:
+    try:
+        return len(value) == 16 and datetime.strptime(value, "%Y-%m-%dT%H:%M") is not None
+    except ValueError:
+        return False
+
+
 @router.get("/medecins/{practitioner_id}/creneau")
 async def slot_form(
-    request: Request, session: SessionDep, user: UserDep, practitioner_id: uuid.UUID
+    request: Request,
+    session: SessionDep,
+    user: UserDep,
+    practitioner_id: uuid.UUID,
+    debut: str = "",
+    fin: str = "",
 ) -> Response:
+    """The one-off slot form; `debut` and `fin` (local, YYYY-MM-DDTHH:MM) prefill it, as the
+    link of a call for slots does (app.web.call_link_pages)."""
     require_role(user, *PUBLISHERS)
     practitioner = await get_practitioner(session, user.caller, practitioner_id)
     await publishing_zone(session, practitioner.id, user)
     values = {"modality": "cabinet", "visibility": "sas"}
+    values.update({k: v for k, v in (("start", debut), ("end", fin)) if _local_minute(v)})
     return show(request, user, "slot_form.html", practitioner=practitioner, values=values,
                 errors={}, first_error=None)  # fmt: skip
 

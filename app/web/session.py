@@ -12,15 +12,14 @@ import uuid
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import lru_cache
 from hashlib import sha256
-from pathlib import Path
 
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from sqlalchemy import delete, exists, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.app_secret import app_secret
 from app.config import Settings, get_settings
 from app.directory.callers import authenticate, caller_from_key
 from app.directory.models import ApiKey, EndedWebSession
@@ -30,23 +29,8 @@ from app.security import Caller
 COOKIE = "creneau_session"
 
 
-@lru_cache
-def _secret(configured: str | None, data_dir: Path) -> str:
-    if configured:
-        return configured
-    path = data_dir / "session_secret"
-    if path.exists():
-        return path.read_text().strip()
-    data_dir.mkdir(parents=True, exist_ok=True)
-    value = secrets.token_urlsafe(48)
-    path.write_text(value)
-    path.chmod(0o600)
-    return value
-
-
 def serializer(settings: Settings | None = None) -> URLSafeTimedSerializer:
-    settings = settings or get_settings()
-    return URLSafeTimedSerializer(_secret(settings.session_secret, settings.data_dir), "session")
+    return URLSafeTimedSerializer(app_secret(settings), "session")
 
 
 @dataclass(frozen=True)
