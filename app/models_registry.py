@@ -3,6 +3,7 @@
 from app import idempotency
 from app.activity import audit as audit_models
 from app.activity import models as activity_models
+from app.crisis import models as crisis_models
 from app.db import Base
 from app.directory import models as directory_models
 from app.medecin_traitant import models as mt_models
@@ -17,6 +18,7 @@ __all__ = [
     "activity_models",
     "audit_models",
     "booking_models",
+    "crisis_models",
     "directory_models",
     "feed_models",
     "idempotency",

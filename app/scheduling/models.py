@@ -51,6 +51,10 @@ class AvailabilityRule(IdMixin, CreatedAtMixin, Base):
     visibility: Mapped[str] = mapped_column(String(10))
     valid_from: Mapped[date] = mapped_column(Date)
     valid_until: Mapped[date | None] = mapped_column(Date)
+    # A surge rule opened for a crisis (app.crisis): ending the crisis closes its free slots.
+    crisis_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("crisis.id", ondelete="SET NULL")
+    )
     # Slots exist up to this instant; the daily job extends it to now + HORIZON_DAYS.
     materialized_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(
@@ -87,6 +91,12 @@ class Slot(IdMixin, CreatedAtMixin, Base):
         Index("ix_slot_practitioner_start", "practitioner_id", "start"),
         Index("ix_slot_rule_start", "rule_id", "start"),
         Index("ix_slot_territory_updated", "territory_id", "updated_at"),
+        Index(
+            "ix_slot_crisis_start",
+            "crisis_id",
+            "start",
+            postgresql_where=text("crisis_id IS NOT NULL"),
+        ),
         # One key for the practitioner and its territory: the denormalised territory always
         # is the practitioner's, and each inserted slot costs one referential check, not two
         # (materialisation inserts hundreds of thousands).
@@ -112,6 +122,10 @@ class Slot(IdMixin, CreatedAtMixin, Base):
     visibility: Mapped[str] = mapped_column(String(10))
     status: Mapped[str] = mapped_column(String(12), default="free")
     hold_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Crisis capacity (app.crisis): the SAS sees these first while the crisis runs.
+    crisis_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("crisis.id", ondelete="SET NULL")
+    )
     # For incremental feeds (SMART Scheduling Links `_since`): every UPDATE bumps it.
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=text("now()"), onupdate=text("now()")

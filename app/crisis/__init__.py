@@ -1,0 +1,1 @@
+"""Crisis response (situations sanitaires exceptionnelles): the plan, surge mode, its report."""
