@@ -72,6 +72,7 @@ class PatientOut(OutModel):
     phone: str
     ins: str | None
     commune_insee: str | None
+    commune_name: str | None = Field(default=None, description="The commune's name (referential)")
 
 
 class PatientColumns:

@@ -6,6 +6,7 @@ from typing import Annotated
 import orjson
 from fastapi import APIRouter, Query, Response
 
+from app.api.commune_names import name_rows
 from app.api.deps import ReadCallerDep, ReadSessionDep
 from app.bounds import BoundedDatetime
 from app.errors import ValidationFailed
@@ -95,5 +96,6 @@ async def search_slots(
         }
         for r in rows
     ]
+    await name_rows(session, [item["practice"] for item in items])
     body = orjson.dumps({"items": items, "next_cursor": next_cursor})
     return Response(body, media_type="application/json")
