@@ -160,7 +160,9 @@ async def test_the_booking_form_takes_the_patient_commune_by_name(client, territ
             "patient.commune_insee": "15000"}  # fmt: skip
     r = await client.post("/regulation/reserver", data=data)
     assert r.status_code == 422
-    assert "Plusieurs communes correspondent (Aurillac (15000) ; Ytrac (15000))" in unescape(r.text)
+    html = unescape(r.text)
+    assert "Plusieurs communes correspondent : choisissez la bonne dans la liste." in html
+    assert 'name="patient.commune_insee.choix" value="15267"' in html  # Ytrac, to choose
     r = await client.post("/regulation/reserver", data={**data, "patient.commune_insee": "Ytrac"})
     assert r.status_code == 303, r.text
     page = unescape((await client.get(r.headers["location"])).text)

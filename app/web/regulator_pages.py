@@ -174,6 +174,7 @@ async def _search_page(
     taken: str | None = None,
     status: int = 200,
     count_empty: bool = False,
+    choices: dict[str, list[Any]] | None = None,
 ) -> Response:
     known = {c.insee: c for c in await communes(session, user.caller)}
     search = await run_search(session, user, criteria, known, cursor)
@@ -199,6 +200,7 @@ async def _search_page(
         booking=booking or booking_values(None),
         errors=errors,
         first_error=first_error,
+        choices=choices or {},
         # The first visit puts the keyboard in the commune; a search error on its field.
         search_focus=next(iter(search.errors), None)
         or (None if any(criteria.values()) else "commune"),
@@ -258,13 +260,14 @@ async def book_from_form(
     not bookable by the caller) shows `page` again with why and the patient kept."""
     criteria = {name: form.get(name) for name in SEARCH_FIELDS}
     mine = await caller_communes(session, user.caller)
-    typed = await read_communes(session, form, ["patient.commune_insee"], mine, with_list=False)
+    typed = await read_communes(session, form, ["patient.commune_insee"], prefer=mine)
     body, errors, token = booking_form(typed.form)
     errors.update(typed.errors)
     if body is None or errors:
         return await page(
-            request, session, user, criteria, booking=form.values(), errors=errors, status=422
-        )
+            request, session, user, criteria, booking=form.values(), errors=errors, status=422,
+            choices=typed.choices,
+        )  # fmt: skip
 
     async def run() -> BookingOut:
         return booking_views.render(await booking_creation.book(session, user.caller, body))
@@ -328,12 +331,14 @@ async def _overbook_page(
     values: dict[str, str],
     errors: dict[str, str] | None = None,
     status: int = 200,
+    choices: dict[str, list[Any]] | None = None,
 ) -> Response:
     options = await _overbook_gps(session, user)
     errors = errors or {}
     values.setdefault("jeton", str(uuid.uuid4()))
     return show(request, user, "overbook.html", status, gps=options, values=values,
-                errors=errors, first_error=next(iter(errors), None))  # fmt: skip
+                errors=errors, first_error=next(iter(errors), None),
+                choices=choices or {})  # fmt: skip
 
 
 @router.get("/surnumeraire")
@@ -407,7 +412,7 @@ async def overbook(request: Request, session: SessionDep, user: UserDep, form: F
     require_role(user, REGULATOR)
     values = form.values()
     mine = await caller_communes(session, user.caller)
-    typed = await read_communes(session, form, ["patient.commune_insee"], mine, with_list=False)
+    typed = await read_communes(session, form, ["patient.commune_insee"], prefer=mine)
     data = nested(typed.form, "practitioner_id", "modality", "sas_case_ref", "reason",
                   "visit_address", *PATIENT_FIELDS)  # fmt: skip
     gp = None
@@ -424,7 +429,7 @@ async def overbook(request: Request, session: SessionDep, user: UserDep, form: F
     if not re.fullmatch(r"[0-9a-f-]{36}", form.get("jeton")):
         errors["_form"] = "Le formulaire est incomplet : rechargez la page."
     if body is None or errors:
-        return await _overbook_page(request, session, user, values, errors, 422)
+        return await _overbook_page(request, session, user, values, errors, 422, typed.choices)
     name = gp.family_name if gp else ""
 
     async def run() -> BookingOut:
