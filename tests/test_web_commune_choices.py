@@ -139,3 +139,23 @@ async def test_the_practice_form_offers_the_communes_of_an_ambiguous_name(client
     assert r.status_code == 303, r.text
     [practice] = await _practices_named(client, territory, "Cabinet du Lac")
     assert (practice["commune_insee"], practice["city"]) == ("15267", "Ytrac")
+
+
+async def test_the_directory_shows_practice_communes_by_name(client, territory):
+    await sign_in(client, territory.coordinator, "/coordination")
+    listing = unescape((await client.get("/coordination/annuaire")).text)
+    assert "(commune Aurillac (15014))" in listing and "commune INSEE" not in listing
+    form = (await client.get(f"/coordination/annuaire/cabinets/{territory.practice_id}")).text
+    from tests.test_web_directory import field_value as input_value
+
+    assert input_value(form, "commune_insee") == "Aurillac (15014)"
+    # Saved again as shown, the commune is unchanged.
+    data = {"csrf": csrf_of(form), "name": "Maison de santé d'Aurillac",
+            "address": "2 place de l'Hôtel de Ville", "commune_insee": "Aurillac (15014)",
+            "lat": "44.9264", "lon": "2.4396"}  # fmt: skip
+    r = await client.post(f"/coordination/annuaire/cabinets/{territory.practice_id}", data=data)
+    assert r.status_code == 303, r.text
+    practice = await client.get(
+        f"/v1/practices/{territory.practice_id}", headers=territory.coordinator
+    )
+    assert practice.json()["commune_insee"] == "15014"

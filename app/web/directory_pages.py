@@ -21,6 +21,7 @@ from app.security import ADMIN, COORDINATOR, Caller
 from app.web.auth import Form, FormDep, UserDep, WebUser, done, require_role, show
 from app.web.commune_field import Read, caller_communes, read_communes, read_town
 from app.web.forms import nested, parse, service_errors
+from app.web.french import commune_label
 
 router = APIRouter(prefix="/coordination/annuaire", include_in_schema=False)
 COORDINATORS = (COORDINATOR, ADMIN)
@@ -148,7 +149,11 @@ async def create_practice(
 
 
 def _practice_values(practice: Practice) -> dict[str, str]:
-    return {name: _as_text(getattr(practice, name)) for name in PRACTICE_FIELDS}
+    """The practice in its form; the commune as people read it, "Aurillac (15014)" (the form
+    takes it back as typed)."""
+    values = {name: _as_text(getattr(practice, name)) for name in PRACTICE_FIELDS}
+    values["commune_insee"] = commune_label(practice.commune_insee)
+    return values
 
 
 @router.get("/cabinets/{practice_id}")
