@@ -1,0 +1,47 @@
+"""On a 390 px phone, a patient's commune typed as a name several communes bear: the booking
+form comes back with a radio button per commune (name, postal code, département), reached
+and chosen with the keyboard, and passes the accessibility audit (issue 25)."""
+
+from __future__ import annotations
+
+from playwright.async_api import expect
+
+from tests.test_browser_accessibility import serious_violations
+from tests.test_browser_dashboard import browser, served  # noqa: F401 - fixtures
+from tests.test_browser_pages import fill_patient, shot
+from tests.test_browser_phone import PHONE, signed_in_page
+from tests.test_web_pages import publish_all_day
+
+
+async def test_patient_commune_chosen_by_keyboard(served, browser, client, territory):  # noqa: F811
+    await publish_all_day(client, territory)
+    page = await signed_in_page(browser, served, territory.regulator, viewport=PHONE)
+    await page.get_by_label("Commune", exact=True).fill("Aurillac")
+    await page.get_by_role("button", name="Rechercher").press("Enter")
+    await page.wait_for_url("**/regulation?commune=Aurillac*")
+    await page.get_by_role("radio").first.check()
+    await fill_patient(page)
+    await page.get_by_label("Commune du patient (facultatif)").fill("Saint-Georges")
+    await page.get_by_label("Commune du patient (facultatif)").press("Enter")
+    await page.wait_for_load_state()
+    group = page.get_by_role("group", name="Précisez la commune « Saint-Georges »")
+    await expect(group).to_be_visible()
+    cantal = group.get_by_role("radio", name="Saint-Georges — 15100, département 15")
+    await expect(group.get_by_role("radio").first).to_have_accessible_name(
+        "Saint-Georges — 15100, département 15"
+    )
+    # The error summary's link puts the keyboard in the field; one Tab reaches the choices.
+    await page.get_by_role("link", name="Commune du patient", exact=False).first.click()
+    await expect(page.get_by_label("Commune du patient (facultatif)")).to_be_focused()
+    await page.keyboard.press("Tab")
+    await expect(cantal).to_be_focused()
+    await page.keyboard.press("Space")
+    await expect(cantal).to_be_checked()
+    # Nothing wider than the phone: the labels wrap.
+    width = await page.evaluate("document.documentElement.scrollWidth")
+    assert width <= PHONE["width"]
+    assert await serious_violations(page) == []
+    await shot(page, "commune-choices-390")
+    await page.get_by_label("Motif (facultatif)").press("Enter")
+    await page.wait_for_url("**/rendez-vous/*")
+    assert "Saint-Georges (15188)" in await page.locator("main").inner_text()
