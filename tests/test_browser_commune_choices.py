@@ -45,3 +45,23 @@ async def test_patient_commune_chosen_by_keyboard(served, browser, client, terri
     await page.get_by_label("Motif (facultatif)").press("Enter")
     await page.wait_for_url("**/rendez-vous/*")
     assert "Saint-Georges (15188)" in await page.locator("main").inner_text()
+
+
+async def test_search_commune_chosen_by_keyboard(served, browser, territory):  # noqa: F811
+    page = await signed_in_page(browser, served, territory.regulator, viewport=PHONE)
+    await page.get_by_label("Commune", exact=True).fill("Saint-Georges")
+    await page.get_by_label("Commune", exact=True).press("Enter")
+    await page.wait_for_url("**/regulation?commune=Saint-Georges*")
+    group = page.get_by_role("group", name="Précisez la commune « Saint-Georges »")
+    first = group.get_by_role("radio").first
+    await expect(first).to_have_accessible_name("Saint-Georges — 15100, département 15")
+    await first.focus()
+    await page.keyboard.press("ArrowDown")  # a radio group moves with the arrows
+    await page.keyboard.press("ArrowUp")
+    await expect(first).to_be_checked()
+    assert await page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    assert await serious_violations(page) == []
+    await shot(page, "search-commune-choices-390")
+    await page.keyboard.press("Enter")  # submits the choice
+    await page.wait_for_url("**/regulation?*commune=15188*")
+    assert await page.get_by_label("Commune", exact=True).input_value() == "Saint-Georges (15100)"
