@@ -65,3 +65,26 @@ async def test_search_commune_chosen_by_keyboard(served, browser, territory):  #
     await page.keyboard.press("Enter")  # submits the choice
     await page.wait_for_url("**/regulation?*commune=15188*")
     assert await page.get_by_label("Commune", exact=True).input_value() == "Saint-Georges (15100)"
+
+
+async def test_practice_postal_code_error_at_390px(served, browser, territory):  # noqa: F811
+    page = await signed_in_page(browser, served, territory.coordinator, viewport=PHONE)
+    await page.goto(f"{served}/coordination/annuaire/cabinets/nouveau")
+    await page.get_by_label("Nom du cabinet").fill("Cabinet du Lac")
+    await page.get_by_label("Adresse").fill("1 rue du Lac")
+    await page.get_by_label("Code postal (facultatif)").fill("15000")
+    await page.get_by_label("Commune", exact=True).fill("Saint-Flour")
+    await page.get_by_label("Latitude").fill("45.03")
+    await page.get_by_label("Longitude").fill("3.09")
+    await page.get_by_role("button", name="Ajouter le cabinet").click()
+    await page.wait_for_load_state()
+    link = page.get_by_role("link", name="n'est pas celui de Saint-Flour", exact=False)
+    await link.click()
+    await expect(page.get_by_label("Code postal (facultatif)")).to_be_focused()
+    assert await page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    assert await serious_violations(page) == []
+    await shot(page, "practice-postal-code-390")
+    await page.get_by_label("Code postal (facultatif)").fill("15100")
+    await page.get_by_role("button", name="Ajouter le cabinet").click()
+    await page.wait_for_url("**/coordination/annuaire*")
+    assert "1 rue du Lac, 15100 Saint-Flour" in await page.locator("main").inner_text()
