@@ -37,10 +37,3 @@ async def name_communes(session: AsyncSession, result: T) -> T:
     for model in models:
         model.commune_name = known.get(model.commune_insee)  # type: ignore[attr-defined]
     return result
-
-
-async def name_rows(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
-    """The same for rows already shaped as dicts (the slot search's hot path)."""
-    known = await communes.names(session, {row["commune_insee"] for row in rows})
-    for row in rows:
-        row["commune_name"] = known.get(row["commune_insee"])

@@ -6,7 +6,6 @@ from typing import Annotated
 import orjson
 from fastapi import APIRouter, Query, Response
 
-from app.api.commune_names import name_rows
 from app.api.deps import ReadCallerDep, ReadSessionDep
 from app.bounds import BoundedDatetime
 from app.errors import ValidationFailed
@@ -89,6 +88,7 @@ async def search_slots(
                 "name": r["practice_name"],
                 "address": r["address"],
                 "commune_insee": r["commune_insee"],
+                "commune_name": r["commune_name"],  # joined in the search's one statement
                 "lat": r["lat"],
                 "lon": r["lon"],
             },
@@ -96,6 +96,5 @@ async def search_slots(
         }
         for r in rows
     ]
-    await name_rows(session, [item["practice"] for item in items])
     body = orjson.dumps({"items": items, "next_cursor": next_cursor})
     return Response(body, media_type="application/json")
