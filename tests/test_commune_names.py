@@ -100,3 +100,14 @@ async def test_mt_requests_and_candidates_name_their_communes(client, territory,
     )
     assert candidates.status_code == 200, candidates.text
     assert {c["commune_name"] for c in candidates.json()} == {"Aurillac"}
+
+
+async def test_gap_map_cells_name_their_commune(client, territory):
+    from tests.test_unmet_figures import period
+
+    await post_unmet(client, territory.regulator, commune_insee="15014")
+    r = await client.get(f"/v1/unmet-requests/gap-map?{period()}", headers=territory.dashboard)
+    assert r.status_code == 200, r.text
+    assert {(c["commune_insee"], c["commune_name"]) for c in r.json() if c["unmet"]} == {
+        ("15014", "Aurillac")
+    }

@@ -159,3 +159,18 @@ async def test_the_directory_shows_practice_communes_by_name(client, territory):
         f"/v1/practices/{territory.practice_id}", headers=territory.coordinator
     )
     assert practice.json()["commune_insee"] == "15014"
+
+
+async def test_a_cpts_booking_offers_the_communes_of_an_ambiguous_name(client, territory):
+    slot = await add_slot(client, territory, territory.practitioner_id, 4, visibility="cpts")
+    await sign_in(client, territory.practice, "/cpts")
+    html = (await client.get("/cpts?rayon=30")).text
+    data = {"csrf": csrf_of(html), "jeton": field_value(html, "jeton"), "slot_id": slot,
+            "rayon": "30", **PATIENT, "patient.commune_insee": "15000"}  # fmt: skip
+    r = await client.post("/cpts/reserver", data=data)
+    assert r.status_code == 422
+    assert set(radios(r.text, "patient.commune_insee")) == {"15014", "15267"}
+    r = await client.post("/cpts/reserver", data={**data, "patient.commune_insee.choix": "15014"})
+    assert r.status_code == 303, r.text
+    page = unescape((await client.get(r.headers["location"])).text)
+    assert "<dt>Commune</dt><dd>Aurillac (15014)</dd>" in page
