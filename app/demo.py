@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import date, time
+from datetime import time
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.clock import now_utc
 from app.directory import (
     key_service,
     practice_service,
@@ -27,6 +29,7 @@ from app.scheduling import publication
 from app.scheduling import schemas as scheduling
 from app.security import Caller
 
+PARIS = ZoneInfo("Europe/Paris")
 TERRITORY_NAME = "CPTS du Bassin d'Aurillac (démo)"
 
 
@@ -342,7 +345,7 @@ async def _create(session: AsyncSession, admin: Caller) -> Territory:
                         slot_minutes=minutes,
                         modality=modality,
                         visibility=visibility,
-                        valid_from=date.today(),
+                        valid_from=now_utc().astimezone(PARIS).date(),
                     ),
                 )
             rank += 1

@@ -4,13 +4,14 @@ the same everywhere. The retention purge is app.retention's."""
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, Field, StringConstraints
 from sqlalchemy import Date, String
 from sqlalchemy.orm import Mapped, mapped_column
 
+from app.clock import now_utc
 from app.validators import E164Phone, InseeCode, Name, OutModel, StrictModel
 
 PATIENT_FIELDS = (
@@ -35,8 +36,12 @@ def _check_ins(value: str) -> str:
     return value
 
 
+# The latest local date anywhere (UTC+14): a birth today in any territory is not "future".
+_EARLIEST_ZONE_AHEAD = timedelta(hours=14)
+
+
 def _check_birth_date(value: date) -> date:
-    if value > date.today():
+    if value > (now_utc() + _EARLIEST_ZONE_AHEAD).date():
         raise ValueError("must not be in the future")
     if value < date(1900, 1, 1):
         raise ValueError("must be after 1900-01-01")
@@ -67,6 +72,7 @@ class PatientOut(OutModel):
     phone: str
     ins: str | None
     commune_insee: str | None
+    commune_name: str | None = Field(default=None, description="The commune's name (referential)")
 
 
 class PatientColumns:

@@ -3,12 +3,13 @@ configured retention is erased (the rows stay, for the indicators and the journa
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import func, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.activity.service import record
+from app.clock import now_utc
 from app.config import get_settings
 from app.medecin_traitant.models import MtProposal, MtRequest
 from app.patient_data import PATIENT_FIELDS
@@ -17,9 +18,10 @@ from app.scheduling.booking_models import Booking
 
 async def purge_expired(session: AsyncSession, *, now: datetime | None = None) -> dict[str, int]:
     """Job: erase the patient data of bookings and MT requests closed for longer than the
-    configured retention. Indicators do not change: they read the activity log only."""
+    configured retention, counted back from `now` (the service's clock by default).
+    Indicators do not change: they read the activity log only."""
     settings = get_settings()
-    now = now or datetime.now(UTC)
+    now = now or now_utc()
     erased = dict.fromkeys(PATIENT_FIELDS)
     booking_closed = func.coalesce(Booking.outcome_at, Booking.cancelled_at, Booking.end)
     bookings = await session.execute(

@@ -24,7 +24,9 @@ from datetime import date, timedelta
 import asyncpg
 
 from bench.common import LoadClient, Server, bench_database_url, fresh_database
-from bench.load import PATIENT, CpuMeter, Mix, seed_department
+from bench.load_cpu import CpuMeter
+from bench.load_mix import PATIENT, Mix
+from bench.load_seed import seed_department
 from bench.search import materialize
 
 KINDS = ("cancel", "publish_slot", "publish_rule")

@@ -7,7 +7,7 @@ import httpx
 from sqlalchemy import select, update
 
 from app.activity.audit import PatientAccess
-from app.config import Settings
+from app.config import Settings, get_settings
 from app.main import create_app
 from app.medecin_traitant.models import MtRequest
 from app.retention import purge_expired
@@ -89,6 +89,29 @@ async def test_retention_erases_patient_data_and_keeps_indicators(client, territ
     ).json()["periods"]
     assert after == before
     assert await purge_expired(session) == {"bookings_erased": 0, "mt_requests_erased": 0}
+
+
+async def test_retention_counts_back_from_the_service_clock(client, territory, session, clock):
+    slot_id = await add_slot(client, territory, territory.practitioner_id, 3)
+    booking = (await book(client, territory, slot_id)).json()
+    closed = datetime(2030, 1, 10, 9, 30, tzinfo=UTC)
+    await session.execute(
+        update(Booking)
+        .where(Booking.id == uuid.UUID(booking["id"]))
+        .values(status="honored", outcome_at=closed)
+    )
+    kept = timedelta(days=get_settings().booking_retention_days)
+    clock.set(closed + kept - timedelta(minutes=1))
+    assert (await purge_expired(session))["bookings_erased"] == 0
+    clock.set(closed + kept + timedelta(minutes=1))
+    assert (await purge_expired(session))["bookings_erased"] == 1
+    # An explicit `now` wins over the clock.
+    await session.execute(
+        update(Booking)
+        .where(Booking.id == uuid.UUID(booking["id"]))
+        .values(patient_family_name="Durand")
+    )
+    assert (await purge_expired(session, now=closed))["bookings_erased"] == 0
 
 
 async def test_open_bookings_are_not_erased(client, territory, session):

@@ -59,7 +59,15 @@ async def test_item_shape_and_local_offset(client, territory):
     }
     assert item["status"] == "free"
     assert set(item["practitioner"]) == {"id", "family_name", "given_name", "rpps"}
-    assert set(item["practice"]) == {"id", "name", "address", "commune_insee", "lat", "lon"}
+    assert set(item["practice"]) == {
+        "id",
+        "name",
+        "address",
+        "commune_insee",
+        "commune_name",
+        "lat",
+        "lon",
+    }
     start = datetime.fromisoformat(item["start"])
     assert start.utcoffset() == start.astimezone(PARIS).utcoffset()
 

@@ -38,11 +38,11 @@ async def test_a_name_of_several_communes_lists_them_to_choose(client, territory
     assert slot_ids(html) == []
     assert "Plusieurs communes correspondent : choisissez-la dans la liste" in html
     assert 'href="#commune"' in html  # the error summary points at the field
-    links = html.split('id="choix-commune-titre"')[1].split("</section>")[0]
+    choices = html.split('id="choix-commune-titre"')[1].split("</form>")[0]
     # The one of the territory's département first (Cantal: 15100 Saint-Georges).
-    first = links.split("<li>")[1]
-    assert 'href="/regulation?commune=15188&' in first and "15100, département 15" in first
-    assert links.count("<li>") > 5
+    first = choices.split('<div class="check">')[1]
+    assert 'name="commune" value="15188"' in first and "15100, département 15" in first
+    assert choices.count('type="radio"') > 5
     chosen = unescape(await search(client, "commune=15188&rayon=commune"))
     assert 'value="Saint-Georges (15100)"' in chosen and slot_ids(chosen) == []
     assert "0 créneau disponible" in chosen  # no practice of the directory there
@@ -53,7 +53,7 @@ async def test_a_commune_only_search_needs_one_commune(client, territory):
     await add_slot(client, territory, territory.practitioner_id, 3)
     await sign_in(client, territory.regulator, "/regulation")
     html = unescape(await search(client, "commune=15000&rayon=commune"))
-    assert "Plusieurs communes correspondent" in html and ">Ytrac</a>" in html
+    assert "Plusieurs communes correspondent" in html and 'name="commune" value="15267"' in html
     html = unescape(await search(client, f"commune={quote('Aurillac (15000)')}&rayon=commune"))
     assert len(slot_ids(html)) == 1
 
@@ -160,7 +160,9 @@ async def test_the_booking_form_takes_the_patient_commune_by_name(client, territ
             "patient.commune_insee": "15000"}  # fmt: skip
     r = await client.post("/regulation/reserver", data=data)
     assert r.status_code == 422
-    assert "Plusieurs communes correspondent (Aurillac (15000) ; Ytrac (15000))" in unescape(r.text)
+    html = unescape(r.text)
+    assert "Plusieurs communes correspondent : choisissez la bonne dans la liste." in html
+    assert 'name="patient.commune_insee.choix" value="15267"' in html  # Ytrac, to choose
     r = await client.post("/regulation/reserver", data={**data, "patient.commune_insee": "Ytrac"})
     assert r.status_code == 303, r.text
     page = unescape((await client.get(r.headers["location"])).text)

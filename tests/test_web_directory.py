@@ -72,7 +72,7 @@ async def test_coordinator_edits_a_practice_and_clears_an_optional_field(
     form = await client.get(url)
     assert form.status_code == 200
     values = {name: field_value(form.text, name) for name in NEW_PRACTICE}
-    assert values["commune_insee"] == "15014"
+    assert values["commune_insee"] == "Aurillac (15014)"  # the commune by its name
     data = {**values, "csrf": csrf_of(form.text), "phone": "", "finess": "15000012",
             "address": "10 rue Victor Hugo"}  # fmt: skip
     r = await client.post(url, data=data)

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Body, Query
 from starlette.responses import Response
 
 from app.activity.audit import log_shown
+from app.api.commune_names import name_communes
 from app.api.deps import CallerDep, SessionDep
 from app.bounds import BoundedDatetime
 from app.errors import ValidationFailed
@@ -53,7 +54,9 @@ async def create_booking(
     (CPTS-internal bookings, without `operator`), a `sas` slot being a 403 to them."""
 
     async def run() -> BookingOut:
-        return booking_views.render(await booking_creation.book(session, caller, body))
+        return await name_communes(
+            session, booking_views.render(await booking_creation.book(session, caller, body))
+        )
 
     return await idempotent(session, caller, idempotency_key, "POST /v1/bookings", body, run)
 
@@ -70,7 +73,9 @@ async def overbook(
     `Idempotency-Key`."""
 
     async def run() -> BookingOut:
-        return booking_views.render(await overbooking.overbook(session, caller, body))
+        return await name_communes(
+            session, booking_views.render(await overbooking.overbook(session, caller, body))
+        )
 
     return await idempotent(
         session, caller, idempotency_key, "POST /v1/bookings/overbook", body, run
@@ -94,14 +99,16 @@ async def list_bookings(
     views, next_cursor = await booking_views.list_bookings(
         session, caller, status=status, start=from_, end=to, cursor=cursor, limit=limit
     )
-    items = [booking_views.render(v) for v in views]
+    items = await name_communes(session, [booking_views.render(v) for v in views])
     await log_shown(session, caller, "booking", items, "list")
     return Page(items=items, next_cursor=next_cursor)
 
 
 @router.get("/{booking_id}", response_model=BookingOut, responses=_CONFLICTS)
 async def get_booking(booking_id: uuid.UUID, session: SessionDep, caller: CallerDep) -> BookingOut:
-    booking = booking_views.render(await booking_views.get_booking(session, caller, booking_id))
+    booking = await name_communes(
+        session, booking_views.render(await booking_views.get_booking(session, caller, booking_id))
+    )
     await log_shown(session, caller, "booking", [booking], "read")
     return booking
 
@@ -116,7 +123,10 @@ async def confirm_booking(
     """Turn a live hold into a booking; an expired hold is a 409. No body is needed when the
     hold has the patient; a body may complete or correct it."""
     data = body or ConfirmIn()
-    return booking_views.render(await booking_creation.confirm(session, caller, booking_id, data))
+    return await name_communes(
+        session,
+        booking_views.render(await booking_creation.confirm(session, caller, booking_id, data)),
+    )
 
 
 @router.post("/{booking_id}/cancel", response_model=BookingOut, responses=_CONFLICTS)
@@ -124,8 +134,9 @@ async def cancel_booking(
     booking_id: uuid.UUID, body: CancelIn, session: SessionDep, caller: CallerDep
 ) -> BookingOut:
     """Cancel; the slot is bookable again if it has not started."""
-    return booking_views.render(
-        await booking_cancellation.cancel(session, caller, booking_id, body)
+    return await name_communes(
+        session,
+        booking_views.render(await booking_cancellation.cancel(session, caller, booking_id, body)),
     )
 
 
@@ -134,6 +145,9 @@ async def record_outcome(
     booking_id: uuid.UUID, body: OutcomeIn, session: SessionDep, caller: CallerDep
 ) -> BookingOut:
     """Record whether the patient came (practice, coordinator), once the slot has started."""
-    return booking_views.render(
-        await booking_outcomes.record_outcome(session, caller, booking_id, body)
+    return await name_communes(
+        session,
+        booking_views.render(
+            await booking_outcomes.record_outcome(session, caller, booking_id, body)
+        ),
     )

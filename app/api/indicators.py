@@ -1,7 +1,7 @@
 """ACI indicators (JSON or CSV) and the activity log."""
 
 import uuid
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Response
@@ -15,6 +15,7 @@ from app.activity.audit import PatientAccess
 from app.activity.models import AciTarget, ActivityEvent
 from app.api.deps import CallerDep, SessionDep
 from app.bounds import MAX_BIGINT, BoundedDate, BoundedDatetime
+from app.clock import now_utc
 from app.directory.models import Territory
 from app.errors import NotFound, ValidationFailed
 from app.pagination import (
@@ -81,7 +82,7 @@ def csv_response(result: IndicatorsOut, dialect: export.Dialect) -> Response:
 
 def current_time() -> datetime:
     """The clock of the indicators' routes (tests override this dependency)."""
-    return datetime.now(UTC)
+    return now_utc()
 
 
 NowDep = Annotated[datetime, Depends(current_time)]

@@ -12,6 +12,7 @@ from starlette.datastructures import UploadFile
 
 from app import csv_safety
 from app.activity.audit import log_shown
+from app.api.commune_names import name_communes
 from app.api.deps import CallerDep, SessionDep
 from app.bounds import MT_IMPORT_MAX_BYTES
 from app.errors import PROBLEM_JSON, Problem, UnsupportedMediaType, ValidationFailed
@@ -45,7 +46,9 @@ async def register(
     request in `existing_id`. Requires an `Idempotency-Key`."""
 
     async def run() -> schemas.MtRequestOut:
-        return service.render(await service.register(session, caller, body))
+        return await name_communes(
+            session, service.render(await service.register(session, caller, body))
+        )
 
     return await idempotent(session, caller, idempotency_key, "POST /v1/mt-requests", body, run)
 
@@ -174,9 +177,10 @@ async def import_list(
     columns = _option(["query", "mapping"], options["mapping"], _mapping)
 
     async def run() -> schemas.MtImportOut:
-        return await cpam_import.import_list(
+        imported = await cpam_import.import_list(
             session, caller, data, territory_id=territory, mapping=columns, dry_run=is_dry
         )
+        return await name_communes(session, imported)
 
     if is_dry:
         return await run()
@@ -228,7 +232,7 @@ async def list_requests(
     views, next_cursor = await service.list_requests(
         session, caller, status=status, priority=priority, cursor=cursor, limit=limit
     )
-    items = [service.render(v) for v in views]
+    items = await name_communes(session, [service.render(v) for v in views])
     export = bool(accept and "text/csv" in accept)
     if export:
         caller.require(COORDINATOR)
@@ -246,7 +250,9 @@ async def list_requests(
 async def get_request(
     request_id: uuid.UUID, session: SessionDep, caller: CallerDep
 ) -> schemas.MtRequestOut:
-    item = service.render(await service.get(session, caller, request_id))
+    item = await name_communes(
+        session, service.render(await service.get(session, caller, request_id))
+    )
     await log_shown(session, caller, "mt_request", [item], "read")
     return item
 
@@ -281,7 +287,7 @@ async def candidates(
 ) -> list[schemas.CandidateOut]:
     """GPs with médecin traitant places left, honouring the patient's preferences, nearest to
     the patient's commune first."""
-    return await capacity.candidates(session, caller, request_id)
+    return await name_communes(session, await capacity.candidates(session, caller, request_id))
 
 
 @router.post("/{request_id}/proposals", response_model=schemas.MtRequestOut, responses=_RESPONSES)
@@ -289,7 +295,9 @@ async def propose(
     request_id: uuid.UUID, body: schemas.ProposalIn, session: SessionDep, caller: CallerDep
 ) -> schemas.MtRequestOut:
     """Propose a GP; the answer is due by `proposal_deadline` (MT_PROPOSAL_DAYS)."""
-    return service.render(await transitions.propose(session, caller, request_id, body))
+    return await name_communes(
+        session, service.render(await transitions.propose(session, caller, request_id, body))
+    )
 
 
 @router.post("/{request_id}/accept", response_model=schemas.MtRequestOut, responses=_RESPONSES)
@@ -297,7 +305,9 @@ async def accept(
     request_id: uuid.UUID, session: SessionDep, caller: CallerDep
 ) -> schemas.MtRequestOut:
     """The patient chose the proposed GP: attached; the GP's remaining capacity drops by one."""
-    return service.render(await transitions.accept(session, caller, request_id))
+    return await name_communes(
+        session, service.render(await transitions.accept(session, caller, request_id))
+    )
 
 
 @router.post("/{request_id}/decline", response_model=schemas.MtRequestOut, responses=_RESPONSES)
@@ -305,7 +315,9 @@ async def decline(
     request_id: uuid.UUID, body: schemas.DeclineIn, session: SessionDep, caller: CallerDep
 ) -> schemas.MtRequestOut:
     """Back to the queue, keeping the original waiting time."""
-    return service.render(await transitions.decline(session, caller, request_id, body))
+    return await name_communes(
+        session, service.render(await transitions.decline(session, caller, request_id, body))
+    )
 
 
 @router.post("/{request_id}/withdraw", response_model=schemas.MtRequestOut, responses=_RESPONSES)
@@ -313,4 +325,6 @@ async def withdraw(
     request_id: uuid.UUID, body: schemas.ReasonIn, session: SessionDep, caller: CallerDep
 ) -> schemas.MtRequestOut:
     """The patient leaves the queue (found a GP alone, moved away...), with a reason."""
-    return service.render(await transitions.withdraw(session, caller, request_id, body))
+    return await name_communes(
+        session, service.render(await transitions.withdraw(session, caller, request_id, body))
+    )

@@ -3,6 +3,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
 
+from app.api.commune_names import name_communes
 from app.api.deps import CallerDep, SessionDep
 from app.api.local_time import in_local_time
 from app.directory import practice_service, schemas
@@ -17,7 +18,11 @@ async def create_practice(
     body: schemas.PracticeIn, session: SessionDep, caller: CallerDep
 ) -> schemas.PracticeOut:
     practice = await practice_service.create_practice(session, caller, body)
-    return (await in_local_time(session, [schemas.PracticeOut.model_validate(practice)]))[0]
+    return (
+        await name_communes(
+            session, await in_local_time(session, [schemas.PracticeOut.model_validate(practice)])
+        )
+    )[0]
 
 
 @router.get("", response_model=Page[schemas.PracticeOut])
@@ -40,7 +45,10 @@ async def list_practices(
         limit=limit,
     )
     items = [schemas.PracticeOut.model_validate(p) for p in rows]
-    return Page(items=await in_local_time(session, items), next_cursor=next_cursor)
+    return Page(
+        items=await name_communes(session, await in_local_time(session, items)),
+        next_cursor=next_cursor,
+    )
 
 
 @router.get("/{practice_id}", response_model=schemas.PracticeOut)
@@ -48,7 +56,11 @@ async def get_practice(
     practice_id: uuid.UUID, session: SessionDep, caller: CallerDep
 ) -> schemas.PracticeOut:
     practice = await practice_service.get_practice(session, caller, practice_id)
-    return (await in_local_time(session, [schemas.PracticeOut.model_validate(practice)]))[0]
+    return (
+        await name_communes(
+            session, await in_local_time(session, [schemas.PracticeOut.model_validate(practice)])
+        )
+    )[0]
 
 
 @router.patch("/{practice_id}", response_model=schemas.PracticeOut)
@@ -56,7 +68,11 @@ async def update_practice(
     practice_id: uuid.UUID, body: schemas.PracticePatch, session: SessionDep, caller: CallerDep
 ) -> schemas.PracticeOut:
     practice = await practice_service.update_practice(session, caller, practice_id, body)
-    return (await in_local_time(session, [schemas.PracticeOut.model_validate(practice)]))[0]
+    return (
+        await name_communes(
+            session, await in_local_time(session, [schemas.PracticeOut.model_validate(practice)])
+        )
+    )[0]
 
 
 @router.delete("/{practice_id}", status_code=status.HTTP_204_NO_CONTENT)

@@ -88,6 +88,7 @@ async def search_slots(
                 "name": r["practice_name"],
                 "address": r["address"],
                 "commune_insee": r["commune_insee"],
+                "commune_name": r["commune_name"],  # joined in the search's one statement
                 "lat": r["lat"],
                 "lon": r["lon"],
             },

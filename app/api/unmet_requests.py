@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query
 from pydantic import AwareDatetime
 from starlette.responses import Response
 
+from app.api.commune_names import name_communes
 from app.api.deps import CallerDep, SessionDep
 from app.clock import now_utc
 from app.errors import ValidationFailed
@@ -38,7 +39,9 @@ async def record_unmet(
     is derived from the place among the SAS's territories. Requires an `Idempotency-Key`."""
 
     async def run() -> schemas.UnmetRequestOut:
-        return service.render(await service.record(session, caller, body, now_utc()))
+        return await name_communes(
+            session, service.render(await service.record(session, caller, body, now_utc()))
+        )
 
     return await idempotent(session, caller, idempotency_key, "POST /v1/unmet-requests", body, run)
 
@@ -61,7 +64,10 @@ async def list_unmet(
     views, next_cursor = await service.list_requests(
         session, caller, start=from_, end=to, kind=kind, cursor=cursor, limit=limit
     )
-    return Page(items=[service.render(v) for v in views], next_cursor=next_cursor)
+    return Page(
+        items=await name_communes(session, [service.render(v) for v in views]),
+        next_cursor=next_cursor,
+    )
 
 
 def _period(from_: datetime | None, to: datetime | None) -> tuple[datetime, datetime]:
@@ -99,11 +105,15 @@ async def gap_map(
     unmet SAS requests, by local hour they were made) per commune, ISO day of week
     (1 = Monday) and local hour: the cells of the coordinator's gap map."""
     start, end = _period(from_, to)
-    return await figures.gap_cells(session, caller, territory_id, start, end)
+    return await name_communes(
+        session, await figures.gap_cells(session, caller, territory_id, start, end)
+    )
 
 
 @router.get("/{request_id}", response_model=schemas.UnmetRequestOut, responses=_RESPONSES)
 async def get_unmet(
     request_id: uuid.UUID, session: SessionDep, caller: CallerDep
 ) -> schemas.UnmetRequestOut:
-    return service.render(await service.get(session, caller, request_id))
+    return await name_communes(
+        session, service.render(await service.get(session, caller, request_id))
+    )

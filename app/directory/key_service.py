@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from datetime import UTC, datetime
 
 from sqlalchemy import Select, and_, exists, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.activity.service import record
+from app.clock import now_utc
 from app.directory import schemas
 from app.directory.models import ApiKey, Practice, Regulator, Territory
 from app.directory.models import regulator_territory as link
@@ -189,5 +189,5 @@ async def get_key(session: AsyncSession, caller: Caller, key_id: uuid.UUID) -> A
 async def revoke_key(session: AsyncSession, caller: Caller, key_id: uuid.UUID) -> None:
     key = await get_key(session, caller, key_id)
     if key.revoked_at is None:
-        key.revoked_at = datetime.now(UTC)
+        key.revoked_at = now_utc()
         await session.flush()

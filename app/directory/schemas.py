@@ -199,6 +199,7 @@ class PracticeOut(TerritoryStamped):
     name: str
     address: str
     commune_insee: str
+    commune_name: str | None = Field(default=None, description="The commune's name (referential)")
     lat: float
     lon: float
     finess: str | None

@@ -105,6 +105,7 @@ class CandidateOut(OutModel):
     practice_id: uuid.UUID
     practice_name: str
     commune_insee: str
+    commune_name: str | None = Field(default=None, description="The commune's name (referential)")
     gender: str | None
     mt_capacity: int
     remaining_capacity: int

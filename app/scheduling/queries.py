@@ -31,7 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.types import Uuid
 
 from app.db import DriverStatement
-from app.directory.models import Practice, Practitioner, Territory
+from app.directory.models import CommuneRecord, Practice, Practitioner, Territory
 from app.scheduling.booking_models import Booking
 from app.scheduling.models import Slot, Unavailability
 
@@ -232,6 +232,7 @@ def _search_shape(
             Practice.name.label("practice_name"),
             Practice.address,
             Practice.commune_insee,
+            CommuneRecord.name.label("commune_name"),  # people read names, not codes
             Practice.lat,
             Practice.lon,
             Territory.timezone,
@@ -242,6 +243,7 @@ def _search_shape(
         .join(Practitioner, Practitioner.id == Slot.practitioner_id)
         .join(Practice, Practice.id == Practitioner.practice_id)
         .join(Territory, Territory.id == Slot.territory_id)
+        .outerjoin(CommuneRecord, CommuneRecord.insee == Practice.commune_insee)
         .order_by(keys.c.start, keys.c.distance_km, keys.c.id)
     )
 

@@ -160,6 +160,7 @@ class SearchPractice(OutModel):
     name: str
     address: str
     commune_insee: str
+    commune_name: str | None = Field(default=None, description="The commune's name (referential)")
     lat: float
     lon: float
 

@@ -62,6 +62,7 @@ class UnmetRequestOut(OutModel):
     kind: Kind
     recorded_at: datetime
     commune_insee: str | None
+    commune_name: str | None = Field(default=None, description="The commune's name (referential)")
     near: Point | None
     modality: Modality | None
     wanted_within_hours: int | None
@@ -94,6 +95,7 @@ class GapCell(OutModel):
     """Offer and demand in one commune at one local hour of the week."""
 
     commune_insee: str
+    commune_name: str | None = Field(default=None, description="The commune's name (referential)")
     day_of_week: int = Field(description="ISO day of week: 1 = Monday … 7 = Sunday")
     hour: int = Field(description="Local hour, 0..23")
     slots_offered: int

@@ -15,6 +15,7 @@ import json
 import logging
 import uuid
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Request
@@ -115,6 +116,7 @@ async def _booking_page(
     errors: dict[str, str] | None = None,
     taken: str | None = None,
     status: int = 200,
+    choices: dict[str, list[Any]] | None = None,
 ) -> Response:
     cursor = request.query_params.get("suite")
     try:
@@ -148,6 +150,7 @@ async def _booking_page(
         booking=values,
         errors=errors,
         first_error=next(iter(errors), None),
+        choices=choices or {},
         taken=taken,
         flash=flash,
         action=f"/agenda/{doctor.practitioner.id}/reserver" + (f"?{query}" if query else ""),
@@ -192,13 +195,13 @@ async def book(
     caller = await _caller(session, user, doctor)
     system, value = user.operator
     mine = [doctor.practice.commune_insee]
-    typed = await read_communes(session, form, ["patient.commune_insee"], mine, with_list=False)
+    typed = await read_communes(session, form, ["patient.commune_insee"], prefer=mine)
     body, errors, token = booking_form(typed.form, operator={"system": system, "value": value})
     errors.update(typed.errors)
     if body is None or errors:
         return await _booking_page(
             request, session, user, doctor, caller, booking=form.values(), errors=errors,
-            status=422,
+            status=422, choices=typed.choices,
         )  # fmt: skip
     slot_practitioner = await session.scalar(
         select(Slot.practitioner_id).where(Slot.id == body.slot_id)

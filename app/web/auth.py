@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Annotated
 from urllib.parse import parse_qsl
 
@@ -15,6 +14,7 @@ from itsdangerous import BadSignature, URLSafeTimedSerializer
 from starlette.responses import Response
 
 from app.api.deps import SessionDep
+from app.clock import now_utc
 from app.config import get_settings
 from app.errors import Forbidden, Unauthorized
 from app.security import ADMIN, COORDINATOR, DASHBOARD, PRACTICE, REGULATOR, Caller
@@ -227,7 +227,7 @@ async def sign_out(request: Request, session: SessionDep) -> Response:
             message="Le jeton de sécurité du formulaire est absent ou invalide.",
         )
     # Ended on the server: a copy of the cookie (and its CSRF token) no longer opens anything.
-    await web.end(session, current, datetime.now(UTC))
+    await web.end(session, current, now_utc())
     response = redirect("/connexion")
     response.delete_cookie(web.COOKIE, path="/")
     return response

@@ -56,13 +56,14 @@ async def read_communes(
     session: AsyncSession,
     form: Form,
     single: Collection[str] = (),
+    *,
     lists: Collection[str] = (),
     prefer: Collection[str] = (),
-    *,
     with_list: bool = True,
 ) -> Read:
     """Resolve the `single` fields (one commune each) and the `lists` fields (several,
     comma-separated: given back comma-separated INSEE codes). Blank fields stay blank.
+    `prefer`: INSEE codes whose candidates come first (the caller's own communes).
     `with_list`: the page shows the candidates of an ambiguous field to choose from."""
     replaced: dict[str, str] = {}
     read = Read(form)
@@ -97,4 +98,27 @@ async def read_communes(
             replaced[name] = ", ".join(codes)
     if replaced:
         read.form = Form([(key, replaced.get(key, value)) for key, value in form.pairs])
+    return read
+
+
+def _postal_mismatch(commune: communes.Commune, postal_code: str) -> str:
+    codes = " ou ".join(commune.postal_codes)
+    return f"Le code postal {postal_code} n'est pas celui de {commune.name} ({codes})."
+
+
+async def read_town(session: AsyncSession, read: Read, postal: str, town: str, insee: str) -> Read:
+    """An address's postal code, town and commune (resolved by `read_communes`) held together:
+    a postal code that is not the commune's is an error on the postal code's field; given the
+    two, a town left blank is the commune's name, filled here (`read.form` and its values)."""
+    code, insee_code = read.form.get(postal), read.form.get(insee)
+    if not re.fullmatch(r"[0-9]{5}", code) or not insee_code or insee in read.errors:
+        return read
+    commune = await communes.get(session, insee_code)
+    if commune is None:
+        return read
+    if commune.postal_codes and code not in commune.postal_codes:
+        read.errors[postal] = _postal_mismatch(commune, code)
+    elif not read.form.get(town):
+        pairs = [(k, v) for k, v in read.form.pairs if k != town]
+        read.form = Form([*pairs, (town, commune.name)])
     return read

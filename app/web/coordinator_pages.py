@@ -98,8 +98,8 @@ async def register(request: Request, session: SessionDep, user: UserDep, form: F
     """Register a patient looking for a médecin traitant (idempotent on the form's token)."""
     require_role(user, *COORDINATORS)
     typed = await read_communes(
-        session, form, ["patient.commune_insee"], ["preferences.communes_insee"],
-        await caller_communes(session, user.caller),
+        session, form, ["patient.commune_insee"], lists=["preferences.communes_insee"],
+        prefer=await caller_communes(session, user.caller),
     )  # fmt: skip
     body, errors = parse(schemas.MtRequestIn, _register_data(typed.form))
     errors.update(typed.errors)

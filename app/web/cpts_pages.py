@@ -6,6 +6,8 @@ one-time token, so a double submission books once."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response
@@ -31,6 +33,7 @@ async def _page(
     errors: dict[str, str] | None = None,
     taken: str | None = None,
     status: int = 200,
+    choices: dict[str, list[Any]] | None = None,
 ) -> Response:
     known = {c.insee: c for c in await communes(session, user.caller)}
     search = await run_search(session, user, criteria, known, cursor, bookable_only=True)
@@ -46,6 +49,7 @@ async def _page(
         booking=booking or booking_values(None),
         errors=errors,
         first_error=next(iter(errors), None),
+        choices=choices or {},
         search_focus=next(iter(search.errors), None)
         or (None if any(criteria.values()) else "commune"),
         taken=taken,

@@ -14,12 +14,14 @@ from starlette.responses import Response
 
 from app.api.deps import SessionDep
 from app.directory import practice_service, practitioner_service, schemas, territory_service
+from app.directory.communes import Commune
 from app.directory.models import Practice, Practitioner
 from app.errors import Conflict, ValidationFailed
 from app.security import ADMIN, COORDINATOR, Caller
 from app.web.auth import Form, FormDep, UserDep, WebUser, done, require_role, show
-from app.web.commune_field import caller_communes, read_communes
+from app.web.commune_field import Read, caller_communes, read_communes, read_town
 from app.web.forms import nested, parse, service_errors
+from app.web.french import commune_label
 
 router = APIRouter(prefix="/coordination/annuaire", include_in_schema=False)
 COORDINATORS = (COORDINATOR, ADMIN)
@@ -76,14 +78,23 @@ def _practice_data(form: Form, territory_id: str) -> dict[str, Any]:
 
 async def _practice_body(
     session: AsyncSession, caller: Caller, form: Form, territory_id: str
-) -> tuple[schemas.PracticeIn | None, dict[str, str]]:
-    """The practice of the form, its commune typed as a name, a postal code or a code."""
+) -> tuple[schemas.PracticeIn | None, Read]:
+    """The practice of the form, its commune typed as a name, a postal code or a code (the
+    candidates of an ambiguous one to choose from), its postal code the commune's, its town
+    the commune's name when left blank. The errors are the returned read's."""
     typed = await read_communes(
-        session, form, ["commune_insee"], await caller_communes(session, caller), with_list=False
+        session, form, ["commune_insee"], prefer=await caller_communes(session, caller)
     )
+    typed = await read_town(session, typed, "postal_code", "city", "commune_insee")
     body, errors = parse(schemas.PracticeIn, _practice_data(typed.form, territory_id))
-    errors.update(typed.errors)
-    return (None if typed.errors else body), errors
+    found = typed.errors
+    typed.errors = {**errors, **found}
+    return (None if found else body), typed
+
+
+def _shown(form: Form, read: Read) -> dict[str, str]:
+    """The form as typed, with the town the commune filled in."""
+    return {**form.values(), "city": read.form.get("city")}
 
 
 async def _territory_options(session: AsyncSession, user: WebUser) -> list[tuple[str, str]]:
@@ -101,9 +112,10 @@ async def _practice_form(
     values: dict[str, str],
     errors: dict[str, str] | None = None,
     status: int = 200,
+    choices: dict[str, list[Commune]] | None = None,
 ) -> Response:
     return _errors_page(request, user, "practice_form.html", values, errors or {}, status,
-                        practice=practice,
+                        practice=practice, choices=choices or {},
                         territories=await _territory_options(session, user))  # fmt: skip
 
 
@@ -120,7 +132,8 @@ async def create_practice(
     require_role(user, *COORDINATORS)
     territories = await _territory_options(session, user)
     territory_id = form.get("territory_id") or (territories[0][0] if len(territories) == 1 else "")
-    body, errors = await _practice_body(session, user.caller, form, territory_id)
+    body, read = await _practice_body(session, user.caller, form, territory_id)
+    errors = read.errors
     if body is not None:
         try:
             practice = await practice_service.create_practice(session, user.caller, body)
@@ -130,11 +143,17 @@ async def create_practice(
         else:
             return done(request, f"/coordination/annuaire#cabinet-{practice.id}",
                         f"Cabinet « {practice.name} » ajouté.")  # fmt: skip
-    return await _practice_form(request, session, user, None, form.values(), errors, 422)
+    return await _practice_form(
+        request, session, user, None, _shown(form, read), errors, 422, read.choices
+    )
 
 
 def _practice_values(practice: Practice) -> dict[str, str]:
-    return {name: _as_text(getattr(practice, name)) for name in PRACTICE_FIELDS}
+    """The practice in its form; the commune as people read it, "Aurillac (15014)" (the form
+    takes it back as typed)."""
+    values = {name: _as_text(getattr(practice, name)) for name in PRACTICE_FIELDS}
+    values["commune_insee"] = commune_label(practice.commune_insee)
+    return values
 
 
 @router.get("/cabinets/{practice_id}")
@@ -155,7 +174,8 @@ async def update_practice(
     optional field is cleared."""
     require_role(user, *COORDINATORS)
     practice = await practice_service.get_practice(session, user.caller, practice_id)
-    body, errors = await _practice_body(session, user.caller, form, str(practice.territory_id))
+    body, read = await _practice_body(session, user.caller, form, str(practice.territory_id))
+    errors = read.errors
     if body is not None:
         wanted = body.model_dump(include=set(PRACTICE_FIELDS))
         changed = {k: v for k, v in wanted.items() if getattr(practice, k) != v}
@@ -170,7 +190,9 @@ async def update_practice(
         else:
             return done(request, f"/coordination/annuaire#cabinet-{practice.id}",
                         f"Cabinet « {practice.name} » enregistré.")  # fmt: skip
-    return await _practice_form(request, session, user, practice, form.values(), errors, 422)
+    return await _practice_form(
+        request, session, user, practice, _shown(form, read), errors, 422, read.choices
+    )
 
 
 # Practitioners ----------------------------------------------------------------------------

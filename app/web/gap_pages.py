@@ -5,7 +5,7 @@ heatmaps and their data tables, and a CSV download. French for the reader."""
 from __future__ import annotations
 
 import io
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -15,6 +15,7 @@ from starlette.responses import Response
 
 from app import csv_safety
 from app.api.deps import SessionDep
+from app.clock import now_utc
 from app.directory import communes as referential
 from app.directory.practice_service import communes
 from app.security import COORDINATOR
@@ -67,7 +68,7 @@ async def _gap(
 ) -> tuple[GapMap, date, date, dict[str, str], dict[str, str]]:
     territory_id, tz = await figures.territory_of(session, user.caller, None)
     zone = ZoneInfo(tz)
-    today = datetime.now(zone).date()
+    today = now_utc().astimezone(zone).date()
     first, last, errors = _period(du, au, today)
     if errors:
         first, last = today - timedelta(days=DEFAULT_DAYS - 1), today

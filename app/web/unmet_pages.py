@@ -15,6 +15,7 @@ from starlette.responses import Response
 
 from app.api.deps import SessionDep
 from app.clock import now_utc
+from app.directory.communes import Commune
 from app.errors import Forbidden, ValidationFailed
 from app.idempotency import idempotent
 from app.security import REGULATOR
@@ -92,10 +93,16 @@ def _errors(errors: dict[str, str]) -> dict[str, str]:
 
 
 def _page(
-    request: Request, user: WebUser, values: dict[str, str], errors: dict[str, str], status: int
+    request: Request,
+    user: WebUser,
+    values: dict[str, str],
+    errors: dict[str, str],
+    status: int,
+    choices: dict[str, list[Commune]] | None = None,
 ) -> Response:
     return show(request, user, "unmet.html", status, unmet=values, unmet_errors=errors,
-                reasons=REASONS, first_error=next(iter(errors), None))  # fmt: skip
+                reasons=REASONS, first_error=next(iter(errors), None),
+                choices=choices or {})  # fmt: skip
 
 
 @router.get("")
@@ -120,14 +127,14 @@ async def record_unmet(
     require_role(user, REGULATOR)
     values = form.values()
     mine = await caller_communes(session, user.caller)
-    typed = await read_communes(session, form, ["commune"], mine, with_list=False)
+    typed = await read_communes(session, form, ["commune"], prefer=mine)
     body, errors = parse(UnmetRequestIn, _body(typed.form.values()))
     errors = {**_errors(errors), **typed.errors}
     token = values.get("jeton", "")
     if not re.fullmatch(r"[0-9a-f-]{36}", token):
         errors["_form"] = "Le formulaire est incomplet : rechargez la page."
     if body is None or errors:
-        return _page(request, user, values, errors, 422)
+        return _page(request, user, values, errors, 422, typed.choices)
 
     async def run() -> UnmetRequestOut:
         return service.render(await service.record(session, user.caller, body, now_utc()))
