@@ -113,6 +113,8 @@ class SlotOut(OutModel):
     modality: str
     visibility: str
     status: str
+    # The crisis this slot was opened for (app.crisis), None for ordinary capacity.
+    crisis_id: uuid.UUID | None = None
 
 
 class UnavailabilityIn(StrictModel):
@@ -174,3 +176,5 @@ class SlotSearchItem(OutModel):
     practitioner: SearchPractitioner
     practice: SearchPractice
     distance_km: float | None = None
+    # The crisis this slot was opened for; a running crisis' slots come first in the search.
+    crisis_id: uuid.UUID | None = None
