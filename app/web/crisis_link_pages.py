@@ -6,6 +6,7 @@ another practice's GP, an ended crisis: a French page saying so."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import time
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -24,9 +25,9 @@ from app.directory.models import Practitioner, Territory
 from app.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from app.security import PRACTICE
 from app.signed_links import LinkExpired, LinkInvalid, secret
-from app.web.auth import Form, FormDep, WebUser, done, read_session, require_role, show, web_user
+from app.web.auth import Form, FormDep, WebUser, done, require_role, show, web_user
+from app.web.call_link_pages import refused_page
 from app.web.forms import parse, service_errors
-from app.web.render import page
 
 router = APIRouter(prefix="/cabinet", include_in_schema=False)
 PATH = links.PATH.removeprefix("/cabinet")
@@ -47,33 +48,31 @@ DEFAULT_PLEDGE = Pledge(
 MAX_PLEDGES = 10
 
 
-def _refused(status: int, title: str, message: str, request: Request) -> Response:
-    current = read_session(request)
-    return page(
-        "message.html",
-        status,
-        web_session=current,
-        role=current.menu_role if current else None,
-        title=title,
-        message=message,
-    )
+@dataclass(frozen=True)
+class Landing:
+    """A link this app signed, for a call of a running crisis, opened by the GP's practice."""
+
+    jeton: str
+    call: CrisisCall
+    crisis: Crisis
+    gp: Practitioner
+    tz: ZoneInfo
+    user: WebUser
 
 
-async def _call(
-    request: Request, session: AsyncSession, jeton: str
-) -> tuple[CrisisCall, Crisis, Practitioner, ZoneInfo, WebUser] | Response:
+async def _call(request: Request, session: AsyncSession, jeton: str) -> Landing | Response:
     """The call a link names, for the practice signed in; or the French page refusing it."""
     try:
         call_id, practitioner_id = links.read(secret(request.app.state.settings), jeton, now_utc())
     except LinkExpired:
-        return _refused(
+        return refused_page(
             410,
             "Lien expiré",
             "Ce lien d'appel de crise a expiré : il valait jusqu'à la fin prévue de la crise.",
             request,
         )
     except LinkInvalid:
-        return _refused(
+        return refused_page(
             400,
             "Lien invalide",
             "Ce lien d'appel de crise n'est pas valide : il a "
@@ -99,7 +98,7 @@ async def _call(
     tz = ZoneInfo(territory.timezone)
     if crisis.ended_at is not None:
         ended = crisis.ended_at.astimezone(tz)
-        return _refused(
+        return refused_page(
             410,
             "Crise terminée",
             f"La crise « {crisis.title} » est terminée depuis "
@@ -107,7 +106,7 @@ async def _call(
             "ouvrir.",
             request,
         )
-    return call, crisis, gp, tz, user
+    return Landing(jeton, call, crisis, gp, tz, user)
 
 
 def _values(pledges: list[Pledge]) -> dict[str, Any]:
@@ -152,31 +151,27 @@ def _read(form: Form) -> tuple[list[Pledge], dict[str, str]]:
 
 def _form_page(
     request: Request,
-    user: WebUser,
-    jeton: str,
-    call: CrisisCall,
-    crisis: Crisis,
-    gp: Practitioner,
-    tz: ZoneInfo,
+    at: Landing,
     values: dict[str, Any],
     count: int,
     errors: dict[str, str],
     status: int = 200,
     from_plan: bool = True,
 ) -> Response:
+    crisis, tz = at.crisis, at.tz
     return show(
         request,
-        user,
+        at.user,
         "crisis_link.html",
         status,
-        jeton=jeton,
-        call=call,
+        jeton=at.jeton,
+        call=at.call,
         crisis=crisis,
-        gp=gp,
+        gp=at.gp,
         kind=KIND_LABELS.get(crisis.kind, crisis.kind),
         started=crisis.started_at.astimezone(tz),
         until=crisis.expected_end_at.astimezone(tz),
-        opened=call.opened_at.astimezone(tz) if call.opened_at else None,
+        opened=at.call.opened_at.astimezone(tz) if at.call.opened_at else None,
         values=values,
         count=count,
         errors=errors,
@@ -189,35 +184,19 @@ def _form_page(
 
 @router.get(PATH)
 async def open_crisis_link(request: Request, session: SessionDep, jeton: str = "") -> Response:
-    found = await _call(request, session, jeton)
-    if isinstance(found, Response):
-        return found
-    call, crisis, gp, tz, user = found
-    pledges = await capacity.pledged(session, crisis, gp.id)
-    from_plan = bool(pledges)
-    pledges = pledges or [DEFAULT_PLEDGE]
-    return _form_page(
-        request,
-        user,
-        jeton,
-        call,
-        crisis,
-        gp,
-        tz,
-        _values(pledges),
-        len(pledges),
-        {},
-        from_plan=from_plan,
-    )
+    at = await _call(request, session, jeton)
+    if isinstance(at, Response):
+        return at
+    pledges = await capacity.pledged(session, at.crisis, at.gp.id)
+    shown = pledges or [DEFAULT_PLEDGE]
+    return _form_page(request, at, _values(shown), len(shown), {}, from_plan=bool(pledges))
 
 
 @router.post(PATH)
 async def open_crisis_capacity(request: Request, session: SessionDep, form: FormDep) -> Response:
-    jeton = form.get("jeton")
-    found = await _call(request, session, jeton)
-    if isinstance(found, Response):
-        return found
-    call, crisis, gp, tz, user = found
+    at = await _call(request, session, form.get("jeton"))
+    if isinstance(at, Response):
+        return at
     pledges, errors = _read(form)
     count = sum(1 for i in range(MAX_PLEDGES) if f"p{i}.start_time" in form.values())
     values: dict[str, Any] = {**form.values()}
@@ -225,29 +204,19 @@ async def open_crisis_capacity(request: Request, session: SessionDep, form: Form
         for d in form.getlist(f"p{i}.weekdays"):
             values[f"p{i}.weekdays.{d}"] = "true"
     if errors:
-        return _form_page(request, user, jeton, call, crisis, gp, tz, values, count, errors, 422)
+        return _form_page(request, at, values, count, errors, 422)
     try:
-        opened = await capacity.open_capacity(session, call, pledges, now_utc(), user.caller.key_id)
-    except (Conflict, ValidationFailed) as exc:
+        opened = await capacity.open_capacity(
+            session, at.call, pledges, now_utc(), at.user.caller.key_id
+        )
+    except Conflict:
         await session.rollback()
-        message = (
-            "Cette capacité de crise est déjà ouverte."
-            if isinstance(exc, Conflict)
-            else "; ".join(service_errors(exc).values())
-        )
-        return _form_page(
-            request,
-            user,
-            jeton,
-            call,
-            crisis,
-            gp,
-            tz,
-            values,
-            count,
-            {"_form": message},
-            409 if isinstance(exc, Conflict) else 422,
-        )
+        message = {"_form": "Cette capacité de crise est déjà ouverte."}
+        return _form_page(request, at, values, count, message, 409)
+    except ValidationFailed as exc:
+        await session.rollback()
+        message = {"_form": "; ".join(service_errors(exc).values())}
+        return _form_page(request, at, values, count, message, 422)
     skipped = (
         f" ; {opened.slots_skipped} chevauchaient des créneaux existants et n'ont pas été créés"
         if opened.slots_skipped
@@ -255,7 +224,7 @@ async def open_crisis_capacity(request: Request, session: SessionDep, form: Form
     )
     return done(
         request,
-        f"/cabinet/medecins/{gp.id}",
+        f"/cabinet/medecins/{at.gp.id}",
         f"Capacité de crise ouverte : {opened.slots_opened} créneau(x) visibles du SAS jusqu'au "
-        f"{crisis.expected_end_at.astimezone(tz):%d/%m/%Y}{skipped}.",
+        f"{at.crisis.expected_end_at.astimezone(at.tz):%d/%m/%Y}{skipped}.",
     )
