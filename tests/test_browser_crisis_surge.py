@@ -78,6 +78,10 @@ async def test_declare_open_and_find_crisis_capacity_first(
     await practice.get_by_role("button", name="Ouvrir ces créneaux").click()
     await practice.wait_for_load_state()
     await expect(practice.get_by_text("Capacité de crise ouverte")).to_be_visible()
+    # While the crisis runs, the one-off slot form offers the box "capacité de crise".
+    slot_form = f"/cabinet/medecins/{territory.practitioner_id}/creneau"
+    assert await audit(practice, served, [slot_form]) == []
+    await expect(practice.get_by_label("Capacité de crise", exact=False)).to_be_visible()
     opened = await session.scalar(
         select(func.count()).select_from(Slot).where(Slot.crisis_id.is_not(None))
     )

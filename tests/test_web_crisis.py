@@ -193,3 +193,31 @@ async def test_the_regulator_sees_the_banner_and_crisis_slots_first(
     await sign_in(client, other_territory.regulator, "/regulation")
     assert "Situation sanitaire" not in (await client.get("/regulation")).text
     assert link
+
+
+async def test_a_one_off_slot_may_be_crisis_capacity_while_a_crisis_runs(
+    client, territory, session, clock
+):
+    clock.set(MONDAY)
+    await sign_in(client, territory.practice, "/cabinet")
+    form_url = f"/cabinet/medecins/{territory.practitioner_id}/creneau"
+    page = await client.get(form_url)
+    assert "Capacité de crise" not in page.text  # no crisis: no box
+    assert (await declare(client, territory)).status_code == 201
+    page = await client.get(form_url)
+    assert "Capacité de crise : Grippe saisonnière" in page.text
+    base = {"csrf": csrf(page.text), "start": "2030-03-04T11:00", "end": "2030-03-04T11:30",
+            "modality": "cabinet", "crise": "true"}  # fmt: skip
+    r = await client.post(form_url, data={**base, "visibility": "cpts"})
+    assert r.status_code == 422 and 'href="#visibility"' in r.text
+    r = await client.post(form_url, data={**base, "visibility": "sas"})
+    assert r.status_code == 303, r.text
+    r = await client.post(
+        form_url, data={**base, "start": "2030-03-04T12:00", "end": "2030-03-04T12:30",
+                        "visibility": "sas", "crise": ""},
+    )  # fmt: skip
+    assert r.status_code == 303, r.text
+    found = (await client.get("/v1/slots", headers=territory.regulator)).json()["items"]
+    assert [(s["start"][11:16], s["crisis_id"] is not None) for s in found] == [
+        ("11:00", True), ("12:00", False),
+    ]  # fmt: skip
