@@ -22,7 +22,7 @@ from app.crisis.models import Crisis, CrisisCall, CrisisPlan
 from app.directory.models import Practitioner
 from app.sas_bridge.outbox import deliver_due
 from app.scheduling.models import Slot
-from tests.conftest import assert_problem, practitioner_body
+from tests.conftest import assert_problem, practice_body, practitioner_body
 from tests.test_agenda_page import smtp  # noqa: F401 - fixture
 from tests.test_bookings import book
 from tests.test_webhooks import insecure_urls, receiver, register  # noqa: F401 - fixtures
@@ -425,3 +425,26 @@ async def test_communes_by_insee_code_or_name_and_ambiguous_postal_codes(client,
     r = await declare(client, territory, communes=["15014", "Ytrac", "aurillac"])
     assert r.status_code == 201, r.text
     assert r.json()["communes"] == ["15014", "15267"]
+
+
+async def test_who_sees_the_calls(client, territory, world, session, clock):
+    crisis, call = await declared_with_call(client, territory, session, clock)
+    r = await client.post(
+        "/v1/practices", json=practice_body(territory.id, name="Cabinet du Lioran"),
+        headers=territory.coordinator,
+    )  # fmt: skip
+    assert r.status_code == 201, r.text
+    neighbour = await world.key("practice", practice_id=uuid.UUID(r.json()["id"]))
+    url = f"/v1/crises/{crisis['id']}"
+    seen = {}
+    for name, key in (("coordinator", territory.coordinator), ("dashboard", territory.dashboard),
+                      ("practice", territory.practice), ("neighbour", neighbour),
+                      ("regulator", territory.regulator)):  # fmt: skip
+        r = await client.get(url, headers=key)
+        assert r.status_code == 200, (name, r.text)
+        assert r.json()["volunteers_called"] == 1
+        seen[name] = [c["id"] for c in r.json()["calls"]]
+    assert seen == {
+        "coordinator": [call["id"]], "dashboard": [call["id"]], "practice": [call["id"]],
+        "neighbour": [], "regulator": [],
+    }  # fmt: skip

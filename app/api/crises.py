@@ -37,10 +37,10 @@ async def list_crises(session: SessionDep, caller: CallerDep) -> list[schemas.Cr
 async def get_crisis(
     crisis_id: uuid.UUID, session: SessionDep, caller: CallerDep
 ) -> schemas.CrisisOut:
-    """A crisis with its calls: who was called, the e-mail's status, what each GP opened."""
-    return await declaration.crisis_out(
-        session, await declaration.get_crisis(session, caller, crisis_id)
-    )
+    """A crisis with its calls: who was called, the e-mail's status, what each GP opened (the
+    coordinator, dashboard and admin see every call, a practice its own GPs', the SAS none)."""
+    crisis = await declaration.get_crisis(session, caller, crisis_id)
+    return await declaration.crisis_out(session, crisis, caller=caller)
 
 
 @router.post("/v1/crises/{crisis_id}/end", response_model=schemas.CrisisEndOut)

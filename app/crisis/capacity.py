@@ -66,6 +66,7 @@ async def open_capacity(
 ) -> Opened:
     """The call's surge rules and their slots: once a call (409 after), while the crisis
     runs (409 once ended). `pledges` None: those of the plan."""
+    await session.refresh(call, with_for_update=True)  # a double click opens once
     crisis = await session.get(Crisis, call.crisis_id, with_for_update=True)
     assert crisis is not None
     if crisis.ended_at is not None:

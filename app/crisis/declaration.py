@@ -23,7 +23,7 @@ from app.directory import communes
 from app.directory.models import Practice, Territory
 from app.errors import Conflict, NotFound, ValidationFailed
 from app.outbox.messages import enqueue_webhooks
-from app.security import ADMIN, COORDINATOR, Caller
+from app.security import ADMIN, COORDINATOR, DASHBOARD, PRACTICE, Caller
 
 NO_PLAN = "No crisis plan for this territory: nobody was called."
 
@@ -108,9 +108,22 @@ async def get_crisis(session: AsyncSession, caller: Caller, crisis_id: uuid.UUID
     return crisis
 
 
+def shown_calls(caller: Caller, call: CrisisCall) -> bool:
+    """The calls a caller sees: all for the CPTS (coordinator, dashboard) and the ARS (admin),
+    a practice its own GPs' (their ids open the capacity), the SAS none (the crisis only)."""
+    if caller.role in (COORDINATOR, ADMIN, DASHBOARD):
+        return True
+    return caller.role == PRACTICE and call.practice_id == caller.practice_id
+
+
 async def crisis_out(
-    session: AsyncSession, crisis: Crisis, note: str | None = None, with_calls: bool = True
+    session: AsyncSession,
+    crisis: Crisis,
+    note: str | None = None,
+    caller: Caller | None = None,
+    with_calls: bool = True,
 ) -> schemas.CrisisOut:
+    """The crisis, the number of volunteers called and, with `caller`, the calls it sees."""
     found = list(
         await session.scalars(
             select(CrisisCall)
@@ -118,6 +131,7 @@ async def crisis_out(
             .order_by(CrisisCall.sent_at, CrisisCall.id)
         )
     )
+    shown = [c for c in found if with_calls and (caller is None or shown_calls(caller, c))]
     return schemas.CrisisOut(
         id=crisis.id,
         territory_id=crisis.territory_id,
@@ -132,7 +146,7 @@ async def crisis_out(
         running=crisis.ended_at is None,
         volunteers_called=len(found),
         note=note,
-        calls=[schemas.CrisisCallOut.model_validate(c) for c in found] if with_calls else [],
+        calls=[schemas.CrisisCallOut.model_validate(c) for c in shown],
     )
 
 
@@ -188,7 +202,7 @@ async def declare(
         "crisis.declared",
         {"crisis": calls.crisis_payload(crisis), "volunteers_called": called},
     )
-    return await crisis_out(session, crisis, None if found else NO_PLAN)
+    return await crisis_out(session, crisis, None if found else NO_PLAN, caller)
 
 
 async def end(
@@ -226,7 +240,7 @@ async def end(
             regulator_id=None,
             territory_id=crisis.territory_id,
         )
-    out = await crisis_out(session, crisis)
+    out = await crisis_out(session, crisis, caller=caller)
     return schemas.CrisisEndOut(**out.model_dump(), slots_closed=closed, slots_kept=kept)
 
 
