@@ -448,3 +448,25 @@ async def test_who_sees_the_calls(client, territory, world, session, clock):
         "coordinator": [call["id"]], "dashboard": [call["id"]], "practice": [call["id"]],
         "neighbour": [], "regulator": [],
     }  # fmt: skip
+
+
+async def test_calling_again_calls_only_the_volunteers_added_since(
+    client, territory, session, clock
+):
+    crisis, first = await declared_with_call(client, territory, session, clock)
+    durand = await second_gp(client, territory)
+    url = f"/v1/crises/{crisis['id']}/calls"
+    r = await client.post(url, headers=territory.coordinator)
+    assert r.status_code == 200, r.text
+    assert [c["id"] for c in r.json()["calls"]] == [first["id"]]  # same plan: nobody new
+    await write_plan(session, territory.id, [
+        volunteer(territory.practitioner_id, email=EMAIL), volunteer(durand),
+    ], version=2)  # fmt: skip
+    r = await client.post(url, headers=territory.coordinator)
+    assert r.status_code == 200, r.text
+    calls_now = {c["practitioner_id"]: c["id"] for c in r.json()["calls"]}
+    assert calls_now[territory.practitioner_id] == first["id"] and durand in calls_now
+    assert r.json()["volunteers_called"] == 2
+    assert_problem(await client.post(url, headers=territory.regulator), 403)
+    await client.post(f"/v1/crises/{crisis['id']}/end", headers=territory.coordinator)
+    assert_problem(await client.post(url, headers=territory.coordinator), 409)

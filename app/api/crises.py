@@ -43,6 +43,17 @@ async def get_crisis(
     return await declaration.crisis_out(session, crisis, caller=caller)
 
 
+@router.post("/v1/crises/{crisis_id}/calls", response_model=schemas.CrisisOut)
+async def call_again(
+    crisis_id: uuid.UUID, request: Request, session: SessionDep, caller: CallerDep
+) -> schemas.CrisisOut:
+    """Call the volunteers of the current plan who were not called yet (the plan changed
+    during the crisis); nobody is called twice. 409 once the crisis has ended."""
+    return await declaration.call_again(
+        session, caller, crisis_id, now_utc(), request.app.state.settings
+    )
+
+
 @router.post("/v1/crises/{crisis_id}/end", response_model=schemas.CrisisEndOut)
 async def end(crisis_id: uuid.UUID, session: SessionDep, caller: CallerDep) -> schemas.CrisisEndOut:
     """End the crisis: the surge rules stop at today's local date, their future free slots

@@ -205,6 +205,25 @@ async def declare(
     return await crisis_out(session, crisis, None if found else NO_PLAN, caller)
 
 
+async def call_again(
+    session: AsyncSession, caller: Caller, crisis_id: uuid.UUID, now: datetime, settings: Settings
+) -> schemas.CrisisOut:
+    """Call the volunteers of the territory's current plan not called yet (a plan updated
+    during the crisis); those already called are not called twice. The crisis now reads its
+    pledges from that version."""
+    caller.require(COORDINATOR, ADMIN)
+    crisis = await get_crisis(session, caller, crisis_id)
+    await session.refresh(crisis, with_for_update=True)
+    if crisis.ended_at is not None:
+        raise Conflict("This crisis has ended", ended_at=crisis.ended_at.isoformat())
+    found = await current_plan(session, crisis.territory_id)
+    if found is None:
+        return await crisis_out(session, crisis, NO_PLAN, caller)
+    crisis.plan_id = found[0].id
+    await calls.call_volunteers(session, crisis, found[1], now, settings, caller.key_id)
+    return await crisis_out(session, crisis, caller=caller)
+
+
 async def end(
     session: AsyncSession, caller: Caller, crisis_id: uuid.UUID, now: datetime
 ) -> schemas.CrisisEndOut:
