@@ -221,3 +221,26 @@ async def test_a_one_off_slot_may_be_crisis_capacity_while_a_crisis_runs(
     assert [(s["start"][11:16], s["crisis_id"] is not None) for s in found] == [
         ("11:00", True), ("12:00", False),
     ]  # fmt: skip
+
+
+async def test_the_coordinator_calls_the_volunteers_added_since(client, territory, session, clock):
+    clock.set(MONDAY)
+    await write_plan(session, territory.id, [volunteer(territory.practitioner_id)])
+    assert (await declare(client, territory)).status_code == 201
+    await sign_in(client, territory.coordinator, "/coordination/crise")
+    page = await client.get("/coordination/crise")
+    r = await client.post("/coordination/crise/appels", data={"csrf": csrf(page.text)})
+    assert r.status_code == 303
+    shown = await client.get("/coordination/crise")
+    assert "Aucun nouveau volontaire dans le plan" in shown.text
+    r = await client.post(
+        "/v1/practitioners", json={"practice_id": territory.practice_id, "rpps": "10999999995",
+                                   "family_name": "Durand", "given_name": "Léa"},
+        headers=territory.coordinator,
+    )  # fmt: skip
+    await write_plan(session, territory.id, [
+        volunteer(territory.practitioner_id), volunteer(r.json()["id"]),
+    ], version=2)  # fmt: skip
+    await client.post("/coordination/crise/appels", data={"csrf": csrf(page.text)})
+    shown = await client.get("/coordination/crise")
+    assert "1 nouveau(x) volontaire(s) appelé(s)" in shown.text and "Dr Léa Durand" in shown.text

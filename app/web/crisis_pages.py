@@ -161,6 +161,30 @@ async def declare_crisis(
     return await _page(request, session, user, form.values(), errors, 422)
 
 
+@router.post("/appels")
+async def call_again(
+    request: Request, session: SessionDep, user: UserDep, form: FormDep
+) -> Response:
+    """Call the volunteers the plan gained since the declaration (nobody twice)."""
+    require_role(user, COORDINATOR)
+    territory_id = declaration.declaring_territory(user.caller, None)
+    running = await declaration.running_crisis(session, territory_id)
+    if running is None:
+        return done(request, "/coordination/crise", "Aucune crise n'est en cours.")
+    before = (await declaration.crisis_out(session, running)).volunteers_called
+    out = await declaration.call_again(
+        session, user.caller, running.id, now_utc(), request.app.state.settings
+    )
+    added = out.volunteers_called - before
+    return done(
+        request,
+        "/coordination/crise",
+        f"{added} nouveau(x) volontaire(s) appelé(s)"
+        if added
+        else "Aucun nouveau volontaire dans le plan : personne n'a été appelé deux fois.",
+    )
+
+
 @router.post("/fin")
 async def end_crisis(
     request: Request, session: SessionDep, user: UserDep, form: FormDep
