@@ -19,8 +19,11 @@ from app.activity.models import ActivityEvent
 from app.config import Settings
 from app.crisis import calls
 from app.crisis.models import Crisis, CrisisCall, CrisisPlan
+from app.crisis.plan_schemas import PlanDocument
 from app.directory.models import Practitioner
+from app.outbox.models import OutboxMessage, WebhookEndpoint
 from app.sas_bridge.outbox import deliver_due
+from app.scheduling.materialisation import materialize_all
 from app.scheduling.models import Slot
 from tests.conftest import assert_problem, practice_body, practitioner_body
 from tests.test_agenda_page import smtp  # noqa: F401 - fixture
@@ -117,8 +120,6 @@ async def test_declaring_calls_each_volunteer_once_by_mail_and_webhook(
     row = await session.get(Crisis, uuid.UUID(crisis["id"]))
     assert await calls.call_volunteers(session, row, None, MONDAY, mail_settings(1)) == 0
     plan = await session.scalar(select(CrisisPlan))
-    from app.crisis.plan_schemas import PlanDocument
-
     document = PlanDocument.model_validate(plan.document)
     assert await calls.call_volunteers(session, row, document, MONDAY, mail_settings(1)) == 0
     assert await session.scalar(select(func.count()).select_from(CrisisCall)) == 2
@@ -363,8 +364,6 @@ async def test_ending_closes_future_free_crisis_slots_and_keeps_booked_ones(
     event = await session.scalar(select(ActivityEvent).where(ActivityEvent.type == "crisis.ended"))
     assert event is not None and event.data == {"slots_closed": 7}
     # The nightly extension makes nothing more for the ended crisis.
-    from app.scheduling.materialisation import materialize_all
-
     await materialize_all(session, now=clock())
     assert {s.id for s in await crisis_slots(session, crisis["id"]) if s.start > clock()} == set(
         left
@@ -470,3 +469,24 @@ async def test_calling_again_calls_only_the_volunteers_added_since(
     assert_problem(await client.post(url, headers=territory.regulator), 403)
     await client.post(f"/v1/crises/{crisis['id']}/end", headers=territory.coordinator)
     assert_problem(await client.post(url, headers=territory.coordinator), 409)
+
+
+async def test_the_end_is_told_to_the_sas_and_the_called_practices(
+    client, territory, session, clock
+):
+    await register(client, territory.practice, "https://cabinet.example/hooks", ["crisis.ended"])
+    await register(client, territory.regulator, "https://sas.example/hooks", ["crisis.ended"])
+    crisis, _ = await declared_with_call(client, territory, session, clock)
+    r = await client.post(f"/v1/crises/{crisis['id']}/end", headers=territory.coordinator)
+    assert r.status_code == 200, r.text
+    rows = await session.execute(
+        select(WebhookEndpoint.url, OutboxMessage.payload)
+        .join(WebhookEndpoint, WebhookEndpoint.id == OutboxMessage.endpoint_id)
+        .where(OutboxMessage.event_type == "crisis.ended")
+        .order_by(WebhookEndpoint.url)
+    )
+    told = {url: payload["data"] for url, payload in rows}
+    assert set(told) == {"https://cabinet.example/hooks", "https://sas.example/hooks"}
+    for data in told.values():
+        assert data["crisis"]["id"] == crisis["id"] and data["crisis"]["ended_at"]
+        assert (data["slots_closed"], data["slots_kept"]) == (0, 0)
