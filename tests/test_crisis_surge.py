@@ -490,3 +490,26 @@ async def test_the_end_is_told_to_the_sas_and_the_called_practices(
     for data in told.values():
         assert data["crisis"]["id"] == crisis["id"] and data["crisis"]["ended_at"]
         assert (data["slots_closed"], data["slots_kept"]) == (0, 0)
+
+
+async def test_a_one_off_slot_through_the_api_may_be_crisis_capacity(
+    client, territory, other_territory, session, clock
+):
+    crisis, _ = await declared_with_call(client, territory, session, clock)
+    url = f"/v1/practitioners/{territory.practitioner_id}/slots"
+    body = {"start": "2030-03-04T11:00:00+01:00", "end": "2030-03-04T11:30:00+01:00",
+            "modality": "cabinet", "visibility": "sas", "crisis_id": crisis["id"]}  # fmt: skip
+    r = await client.post(url, json={**body, "visibility": "cpts"}, headers=territory.practice)
+    assert assert_problem(r, 422)["errors"][0]["loc"] == ["body", "visibility"]
+    other = await client.post("/v1/crises", json=crisis_body(), headers=other_territory.coordinator)
+    r = await client.post(url, json={**body, "crisis_id": other.json()["id"]},
+                          headers=territory.practice)  # fmt: skip
+    assert assert_problem(r, 422)["errors"][0]["loc"] == ["body", "crisis_id"]
+    r = await client.post(url, json=body, headers=territory.practice)
+    assert r.status_code == 201, r.text
+    assert r.json()["crisis_id"] == crisis["id"]
+    await client.post(f"/v1/crises/{crisis['id']}/end", headers=territory.coordinator)
+    r = await client.post(url, json={**body, "start": "2030-03-04T12:00:00+01:00",
+                                     "end": "2030-03-04T12:30:00+01:00"},
+                          headers=territory.practice)  # fmt: skip
+    assert assert_problem(r, 422)["errors"][0]["loc"] == ["body", "crisis_id"]

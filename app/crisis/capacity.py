@@ -18,7 +18,7 @@ from app.activity.service import record as record_event
 from app.crisis.models import Crisis, CrisisCall, CrisisPlan
 from app.crisis.plan_schemas import PlanDocument, Pledge
 from app.directory.models import Territory
-from app.errors import Conflict, NotFound
+from app.errors import Conflict, NotFound, ValidationFailed
 from app.scheduling.booking_models import Booking
 from app.scheduling.booking_outcomes import expire_holds
 from app.scheduling.materialisation import materialize_rules_now
@@ -120,6 +120,20 @@ async def open_capacity(
     )
     await session.flush()
     return Opened(len(rules), created, wanted - created)
+
+
+async def check_crisis_slot(
+    session: AsyncSession, crisis_id: uuid.UUID, territory_id: uuid.UUID, visibility: str
+) -> None:
+    """A one-off slot may be crisis capacity: of the crisis running in its GP's territory,
+    visible to the SAS. A 422 on `crisis_id` or `visibility` otherwise."""
+    crisis = await session.get(Crisis, crisis_id)
+    if crisis is None or crisis.territory_id != territory_id or crisis.ended_at is not None:
+        raise ValidationFailed.field(
+            ["body", "crisis_id"], "not a crisis running in the practitioner's territory"
+        )
+    if visibility not in ("sas", "public"):
+        raise ValidationFailed.field(["body", "visibility"], "crisis capacity is for the SAS")
 
 
 async def close_capacity(session: AsyncSession, crisis: Crisis, now: datetime) -> tuple[int, int]:

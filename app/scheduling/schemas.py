@@ -93,6 +93,11 @@ class OneOffSlotIn(StrictModel):
     end: BoundedDatetime
     modality: Modality
     visibility: Visibility
+    crisis_id: uuid.UUID | None = Field(
+        default=None,
+        description="Crisis capacity: the crisis running in the practitioner's territory "
+        "(the SAS finds the slot first); the slot must be visible to the SAS",
+    )
 
     @model_validator(mode="after")
     def _period(self) -> OneOffSlotIn:
