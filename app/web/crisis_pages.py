@@ -161,16 +161,24 @@ async def declare_crisis(
     return await _page(request, session, user, form.values(), errors, 422)
 
 
+NONE_RUNNING = "Aucune crise n'est en cours."
+
+
+async def _running(session: AsyncSession, user: WebUser) -> Crisis | None:
+    """The crisis running in the coordinator's territory (the page's actions act on it)."""
+    require_role(user, COORDINATOR)
+    territory_id = declaration.declaring_territory(user.caller, None)
+    return await declaration.running_crisis(session, territory_id)
+
+
 @router.post("/appels")
 async def call_again(
     request: Request, session: SessionDep, user: UserDep, form: FormDep
 ) -> Response:
     """Call the volunteers the plan gained since the declaration (nobody twice)."""
-    require_role(user, COORDINATOR)
-    territory_id = declaration.declaring_territory(user.caller, None)
-    running = await declaration.running_crisis(session, territory_id)
+    running = await _running(session, user)
     if running is None:
-        return done(request, "/coordination/crise", "Aucune crise n'est en cours.")
+        return done(request, "/coordination/crise", NONE_RUNNING)
     before = (await declaration.crisis_out(session, running)).volunteers_called
     out = await declaration.call_again(
         session, user.caller, running.id, now_utc(), request.app.state.settings
@@ -190,11 +198,9 @@ async def end_crisis(
     request: Request, session: SessionDep, user: UserDep, form: FormDep
 ) -> Response:
     """Asks first (a confirmation page), then ends the running crisis."""
-    require_role(user, COORDINATOR)
-    territory_id = declaration.declaring_territory(user.caller, None)
-    running = await declaration.running_crisis(session, territory_id)
+    running = await _running(session, user)
     if running is None:
-        return done(request, "/coordination/crise", "Aucune crise n'est en cours.")
+        return done(request, "/coordination/crise", NONE_RUNNING)
     if not confirmed(form):
         return ask_confirmation(
             request,
