@@ -127,6 +127,13 @@ async def _slot_call_mail(session: AsyncSession) -> dict[str, int]:
     return await calls.send_pending(session, get_settings())
 
 
+async def _crisis_call_mail(session: AsyncSession) -> dict[str, int]:
+    from app.config import get_settings
+    from app.crisis import calls
+
+    return await calls.send_pending(session, get_settings())
+
+
 def registered_jobs() -> list[JobSpec]:
     """Every periodic job of the service; each domain contributes its own. Each runs once at
     start-up, then at its interval."""
@@ -140,6 +147,7 @@ def registered_jobs() -> list[JobSpec]:
         JobSpec("purge_patient_data", _purge_patient_data, seconds=6 * 3600),
         JobSpec("slot_calls", _slot_calls, seconds=900),
         JobSpec("slot_call_mail", _slot_call_mail, seconds=60),
+        JobSpec("crisis_call_mail", _crisis_call_mail, seconds=30),
     ]
 
 

@@ -21,6 +21,7 @@ from app.api import (
     agenda_feeds,
     availability,
     bookings,
+    crises,
     fhir,
     health,
     indicators,
@@ -63,6 +64,8 @@ from app.web import (
     coordinator_directory_pages,
     coordinator_pages,
     cpts_pages,
+    crisis_link_pages,
+    crisis_pages,
     directory_pages,
     gap_pages,
     mt_import_pages,
@@ -264,6 +267,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         indicators,
         unmet_requests,
         slot_calls,
+        crises,
     ):
         app.include_router(module.router)
     for web_module in (
@@ -283,6 +287,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         mt_import_pages,
         gap_pages,
         call_link_pages,
+        crisis_link_pages,
+        crisis_pages,
         directory_pages,
         agenda_pages,
         outreach_pages,

@@ -11,6 +11,8 @@ from fastapi import APIRouter, Query, Response, status
 from app.api.deps import CallerDep, ReadCallerDep, ReadSessionDep, SessionDep
 from app.bounds import BoundedDatetime
 from app.clock import now_utc
+from app.crisis import capacity
+from app.directory.practitioner_service import get_practitioner
 from app.scheduling import agenda, one_off_slots, publication, publishers, schemas, unavailabilities
 from app.scheduling.models import AvailabilityRule, Slot
 from app.validators import local
@@ -99,8 +101,16 @@ async def delete_rule(
 async def create_slot(
     practitioner_id: uuid.UUID, body: schemas.OneOffSlotIn, session: SessionDep, caller: CallerDep
 ) -> schemas.SlotOut:
-    """Publish a one-off slot."""
-    slot, tz = await one_off_slots.create_one_off_slot(session, caller, practitioner_id, body)
+    """Publish a one-off slot; with `crisis_id`, as capacity of the crisis running in the
+    practitioner's territory (422 otherwise, or for a slot not visible to the SAS)."""
+    if body.crisis_id is not None:
+        practitioner = await get_practitioner(session, caller, practitioner_id)
+        await capacity.check_crisis_slot(
+            session, body.crisis_id, practitioner.territory_id, body.visibility
+        )
+    slot, tz = await one_off_slots.create_one_off_slot(
+        session, caller, practitioner_id, body, crisis_id=body.crisis_id
+    )
     return _slot_out(slot, tz)
 
 

@@ -51,7 +51,8 @@ async def search_slots(
     cursor: CursorQuery = None,
     limit: LimitQuery = DEFAULT_LIMIT,
 ) -> Response:
-    """Bookable slots (free, or held with an expired hold), by start then distance."""
+    """Bookable slots (free, or held with an expired hold): those opened for a running
+    crisis first (`crisis_id`), then by start and distance."""
     rows, next_cursor = await slot_search.search(
         session,
         caller,
@@ -93,6 +94,7 @@ async def search_slots(
                 "lon": r["lon"],
             },
             "distance_km": round(r["distance_km"], 2) if near_given else None,
+            "crisis_id": str(r["crisis_id"]) if r["crisis_id"] else None,
         }
         for r in rows
     ]

@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import (
     ARRAY,
+    Boolean,
     CheckConstraint,
     Date,
     DateTime,
@@ -111,5 +112,7 @@ class CrisisCall(IdMixin, Base):
     # When the GP opened its pledged capacity through the link, and how many slots it made.
     opened_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     slots_opened: Mapped[int] = mapped_column(Integer, server_default=text("0"))
-    # The surnuméraire cap before the crisis raised it (NULL: not raised).
+    # The surnuméraire cap before the crisis raised it (NULL: not raised), and whether the GP
+    # accepted surnuméraires then (both restored when the crisis ends).
     cap_before: Mapped[int | None] = mapped_column(Integer)
+    accepted_overbooking_before: Mapped[bool | None] = mapped_column(Boolean)

@@ -19,6 +19,8 @@ WebhookEvent = Literal[
     "booking.overbooked",
     "hold.expired",
     "offer.low",
+    "crisis.declared",
+    "crisis.ended",
 ]
 
 

@@ -30,6 +30,7 @@ _AGENDA_COLUMNS = (
     Slot.modality,
     Slot.visibility,
     Slot.status,
+    Slot.crisis_id,
 )
 
 
@@ -45,6 +46,7 @@ _OVERBOOK_AGENDA_COLUMNS = (
     Booking.modality,
     literal("sas", String).label("visibility"),
     Booking.status,
+    literal(None, Uuid).label("crisis_id"),
 )
 
 

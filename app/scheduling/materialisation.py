@@ -28,19 +28,20 @@ _MATERIALIZE_PERIODS = text(
     f"""
     WITH wanted AS (
         SELECT p.practitioner_id, p.territory_id, p.rule_id, p.modality, p.visibility,
+               p.crisis_id,
                p.first_start + make_interval(mins => k * p.minutes) AS start,
                p.first_start + make_interval(mins => (k + 1) * p.minutes) AS "end"
         FROM unnest(:rule_ids, :practitioner_ids, :territory_ids, :modalities, :visibilities,
-                    :first_starts, :counts, :minutes)
+                    :first_starts, :counts, :minutes, :crisis_ids)
              AS p(rule_id, practitioner_id, territory_id, modality, visibility, first_start,
-                  count, minutes),
+                  count, minutes, crisis_id),
              generate_series(0, p.count - 1) AS k
     ), inserted AS (
         INSERT INTO slot (id, practitioner_id, territory_id, rule_id, source, start, "end",
-                          modality, visibility, status)
+                          modality, visibility, status, crisis_id)
         SELECT gen_random_uuid(), w.practitioner_id, w.territory_id, w.rule_id, 'rule',
                w.start, w."end", w.modality, w.visibility,
-               {status_on_insert("w")}
+               {status_on_insert("w")}, w.crisis_id
         FROM wanted w
         ORDER BY w.practitioner_id, w.start
         ON CONFLICT DO NOTHING
@@ -63,6 +64,7 @@ _MATERIALIZE_PERIODS = text(
     bindparam("first_starts", type_=ARRAY(DateTime(timezone=True))),
     bindparam("counts", type_=ARRAY(Integer)),
     bindparam("minutes", type_=ARRAY(Integer)),
+    bindparam("crisis_ids", type_=ARRAY(Uuid)),
 )
 
 
@@ -77,6 +79,7 @@ _LIVE_RULE_COLUMNS = (
     AvailabilityRule.modality,
     AvailabilityRule.visibility,
     AvailabilityRule.materialized_until,
+    AvailabilityRule.crisis_id,
     Practitioner.id.label("practitioner_id"),
     Practitioner.territory_id,
     Territory.timezone,
@@ -98,10 +101,18 @@ async def _materialize_rules(
     Python computes each period's DST-correct first slot and slot count (rules.py); the
     database cuts the periods into slots, inserts them, and counts the new free slots per
     local day for the offer ledger, so no per-slot work is done in Python."""
-    columns: tuple[list[Any], ...] = ([], [], [], [], [], [], [], [])
-    rule_ids, practitioner_ids, territory_ids, modalities, visibilities, firsts, counts, mins = (
-        columns
-    )
+    columns: tuple[list[Any], ...] = ([], [], [], [], [], [], [], [], [])
+    (
+        rule_ids,
+        practitioner_ids,
+        territory_ids,
+        modalities,
+        visibilities,
+        firsts,
+        counts,
+        mins,
+        crisis_ids,
+    ) = columns
     wanted = 0
     for rule in rules:
         tz = zone(rule.timezone)
@@ -118,6 +129,7 @@ async def _materialize_rules(
                 firsts.append(first)
                 counts.append(count)
                 mins.append(rule.slot_minutes)
+                crisis_ids.append(rule.crisis_id)
                 wanted += count
         if progress is not None:
             progress(1)
@@ -149,6 +161,7 @@ async def _materialize_rules(
                 "first_starts": firsts,
                 "counts": counts,
                 "minutes": mins,
+                "crisis_ids": crisis_ids,
             },
         )
         for row in result:
@@ -158,6 +171,25 @@ async def _materialize_rules(
                 days[row.day] = {"slots": row.slots, "minutes": int(row.minutes)}
     await record_offer_days(session, "slots.offered", groups)
     return wanted, created
+
+
+async def materialize_rules_now(
+    session: AsyncSession, rule_ids: Sequence[uuid.UUID], *, now: datetime
+) -> tuple[int, int]:
+    """Materialise these rules to the horizon at once (a crisis' surge rules): their slots,
+    an overlap with an existing slot skipped, and their offer events. Returns (wanted,
+    created)."""
+    horizon_end = now + timedelta(days=get_settings().horizon_days)
+    rules = (
+        await session.execute(
+            select(*_LIVE_RULE_COLUMNS)
+            .join(Practitioner, Practitioner.id == AvailabilityRule.practitioner_id)
+            .join(Territory, Territory.id == Practitioner.territory_id)
+            .where(AvailabilityRule.id.in_(rule_ids))
+            .order_by(AvailabilityRule.id)
+        )
+    ).all()
+    return await _materialize_rules(session, rules, now=now, horizon_end=horizon_end, progress=None)
 
 
 def _split_by_territory(rules: Sequence[Any], parts: int) -> list[list[Any]]:

@@ -52,7 +52,7 @@ def _one_off_statement() -> DriverStatement:
         insert(Slot)
         .from_select(
             ["id", "practitioner_id", "territory_id", "source", "start", "end", "modality",
-             "visibility", "status"],
+             "visibility", "status", "crisis_id"],
             select(
                 bindparam("id", type_=Uuid),
                 practitioner_id,
@@ -63,6 +63,7 @@ def _one_off_statement() -> DriverStatement:
                 bindparam("modality", type_=String),
                 bindparam("visibility", type_=String),
                 literal("free"),
+                bindparam("crisis_id", type_=Uuid),
             ).where(~unavailable),
         )
         .returning(Slot.id)
@@ -90,10 +91,16 @@ _ONE_OFF = _one_off_statement()
 
 
 async def create_one_off_slot(
-    session: AsyncSession, caller: Caller, practitioner_id: uuid.UUID, data: schemas.OneOffSlotIn
+    session: AsyncSession,
+    caller: Caller,
+    practitioner_id: uuid.UUID,
+    data: schemas.OneOffSlotIn,
+    *,
+    crisis_id: uuid.UUID | None = None,
 ) -> tuple[Slot, ZoneInfo]:
     """The slot (not in the session) and the zone. On the driver connection: the
-    practitioner, the lock, and the slot with its offer event in a savepoint."""
+    practitioner, the lock, and the slot with its offer event in a savepoint. `crisis_id`:
+    crisis capacity (app.crisis checks the crisis runs in the practitioner's territory)."""
     publisher = await locked_publisher(session, caller, practitioner_id)
     if data.start <= now_utc():
         raise ValidationFailed.field(["body", "start"], "must be in the future")
@@ -109,6 +116,7 @@ async def create_one_off_slot(
         visibility=data.visibility,
         status="free",
         hold_expires_at=None,
+        crisis_id=crisis_id,
     )
     offered = OfferedSlot(
         publisher.id, publisher.territory_id, slot.start, slot.end, slot.modality, slot.visibility
@@ -131,6 +139,7 @@ async def create_one_off_slot(
                 end=data.end,
                 modality=data.modality,
                 visibility=data.visibility,
+                crisis_id=crisis_id,
                 actor_key_id=caller.key_id,
                 offer_data=json.dumps(event["data"]),
             )

@@ -76,6 +76,7 @@ def rule_slots(
             end=end,
             modality=rule.modality,
             visibility=rule.visibility,
+            crisis_id=rule.crisis_id,
         )
         for start, end in expand_rule(rule_spec(rule), tz, window_start, window_end)
     ]
@@ -221,6 +222,7 @@ async def create_rule(
             ends=[s.end for s in wanted],
             modalities=[s.modality for s in wanted],
             visibilities=[s.visibility for s in wanted],
+            crisis_ids=[s.crisis_id for s in wanted],
         )
         inserted = {
             (r["practitioner_id"], r["start"]): r["status"] for r in rows if r["start"] is not None

@@ -20,11 +20,14 @@ from sqlalchemy import (
     and_,
     any_,
     bindparam,
+    case,
+    column,
     func,
     literal,
     literal_column,
     or_,
     select,
+    table,
     tuple_,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -36,6 +39,18 @@ from app.scheduling.booking_models import Booking
 from app.scheduling.models import Slot, Unavailability
 
 EARTH_RADIUS_KM = 6371.0088
+
+# The crises declared (app.crisis.models.Crisis), only as far as the search needs them: the
+# slots of a crisis that runs (not ended) come first. The crisis domain sits above this one,
+# so the table is named here rather than imported.
+_CRISIS = table("crisis", column("id", Uuid), column("ended_at", DateTime(timezone=True)))
+
+
+def crisis_first() -> ColumnElement[int]:
+    """0 for a slot opened for a running crisis, else 1: the search's first sort key."""
+    running = select(_CRISIS.c.id).where(_CRISIS.c.ended_at.is_(None))
+    return case((Slot.crisis_id.in_(running), 0), else_=1)
+
 
 # Visibility by role, in one place: which slots each role finds (search, FHIR, SMART links)
 # and which it may book. `cpts` slots are the CPTS's own, for passing patients between its
@@ -107,7 +122,8 @@ class SlotSearch:
     near: tuple[float, float] | None = None
     radius_km: float | None = None
     limit: int = 50
-    after: tuple[datetime, float, uuid.UUID] | None = None  # keyset cursor
+    # Keyset cursor: (crisis_rank, start, distance, id) of the last row of the previous page.
+    after: tuple[int, datetime, float, uuid.UUID] | None = None
 
     def shape(self) -> tuple[bool, ...]:
         return (
@@ -142,7 +158,12 @@ class SlotSearch:
                 params["radius_km"] = self.radius_km
                 params.update(bounding_box(*self.near, self.radius_km))
         if self.after is not None:
-            params["after_start"], params["after_distance"], params["after_id"] = self.after
+            (
+                params["after_rank"],
+                params["after_start"],
+                params["after_distance"],
+                params["after_id"],
+            ) = self.after
         return params
 
 
@@ -180,10 +201,12 @@ def _search_shape(
     nearby = practices.cte("nearby").prefix_with("MATERIALIZED")
     distance = nearby.c.distance_km
     now = _p("now", DateTime(timezone=True))
-    # First the page's keys (slot id, start, distance): the candidate slots of the window are
-    # sorted as narrow rows, and only the page's rows are then joined to their details.
+    # First the page's keys (crisis rank, slot id, start, distance): the candidate slots of the
+    # window are sorted as narrow rows, and only the page's rows are then joined to their
+    # details. A running crisis' slots come first (the rank), then by start and distance.
+    rank = crisis_first()
     page = (
-        select(Slot.id, Slot.start, distance.label("distance_km"))
+        select(Slot.id, rank.label("crisis_rank"), Slot.start, distance.label("distance_km"))
         .join(Practitioner, Practitioner.id == Slot.practitioner_id)
         .join(nearby, nearby.c.id == Practitioner.practice_id)
         .where(
@@ -205,15 +228,16 @@ def _search_shape(
         page = page.where(Slot.practitioner_id == _p("practitioner_id", Uuid))
     if after:
         page = page.where(
-            tuple_(Slot.start, distance, Slot.id)
+            tuple_(rank, Slot.start, distance, Slot.id)
             > tuple_(
+                _p("after_rank", Integer),
                 _p("after_start", DateTime(timezone=True)),
                 _p("after_distance", Float),
                 _p("after_id", Uuid),
             )
         )
     keys = (
-        page.order_by(Slot.start, distance, Slot.id)
+        page.order_by(rank, Slot.start, distance, Slot.id)
         .limit(_p("row_limit", Integer))
         .subquery("page")
     )
@@ -224,6 +248,8 @@ def _search_shape(
             Slot.end,
             Slot.modality,
             Slot.visibility,
+            Slot.crisis_id,
+            keys.c.crisis_rank,
             Practitioner.id.label("practitioner_id"),
             Practitioner.family_name,
             Practitioner.given_name,
@@ -244,7 +270,7 @@ def _search_shape(
         .join(Practice, Practice.id == Practitioner.practice_id)
         .join(Territory, Territory.id == Slot.territory_id)
         .outerjoin(CommuneRecord, CommuneRecord.insee == Practice.commune_insee)
-        .order_by(keys.c.start, keys.c.distance_km, keys.c.id)
+        .order_by(keys.c.crisis_rank, keys.c.start, keys.c.distance_km, keys.c.id)
     )
 
 

@@ -93,6 +93,11 @@ class OneOffSlotIn(StrictModel):
     end: BoundedDatetime
     modality: Modality
     visibility: Visibility
+    crisis_id: uuid.UUID | None = Field(
+        default=None,
+        description="Crisis capacity: the crisis running in the practitioner's territory "
+        "(the SAS finds the slot first); the slot must be visible to the SAS",
+    )
 
     @model_validator(mode="after")
     def _period(self) -> OneOffSlotIn:
@@ -113,6 +118,8 @@ class SlotOut(OutModel):
     modality: str
     visibility: str
     status: str
+    # The crisis this slot was opened for (app.crisis), None for ordinary capacity.
+    crisis_id: uuid.UUID | None = None
 
 
 class UnavailabilityIn(StrictModel):
@@ -175,3 +182,5 @@ class SlotSearchItem(OutModel):
     practitioner: SearchPractitioner
     practice: SearchPractice
     distance_km: float | None = None
+    # The crisis this slot was opened for; a running crisis' slots come first in the search.
+    crisis_id: uuid.UUID | None = None

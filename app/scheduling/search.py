@@ -10,7 +10,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.clock import now_utc
 from app.errors import ValidationFailed
-from app.pagination import cursor_float, cursor_instant, cursor_uuid, decode_cursor, encode_cursor
+from app.pagination import (
+    cursor_float,
+    cursor_instant,
+    cursor_int,
+    cursor_uuid,
+    decode_cursor,
+    encode_cursor,
+)
 from app.scheduling.queries import BOOKING_VISIBILITY, SEARCH_VISIBILITY, SlotSearch, search_slots
 from app.security import Caller
 
@@ -33,8 +40,9 @@ async def search(
     limit: int,
     bookable_only: bool = False,
 ) -> tuple[list[Any], str | None]:
-    """Bookable slots visible to the caller, by start then distance; with `bookable_only`,
-    only those the caller may book itself (the CPTS's members: not the SAS's slots)."""
+    """Bookable slots visible to the caller: those opened for a running crisis first, then
+    by start and distance; with `bookable_only`, only those the caller may book itself (the
+    CPTS's members: not the SAS's slots)."""
     caller.require(*SEARCH_VISIBILITY)
     now = now_utc()
     start = start or now
@@ -72,12 +80,23 @@ async def search(
         rows = rows[:limit]
         last = rows[-1]
         next_cursor = encode_cursor(
-            [last["start"].isoformat(), repr(last["distance_km"]), last["id"]]
+            [
+                last["crisis_rank"],
+                last["start"].isoformat(),
+                repr(last["distance_km"]),
+                last["id"],
+            ]
         )
     return rows, next_cursor
 
 
-def decode_search_cursor(cursor: str) -> tuple[datetime, float, uuid.UUID]:
-    at, distance, ident = decode_cursor(cursor, 3)
+def decode_search_cursor(cursor: str) -> tuple[int, datetime, float, uuid.UUID]:
+    """The last row's keys: its crisis rank (0: a running crisis' slot), start, distance, id."""
+    rank, at, distance, ident = decode_cursor(cursor, 4)
     # No two points of the Earth are more than half its circumference (20,037.5 km) apart.
-    return cursor_instant(at), cursor_float(distance, 0.0, 20_040.0), cursor_uuid(ident)
+    return (
+        cursor_int(rank, 0, 1),
+        cursor_instant(at),
+        cursor_float(distance, 0.0, 20_040.0),
+        cursor_uuid(ident),
+    )

@@ -31,6 +31,7 @@ class NewSlot:
     end: datetime
     modality: str
     visibility: str
+    crisis_id: uuid.UUID | None = None  # a crisis surge rule's slots carry its crisis
 
 
 def status_on_insert(alias: str) -> str:
@@ -46,13 +47,14 @@ def status_on_insert(alias: str) -> str:
 INSERT_SLOTS = text(
     f"""
     INSERT INTO slot (id, practitioner_id, territory_id, rule_id, source, start, "end",
-                      modality, visibility, status)
+                      modality, visibility, status, crisis_id)
     SELECT gen_random_uuid(), g.practitioner_id, g.territory_id, g.rule_id, g.source,
            g.start, g."end", g.modality, g.visibility,
-           {status_on_insert("g")}
+           {status_on_insert("g")}, g.crisis_id
     FROM unnest(:practitioner_ids, :territory_ids, :rule_ids, :sources, :starts, :ends,
-                :modalities, :visibilities)
-         AS g(practitioner_id, territory_id, rule_id, source, start, "end", modality, visibility)
+                :modalities, :visibilities, :crisis_ids)
+         AS g(practitioner_id, territory_id, rule_id, source, start, "end", modality, visibility,
+              crisis_id)
     ON CONFLICT DO NOTHING
     RETURNING practitioner_id, start, status
     """  # noqa: S608 (constants only)
@@ -65,6 +67,7 @@ INSERT_SLOTS = text(
     bindparam("ends", type_=ARRAY(DateTime(timezone=True))),
     bindparam("modalities", type_=ARRAY(String)),
     bindparam("visibilities", type_=ARRAY(String)),
+    bindparam("crisis_ids", type_=ARRAY(Uuid)),
 )
 
 
@@ -88,6 +91,7 @@ async def insert_slots(
                 "ends": [s.end for s in chunk],
                 "modalities": [s.modality for s in chunk],
                 "visibilities": [s.visibility for s in chunk],
+                "crisis_ids": [s.crisis_id for s in chunk],
             },
         )
         inserted.update(((pid, start), status) for pid, start, status in rows)

@@ -6,19 +6,18 @@ E-mails leave after commit: a call is stored `pending`, and `send_pending` sends
 
 from __future__ import annotations
 
-import logging
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 from zoneinfo import ZoneInfo
 
-import aiosmtplib
 from sqlalchemy import ARRAY, Date, DateTime, Integer, bindparam, func, literal, select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.types import Uuid
 
+from app import outgoing_mail
 from app.activity.service import record as record_event
 from app.activity.unmet_figures import PRODUCED_SQL
 from app.config import Settings, get_settings
@@ -29,8 +28,6 @@ from app.outbox.messages import enqueue_webhooks
 from app.security import COORDINATOR, PRACTICE, Caller
 from app.unmet_demand import call_links, schemas
 from app.unmet_demand.models import SlotCall, SlotCallFloor, SlotCallOptIn
-
-log = logging.getLogger(__name__)
 
 # Free SAS slots in the window: free, or held with an expired hold (the search's predicate).
 FREE_SQL = """
@@ -231,25 +228,8 @@ async def send_pending(
     ).all()
     sent = failed = 0
     for call, email, name, timezone in rows:
-        ok = False
-        if settings.smtp_host:
-            try:
-                await aiosmtplib.send(
-                    call_message(settings, call, timezone, email, name),
-                    hostname=settings.smtp_host,
-                    port=settings.smtp_port,
-                    username=settings.smtp_username,
-                    password=settings.smtp_password,
-                    start_tls=settings.smtp_starttls,
-                    use_tls=settings.smtp_tls,
-                    timeout=settings.smtp_timeout_seconds,
-                )
-                ok = True
-            except (aiosmtplib.SMTPException, OSError) as exc:
-                error = type(exc).__name__
-                log.error("call for slots not sent", extra={"call": call.id, "error": error})
-        else:
-            log.warning("call for slots not sent: SMTP_HOST is not set", extra={"call": call.id})
+        message = call_message(settings, call, timezone, email, name)
+        ok = await outgoing_mail.send(settings, message, "call for slots", call=call.id)
         call.mail_status = "sent" if ok else "failed"
         sent, failed = sent + ok, failed + (not ok)
     await session.flush()

@@ -26,7 +26,8 @@ router = APIRouter(prefix="/cabinet", include_in_schema=False)
 SLOT_MINUTES = 30
 
 
-def _refused(status: int, title: str, message: str, request: Request) -> Response:
+def refused_page(status: int, title: str, message: str, request: Request) -> Response:
+    """The French page of a link refused before sign-in (invalid, expired), or after."""
     current = read_session(request)
     return page(
         "message.html",
@@ -52,7 +53,7 @@ async def open_call_link(request: Request, session: SessionDep, jeton: str = "")
             call_links.secret(request.app.state.settings), jeton, now
         )
     except call_links.LinkExpired:
-        return _refused(
+        return refused_page(
             410,
             "Lien expiré",
             f"Ce lien d'appel à créneaux a expiré : il vaut {call_links.VALID_HOURS} heures. "
@@ -60,7 +61,7 @@ async def open_call_link(request: Request, session: SessionDep, jeton: str = "")
             request,
         )
     except call_links.LinkInvalid:
-        return _refused(
+        return refused_page(
             400,
             "Lien invalide",
             "Ce lien d'appel à créneaux n'est pas valide : il a peut-être été coupé ou modifié. "

@@ -17,6 +17,7 @@ from app.directory.practice_service import communes
 from app.errors import Forbidden, NotFound, SlotUnavailable
 from app.security import COORDINATOR, PRACTICE
 from app.web.auth import FormDep, UserDep, WebUser, require_role, show
+from app.web.crisis_banner import running_crises
 from app.web.regulator_pages import RADII, book_from_form, booking_values, run_search
 
 router = APIRouter(prefix="/cpts", include_in_schema=False)
@@ -53,6 +54,7 @@ async def _page(
         search_focus=next(iter(search.errors), None)
         or (None if any(criteria.values()) else "commune"),
         taken=taken,
+        crises=await running_crises(session, user.caller),
     )
 
 

@@ -13,6 +13,8 @@ from starlette.responses import Response
 
 from app.activity.audit import log_shown
 from app.api.deps import SessionDep
+from app.crisis.declaration import running_crisis
+from app.crisis.models import Crisis
 from app.directory.practitioner_service import get_practitioner
 from app.errors import Conflict, ValidationFailed
 from app.scheduling import booking_views, one_off_slots, unavailabilities
@@ -43,6 +45,20 @@ def _local_minute(value: str) -> bool:
         return False
 
 
+def _crisis_capacity(
+    form: Form, crisis: Crisis | None, body: OneOffSlotIn | None
+) -> tuple[uuid.UUID | None, dict[str, str]]:
+    """The box "capacité de crise", shown while a crisis runs in the GP's territory: the
+    slot carries the crisis (the SAS finds it first); it must be visible to the SAS."""
+    if form.get("crise") != "true":
+        return None, {}
+    if crisis is None:
+        return None, {"crise": "Aucune crise n'est en cours sur le territoire : décochez la case."}
+    if body is not None and body.visibility not in ("sas", "public"):
+        return None, {"visibility": "Une capacité de crise est pour le SAS : choisissez SAS."}
+    return crisis.id, {}
+
+
 @router.get("/medecins/{practitioner_id}/creneau")
 async def slot_form(
     request: Request,
@@ -59,8 +75,9 @@ async def slot_form(
     await publishing_zone(session, practitioner.id, user)
     values = {"modality": "cabinet", "visibility": "sas"}
     values.update({k: v for k, v in (("start", debut), ("end", fin)) if _local_minute(v)})
+    crisis = await running_crisis(session, practitioner.territory_id)
     return show(request, user, "slot_form.html", practitioner=practitioner, values=values,
-                errors={}, first_error=None)  # fmt: skip
+                errors={}, first_error=None, crisis=crisis)  # fmt: skip
 
 
 @router.post("/medecins/{practitioner_id}/creneau")
@@ -72,9 +89,14 @@ async def create_slot(
     tz = await publishing_zone(session, practitioner.id, user)
     body, errors = parse(OneOffSlotIn, {**nested(form, "modality", "visibility"),
                                         **_period(form, tz)})  # fmt: skip
-    if body is not None:
+    crisis = await running_crisis(session, practitioner.territory_id)
+    crisis_id, crisis_error = _crisis_capacity(form, crisis, body)
+    errors.update(crisis_error)
+    if body is not None and not crisis_error:
         try:
-            await one_off_slots.create_one_off_slot(session, user.caller, practitioner.id, body)
+            await one_off_slots.create_one_off_slot(
+                session, user.caller, practitioner.id, body, crisis_id=crisis_id
+            )
         except (ValidationFailed, Conflict) as exc:
             await session.rollback()
             practitioner = await get_practitioner(session, user.caller, practitioner_id)
@@ -92,7 +114,7 @@ async def create_slot(
             )
     return show(request, user, "slot_form.html", 422 if errors else 200,
                 practitioner=practitioner, values=form.values(), errors=errors,
-                first_error=next(iter(errors), None))  # fmt: skip
+                first_error=next(iter(errors), None), crisis=crisis)  # fmt: skip
 
 
 @router.get("/medecins/{practitioner_id}/absence")

@@ -29,6 +29,7 @@ from app.web import unmet_pages
 from app.web.auth import Form, FormDep, UserDep, WebUser, done, require_role, show
 from app.web.commune_field import caller_communes, read_communes
 from app.web.commune_search import locate
+from app.web.crisis_banner import running_crises
 from app.web.forms import (
     booking_form,
     not_booked,
@@ -201,6 +202,7 @@ async def _search_page(
         unmet_errors={},
         unmet_focus=found_nothing,
         reasons=unmet_pages.REASONS,
+        crises=await running_crises(session, user.caller),
     )
 
 
