@@ -21,6 +21,7 @@ from app.api import (
     agenda_feeds,
     availability,
     bookings,
+    crisis_plans,
     fhir,
     health,
     indicators,
@@ -263,6 +264,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         indicators,
         unmet_requests,
         slot_calls,
+        crisis_plans,
     ):
         app.include_router(module.router)
     for web_module in (
