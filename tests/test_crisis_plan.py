@@ -251,3 +251,36 @@ async def test_a_volunteer_who_left_the_directory_stays_in_the_version(client, t
     assert (v["practitioner_id"], v["in_directory"], v["family_name"]) == (leaving, False, None)
     # A new version may no longer list them.
     assert_problem(await write(client, territory.coordinator, plan_body([leaving])), 422)
+
+
+async def test_the_job_records_a_due_review_once_per_version(client, territory, session, clock):
+    from app.jobs import _crisis_plan_reviews, registered_jobs
+
+    assert "crisis_plan_reviews" in {spec.name for spec in registered_jobs()}
+
+    async def due_events() -> list[tuple[str, dict[str, Any]]]:
+        rows = await session.scalars(
+            select(ActivityEvent)
+            .where(ActivityEvent.type == "crisis_plan.review_due")
+            .order_by(ActivityEvent.id)
+        )
+        return [(str(e.subject_id), e.data) for e in rows]
+
+    clock.set(datetime(2025, 6, 1, 9, tzinfo=UTC))
+    v1 = (await write(client, territory.coordinator, plan_body(reviewed_on="2025-03-10"))).json()
+    clock.set(datetime(2026, 3, 9, 22, 59, tzinfo=UTC))  # 9 March 23:59 in Paris
+    assert await _crisis_plan_reviews(session) == {"reviews_due": 0}
+    clock.set(datetime(2026, 3, 9, 23, 0, tzinfo=UTC))  # 10 March in Paris: due
+    assert await _crisis_plan_reviews(session) == {"reviews_due": 1}
+    assert await _crisis_plan_reviews(session) == {"reviews_due": 0}  # once a version
+    clock.advance(days=1)
+    assert await _crisis_plan_reviews(session) == {"reviews_due": 0}
+    # A new version that keeps the old review date is due at once; a reviewed one is not.
+    v2 = (await write(client, territory.coordinator, plan_body(reviewed_on="2025-03-10"))).json()
+    assert await _crisis_plan_reviews(session) == {"reviews_due": 1}
+    await write(client, territory.coordinator, plan_body(reviewed_on="2026-03-10"))
+    assert await _crisis_plan_reviews(session) == {"reviews_due": 0}
+    assert await due_events() == [
+        (v1["id"], {"version": 1, "due_on": "2026-03-10"}),
+        (v2["id"], {"version": 2, "due_on": "2026-03-10"}),
+    ]

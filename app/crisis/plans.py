@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.activity.models import ActivityEvent
 from app.activity.service import record as record_event
 from app.crisis.models import CrisisPlan
 from app.crisis.plan_schemas import PlanDocument
@@ -255,3 +256,61 @@ async def practitioners(
         Gp(p.id, p.family_name, p.given_name, p.rpps, c.id, c.name, c.commune_insee)
         for p, c in rows
     ]
+
+
+# The reminder's record --------------------------------------------------------------------
+
+REVIEW_DUE = "crisis_plan.review_due"
+
+
+async def record_due_reviews(session: AsyncSession, now: datetime) -> int:
+    """Each territory's current plan whose review has fallen due (on its local date) gets the
+    event `crisis_plan.review_due` once per version (subject = the plan; data: version and
+    due date). Safe to run twice; the number of events recorded."""
+    latest = (
+        select(CrisisPlan.territory_id, func.max(CrisisPlan.version).label("version"))
+        .group_by(CrisisPlan.territory_id)
+        .subquery()
+    )
+    current = (
+        await session.execute(
+            select(CrisisPlan, Territory.timezone)
+            .join(
+                latest,
+                (latest.c.territory_id == CrisisPlan.territory_id)
+                & (latest.c.version == CrisisPlan.version),
+            )
+            .join(Territory, Territory.id == CrisisPlan.territory_id)
+        )
+    ).all()
+    due = [
+        (plan, status)
+        for plan, tz in current
+        if (status := review(plan.reviewed_on, local_today(now, tz))).due
+    ]
+    if not due:
+        return 0
+    recorded = set(
+        (
+            await session.scalars(
+                select(ActivityEvent.subject_id).where(
+                    ActivityEvent.type == REVIEW_DUE,
+                    ActivityEvent.subject_id.in_([plan.id for plan, _ in due]),
+                )
+            )
+        ).all()
+    )
+    count = 0
+    for plan, status in due:
+        if plan.id in recorded:
+            continue
+        await record_event(
+            session,
+            REVIEW_DUE,
+            territory_id=plan.territory_id,
+            subject_id=plan.id,
+            version=plan.version,
+            due_on=status.due_on.isoformat(),
+        )
+        count += 1
+    return count
