@@ -93,30 +93,18 @@ async def _check_references(
     """Every volunteer is a practitioner of the territory, every site's commune is known:
     one 422 naming each wrong field (`volunteers[i].practitioner_id`, `sites[i].commune_insee`)."""
     ids = {v.practitioner_id for v in document.volunteers}
-    known = (
-        set(
-            (
-                await session.scalars(
-                    select(Practitioner.id).where(
-                        Practitioner.id.in_(ids), Practitioner.territory_id == territory_id
-                    )
-                )
-            ).all()
-        )
-        if ids
-        else set()
-    )
     codes = {s.commune_insee for s in document.sites}
-    communes = (
-        set(
-            (
-                await session.scalars(
-                    select(CommuneRecord.insee).where(CommuneRecord.insee.in_(codes))
+    known = set(
+        (
+            await session.scalars(
+                select(Practitioner.id).where(
+                    Practitioner.id.in_(ids), Practitioner.territory_id == territory_id
                 )
-            ).all()
-        )
-        if codes
-        else set()
+            )
+        ).all()
+    )
+    communes = set(
+        await session.scalars(select(CommuneRecord.insee).where(CommuneRecord.insee.in_(codes)))
     )
     errors: list[dict[str, Any]] = [
         {"loc": ["volunteers", i, "practitioner_id"], "msg": NOT_A_PRACTITIONER}
