@@ -3,6 +3,8 @@ territory boundary, the review a year later (29 February included), the ARS expo
 
 from __future__ import annotations
 
+import asyncio
+import uuid
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -10,8 +12,14 @@ import httpx
 from sqlalchemy import select
 
 from app.activity.models import ActivityEvent
+from app.clock import now_utc
+from app.crisis import plans
+from app.crisis.models import CrisisPlan
+from app.crisis.plan_schemas import PlanDocument
 from app.crisis.plans import review, review_due_on
-from tests.conftest import assert_problem, practitioner_body
+from app.db import make_sessionmaker
+from app.errors import AppError
+from tests.conftest import ADMIN_CALLER, assert_problem, create_gp, practitioner_body
 
 URL = "/v1/crisis-plans"
 
@@ -284,3 +292,38 @@ async def test_the_job_records_a_due_review_once_per_version(client, territory, 
         (v1["id"], {"version": 1, "due_on": "2026-03-10"}),
         (v2["id"], {"version": 2, "due_on": "2026-03-10"}),
     ]
+
+
+async def test_concurrent_writers_never_share_a_version(engine):
+    factory = make_sessionmaker(engine)
+    async with factory() as session:
+        gp = await create_gp(session, f"CPTS plan {uuid.uuid4()}")
+        await session.commit()
+    document = PlanDocument.model_validate(plan_body([str(gp.id)]))
+
+    async def write_one() -> int:
+        async with factory() as session:
+            try:
+                plan = await plans.write_version(
+                    session, ADMIN_CALLER, document, gp.territory_id, now_utc()
+                )
+                await session.commit()
+                return plan.version
+            except AppError as exc:
+                return -exc.status
+
+    results = await asyncio.gather(*(write_one() for _ in range(8)))
+    written = sorted(r for r in results if r > 0)
+    # Each writer either wrote the next version or was told to send again (409): no version
+    # twice, none skipped.
+    assert set(results) - set(written) <= {-409}
+    assert written == list(range(1, len(written) + 1))
+    async with factory() as session:
+        stored = (
+            await session.scalars(
+                select(CrisisPlan.version)
+                .where(CrisisPlan.territory_id == gp.territory_id)
+                .order_by(CrisisPlan.version)
+            )
+        ).all()
+    assert list(stored) == written
