@@ -202,6 +202,8 @@ async def test_roles_and_the_territory_boundary(client, territory, other_territo
     )
     assert r.json()["id"] == plan_id
     assert_problem(await client.get(f"{URL}/{territory.id}", headers=admin), 404)
+    problem = assert_problem(await client.get(URL, headers=admin), 422)
+    assert problem["errors"][0]["loc"] == ["query", "territory_id"]
     assert_problem(
         await client.get(URL, params={"cursor": "nope"}, headers=territory.coordinator), 422
     )
