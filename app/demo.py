@@ -16,6 +16,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.clock import now_utc
+from app.crisis import plans
+from app.crisis.plan_schemas import PlanDocument
 from app.directory import (
     key_service,
     practice_service,
@@ -238,6 +240,7 @@ async def seed(session: AsyncSession) -> dict[str, str]:
         .order_by(Practitioner.family_name)
     )
     assert gp is not None
+    await _crisis_plan(session, admin, territory.id)
     keys = {
         "territory_id": str(territory.id),
         "practice_id": str(first_practice.id),
@@ -350,3 +353,37 @@ async def _create(session: AsyncSession, admin: Caller) -> Territory:
                 )
             rank += 1
     return territory
+
+
+# A small crisis plan (docs/crisis-plan.md): its first GPs volunteer, evenings and Saturdays.
+# fmt: off
+CRISIS_PLAN = {
+    "contacts": [
+        {"role": "ARS", "name": "Astreinte ARS Auvergne-Rhône-Alpes", "phone": "04 72 34 74 00"},
+        {"role": "SAS", "name": "SAS du Cantal", "phone": "04 71 46 56 00"},
+    ],
+    "sites": [{"name": "Salle polyvalente du Square", "address": "Place du Square",
+               "commune_insee": "15014", "capacity": "2 salles, 8 h – 20 h"}],
+    "steps": [{"title": "Alerter l'ARS et le SAS", "who": "Coordination"},
+              {"title": "Déclarer la crise dans Créneau", "who": "Coordination"}],
+    "raise_overbooking_caps": True,
+}
+PLEDGES = [
+    {"modality": "cabinet", "weekdays": [1, 2, 3, 4, 5], "start_time": "18:00",
+     "end_time": "20:00"},
+    {"modality": "visite", "weekdays": [6], "start_time": "09:00", "end_time": "12:00"},
+]
+# fmt: on
+
+
+async def _crisis_plan(session: AsyncSession, admin: Caller, territory_id: uuid.UUID) -> None:
+    if await plans.current_of(session, territory_id) is not None:
+        return
+    volunteers = [
+        {"practitioner_id": gp.id, "pledges": PLEDGES[: 1 + i % 2], "crisis_overbooking_cap": 4}
+        for i, gp in enumerate((await plans.practitioners(session, territory_id))[:3])
+    ]
+    document = PlanDocument.model_validate(
+        {**CRISIS_PLAN, "reviewed_on": now_utc().date(), "volunteers": volunteers}
+    )
+    await plans.write_version(session, admin, document, territory_id, now_utc())

@@ -134,6 +134,13 @@ async def _crisis_call_mail(session: AsyncSession) -> dict[str, int]:
     return await calls.send_pending(session, get_settings())
 
 
+async def _crisis_plan_reviews(session: AsyncSession) -> dict[str, int]:
+    from app.clock import now_utc
+    from app.crisis.plans import record_due_reviews
+
+    return {"reviews_due": await record_due_reviews(session, now_utc())}
+
+
 def registered_jobs() -> list[JobSpec]:
     """Every periodic job of the service; each domain contributes its own. Each runs once at
     start-up, then at its interval."""
@@ -148,6 +155,9 @@ def registered_jobs() -> list[JobSpec]:
         JobSpec("slot_calls", _slot_calls, seconds=900),
         JobSpec("slot_call_mail", _slot_call_mail, seconds=60),
         JobSpec("crisis_call_mail", _crisis_call_mail, seconds=30),
+        # Daily in effect (once per plan version); hourly so a territory's local midnight,
+        # whatever its zone, is seen within the hour.
+        JobSpec("crisis_plan_reviews", _crisis_plan_reviews, seconds=3600),
     ]
 
 

@@ -22,6 +22,7 @@ from app.api import (
     availability,
     bookings,
     crises,
+    crisis_plans,
     fhir,
     health,
     indicators,
@@ -66,6 +67,7 @@ from app.web import (
     cpts_pages,
     crisis_link_pages,
     crisis_pages,
+    crisis_plan_pages,
     directory_pages,
     gap_pages,
     mt_import_pages,
@@ -268,6 +270,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         unmet_requests,
         slot_calls,
         crises,
+        crisis_plans,
     ):
         app.include_router(module.router)
     for web_module in (
@@ -289,6 +292,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         call_link_pages,
         crisis_link_pages,
         crisis_pages,
+        crisis_plan_pages,
         directory_pages,
         agenda_pages,
         outreach_pages,

@@ -54,6 +54,11 @@ async def test_seed_demo_gives_a_regulator_slots(session, client: httpx.AsyncCli
     )
     assert r.status_code == 200, r.text
     assert len(r.json()["items"]) == 50
+    # A crisis plan to show (version 1), its volunteers resolved for the ARS.
+    coordinator = {"Authorization": f"Bearer {keys['coordinator key']}"}
+    plan = (await client.get("/v1/crisis-plans/current", headers=coordinator)).json()
+    assert plan["version"] == 1 and plan["review_due"] is False
+    assert [v["in_directory"] for v in plan["volunteers"]] == [True, True, True]
 
 
 async def test_seed_demo_twice_reuses_the_territory(session):

@@ -16,6 +16,7 @@ from starlette.responses import Response
 
 from app.activity.audit import log_shown
 from app.api.deps import SessionDep
+from app.clock import now_utc
 from app.directory import practitioner_service, territory_service
 from app.directory import schemas as directory
 from app.directory.communes import Commune
@@ -25,6 +26,7 @@ from app.medecin_traitant import capacity, history, schemas, self_registration, 
 from app.security import ADMIN, COORDINATOR
 from app.web.auth import Form, FormDep, UserDep, WebUser, done, require_role, show
 from app.web.commune_field import caller_communes, read_communes
+from app.web.crisis_plan_reminder import plan_reminder
 from app.web.forms import PATIENT_FIELDS, nested, parse, service_errors
 from app.web.french import count_of
 
@@ -56,8 +58,9 @@ async def queue(
     )  # fmt: skip
     items = [service.render(v) for v in views]
     await log_shown(session, user.caller, "mt_request", items, "list")
+    reminder = await plan_reminder(session, user.caller, now_utc())
     return show(request, user, "mt_queue.html", items=items, status_filter=statut,
-                priority=priorite)  # fmt: skip
+                priority=priorite, plan_reminder=reminder)  # fmt: skip
 
 
 _MT_FIELDS = (*PATIENT_FIELDS, "source", "preferences.practitioner_gender")

@@ -21,6 +21,7 @@ from app.security import ADMIN, COORDINATOR, DASHBOARD, Caller
 from app.validators import local
 from app.web.auth import UserDep, require_role, show
 from app.web.charts import Series, bar_chart
+from app.web.crisis_plan_reminder import plan_reminder
 from app.web.dashboard_unmet import unmet_section
 
 router = APIRouter(include_in_schema=False)
@@ -219,6 +220,7 @@ async def dashboard(
         unmet=unmet_section(
             months, {c.insee: c.name or c.insee for c in await communes(session, caller)}
         ),
+        plan_reminder=await plan_reminder(session, caller, now),
     )
 
 
