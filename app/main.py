@@ -21,6 +21,7 @@ from app.api import (
     agenda_feeds,
     availability,
     bookings,
+    crisis_reports,
     fhir,
     health,
     indicators,
@@ -63,6 +64,7 @@ from app.web import (
     coordinator_directory_pages,
     coordinator_pages,
     cpts_pages,
+    crisis_report_pages,
     directory_pages,
     gap_pages,
     mt_import_pages,
@@ -286,6 +288,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         outreach_pages,
     ):
         app.include_router(web_module.router)
+    # Crisis response (issue 29): the reports.
+    app.include_router(crisis_reports.router)
+    app.include_router(crisis_report_pages.router)
     install_api_docs(app)
     app.mount(
         "/static",

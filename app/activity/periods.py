@@ -91,6 +91,7 @@ class Figures:
     snp: dict[str, Any] = field(default_factory=dict)
     mt: dict[str, Any] = field(default_factory=dict)
     unmet: dict[str, Any] = field(default_factory=dict)
+    crisis: dict[str, Any] = field(default_factory=dict)
 
 
 def ratio(numerator: float, denominator: float) -> float | None:

@@ -39,6 +39,10 @@ class PeriodOut(BaseModel):
     unmet: dict[str, Any] = Field(
         description="SAS requests placed and unmet, calls for slots (docs/indicators.md)"
     )
+    crisis: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Crisis response: crises declared, calls, capacity opened (docs/indicators.md)",
+    )
 
 
 class IndicatorsOut(BaseModel):
@@ -63,7 +67,7 @@ def csv_rows(result: IndicatorsOut) -> list[dict[str, Any]]:
     rows = [
         {"period_start": p.period_start, "period_end": p.period_end,
          **export.flatten("snp.", p.snp), **export.flatten("mt.", p.mt),
-         **export.flatten("unmet.", p.unmet)}
+         **export.flatten("unmet.", p.unmet), **export.flatten("crisis.", p.crisis)}
         for p in result.periods
     ]  # fmt: skip
     # A commune with unmet requests in one period has 0 in the others, not an empty cell.
