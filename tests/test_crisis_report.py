@@ -324,7 +324,8 @@ async def test_the_list_of_crises_and_who_may_read_them(
     [item] = r.json()
     assert item["id"] == s.crisis_id and item["kind"] == "epidemic"
     assert item["running"] is False and item["started_at"] == "2026-03-10T07:00:00+01:00"
-    assert (await client.get("/v1/crisis-reports", headers=other_territory.coordinator)).json() == []
+    other = await client.get("/v1/crisis-reports", headers=other_territory.coordinator)
+    assert other.json() == []
     path = f"/v1/crises/{s.crisis_id}/report"
     assert_problem(await client.get(path, headers=other_territory.coordinator), 404)
     assert_problem(await client.get(path, headers=territory.regulator), 403)
