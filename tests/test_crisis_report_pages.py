@@ -3,9 +3,11 @@ page's CSV, on the hand-counted scenario of tests/test_crisis_report.py."""
 
 from __future__ import annotations
 
+import html
 import uuid
 
-from tests.test_crisis_report import crisis_scenario
+from app.api.indicators import current_time
+from tests.test_crisis_report import crisis_scenario, paris
 from tests.test_web_dashboard import sign_in
 
 
@@ -80,3 +82,29 @@ async def test_no_crisis_yet(client, territory):
     await sign_in(client, territory.coordinator)
     r = await client.get("/coordination/rapports-de-crise")
     assert "Aucune crise déclarée sur ce territoire." in r.text
+
+
+async def test_the_dashboard_shows_the_crisis_figures_of_the_year(
+    client, session, clock, territory, admin
+):
+    await crisis_scenario(client, session, clock, territory, admin)  # March 2026
+    # the dashboard's clock (its routes' `current_time`): two days after the crisis
+    client._transport.app.dependency_overrides[current_time] = lambda: paris(14, 12)
+    await sign_in(client, territory.dashboard)
+    r = await client.get("/dashboard")
+    assert r.status_code == 200, r.text
+    text = html.unescape(squeeze(r.text))
+    assert "<h2>Réponse aux crises sanitaires</h2>" in text
+    assert "Année d'indicateurs 2026" in text
+    for value, label in (
+        ("1", "situations sanitaires exceptionnelles déclarées"),
+        ("3", "médecins volontaires appelés"),
+        ("67 %", "part des appels suivis d'une ouverture de créneaux"),
+        ("33 %", "part des appels ouverts dans les 2 h de la déclaration"),
+        ("6", "créneaux de crise ouverts"),
+        ("4", "créneaux de crise réservés"),
+    ):
+        assert f'<span class="value">{value}</span> <span class="label">{label}' in text
+    assert f'href="/coordination/rapports-de-crise?territory_id={territory.id}"' in text
+    listing = await client.get(f"/coordination/rapports-de-crise?territory_id={territory.id}")
+    assert "Épidémie de grippe" in listing.text
