@@ -10,7 +10,6 @@ The definitions are in docs/indicators.md."""
 
 from __future__ import annotations
 
-import bisect
 from collections import Counter
 from datetime import date
 from typing import Any
@@ -19,7 +18,7 @@ from sqlalchemy import TextClause, bindparam, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.types import Uuid
 
-from app.activity.periods import Figures, ratio
+from app.activity.periods import Figures, period_of, ratio
 
 DECLARED_SQL = """
 SELECT (c.declared_at AT TIME ZONE :tz)::date AS day, count(*) AS n
@@ -80,12 +79,6 @@ async def by_day(
     return out
 
 
-def _bucket(starts: list[date], last: date, day: date) -> int | None:
-    if day < starts[0] or day >= last:
-        return None
-    return bisect.bisect_right(starts, day) - 1
-
-
 async def crisis_figures(
     session: AsyncSession, p: dict[str, Any], figures: list[Figures], tz: str
 ) -> None:
@@ -96,7 +89,7 @@ async def crisis_figures(
     counts: list[Counter[str]] = [Counter() for _ in figures]
     for sql, prefix in ((DECLARED_SQL, "declared:"), (CALLS_SQL, ""), (SLOTS_SQL, "slots:")):
         for day, row in (await by_day(session, sql, params)).items():
-            i = _bucket(starts, last, day)
+            i = period_of(starts, last, day)
             if i is not None:
                 counts[i].update({prefix + k: v for k, v in row.items()})
     for i, f in enumerate(figures):

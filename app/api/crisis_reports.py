@@ -10,12 +10,13 @@ from fastapi import APIRouter, Query, Response
 
 from app.activity import export
 from app.api.deps import CallerDep, SessionDep
+from app.api.indicators import figures_territory
 from app.clock import now_utc
 from app.crisis.models import Crisis
 from app.crisis.report import crisis_report, summary, territory_crises
 from app.crisis.report_schemas import CrisisReport, CrisisSummary
 from app.directory.models import Territory
-from app.errors import NotFound, ValidationFailed
+from app.errors import NotFound
 from app.security import ADMIN, COORDINATOR, DASHBOARD, Caller
 from app.validators import local
 
@@ -61,20 +62,6 @@ EVENTS = {
 MAIL = {"pending": "en cours", "sent": "envoyé", "failed": "échec", "none": "sans courriel"}
 
 
-async def visible_territory(
-    session: SessionDep, caller: Caller, territory_id: uuid.UUID | None
-) -> Territory:
-    caller.require(ADMIN, COORDINATOR, DASHBOARD)
-    if territory_id is None:
-        if caller.territory_id is None:
-            raise ValidationFailed.field(["query", "territory_id"], "required for this key")
-        territory_id = caller.territory_id
-    territory = await session.get(Territory, territory_id)
-    if territory is None or not caller.sees_territory(territory.id):
-        raise NotFound("Territory not found")
-    return territory
-
-
 async def visible_crisis(
     session: SessionDep, caller: Caller, crisis_id: uuid.UUID
 ) -> tuple[Crisis, Territory]:
@@ -103,7 +90,7 @@ async def list_crises(
 ) -> list[CrisisSummary]:
     """The territory's crises, the latest declared first, each with its report's links
     (`/v1/crises/{id}/report`, `.csv`). Coordinator, dashboard, admin."""
-    territory = await visible_territory(session, caller, territory_id)
+    territory = await figures_territory(session, caller, territory_id)
     crises = await territory_crises(session, territory.id)
     return [_local(summary(c), territory.timezone) for c in crises]
 

@@ -18,9 +18,9 @@ from app.api.crisis_reports import (
     Part,
     csv_response,
     visible_crisis,
-    visible_territory,
 )
 from app.api.deps import SessionDep
+from app.api.indicators import figures_territory
 from app.clock import now_utc
 from app.crisis.report import crisis_report, territory_crises
 from app.directory import communes as referential
@@ -52,7 +52,7 @@ async def crisis_list_page(
     request: Request, session: SessionDep, user: UserDep, territory_id: uuid.UUID | None = None
 ) -> Response:
     require_role(user, *ROLES)
-    territory = await visible_territory(session, user.caller, territory_id)
+    territory = await figures_territory(session, user.caller, territory_id)
     crises = await territory_crises(session, territory.id)
     return show(
         request,
