@@ -337,3 +337,20 @@ async def test_the_list_of_crises_and_who_may_read_them(
     assert [c["id"] for c in r.json()] == [s.crisis_id]
     assert_problem(await client.get(f"{path}.csv?part=nope", headers=admin), 422)
     assert_problem(await client.get("/v1/crises/not-a-uuid/report", headers=admin), 422)
+
+
+async def test_a_slot_created_after_the_end_widens_the_days(
+    client, session, clock, territory, admin
+):
+    s = await crisis_scenario(client, session, clock, territory, admin)
+    crisis_id = uuid.UUID(s.crisis_id)
+    # created on Friday 13 (after the end) for Thursday 12: counted on both days' rows
+    await _slot(session, territory, s.gps[1], paris(12, 16), paris(13, 9), crisis_id)
+    await session.commit()
+    r = await client.get(f"/v1/crises/{s.crisis_id}/report", headers=territory.coordinator)
+    report = r.json()
+    assert report["last_day"] == "2026-03-13"
+    assert [d["slots_created"] for d in report["days"]] == [4, 3, 0, 1]
+    assert [d["slots_opened"] for d in report["days"]] == [2, 3, 2, 0]
+    assert report["totals"]["slots_created"] == 8
+    assert report["days"][3]["pledge"] == 0  # Friday: nobody pledged

@@ -43,21 +43,15 @@ GROUP BY 1
 
 # Crisis slots by the local day they start, at their end state: a slot closed (unavailable)
 # is no capacity; booked when a standing booking (booked, honored, no-show: as
-# `snp.slots_taken` counts them) holds it, with its outcome; cancelled
-# bookings of the slot (a slot booked, cancelled and rebooked: one of each).
+# `snp.slots_taken` counts them; at most one a slot, uq_booking_active_slot) holds it.
 SLOTS_SQL = """
 SELECT (s.start AT TIME ZONE :tz)::date AS day,
        count(*) FILTER (WHERE s.status <> 'unavailable') AS opened,
-       count(*) FILTER (WHERE b.status IN ('booked', 'honored', 'no_show')) AS booked,
+       count(b.id) AS booked,
        count(*) FILTER (WHERE b.status = 'honored') AS honoured,
-       count(*) FILTER (WHERE b.status = 'no_show') AS no_show,
-       coalesce(sum(x.cancelled), 0) AS cancelled
+       count(*) FILTER (WHERE b.status = 'no_show') AS no_show
 FROM slot s JOIN crisis c ON c.id = s.crisis_id
      LEFT JOIN booking b ON b.slot_id = s.id AND b.status IN ('booked', 'honored', 'no_show')
-     LEFT JOIN LATERAL (
-         SELECT count(*) AS cancelled FROM booking z
-         WHERE z.slot_id = s.id AND z.status = 'cancelled'
-     ) x ON true
 WHERE c.territory_id = :t AND s.start >= :lo AND s.start < :hi
   AND (CAST(:crisis AS uuid) IS NULL OR c.id = :crisis)
 GROUP BY 1

@@ -43,6 +43,16 @@ SELECT (s.created_at AT TIME ZONE :tz)::date AS day, count(*) AS n
 FROM slot s WHERE s.crisis_id = :crisis GROUP BY 1
 """
 
+# Cancelled bookings of the crisis's slots, by the slot's local day (a booking starts when
+# its slot does: the territory's bookings of the report's days, ix_booking_territory_start).
+CANCELLED_SQL = """
+SELECT (s.start AT TIME ZONE :tz)::date AS day, count(*) AS cancelled
+FROM booking b JOIN slot s ON s.id = b.slot_id
+WHERE b.territory_id = :t AND b.start >= :lo AND b.start < :hi AND b.status = 'cancelled'
+  AND s.crisis_id = :crisis
+GROUP BY 1
+"""
+
 # Unmet requests recorded while the crisis ran, in its communes (all of the territory's
 # when it names none), by local day, kind and reason.
 UNMET_SQL = """
@@ -98,7 +108,7 @@ def _day_span(
     crisis: Crisis, zone: ZoneInfo, now: datetime, slot_span: Sequence[datetime | None]
 ) -> tuple[date, date]:
     """First and last local day: from the start (or the declaration, if earlier) to the end
-    (or today), widened to every crisis slot's day."""
+    (or today), widened to the days every crisis slot starts and was created on."""
     first = min(crisis.started_at, crisis.declared_at).astimezone(zone).date()
     last = (crisis.ended_at or now).astimezone(zone).date()
     for at in slot_span:
@@ -158,7 +168,12 @@ async def crisis_report(
     zone = ZoneInfo(territory.timezone)
     slot_span = (
         await session.execute(
-            select(func.min(Slot.start), func.max(Slot.start)).where(Slot.crisis_id == crisis.id)
+            select(
+                func.min(Slot.start),
+                func.max(Slot.start),
+                func.min(Slot.created_at),
+                func.max(Slot.created_at),
+            ).where(Slot.crisis_id == crisis.id)
         )
     ).one()
     first, last = _day_span(crisis, zone, now, tuple(slot_span))
@@ -166,6 +181,8 @@ async def crisis_report(
     hi = datetime.combine(last + timedelta(days=1), time(), zone)
     params = {"t": territory.id, "tz": territory.timezone, "lo": lo, "hi": hi, "crisis": crisis.id}
     slots = await by_day(session, SLOTS_SQL, params)
+    for day, cancelled in (await by_day(session, CANCELLED_SQL, params)).items():
+        slots.setdefault(day, {}).update(cancelled)
     created = {
         row.day: int(row.n)
         for row in await session.execute(text(CREATED_SQL), {"tz": territory.timezone,
