@@ -29,6 +29,8 @@ async def test_the_coordinator_reads_and_prints_the_crisis_report(
     await crisis_scenario(client, session, clock, territory, admin)
     page = await signed_in_page(browser, served, territory.coordinator)
     await page.get_by_role("link", name="Crise : rapports").click()
+    await expect(page.get_by_role("heading", name="Rapports de crise — CPTS Test")).to_be_visible()
+    assert await serious_violations(page) == []
     await page.get_by_role("link", name="Épidémie de grippe").click()
     await expect(
         page.get_by_role("heading", name="Rapport de crise : Épidémie de grippe")

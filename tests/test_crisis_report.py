@@ -31,6 +31,7 @@ from app.scheduling.models import Slot
 from app.unmet_demand.models import UnmetRequest
 from tests.conftest import assert_problem, practitioner_body
 from tests.test_bookings import book
+from tests.test_web_dashboard import sign_in
 
 PARIS = ZoneInfo("Europe/Paris")
 
@@ -354,3 +355,28 @@ async def test_a_slot_created_after_the_end_widens_the_days(
     assert [d["slots_opened"] for d in report["days"]] == [2, 3, 2, 0]
     assert report["totals"]["slots_created"] == 8
     assert report["days"][3]["pledge"] == 0  # Friday: nobody pledged
+
+
+async def test_a_crisis_just_declared_without_plan_calls_or_slots(
+    client, session, clock, territory
+):
+    clock.set(paris(20, 9, 15))
+    crisis = Crisis(territory_id=uuid.UUID(territory.id), kind="cyber_attack",
+                    title="Cyberattaque du centre hospitalier", started_at=paris(19, 22),
+                    expected_end_at=paris(27, 20), declared_at=paris(20, 9))  # fmt: skip
+    session.add(crisis)
+    await session.commit()
+    r = await client.get(f"/v1/crises/{crisis.id}/report", headers=territory.coordinator)
+    assert r.status_code == 200, r.text
+    report = r.json()
+    assert report["crisis"]["running"] is True and report["crisis"]["communes"] == []
+    # from the start's day (the evening before) to today
+    assert [d["day"] for d in report["days"]] == ["2026-03-19", "2026-03-20"]
+    assert set(report["totals"].values()) == {0}
+    assert report["calls"] == []
+    assert [e["event"] for e in report["timeline"]] == ["started", "declared"]
+    await sign_in(client, territory.coordinator)
+    page = await client.get(f"/coordination/crise/{crisis.id}/rapport")
+    assert page.status_code == 200
+    assert "Aucun médecin appelé." in page.text and "Tout le territoire" in page.text
+    assert "En cours" in page.text
