@@ -194,6 +194,7 @@ async def test_the_report_counts_the_scenario_by_hand(client, session, clock, te
     assert days["2026-03-11"]["unmet"] == 1
     assert {k: v for k, v in report["unmet_by_reason"].items() if v} == {
         "no_slot": 1, "too_far": 1}  # fmt: skip
+    assert report["unmet_by_commune"] == {"15014": 2}  # not 15100's
     assert report["totals"] == {
         "slots_opened": 6, "slots_created": 7, "pledge": 16, "booked": 4, "honoured": 1,
         "no_show": 1, "cancelled": 1, "unmet": 2, "empty_searches": 1,
@@ -313,6 +314,7 @@ async def test_a_running_crisis_reports_up_to_today(client, session, clock, terr
     assert report["last_day"] == "2026-03-13"
     # Thursday 19:00's request now falls during the crisis
     assert report["totals"]["unmet"] == 3
+    assert report["unmet_by_commune"] == {"15014": 3}
     assert not any(e["event"] == "ended" for e in report["timeline"])
 
 

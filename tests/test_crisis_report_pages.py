@@ -52,6 +52,8 @@ async def test_the_report_page_shows_the_figures_tables_calls_and_timeline(
     assert ('<td data-label="Réservés">2</td><td data-label="Honorés">0</td><td '
             'data-label="Non honorés">0</td><td data-label="Annulés">1</td>') in text  # fmt: skip
     assert '<th scope="row">Trop loin</th><td>1</td>' in text
+    assert ('<th scope="row" data-label="Commune">Aurillac (15014)</th>'
+            '<td data-label="Demandes">2</td>') in text  # fmt: skip
     assert ('<th scope="row" data-label="Médecin">Dr Jean Bernard</th>') in text
     assert '<td data-label="Délai depuis l\'appel">23 h 00 min</td>' in text
     assert '<td data-label="Délai depuis l\'appel">1 h 30 min</td>' in text

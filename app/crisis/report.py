@@ -56,12 +56,13 @@ GROUP BY 1
 # Unmet requests recorded while the crisis ran, in its communes (all of the territory's
 # when it names none), by local day, kind and reason.
 UNMET_SQL = """
-SELECT (u.recorded_at AT TIME ZONE :tz)::date AS day, u.kind, u.reason, count(*) AS n
+SELECT (u.recorded_at AT TIME ZONE :tz)::date AS day, u.kind, u.reason,
+       coalesce(u.commune_insee, 'inconnue') AS commune, count(*) AS n
 FROM unmet_request u
 WHERE u.territory_id = :t AND u.recorded_at >= :lo AND u.recorded_at < :hi
   AND (cardinality(CAST(:communes AS varchar[])) = 0
        OR u.commune_insee = ANY(CAST(:communes AS varchar[])))
-GROUP BY 1, 2, 3
+GROUP BY 1, 2, 3, 4
 """
 
 
@@ -192,6 +193,7 @@ async def crisis_report(
     unmet_hi = crisis.ended_at or now
     unmet_day: Counter[date] = Counter()
     reasons: Counter[str] = Counter()
+    communes: Counter[str] = Counter()
     empty = 0
     for row in await session.execute(
         text(UNMET_SQL),
@@ -203,6 +205,7 @@ async def crisis_report(
         else:
             unmet_day[row.day] += int(row.n)
             reasons[row.reason] += int(row.n)
+            communes[row.commune] += int(row.n)
     plan = await session.get(CrisisPlan, crisis.plan_id) if crisis.plan_id else None
     pledge = pledge_by_weekday(plan.document if plan else None)
 
@@ -253,6 +256,7 @@ async def crisis_report(
         days=days,
         totals=totals,
         unmet_by_reason={r: reasons[r] for r in REASONS},
+        unmet_by_commune=dict(sorted(communes.items())),
         calls=calls,
         timeline=_timeline(crisis, calls, zone),
     )

@@ -82,6 +82,9 @@ class CrisisReport(BaseModel):
     days: list[ReportDay]
     totals: ReportTotals
     unmet_by_reason: dict[str, int]
+    unmet_by_commune: dict[str, int] = Field(
+        description="Declared unmet requests by INSEE code (`inconnue`: none given)"
+    )
     calls: list[ReportCall]
     timeline: list[TimelineEntry]
     definitions: str = "docs/crisis-report.md"

@@ -73,7 +73,7 @@ async def crisis_report_page(
     now = now_utc()
     report = await crisis_report(session, crisis, territory, now)
     t = report.totals
-    names = await referential.names(session, report.crisis.communes)
+    names = await referential.names(session, {*report.crisis.communes, *report.unmet_by_commune})
     chart = bar_chart(
         "Créneaux de crise ouverts par jour et engagement du plan",
         [f"{d.day.day:02d}/{d.day.month:02d}" for d in report.days],
@@ -115,6 +115,8 @@ async def crisis_report_page(
         figures=figures,
         reasons=[(label, report.unmet_by_reason.get(code, 0))
                  for code, label in REASONS.items() if report.unmet_by_reason.get(code)],
+        unmet_communes=[(names.get(code, code), code, n)
+                        for code, n in report.unmet_by_commune.items()],
         calls=[(c, MAIL.get(c.mail_status, c.mail_status), _delay(c.minutes_after_call),
                 _delay(c.minutes_after_declaration)) for c in report.calls],
         events=EVENTS,
