@@ -23,6 +23,7 @@ from app.api import (
     bookings,
     crises,
     crisis_plans,
+    crisis_reports,
     fhir,
     health,
     indicators,
@@ -68,6 +69,7 @@ from app.web import (
     crisis_link_pages,
     crisis_pages,
     crisis_plan_pages,
+    crisis_report_pages,
     directory_pages,
     gap_pages,
     mt_import_pages,
@@ -298,6 +300,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         outreach_pages,
     ):
         app.include_router(web_module.router)
+    # Crisis response (issue 29): the reports.
+    app.include_router(crisis_reports.router)
+    app.include_router(crisis_report_pages.router)
     install_api_docs(app)
     app.mount(
         "/static",

@@ -104,6 +104,7 @@ async def test_excel_csv_is_french_and_raw_csv_is_the_json(client, territory, se
         *(f"snp.{k}" for k in _leaves(json_period["snp"])),
         *(f"mt.{k}" for k in _leaves(json_period["mt"])),
         *(f"unmet.{k}" for k in _leaves(json_period["unmet"])),
+        *(f"crisis.{k}" for k in _leaves(json_period["crisis"])),
     }
 
 

@@ -53,8 +53,18 @@ LABELS = {
     "unmet.empty_searches": "SAS recherches sans résultat (comptées à part)",
     "unmet.calls_sent": "SAS appels à créneaux envoyés",
     "unmet.slots_from_calls": "SAS créneaux publiés dans les 24 h d'un appel",
+    "crisis.crises_declared": "Crise situations déclarées",
+    "crisis.volunteers_called": "Crise médecins volontaires appelés",
+    "crisis.pledges_honoured": "Crise appels suivis d'une ouverture de créneaux",
+    "crisis.share_honoured": "Crise part des appels suivis d'une ouverture",
+    "crisis.opened_within_2h": "Crise ouvertures dans les 2 h de la déclaration",
+    "crisis.share_opened_within_2h": "Crise part des appels ouverts dans les 2 h",
+    "crisis.opened_within_24h": "Crise ouvertures dans les 24 h de la déclaration",
+    "crisis.share_opened_within_24h": "Crise part des appels ouverts dans les 24 h",
+    "crisis.slots_opened": "Crise créneaux ouverts",
+    "crisis.slots_booked": "Crise créneaux réservés",
 }
-SECTIONS = {"unmet": "SAS"}
+SECTIONS = {"unmet": "SAS", "crisis": "Crise"}
 # Who declined a proposal and why (app.activity.mt_figures.DECLINE_SIDES, DECLINE_REASONS).
 DECLINE_SIDES = {
     "patient": "par le patient",
@@ -142,10 +152,18 @@ def _raw(value: Any) -> str:
     return str(value)
 
 
-def to_csv(rows: list[dict[str, Any]], dialect: Dialect = "excel") -> bytes:
-    """Rows of flattened figures (`flatten`) as CSV bytes in the dialect."""
+def to_csv(
+    rows: list[dict[str, Any]],
+    dialect: Dialect = "excel",
+    labels: dict[str, str] | None = None,
+    columns: list[str] | None = None,
+) -> bytes:
+    """Rows of flattened figures (`flatten`) as CSV bytes in the dialect; `labels` name the
+    French headers of columns the indicators do not have, `columns` fix their order."""
     # Every row's columns, in order of first appearance (communes vary from period to period).
-    columns = list(dict.fromkeys(c for row in rows for c in row)) or ["period_start", "period_end"]
+    columns = columns or (
+        list(dict.fromkeys(c for row in rows for c in row)) or ["period_start", "period_end"]
+    )
     out = io.StringIO()
     if dialect == "raw":
         writer = csv_safety.writer(out, lineterminator="\n")
@@ -153,6 +171,6 @@ def to_csv(rows: list[dict[str, Any]], dialect: Dialect = "excel") -> bytes:
         writer.writerows([_raw(row.get(c)) for c in columns] for row in rows)
         return out.getvalue().encode()
     writer = csv_safety.writer(out, delimiter=";", lineterminator="\r\n")
-    writer.writerow([french_header(c) for c in columns])
+    writer.writerow([(labels or {}).get(c) or french_header(c) for c in columns])
     writer.writerows([_french(row.get(c)) for c in columns] for row in rows)
     return out.getvalue().encode("utf-8-sig")

@@ -19,6 +19,7 @@ from sqlalchemy import ARRAY, Date, Integer, String, TextClause, bindparam, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.types import Uuid
 
+from app.activity.crisis_figures import crisis_figures
 from app.activity.mt_figures import CRITERIA as CRITERIA
 from app.activity.mt_figures import MT_EVENTS_SQL, mt_figures
 from app.activity.periods import Figures as Figures
@@ -151,6 +152,7 @@ async def compute(
     await _snp(session, p, figures, buckets, population)
     await mt_figures(session, p, figures, buckets, ZoneInfo(tz_name), now, population)
     await unmet_figures(session, p, figures, tz_name)
+    await crisis_figures(session, p, figures, tz_name)
     return figures
 
 

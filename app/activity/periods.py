@@ -4,6 +4,7 @@ shared by the JSON, the CSV and the dashboard."""
 
 from __future__ import annotations
 
+import bisect
 import calendar
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -91,6 +92,15 @@ class Figures:
     snp: dict[str, Any] = field(default_factory=dict)
     mt: dict[str, Any] = field(default_factory=dict)
     unmet: dict[str, Any] = field(default_factory=dict)
+    crisis: dict[str, Any] = field(default_factory=dict)
+
+
+def period_of(starts: list[date], last: date, day: date) -> int | None:
+    """The index of the period holding a local day (periods starting on `starts`, the last
+    ending before `last`), None outside them."""
+    if day < starts[0] or day >= last:
+        return None
+    return bisect.bisect_right(starts, day) - 1
 
 
 def ratio(numerator: float, denominator: float) -> float | None:

@@ -8,15 +8,13 @@ they were recorded; calls the `slots.call_sent` events, by the local day they we
 
 from __future__ import annotations
 
-import bisect
 from collections import Counter
-from datetime import date
 from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.activity.periods import Figures, ratio
+from app.activity.periods import Figures, period_of, ratio
 
 REASONS = (
     "no_slot",
@@ -67,12 +65,6 @@ CALLS_SQL = PRODUCED_SQL.replace(
 )
 
 
-def _bucket(starts: list[date], last: date, day: date) -> int | None:
-    if day < starts[0] or day >= last:
-        return None
-    return bisect.bisect_right(starts, day) - 1
-
-
 async def unmet_figures(
     session: AsyncSession, p: dict[str, Any], figures: list[Figures], tz: str
 ) -> None:
@@ -85,7 +77,7 @@ async def unmet_figures(
     hours: list[Counter[str]] = [Counter() for _ in figures]
     communes: list[Counter[str]] = [Counter() for _ in figures]
     for row in await session.execute(text(UNMET_SQL), params):
-        i = _bucket(starts, last, row.day)
+        i = period_of(starts, last, row.day)
         if i is None:
             continue
         if row.type == "unmet.empty_search":
@@ -97,7 +89,7 @@ async def unmet_figures(
         communes[i][row.commune or "inconnue"] += row.n
     calls: list[Counter[str]] = [Counter() for _ in figures]
     for row in await session.execute(text(CALLS_SQL), params):
-        i = _bucket(starts, last, row.day)
+        i = period_of(starts, last, row.day)
         if i is not None:
             calls[i]["sent"] += 1
             calls[i]["produced"] += int(row.produced)

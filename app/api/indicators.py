@@ -26,7 +26,7 @@ from app.pagination import (
     decode_cursor,
     encode_cursor,
 )
-from app.security import ADMIN, COORDINATOR, DASHBOARD
+from app.security import ADMIN, COORDINATOR, DASHBOARD, Caller
 from app.validators import StrictModel, local
 
 router = APIRouter(tags=["indicators"])
@@ -39,6 +39,10 @@ class PeriodOut(BaseModel):
     mt: dict[str, Any]
     unmet: dict[str, Any] = Field(
         description="SAS requests placed and unmet, calls for slots (docs/indicators.md)"
+    )
+    crisis: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Crisis response: crises declared, calls, capacity opened (docs/indicators.md)",
     )
 
 
@@ -64,7 +68,7 @@ def csv_rows(result: IndicatorsOut) -> list[dict[str, Any]]:
     rows = [
         {"period_start": p.period_start, "period_end": p.period_end,
          **export.flatten("snp.", p.snp), **export.flatten("mt.", p.mt),
-         **export.flatten("unmet.", p.unmet)}
+         **export.flatten("unmet.", p.unmet), **export.flatten("crisis.", p.crisis)}
         for p in result.periods
     ]  # fmt: skip
     # A commune with unmet requests in one period has 0 in the others, not an empty cell.
@@ -123,6 +127,22 @@ async def territory_indicators(
     )
 
 
+async def figures_territory(
+    session: AsyncSession, caller: Caller, territory_id: uuid.UUID | None
+) -> Territory:
+    """The territory whose figures a coordinator, dashboard or admin key asks for (its own
+    by default)."""
+    caller.require(ADMIN, COORDINATOR, DASHBOARD)
+    if territory_id is None:
+        if caller.territory_id is None:
+            raise ValidationFailed.field(["query", "territory_id"], "required for this key")
+        territory_id = caller.territory_id
+    territory = await session.get(Territory, territory_id)
+    if territory is None or not caller.sees_territory(territory.id):
+        raise NotFound("Territory not found")
+    return territory
+
+
 @router.get(
     "/v1/indicators",
     response_model=IndicatorsOut,
@@ -149,14 +169,7 @@ async def get_indicators(
     """The access-to-care indicators of a territory per local week, month, quarter or year
     (ACI years from the territory's `aci_signed_on`), all computed from the activity log.
     `Accept: text/csv` gives the same figures as CSV (see `dialect`)."""
-    caller.require(ADMIN, COORDINATOR, DASHBOARD)
-    if territory_id is None:
-        if caller.territory_id is None:
-            raise ValidationFailed.field(["query", "territory_id"], "required for this key")
-        territory_id = caller.territory_id
-    territory = await session.get(Territory, territory_id)
-    if territory is None or not caller.sees_territory(territory.id):
-        raise NotFound("Territory not found")
+    territory = await figures_territory(session, caller, territory_id)
     today = local(now, territory.timezone).date()
     start = from_ or indicators.aci_year_start(today, territory.aci_signed_on)
     end = to or indicators.next_period(

@@ -22,6 +22,7 @@ from app.validators import local
 from app.web.auth import UserDep, require_role, show
 from app.web.charts import Series, bar_chart
 from app.web.crisis_plan_reminder import plan_reminder
+from app.web.dashboard_crisis import crisis_section
 from app.web.dashboard_unmet import unmet_section
 
 router = APIRouter(include_in_schema=False)
@@ -217,6 +218,7 @@ async def dashboard(
         refusals=refusals,
         refusal_sides=["Par le patient", "Par le médecin", "Sans préciser qui"],
         refusal_totals=[sum(m.mt["declined_by"][side] for m in months) for side in DECLINE_SIDES],
+        crisis=crisis_section(months),
         unmet=unmet_section(
             months, {c.insee: c.name or c.insee for c in await communes(session, caller)}
         ),
