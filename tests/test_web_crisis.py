@@ -82,7 +82,8 @@ async def test_errors_in_the_edited_hours_are_summarised(client, territory, sess
     assert r.status_code == 422
     assert 'href="#p0-weekdays"' in r.text and 'id="p0-weekdays"' in r.text
     assert "Cochez au moins un jour" in r.text
-    assert await session.scalar(select(func.count()).select_from(Slot)) == 0
+    opened = select(func.count()).where(Slot.practitioner_id == territory.practitioner_id)
+    assert await session.scalar(opened) == 0
 
 
 async def test_a_link_opened_signed_out_goes_to_sign_in_and_back(client, territory, session,
