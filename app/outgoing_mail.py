@@ -4,8 +4,9 @@ A failure is logged without the address and reported as False, never raised."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from email.message import EmailMessage
-from typing import Any
+from typing import Any, Protocol
 
 import aiosmtplib
 
@@ -35,3 +36,23 @@ async def send(settings: Settings, message: EmailMessage, what: str, **ref: Any)
         return False
     log.info(f"{what} sent", extra=ref)
     return True
+
+
+class Mailed(Protocol):
+    """A row that carries one e-mail's fate (a call for slots, a crisis call)."""
+
+    id: Any
+    mail_status: str
+
+
+async def send_each(
+    settings: Settings, mails: Iterable[tuple[Mailed, EmailMessage]], what: str
+) -> dict[str, int]:
+    """Send each row's message and mark the row sent or failed (the caller claimed the rows,
+    with SKIP LOCKED, and flushes): a job's batch, never sent twice."""
+    sent = failed = 0
+    for row, message in mails:
+        ok = await send(settings, message, what, call=row.id)
+        row.mail_status = "sent" if ok else "failed"
+        sent, failed = sent + ok, failed + (not ok)
+    return {"sent": sent, "failed": failed}

@@ -218,11 +218,10 @@ async def send_pending(
             .with_for_update(of=CrisisCall, skip_locked=True)
         )
     ).all()
-    sent = failed = 0
-    for call, crisis, name, timezone in rows:
-        message = call_message(settings, call, crisis, timezone, name)
-        ok = await outgoing_mail.send(settings, message, "crisis call", call=call.id)
-        call.mail_status = "sent" if ok else "failed"
-        sent, failed = sent + ok, failed + (not ok)
+    mails = (
+        (call, call_message(settings, call, crisis, timezone, name))
+        for call, crisis, name, timezone in rows
+    )
+    counts = await outgoing_mail.send_each(settings, mails, "crisis call")
     await session.flush()
-    return {"sent": sent, "failed": failed}
+    return counts

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.activity.service import record as record_event
 from app.config import Settings
-from app.crisis import calls, capacity, schemas
+from app.crisis import calls, capacity, plans, schemas
 from app.crisis.models import Crisis, CrisisCall, CrisisPlan
 from app.crisis.plan_schemas import PlanDocument
 from app.directory import communes
@@ -45,13 +45,8 @@ def declaring_territory(caller: Caller, territory_id: uuid.UUID | None) -> uuid.
 async def current_plan(
     session: AsyncSession, territory_id: uuid.UUID
 ) -> tuple[CrisisPlan, PlanDocument] | None:
-    """The territory's plan: its highest version."""
-    plan = await session.scalar(
-        select(CrisisPlan)
-        .where(CrisisPlan.territory_id == territory_id)
-        .order_by(CrisisPlan.version.desc())
-        .limit(1)
-    )
+    """The territory's plan in force (app.crisis.plans) with its document read."""
+    plan = await plans.current_of(session, territory_id)
     return (plan, PlanDocument.model_validate(plan.document)) if plan else None
 
 

@@ -226,14 +226,13 @@ async def send_pending(
             .with_for_update(of=SlotCall, skip_locked=True)
         )
     ).all()
-    sent = failed = 0
-    for call, email, name, timezone in rows:
-        message = call_message(settings, call, timezone, email, name)
-        ok = await outgoing_mail.send(settings, message, "call for slots", call=call.id)
-        call.mail_status = "sent" if ok else "failed"
-        sent, failed = sent + ok, failed + (not ok)
+    mails = (
+        (call, call_message(settings, call, timezone, email, name))
+        for call, email, name, timezone in rows
+    )
+    counts = await outgoing_mail.send_each(settings, mails, "call for slots")
     await session.flush()
-    return {"sent": sent, "failed": failed}
+    return counts
 
 
 PRODUCED_BY_CALL_SQL = PRODUCED_SQL.replace(
