@@ -4,7 +4,7 @@ the same everywhere. The retention purge is app.retention's."""
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, Field, StringConstraints
@@ -36,12 +36,8 @@ def _check_ins(value: str) -> str:
     return value
 
 
-# The latest local date anywhere (UTC+14): a birth today in any territory is not "future".
-_EARLIEST_ZONE_AHEAD = timedelta(hours=14)
-
-
 def _check_birth_date(value: date) -> date:
-    if value > (now_utc() + _EARLIEST_ZONE_AHEAD).date():
+    if value > now_utc().date():
         raise ValueError("must not be in the future")
     if value < date(1900, 1, 1):
         raise ValueError("must be after 1900-01-01")
