@@ -28,14 +28,8 @@ from bench.indicators_unmet import seed_unmet, unmet_section
 RNG = random.Random(7)
 
 
-async def seed(dsn: str, gps: int, year: int) -> tuple[uuid.UUID, str]:
-    conn = await asyncpg.connect(dsn)
-    territory = uuid.uuid4()
-    await conn.execute(
-        "INSERT INTO territory (id, name, timezone, department) "
-        "VALUES ($1, 'CPTS bench', 'Europe/Paris', '15')",
-        territory,
-    )
+async def dashboard_key(conn: asyncpg.Connection, territory: uuid.UUID) -> str:
+    """A new dashboard key of the territory."""
     key = f"crn_bench_{uuid.uuid4().hex}"
     await conn.execute(
         "INSERT INTO api_key (id, name, role, prefix, digest, territory_id) "
@@ -44,6 +38,18 @@ async def seed(dsn: str, gps: int, year: int) -> tuple[uuid.UUID, str]:
         digest(key),
         territory,
     )
+    return key
+
+
+async def seed(dsn: str, gps: int, year: int) -> tuple[uuid.UUID, str]:
+    conn = await asyncpg.connect(dsn)
+    territory = uuid.uuid4()
+    await conn.execute(
+        "INSERT INTO territory (id, name, timezone, department) "
+        "VALUES ($1, 'CPTS bench', 'Europe/Paris', '15')",
+        territory,
+    )
+    key = await dashboard_key(conn, territory)
     practitioners = [uuid.uuid4() for _ in range(gps)]
     start = datetime(year, 1, 1, tzinfo=UTC)
     rows = []
@@ -133,15 +139,7 @@ async def reused(dsn: str) -> tuple[uuid.UUID, str] | None:
         territory = await conn.fetchval("SELECT id FROM territory WHERE name = 'CPTS bench'")
         if territory is None:
             return None
-        key = f"crn_bench_{uuid.uuid4().hex}"
-        await conn.execute(
-            "INSERT INTO api_key (id, name, role, prefix, digest, territory_id) "
-            "VALUES ($1, 'bench', 'dashboard', 'crn_bench', $2, $3)",
-            uuid.uuid4(),
-            digest(key),
-            territory,
-        )
-        return territory, key
+        return territory, await dashboard_key(conn, territory)
     finally:
         await conn.close()
 

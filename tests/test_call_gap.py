@@ -8,6 +8,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, date, datetime, time, timedelta
 from itertools import pairwise
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from app.activity.models import ActivityEvent
@@ -69,6 +70,16 @@ def call(gp: Practitioner, sent_at: datetime) -> SlotCall:
     )
 
 
+def daytime_offer(session, gp: Practitioner, special: dict[tuple[int, int], Any]) -> None:
+    """A free SAS slot of `gp` at each daytime hour (08:00-19:00) of 2-4 December 2026;
+    `special` changes the slot of some (day, hour): None leaves it out."""
+    for day in (2, 3, 4):
+        for h in range(8, 20):
+            over = special.get((day, h), {})
+            if over is not None:
+                session.add(slot(gp, paris(2026, 12, day, h, 0), **over))
+
+
 async def gap(session, gp, sent_at, now=None, window=48) -> call_gap.Gap | None:
     """The gap for a call sent at `sent_at` (opened then, or at `now`), GP hours read."""
     the_call = call(gp, sent_at)
@@ -86,10 +97,7 @@ async def test_the_hour_with_the_fewest_free_sas_slots_is_chosen(session):
     # Wednesday 2 December 2026, a call at 07:30: candidates 09:00 .. 19:00 that day, then
     # the next days. Every daytime hour of the window has a free SAS slot but 15:00.
     sent = paris(2026, 12, 2, 7, 30)
-    for day in (2, 3, 4):
-        for h in range(8, 20):
-            if (day, h) != (2, 15):
-                session.add(slot(offer, paris(2026, 12, day, h, 0)))
+    daytime_offer(session, offer, {(2, 15): None})
     # 15:00-16:00 on the 2nd also holds slots that are not free SAS offer.
     session.add(slot(offer, paris(2026, 12, 2, 15, 0), status="booked"))
     session.add(slot(offer, paris(2026, 12, 2, 15, 30), visibility="cpts"))
@@ -114,11 +122,8 @@ async def test_a_running_hold_is_not_free_and_an_expired_one_is(session):
     gp = await create_gp(session, "CPTS des attentes")
     offer = await other_gp(session, gp)
     sent = paris(2026, 12, 2, 7, 30)
-    for day in (2, 3, 4):
-        for h in range(8, 20):
-            held = (day, h) == (2, 10)
-            hold = {"status": "held", "hold_expires_at": sent + timedelta(hours=1)} if held else {}
-            session.add(slot(offer, paris(2026, 12, day, h, 0), **hold))
+    held = {"status": "held", "hold_expires_at": sent + timedelta(hours=1)}
+    daytime_offer(session, offer, {(2, 10): held})
     await session.flush()
     found = await gap(session, gp, sent)
     assert found is not None and local(found.start) == "2026-12-02 10:00"
