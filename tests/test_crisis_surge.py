@@ -390,7 +390,7 @@ async def test_territory_boundaries(client, territory, other_territory, admin, s
     r = await client.post("/v1/crises", json=crisis_body(territory_id=other_territory.id),
                           headers=admin)  # fmt: skip
     assert r.status_code == 201, r.text
-    listed = (await client.get("/v1/crises", headers=territory.regulator)).json()
+    listed = (await client.get("/v1/crises", headers=territory.regulator)).json()["items"]
     assert [c["id"] for c in listed] == [crisis["id"]]
 
 
@@ -513,3 +513,30 @@ async def test_a_one_off_slot_through_the_api_may_be_crisis_capacity(
                                      "end": "2030-03-04T12:30:00+01:00"},
                           headers=territory.practice)  # fmt: skip
     assert assert_problem(r, 422)["errors"][0]["loc"] == ["body", "crisis_id"]
+
+
+async def test_the_list_of_crises_is_paged_latest_first(client, territory, clock):
+    ids = []
+    for day in range(3):
+        clock.set(MONDAY + timedelta(days=day))
+        r = await declare(client, territory, title=f"Crise {day}",
+                          started_at=(MONDAY + timedelta(days=day)).isoformat())  # fmt: skip
+        assert r.status_code == 201, r.text
+        ids.append(r.json()["id"])
+        end = await client.post(f"/v1/crises/{ids[-1]}/end", headers=territory.coordinator)
+        assert end.status_code == 200, end.text
+    first = (await client.get("/v1/crises?limit=2", headers=territory.coordinator)).json()
+    assert [c["id"] for c in first["items"]] == ids[:0:-1]
+    rest = await client.get(f"/v1/crises?limit=2&cursor={first['next_cursor']}",
+                            headers=territory.coordinator)  # fmt: skip
+    assert [c["id"] for c in rest.json()["items"]] == [ids[0]]
+    assert rest.json()["next_cursor"] is None
+
+
+async def test_a_crisis_answers_in_the_territorys_offset(client, territory, clock):
+    clock.set(MONDAY)
+    crisis = (await declare(client, territory)).json()
+    assert crisis["declared_at"] == "2030-03-04T09:00:00+01:00"
+    assert crisis["started_at"] == "2030-03-04T07:00:00+01:00"
+    got = (await client.get(f"/v1/crises/{crisis['id']}", headers=territory.coordinator)).json()
+    assert got["expected_end_at"] == "2030-03-06T13:00:00+01:00"

@@ -67,6 +67,26 @@ class CrisisOut(OutModel):
     calls: list[CrisisCallOut] = Field(default_factory=list)
 
 
+class CrisisListItem(OutModel):
+    """A crisis in the list, with its summary figures (the report has the rest)."""
+
+    id: uuid.UUID
+    territory_id: uuid.UUID
+    plan_id: uuid.UUID | None
+    kind: str
+    title: str
+    communes: list[str]
+    started_at: datetime
+    expected_end_at: datetime
+    declared_at: datetime
+    ended_at: datetime | None
+    running: bool
+    volunteers_called: int = Field(description="Volunteers of the plan called (0 without a plan)")
+    pledges_honoured: int = Field(description="Calls whose GP opened capacity through the link")
+    slots_opened: int = Field(description="Slots the called GPs opened through their links")
+    report: str = Field(description="The crisis' report (`.csv` appended: as CSV)")
+
+
 class CrisisEndOut(CrisisOut):
     slots_closed: int = Field(description="Future free crisis slots closed")
     slots_kept: int = Field(description="Future crisis slots kept: booked or held")
