@@ -159,7 +159,11 @@ async def test_the_coordinator_declares_sees_the_calls_and_ends(client, territor
     )
     assert r.status_code == 303
     ended = await client.get("/coordination/crise")
-    assert "Crise terminée : 0 créneau(x)" in ended.text and "Crises terminées" in ended.text
+    assert "Crise terminée : 0 créneau(x)" in ended.text and "Crises passées" in ended.text
+    crisis_id = (await client.get("/v1/crises", headers=territory.coordinator)).json()["items"][0][
+        "id"
+    ]
+    assert f'href="/coordination/crise/{crisis_id}/rapport">Rapport : Canicule</a>' in ended.text
 
 
 async def test_declaration_errors_name_their_field(client, territory, session, clock):

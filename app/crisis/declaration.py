@@ -51,16 +51,21 @@ async def current_plan(
     return (plan, PlanDocument.model_validate(plan.document)) if plan else None
 
 
+async def territory_communes(session: AsyncSession, territory_id: uuid.UUID) -> list[str]:
+    """The communes of the territory's practices (preferred when a typed value is ambiguous)."""
+    return list(
+        await session.scalars(
+            select(Practice.commune_insee).where(Practice.territory_id == territory_id).distinct()
+        )
+    )
+
+
 async def resolve_communes(
     session: AsyncSession, territory_id: uuid.UUID, values: Collection[str], loc: str = "communes"
 ) -> list[str]:
     """INSEE codes for what was typed (codes, postal codes, names), the territory's own
     communes preferred; an unknown or ambiguous value is a 422 on its item."""
-    prefer = list(
-        await session.scalars(
-            select(Practice.commune_insee).where(Practice.territory_id == territory_id).distinct()
-        )
-    )
+    prefer = await territory_communes(session, territory_id)
     found: list[str] = []
     for i, value in enumerate(values):
         resolution = await communes.resolve(session, value, prefer)
