@@ -540,3 +540,28 @@ async def test_a_crisis_answers_in_the_territorys_offset(client, territory, cloc
     assert crisis["started_at"] == "2030-03-04T07:00:00+01:00"
     got = (await client.get(f"/v1/crises/{crisis['id']}", headers=territory.coordinator)).json()
     assert got["expected_end_at"] == "2030-03-06T13:00:00+01:00"
+
+
+async def test_a_sas_linked_to_no_territory_lists_no_crisis(client, world, admin, territory):
+    assert (await declare(client, territory)).status_code == 201
+    r = await client.post("/v1/regulators", json={"name": "SAS seul", "department": "15"},
+                          headers=admin)  # fmt: skip
+    lonely = await world.key("regulator", regulator_id=uuid.UUID(r.json()["id"]))
+    r = await client.get("/v1/crises", headers=lonely)
+    assert r.status_code == 200, r.text
+    assert r.json() == {"items": [], "next_cursor": None}
+
+
+async def test_a_pledge_the_rules_refuse_is_a_422_naming_its_item(
+    client, territory, session, clock
+):
+    clock.set(MONDAY)
+    await write_plan(session, territory.id, [volunteer(territory.practitioner_id)])
+    assert (await declare(client, territory)).status_code == 201
+    call = await session.scalar(select(CrisisCall))
+    short = {**PLEDGE, "start_time": "14:00", "end_time": "14:10", "slot_minutes": 20}
+    r = await client.post(f"/v1/crisis-calls/{call.id}/open", json={"pledges": [PLEDGE, short]},
+                          headers=territory.practice)  # fmt: skip
+    problem = assert_problem(r, 422)
+    assert problem["errors"][0]["loc"] == ["body", "pledges", 1, "slot_minutes"]
+    assert (await session.get(CrisisCall, call.id)).opened_at is None

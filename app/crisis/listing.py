@@ -14,7 +14,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.crisis.models import Crisis, CrisisCall
 from app.crisis.schemas import CrisisListItem
 from app.directory.territory_service import territory_zones
-from app.errors import NotFound
 from app.pagination import decode_time_id_cursor, encode_cursor
 from app.security import Caller
 from app.validators import local
@@ -76,8 +75,6 @@ async def list_crises(
         caller.check_territory(territory_id, "Territory")
         stmt = stmt.where(Crisis.territory_id == territory_id)
     elif not caller.instance_wide:
-        if not caller.territory_ids:
-            raise NotFound("Territory not found")
         stmt = stmt.where(Crisis.territory_id.in_(list(caller.territory_ids)))
     if cursor:
         stmt = stmt.where(
