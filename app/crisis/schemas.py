@@ -11,6 +11,7 @@ from pydantic import Field, StringConstraints, model_validator
 
 from app.bounds import BoundedDatetime
 from app.crisis.plan_schemas import Pledge
+from app.crisis.report_schemas import CrisisSummary
 from app.validators import Name, OutModel, StrictModel
 
 CrisisKind = Literal["epidemic", "heatwave", "ed_closure", "cyber_attack", "other"]
@@ -67,20 +68,10 @@ class CrisisOut(OutModel):
     calls: list[CrisisCallOut] = Field(default_factory=list)
 
 
-class CrisisListItem(OutModel):
+class CrisisListItem(CrisisSummary):
     """A crisis in the list, with its summary figures (the report has the rest)."""
 
-    id: uuid.UUID
-    territory_id: uuid.UUID
     plan_id: uuid.UUID | None
-    kind: str
-    title: str
-    communes: list[str]
-    started_at: datetime
-    expected_end_at: datetime
-    declared_at: datetime
-    ended_at: datetime | None
-    running: bool
     volunteers_called: int = Field(description="Volunteers of the plan called (0 without a plan)")
     pledges_honoured: int = Field(description="Calls whose GP opened capacity through the link")
     slots_opened: int = Field(description="Slots the called GPs opened through their links")
