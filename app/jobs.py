@@ -141,6 +141,13 @@ async def _crisis_plan_reviews(session: AsyncSession) -> dict[str, int]:
     return {"reviews_due": await record_due_reviews(session, now_utc())}
 
 
+async def _crisis_plan_review_mail(session: AsyncSession) -> dict[str, int]:
+    from app.config import get_settings
+    from app.crisis import review_mail
+
+    return await review_mail.send_pending(session, get_settings())
+
+
 def registered_jobs() -> list[JobSpec]:
     """Every periodic job of the service; each domain contributes its own. Each runs once at
     start-up, then at its interval."""
@@ -158,6 +165,8 @@ def registered_jobs() -> list[JobSpec]:
         # Daily in effect (once per plan version); hourly so a territory's local midnight,
         # whatever its zone, is seen within the hour.
         JobSpec("crisis_plan_reviews", _crisis_plan_reviews, seconds=3600),
+        # The reminders those reviews queued, e-mailed once that job's run has committed.
+        JobSpec("crisis_plan_review_mail", _crisis_plan_review_mail, seconds=300),
     ]
 
 

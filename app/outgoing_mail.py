@@ -39,20 +39,23 @@ async def send(settings: Settings, message: EmailMessage, what: str, **ref: Any)
 
 
 class Mailed(Protocol):
-    """A row that carries one e-mail's fate (a call for slots, a crisis call)."""
+    """A row that carries one e-mail's fate (a call for slots, a crisis call, a crisis plan's
+    review) in its column `status_field` (`mail_status` unless told)."""
 
     id: Any
-    mail_status: str
 
 
 async def send_each(
-    settings: Settings, mails: Iterable[tuple[Mailed, EmailMessage]], what: str
+    settings: Settings,
+    mails: Iterable[tuple[Mailed, EmailMessage]],
+    what: str,
+    status_field: str = "mail_status",
 ) -> dict[str, int]:
     """Send each row's message and mark the row sent or failed (the caller claimed the rows,
     with SKIP LOCKED, and flushes): a job's batch, never sent twice."""
     sent = failed = 0
     for row, message in mails:
         ok = await send(settings, message, what, call=row.id)
-        row.mail_status = "sent" if ok else "failed"
+        setattr(row, status_field, "sent" if ok else "failed")
         sent, failed = sent + ok, failed + (not ok)
     return {"sent": sent, "failed": failed}

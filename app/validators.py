@@ -70,6 +70,9 @@ def _normalise_phone(value: str) -> str:
 
 
 Name = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+Email = Annotated[
+    str, StringConstraints(min_length=3, max_length=254, pattern=r"^[^@\s\x00]+@[^@\s\x00]+$")
+]
 Text300 = Annotated[str, StringConstraints(min_length=1, max_length=300)]
 TimeZoneName = Annotated[str, AfterValidator(_check_timezone)]
 Department = Annotated[

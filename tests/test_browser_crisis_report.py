@@ -1,6 +1,7 @@
-"""The crisis report in Chromium: reached from the coordinator's menu, no accessibility
-violation (axe, WCAG 2.1 AA), its tables keep their labels on a 390 px phone, and printed
-for the ARS it shows the report alone. Screenshots land in test-artifacts/."""
+"""The crisis report in Chromium: reached from the coordinator's menu (« Crise », then its
+past crises), no accessibility violation (axe, WCAG 2.1 AA), its tables keep their labels on
+a 390 px phone, and printed for the ARS it shows the report alone.
+Screenshots land in test-artifacts/."""
 
 from __future__ import annotations
 
@@ -28,10 +29,10 @@ async def test_the_coordinator_reads_and_prints_the_crisis_report(
 ):
     await crisis_scenario(client, session, clock, territory, admin)
     page = await signed_in_page(browser, served, territory.coordinator)
-    await page.get_by_role("link", name="Crise : rapports").click()
-    await expect(page.get_by_role("heading", name="Rapports de crise — CPTS Test")).to_be_visible()
+    await page.get_by_role("link", name="Crise", exact=True).click()
+    await expect(page.get_by_role("heading", name="Crises passées")).to_be_visible()
     assert await serious_violations(page) == []
-    await page.get_by_role("link", name="Épidémie de grippe").click()
+    await page.get_by_role("link", name="Rapport : Épidémie de grippe").click()
     await expect(
         page.get_by_role("heading", name="Rapport de crise : Épidémie de grippe")
     ).to_be_visible()

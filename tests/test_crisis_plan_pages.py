@@ -54,7 +54,7 @@ async def test_no_plan_yet_the_reminder_and_the_print_stylesheet(client, territo
     page = await client.get(PLAN)
     assert "Aucun plan n'est encore enregistré" in unescape(page.text)
     assert '<link rel="stylesheet" href="/static/crisis_plan_print.css" media="print">' in page.text
-    assert 'href="/coordination/crise/plan">Crise : plan</a>' in page.text  # the menu
+    assert 'href="/coordination/crise">Crise</a>' in page.text  # the menu
     css = await client.get("/static/crisis_plan_print.css")
     assert css.status_code == 200
     for rule in (".top, .skip, .no-print", "break-inside: avoid", "break-before: page",

@@ -318,28 +318,45 @@ async def test_a_running_crisis_reports_up_to_today(client, session, clock, terr
     assert not any(e["event"] == "ended" for e in report["timeline"])
 
 
-async def test_the_list_of_crises_and_who_may_read_them(
+async def test_the_list_of_crises_gives_the_summary_figures_and_the_report(
+    client, session, clock, territory, admin
+):
+    s = await crisis_scenario(client, session, clock, territory, admin)
+    r = await client.get("/v1/crises", headers=territory.dashboard)
+    assert r.status_code == 200, r.text
+    page = r.json()
+    assert page["next_cursor"] is None
+    [item] = page["items"]
+    report = (await client.get(item["report"], headers=territory.dashboard)).json()
+    assert item["id"] == s.crisis_id and item["kind"] == "epidemic"
+    assert item["running"] is False and item["started_at"] == "2026-03-10T07:00:00+01:00"
+    assert item["report"] == f"/v1/crises/{s.crisis_id}/report"
+    assert item["volunteers_called"] == report["totals"]["volunteers_called"]
+    assert item["pledges_honoured"] == report["totals"]["pledges_honoured"]
+    assert item["slots_opened"] == sum(c["slots_opened"] for c in report["calls"])
+
+
+async def test_who_may_list_crises_and_read_their_reports(
     client, session, clock, territory, other_territory, admin
 ):
     s = await crisis_scenario(client, session, clock, territory, admin)
-    r = await client.get("/v1/crisis-reports", headers=territory.dashboard)
-    assert r.status_code == 200, r.text
-    [item] = r.json()
-    assert item["id"] == s.crisis_id and item["kind"] == "epidemic"
-    assert item["running"] is False and item["started_at"] == "2026-03-10T07:00:00+01:00"
-    other = await client.get("/v1/crisis-reports", headers=other_territory.coordinator)
-    assert other.json() == []
+    other = await client.get("/v1/crises", headers=other_territory.coordinator)
+    assert other.json()["items"] == []
+    mine = f"/v1/crises?territory_id={territory.id}"
+    assert_problem(await client.get(mine, headers=other_territory.coordinator), 404)
+    for key in (territory.coordinator, territory.dashboard, territory.regulator, admin):
+        r = await client.get(mine, headers=key)
+        assert [c["id"] for c in r.json()["items"]] == [s.crisis_id], key
     path = f"/v1/crises/{s.crisis_id}/report"
     assert_problem(await client.get(path, headers=other_territory.coordinator), 404)
     assert_problem(await client.get(path, headers=territory.regulator), 403)
     assert_problem(await client.get(path, headers=territory.practice), 403)
     assert (await client.get(path, headers=admin)).status_code == 200
     assert_problem(await client.get(f"/v1/crises/{uuid.uuid4()}/report", headers=admin), 404)
-    assert_problem(await client.get("/v1/crisis-reports", headers=admin), 422)
-    r = await client.get(f"/v1/crisis-reports?territory_id={territory.id}", headers=admin)
-    assert [c["id"] for c in r.json()] == [s.crisis_id]
     assert_problem(await client.get(f"{path}.csv?part=nope", headers=admin), 422)
     assert_problem(await client.get("/v1/crises/not-a-uuid/report", headers=admin), 422)
+    assert_problem(await client.get("/v1/crises?cursor=nope", headers=admin), 422)
+    assert (await client.get("/v1/crisis-reports", headers=admin)).status_code == 404
 
 
 async def test_a_slot_created_after_the_end_widens_the_days(

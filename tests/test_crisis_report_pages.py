@@ -15,14 +15,19 @@ def squeeze(html: str) -> str:
     return " ".join(html.split())
 
 
-async def test_the_coordinator_reaches_the_report_from_the_menu(
+async def test_the_coordinator_reaches_the_report_from_the_menus_crisis_page(
     client, session, clock, territory, admin
 ):
     s = await crisis_scenario(client, session, clock, territory, admin)
     await sign_in(client, territory.coordinator)
     home = await client.get("/coordination/carences")
-    assert '<a href="/coordination/rapports-de-crise">Crise : rapports</a>' in home.text
-    r = await client.get("/coordination/rapports-de-crise")
+    assert '<a href="/coordination/crise">Crise</a>' in home.text
+    crisis_page = squeeze((await client.get("/coordination/crise")).text)
+    assert (
+        f'<a href="/coordination/crise/{s.crisis_id}/rapport">Rapport : Épidémie de grippe</a>'
+        in crisis_page
+    )
+    r = await client.get("/coordination/rapports-de-crise")  # the list of them all, still
     assert r.status_code == 200, r.text
     text = squeeze(r.text)
     assert f'<a href="/coordination/crise/{s.crisis_id}/rapport">Épidémie de grippe</a>' in text

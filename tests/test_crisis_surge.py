@@ -390,7 +390,7 @@ async def test_territory_boundaries(client, territory, other_territory, admin, s
     r = await client.post("/v1/crises", json=crisis_body(territory_id=other_territory.id),
                           headers=admin)  # fmt: skip
     assert r.status_code == 201, r.text
-    listed = (await client.get("/v1/crises", headers=territory.regulator)).json()
+    listed = (await client.get("/v1/crises", headers=territory.regulator)).json()["items"]
     assert [c["id"] for c in listed] == [crisis["id"]]
 
 
@@ -513,3 +513,55 @@ async def test_a_one_off_slot_through_the_api_may_be_crisis_capacity(
                                      "end": "2030-03-04T12:30:00+01:00"},
                           headers=territory.practice)  # fmt: skip
     assert assert_problem(r, 422)["errors"][0]["loc"] == ["body", "crisis_id"]
+
+
+async def test_the_list_of_crises_is_paged_latest_first(client, territory, clock):
+    ids = []
+    for day in range(3):
+        clock.set(MONDAY + timedelta(days=day))
+        r = await declare(client, territory, title=f"Crise {day}",
+                          started_at=(MONDAY + timedelta(days=day)).isoformat())  # fmt: skip
+        assert r.status_code == 201, r.text
+        ids.append(r.json()["id"])
+        end = await client.post(f"/v1/crises/{ids[-1]}/end", headers=territory.coordinator)
+        assert end.status_code == 200, end.text
+    first = (await client.get("/v1/crises?limit=2", headers=territory.coordinator)).json()
+    assert [c["id"] for c in first["items"]] == ids[:0:-1]
+    rest = await client.get(f"/v1/crises?limit=2&cursor={first['next_cursor']}",
+                            headers=territory.coordinator)  # fmt: skip
+    assert [c["id"] for c in rest.json()["items"]] == [ids[0]]
+    assert rest.json()["next_cursor"] is None
+
+
+async def test_a_crisis_answers_in_the_territorys_offset(client, territory, clock):
+    clock.set(MONDAY)
+    crisis = (await declare(client, territory)).json()
+    assert crisis["declared_at"] == "2030-03-04T09:00:00+01:00"
+    assert crisis["started_at"] == "2030-03-04T07:00:00+01:00"
+    got = (await client.get(f"/v1/crises/{crisis['id']}", headers=territory.coordinator)).json()
+    assert got["expected_end_at"] == "2030-03-06T13:00:00+01:00"
+
+
+async def test_a_sas_linked_to_no_territory_lists_no_crisis(client, world, admin, territory):
+    assert (await declare(client, territory)).status_code == 201
+    r = await client.post("/v1/regulators", json={"name": "SAS seul", "department": "15"},
+                          headers=admin)  # fmt: skip
+    lonely = await world.key("regulator", regulator_id=uuid.UUID(r.json()["id"]))
+    r = await client.get("/v1/crises", headers=lonely)
+    assert r.status_code == 200, r.text
+    assert r.json() == {"items": [], "next_cursor": None}
+
+
+async def test_a_pledge_the_rules_refuse_is_a_422_naming_its_item(
+    client, territory, session, clock
+):
+    clock.set(MONDAY)
+    await write_plan(session, territory.id, [volunteer(territory.practitioner_id)])
+    assert (await declare(client, territory)).status_code == 201
+    call = await session.scalar(select(CrisisCall))
+    short = {**PLEDGE, "start_time": "14:00", "end_time": "14:10", "slot_minutes": 20}
+    r = await client.post(f"/v1/crisis-calls/{call.id}/open", json={"pledges": [PLEDGE, short]},
+                          headers=territory.practice)  # fmt: skip
+    problem = assert_problem(r, 422)
+    assert problem["errors"][0]["loc"] == ["body", "pledges", 1, "slot_minutes"]
+    assert (await session.get(CrisisCall, call.id)).opened_at is None

@@ -123,7 +123,9 @@ async def test_another_practice_and_an_ended_crisis_are_refused(
     await sign_in(client, other_territory.practice, "/cabinet")
     r = await client.get(link_path(link))
     assert r.status_code == 403 and "autre cabinet" in r.text
-    crisis_id = (await client.get("/v1/crises", headers=territory.coordinator)).json()[0]["id"]
+    crisis_id = (await client.get("/v1/crises", headers=territory.coordinator)).json()["items"][0][
+        "id"
+    ]
     await client.post(f"/v1/crises/{crisis_id}/end", headers=territory.coordinator)
     await sign_in(client, territory.practice, "/cabinet")
     r = await client.get(link_path(link))
@@ -149,13 +151,19 @@ async def test_the_coordinator_declares_sees_the_calls_and_ends(client, territor
     assert "pas encore" in shown.text
     r = await client.post("/coordination/crise/fin", data={"csrf": csrf(shown.text)})
     assert r.status_code == 200 and "Terminer la crise ?" in r.text  # asks first
-    assert (await client.get("/v1/crises", headers=territory.coordinator)).json()[0]["running"]
+    assert (await client.get("/v1/crises", headers=territory.coordinator)).json()["items"][0][
+        "running"
+    ]
     r = await client.post(
         "/coordination/crise/fin", data={"csrf": csrf(shown.text), "confirme": "oui"}
     )
     assert r.status_code == 303
     ended = await client.get("/coordination/crise")
-    assert "Crise terminée : 0 créneau(x)" in ended.text and "Crises terminées" in ended.text
+    assert "Crise terminée : 0 créneau(x)" in ended.text and "Crises passées" in ended.text
+    crisis_id = (await client.get("/v1/crises", headers=territory.coordinator)).json()["items"][0][
+        "id"
+    ]
+    assert f'href="/coordination/crise/{crisis_id}/rapport">Rapport : Canicule</a>' in ended.text
 
 
 async def test_declaration_errors_name_their_field(client, territory, session, clock):

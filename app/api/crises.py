@@ -8,9 +8,10 @@ from starlette.responses import JSONResponse
 
 from app.api.deps import CallerDep, SessionDep
 from app.clock import now_utc
-from app.crisis import capacity, declaration, schemas
+from app.crisis import capacity, declaration, listing, schemas
 from app.crisis.models import CrisisCall
 from app.errors import NotFound
+from app.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, Page
 from app.security import PRACTICE
 
 router = APIRouter(tags=["crisis"])
@@ -27,10 +28,19 @@ async def declare(
     return await declaration.declare(session, caller, body, now_utc(), request.app.state.settings)
 
 
-@router.get("/v1/crises", response_model=list[schemas.CrisisOut])
-async def list_crises(session: SessionDep, caller: CallerDep) -> list[schemas.CrisisOut]:
-    """The crises of the caller's territories, the latest first."""
-    return await declaration.list_crises(session, caller)
+@router.get("/v1/crises", response_model=Page[schemas.CrisisListItem])
+async def list_crises(
+    session: SessionDep,
+    caller: CallerDep,
+    territory_id: uuid.UUID | None = None,
+    cursor: CursorQuery = None,
+    limit: LimitQuery = DEFAULT_LIMIT,
+) -> Page[schemas.CrisisListItem]:
+    """The crises of the caller's territories (`territory_id`: one of them; an admin's, any),
+    the latest declared first, each with its summary figures and its report's address
+    (`/v1/crises/{id}/report`, `.csv`). Times in the territory's offset."""
+    items, next_cursor = await listing.list_crises(session, caller, territory_id, cursor, limit)
+    return Page(items=items, next_cursor=next_cursor)
 
 
 @router.get("/v1/crises/{crisis_id}", response_model=schemas.CrisisOut)

@@ -1,5 +1,5 @@
-"""The crises of a territory and the report of each (JSON and CSV) for the coordinator, the
-dashboard and the ARS (docs/crisis-report.md). Declaring and ending crises: app.api.crises."""
+"""The report of a crisis (JSON and CSV) for the coordinator, the dashboard and the ARS
+(docs/crisis-report.md). Declaring, ending and listing crises: app.api.crises."""
 
 from __future__ import annotations
 
@@ -10,10 +10,9 @@ from fastapi import APIRouter, Query, Response
 
 from app.activity import export
 from app.api.deps import CallerDep, SessionDep
-from app.api.indicators import figures_territory
 from app.clock import now_utc
 from app.crisis.models import Crisis
-from app.crisis.report import crisis_report, summary, territory_crises
+from app.crisis.report import crisis_report
 from app.crisis.report_schemas import CrisisReport, CrisisSummary
 from app.directory.models import Territory
 from app.errors import NotFound
@@ -82,17 +81,6 @@ def _local(out: CrisisSummary, tz: str) -> CrisisSummary:
             if getattr(out, name) is not None
         }
     )
-
-
-@router.get("/v1/crisis-reports", response_model=list[CrisisSummary])
-async def list_crises(
-    session: SessionDep, caller: CallerDep, territory_id: uuid.UUID | None = None
-) -> list[CrisisSummary]:
-    """The territory's crises, the latest declared first, each with its report's links
-    (`/v1/crises/{id}/report`, `.csv`). Coordinator, dashboard, admin."""
-    territory = await figures_territory(session, caller, territory_id)
-    crises = await territory_crises(session, territory.id)
-    return [_local(summary(c), territory.timezone) for c in crises]
 
 
 @router.get("/v1/crises/{crisis_id}/report", response_model=CrisisReport)

@@ -100,8 +100,14 @@ async def open_capacity(
         )
         for p in pledges
     ]
-    for rule in rules:
-        validate_spec(rule_spec(rule))
+    for i, rule in enumerate(rules):
+        try:
+            validate_spec(rule_spec(rule))
+        except ValidationFailed as exc:  # named on its pledge: ["body", "pledges", i, field]
+            error = (exc.errors or [{"loc": ["body"], "msg": exc.detail}])[0]
+            raise ValidationFailed.field(
+                ["body", "pledges", i, *error["loc"][1:]], error["msg"]
+            ) from exc
     session.add_all(rules)
     await session.flush()
     wanted, created = await materialize_rules_now(session, [r.id for r in rules], now=now)

@@ -24,6 +24,7 @@ from app.directory.models import Practice, Territory
 from app.errors import Conflict, NotFound, ValidationFailed
 from app.outbox.messages import enqueue_webhooks
 from app.security import ADMIN, COORDINATOR, DASHBOARD, PRACTICE, Caller
+from app.validators import local
 
 NO_PLAN = "No crisis plan for this territory: nobody was called."
 
@@ -50,16 +51,21 @@ async def current_plan(
     return (plan, PlanDocument.model_validate(plan.document)) if plan else None
 
 
+async def territory_communes(session: AsyncSession, territory_id: uuid.UUID) -> list[str]:
+    """The communes of the territory's practices (preferred when a typed value is ambiguous)."""
+    return list(
+        await session.scalars(
+            select(Practice.commune_insee).where(Practice.territory_id == territory_id).distinct()
+        )
+    )
+
+
 async def resolve_communes(
     session: AsyncSession, territory_id: uuid.UUID, values: Collection[str], loc: str = "communes"
 ) -> list[str]:
     """INSEE codes for what was typed (codes, postal codes, names), the territory's own
     communes preferred; an unknown or ambiguous value is a 422 on its item."""
-    prefer = list(
-        await session.scalars(
-            select(Practice.commune_insee).where(Practice.territory_id == territory_id).distinct()
-        )
-    )
+    prefer = await territory_communes(session, territory_id)
     found: list[str] = []
     for i, value in enumerate(values):
         resolution = await communes.resolve(session, value, prefer)
@@ -116,9 +122,16 @@ async def crisis_out(
     crisis: Crisis,
     note: str | None = None,
     caller: Caller | None = None,
-    with_calls: bool = True,
 ) -> schemas.CrisisOut:
-    """The crisis, the number of volunteers called and, with `caller`, the calls it sees."""
+    """The crisis, the number of volunteers called and, with `caller`, the calls it sees;
+    its times in the territory's offset."""
+    territory = await session.get(Territory, crisis.territory_id)
+    assert territory is not None  # a crisis's territory cascades its deletion
+    tz = territory.timezone
+
+    def at(value: datetime | None) -> datetime | None:
+        return local(value, tz) if value is not None else None
+
     found = list(
         await session.scalars(
             select(CrisisCall)
@@ -126,22 +139,27 @@ async def crisis_out(
             .order_by(CrisisCall.sent_at, CrisisCall.id)
         )
     )
-    shown = [c for c in found if with_calls and (caller is None or shown_calls(caller, c))]
+    shown = [c for c in found if caller is None or shown_calls(caller, c)]
     return schemas.CrisisOut(
         id=crisis.id,
         territory_id=crisis.territory_id,
         plan_id=crisis.plan_id,
         kind=crisis.kind,
         title=crisis.title,
-        started_at=crisis.started_at,
-        expected_end_at=crisis.expected_end_at,
+        started_at=local(crisis.started_at, tz),
+        expected_end_at=local(crisis.expected_end_at, tz),
         communes=list(crisis.communes),
-        declared_at=crisis.declared_at,
-        ended_at=crisis.ended_at,
+        declared_at=local(crisis.declared_at, tz),
+        ended_at=at(crisis.ended_at),
         running=crisis.ended_at is None,
         volunteers_called=len(found),
         note=note,
-        calls=[schemas.CrisisCallOut.model_validate(c) for c in shown],
+        calls=[
+            schemas.CrisisCallOut.model_validate(c).model_copy(
+                update={"sent_at": local(c.sent_at, tz), "opened_at": at(c.opened_at)}
+            )
+            for c in shown
+        ],
     )
 
 
@@ -256,11 +274,3 @@ async def end(
         )
     out = await crisis_out(session, crisis, caller=caller)
     return schemas.CrisisEndOut(**out.model_dump(), slots_closed=closed, slots_kept=kept)
-
-
-async def list_crises(session: AsyncSession, caller: Caller) -> list[schemas.CrisisOut]:
-    """The crises of the caller's territories, the latest first (without their calls)."""
-    stmt = select(Crisis).order_by(Crisis.declared_at.desc()).limit(200)
-    if not caller.instance_wide:
-        stmt = stmt.where(Crisis.territory_id.in_(list(caller.territory_ids)))
-    return [await crisis_out(session, c, with_calls=False) for c in await session.scalars(stmt)]

@@ -41,6 +41,7 @@ class CrisisPlan(IdMixin, Base):
     __table_args__ = (
         UniqueConstraint("territory_id", "version", name="uq_crisis_plan_territory_version"),
         CheckConstraint("version >= 1", name="version"),
+        CheckConstraint(f"review_mail_status IN {MAIL_STATUSES}", name="review_mail_status"),
     )
 
     territory_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("territory.id", ondelete="CASCADE"))
@@ -50,6 +51,10 @@ class CrisisPlan(IdMixin, Base):
     reviewed_on: Mapped[date] = mapped_column(Date)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     created_by_key_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    # The e-mail telling the territory's coordinators that this version's review is due:
+    # NULL until it falls due, then `pending` (sent after commit by the job), `sent`,
+    # `failed` or `none` (the territory has no coordinator address). Once per version.
+    review_mail_status: Mapped[str | None] = mapped_column(String(10))
 
 
 class Crisis(IdMixin, Base):

@@ -9,13 +9,10 @@ from typing import Annotated, Literal
 from pydantic import Field, StringConstraints, model_validator
 
 from app.bounds import BoundedDate
-from app.validators import InseeCode, Name, Phone, StrictModel, Text300
+from app.validators import Email, InseeCode, Name, Phone, StrictModel, Text300
 
 Modality = Literal["cabinet", "visite", "teleconsultation"]
 Weekday = Annotated[int, Field(ge=1, le=7)]  # ISO: 1 = Monday … 7 = Sunday
-Email = Annotated[
-    str, StringConstraints(min_length=3, max_length=254, pattern=r"^[^@\s\x00]+@[^@\s\x00]+$")
-]
 LongText = Annotated[str, StringConstraints(min_length=1, max_length=2000, pattern=r"^[^\x00]*$")]
 
 

@@ -254,7 +254,9 @@ REVIEW_DUE = "crisis_plan.review_due"
 async def record_due_reviews(session: AsyncSession, now: datetime) -> int:
     """Each territory's current plan whose review has fallen due (on its local date) gets the
     event `crisis_plan.review_due` once per version (subject = the plan; data: version and
-    due date). Safe to run twice; the number of events recorded."""
+    due date), and its e-mail to the territory's coordinators queued once per version
+    (`review_mail_status` pending, sent after commit by app.crisis.review_mail; `none`
+    without an address). Safe to run twice; the number of events recorded."""
     latest = (
         select(CrisisPlan.territory_id, func.max(CrisisPlan.version).label("version"))
         .group_by(CrisisPlan.territory_id)
@@ -262,7 +264,7 @@ async def record_due_reviews(session: AsyncSession, now: datetime) -> int:
     )
     current = (
         await session.execute(
-            select(CrisisPlan, Territory.timezone)
+            select(CrisisPlan, Territory.timezone, Territory.coordinator_emails)
             .join(
                 latest,
                 (latest.c.territory_id == CrisisPlan.territory_id)
@@ -272,8 +274,8 @@ async def record_due_reviews(session: AsyncSession, now: datetime) -> int:
         )
     ).all()
     due = [
-        (plan, status)
-        for plan, tz in current
+        (plan, status, emails)
+        for plan, tz, emails in current
         if (status := review(plan.reviewed_on, local_today(now, tz))).due
     ]
     if not due:
@@ -283,13 +285,15 @@ async def record_due_reviews(session: AsyncSession, now: datetime) -> int:
             await session.scalars(
                 select(ActivityEvent.subject_id).where(
                     ActivityEvent.type == REVIEW_DUE,
-                    ActivityEvent.subject_id.in_([plan.id for plan, _ in due]),
+                    ActivityEvent.subject_id.in_([plan.id for plan, _, _ in due]),
                 )
             )
         ).all()
     )
     count = 0
-    for plan, status in due:
+    for plan, status, emails in due:
+        if plan.review_mail_status is None:
+            plan.review_mail_status = "pending" if emails else "none"
         if plan.id in recorded:
             continue
         await record_event(
@@ -301,4 +305,5 @@ async def record_due_reviews(session: AsyncSession, now: datetime) -> int:
             due_on=status.due_on.isoformat(),
         )
         count += 1
+    await session.flush()
     return count

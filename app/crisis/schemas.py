@@ -11,6 +11,7 @@ from pydantic import Field, StringConstraints, model_validator
 
 from app.bounds import BoundedDatetime
 from app.crisis.plan_schemas import Pledge
+from app.crisis.report_schemas import CrisisSummary
 from app.validators import Name, OutModel, StrictModel
 
 CrisisKind = Literal["epidemic", "heatwave", "ed_closure", "cyber_attack", "other"]
@@ -65,6 +66,16 @@ class CrisisOut(OutModel):
     volunteers_called: int = Field(description="0 when the territory has no plan")
     note: str | None = None
     calls: list[CrisisCallOut] = Field(default_factory=list)
+
+
+class CrisisListItem(CrisisSummary):
+    """A crisis in the list, with its summary figures (the report has the rest)."""
+
+    plan_id: uuid.UUID | None
+    volunteers_called: int = Field(description="Volunteers of the plan called (0 without a plan)")
+    pledges_honoured: int = Field(description="Calls whose GP opened capacity through the link")
+    slots_opened: int = Field(description="Slots the called GPs opened through their links")
+    report: str = Field(description="The crisis' report (`.csv` appended: as CSV)")
 
 
 class CrisisEndOut(CrisisOut):

@@ -69,6 +69,10 @@ class Territory(IdMixin, CreatedAtMixin, Base):
     phone: Mapped[str | None] = mapped_column(String(32))
     # How far ahead a surnuméraire may be booked (the SNP mission: within 48 hours).
     snp_window_hours: Mapped[int] = mapped_column(Integer, default=48, server_default="48")
+    # Where the service writes to the territory's coordinators (the crisis plan's review).
+    coordinator_emails: Mapped[list[str]] = mapped_column(
+        ARRAY(String(254)), default=list, server_default=text("'{}'::varchar[]")
+    )
 
 
 class Regulator(IdMixin, CreatedAtMixin, Base):

@@ -11,6 +11,7 @@ from pydantic import AfterValidator, Field, StringConstraints, field_validator, 
 
 from app.validators import (
     Department,
+    Email,
     Finess,
     InseeCode,
     Latitude,
@@ -56,6 +57,12 @@ class TerritoryIn(StrictModel):
     snp_window_hours: int = Field(
         default=48, ge=1, le=720, description="How far ahead a surnuméraire may be booked"
     )
+    coordinator_emails: list[Email] = Field(
+        default_factory=list,
+        max_length=20,
+        description="The coordinators' addresses: the service's reminders (the crisis plan's "
+        "yearly review) go there",
+    )
 
 
 class TerritoryPatch(StrictModel):
@@ -70,10 +77,11 @@ class TerritoryPatch(StrictModel):
     finess: Finess | None = None
     phone: Phone | None = None
     snp_window_hours: int | None = Field(default=None, ge=1, le=720)
+    coordinator_emails: list[Email] | None = Field(default=None, max_length=20)
 
     @model_validator(mode="after")
     def _required_not_null(self) -> TerritoryPatch:
-        _no_nulls(self, "name", "timezone", "department", "snp_window_hours")
+        _no_nulls(self, "name", "timezone", "department", "snp_window_hours", "coordinator_emails")
         return self
 
 
@@ -87,6 +95,7 @@ class TerritoryOut(OutModel):
     finess: str | None
     phone: str | None
     snp_window_hours: int
+    coordinator_emails: list[str] = Field(default_factory=list)
     created_at: datetime
     # Whether the national SAS platform can be sent this territory (app/directory/readiness.py)
     sas_ready: bool = False

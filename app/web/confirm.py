@@ -18,7 +18,9 @@ def confirmed(form: Form) -> bool:
 def ask_confirmation(
     request: Request, user: WebUser, *, title: str, message: str, button: str, back: str
 ) -> Response:
-    """The confirmation page of the action posted to this very address; `back` cancels."""
+    """The confirmation page of the action posted to this very address (its query kept);
+    `back` cancels."""
+    query = request.url.query
     return show(
         request,
         user,
@@ -26,7 +28,7 @@ def ask_confirmation(
         title=title,
         message=message,
         button=button,
-        action=request.url.path,
+        action=f"{request.url.path}?{query}" if query else request.url.path,
         back=back,
         confirm_field=CONFIRM_FIELD,
     )

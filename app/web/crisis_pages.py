@@ -1,10 +1,14 @@
-"""The coordinator's crisis page (/coordination/crise): the declaration form (kind, title,
-start, expected end, communes by name) while no crisis runs; the running crisis with its
-calls (who was called, the e-mail's status, who opened what and when) and its end, asked
-for on a confirmation page first. Every action is the API's service."""
+"""The crisis page (/coordination/crise, the menu's one « Crise »): the declaration form
+(kind, title, start, expected end, communes by name) while no crisis runs; the running crisis
+with its calls (who was called, the e-mail's status, who opened what and when), its report
+and its end, asked for on a confirmation page first; the plan in force (its last review, the
+day the next falls due, links to read, print and write it); the past crises and their
+reports. The coordinator's for its territory; an admin (the ARS) chooses the territory first
+(`?territoire=`, carried by every form). Every action is the API's service."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -16,20 +20,22 @@ from starlette.responses import Response
 
 from app.api.deps import SessionDep
 from app.clock import now_utc
-from app.crisis import declaration
+from app.crisis import declaration, listing, plans
 from app.crisis.calls import KIND_LABELS
 from app.crisis.models import Crisis, CrisisCall
 from app.crisis.schemas import CrisisIn
+from app.directory import territory_service
 from app.directory.models import Practitioner, Territory
-from app.errors import Conflict, ValidationFailed
-from app.security import COORDINATOR
+from app.errors import Conflict, NotFound, ValidationFailed
+from app.security import ADMIN, COORDINATOR
 from app.web.auth import Form, FormDep, UserDep, WebUser, done, require_role, show
-from app.web.commune_field import caller_communes, read_communes
+from app.web.commune_field import read_communes
 from app.web.confirm import ask_confirmation, confirmed
 from app.web.crisis_banner import crisis_view
 from app.web.forms import local_datetime, parse, service_errors
 
 router = APIRouter(prefix="/coordination/crise", include_in_schema=False)
+DECLARERS = (COORDINATOR, ADMIN)
 MAIL_STATUSES = {
     "pending": "en cours d'envoi",
     "sent": "envoyé",
@@ -38,10 +44,37 @@ MAIL_STATUSES = {
 }
 
 
-async def _zone(session: AsyncSession, user: WebUser) -> ZoneInfo:
-    territory = await session.get(Territory, declaration.declaring_territory(user.caller, None))
-    assert territory is not None
-    return ZoneInfo(territory.timezone)
+async def _territory(
+    session: AsyncSession, user: WebUser, territoire: str | None
+) -> Territory | None:
+    """The coordinator's own territory; the one an admin (the ARS) chose with `?territoire=`
+    (None until it has chosen)."""
+    require_role(user, *DECLARERS)
+    if user.role != ADMIN:
+        wanted: uuid.UUID | None = declaration.declaring_territory(user.caller, None)
+    else:
+        try:
+            wanted = uuid.UUID(territoire) if territoire else None
+        except ValueError:
+            wanted = None
+        if wanted is None and territoire:
+            raise NotFound("Territory not found", page_message="Territoire introuvable.")
+    territory = await session.get(Territory, wanted) if wanted else None
+    if wanted is not None and territory is None:
+        raise NotFound("Territory not found", page_message="Territoire introuvable.")
+    return territory
+
+
+def _query(user: WebUser, territory: Territory) -> str:
+    """What the page's addresses carry: an admin's choice of territory."""
+    return f"?territoire={territory.id}" if user.role == ADMIN else ""
+
+
+def _here(user: WebUser, territory: Territory) -> str:
+    return f"/coordination/crise{_query(user, territory)}"
+
+
+PAST = 20  # the past crises the page lists (all of them: the list of reports)
 
 
 async def _calls(session: AsyncSession, crisis: Crisis, tz: ZoneInfo) -> list[dict[str, Any]]:
@@ -64,26 +97,37 @@ async def _calls(session: AsyncSession, crisis: Crisis, tz: ZoneInfo) -> list[di
     ]
 
 
+async def _plan(session: AsyncSession, territory: Territory) -> dict[str, Any] | None:
+    """The plan in force: its version, last review, the day its review falls due."""
+    plan = await plans.current_of(session, territory.id)
+    if plan is None:
+        return None
+    status = plans.review(plan.reviewed_on, plans.local_today(now_utc(), territory.timezone))
+    return {"id": plan.id, "version": plan.version, "reviewed_on": status.reviewed_on,
+            "due_on": status.due_on, "due": status.due}  # fmt: skip
+
+
+async def _choose_page(request: Request, session: AsyncSession, user: WebUser) -> Response:
+    territories, _ = await territory_service.list_territories(
+        session, user.caller, cursor=None, limit=500
+    )
+    options = sorted(((str(t.id), t.name) for t in territories), key=lambda o: o[1])
+    return show(request, user, "crisis_choose.html", territories=options)
+
+
 async def _page(
     request: Request,
     session: AsyncSession,
     user: WebUser,
+    territory: Territory,
     values: dict[str, str] | None = None,
     errors: dict[str, str] | None = None,
     status: int = 200,
 ) -> Response:
-    tz = await _zone(session, user)
-    territory_id = declaration.declaring_territory(user.caller, None)
-    running = await declaration.running_crisis(session, territory_id)
-    past = list(
-        await session.scalars(
-            select(Crisis)
-            .where(Crisis.territory_id == territory_id, Crisis.ended_at.is_not(None))
-            .order_by(Crisis.declared_at.desc())
-            .limit(20)
-        )
-    )
-    plan = await declaration.current_plan(session, territory_id)
+    tz = ZoneInfo(territory.timezone)
+    running = await declaration.running_crisis(session, territory.id)
+    crises, more = await listing.list_crises(session, user.caller, territory.id, None, PAST)
+    plan = await declaration.current_plan(session, territory.id)
     now = now_utc().astimezone(tz)
     if values is None:
         values = {
@@ -97,9 +141,18 @@ async def _page(
         user,
         "crisis.html",
         status,
+        territory=territory,
+        query=_query(user, territory),
+        reports="/coordination/rapports-de-crise"
+        + (f"?territory_id={territory.id}" if user.role == ADMIN else ""),
+        can_edit_plan=user.role == COORDINATOR,
+        more=more is not None,
         running=await crisis_view(session, running, tz) if running else None,
         calls=await _calls(session, running, tz) if running else [],
-        past=[await crisis_view(session, c, tz) for c in past],
+        past=[c for c in crises if not c.running],
+        labels=KIND_LABELS,
+        tz=territory.timezone,
+        plan=await _plan(session, territory),
         volunteers=len(plan[1].volunteers) if plan else None,
         values=values,
         errors=errors,
@@ -109,36 +162,49 @@ async def _page(
 
 
 @router.get("")
-async def crisis_page(request: Request, session: SessionDep, user: UserDep) -> Response:
-    require_role(user, COORDINATOR)
-    return await _page(request, session, user)
+async def crisis_page(
+    request: Request, session: SessionDep, user: UserDep, territoire: str | None = None
+) -> Response:
+    """The running crisis (or the declaration form), the plan, the past crises and their
+    reports; an admin (the ARS) first chooses the territory."""
+    territory = await _territory(session, user, territoire)
+    if territory is None:
+        return await _choose_page(request, session, user)
+    return await _page(request, session, user, territory)
 
 
-def _body(form: Form, tz: ZoneInfo) -> dict[str, Any]:
+def _body(form: Form, territory: Territory) -> dict[str, Any]:
     data: dict[str, Any] = {"kind": form.get("kind"), "title": form.get("title")}
     for name in ("started_at", "expected_end_at"):
         if form.get(name):
-            data[name] = local_datetime(form.get(name), tz)
+            data[name] = local_datetime(form.get(name), ZoneInfo(territory.timezone))
     data["communes"] = [c.strip() for c in form.get("communes").split(",") if c.strip()]
     return data
 
 
 @router.post("")
 async def declare_crisis(
-    request: Request, session: SessionDep, user: UserDep, form: FormDep
+    request: Request,
+    session: SessionDep,
+    user: UserDep,
+    form: FormDep,
+    territoire: str | None = None,
 ) -> Response:
-    require_role(user, COORDINATOR)
-    tz = await _zone(session, user)
+    territory = await _territory(session, user, territoire)
+    if territory is None:
+        return await _choose_page(request, session, user)
     typed = await read_communes(
         session,
         form,
         lists=["communes"],
-        prefer=await caller_communes(session, user.caller),
+        prefer=await declaration.territory_communes(session, territory.id),
         with_list=False,
     )
-    body, errors = parse(CrisisIn, _body(typed.form, tz))
+    body, errors = parse(CrisisIn, _body(typed.form, territory))
     errors = {**errors, **typed.errors}
     if body is not None and not errors:
+        if user.role == ADMIN:
+            body = body.model_copy(update={"territory_id": territory.id})
         try:
             out = await declaration.declare(
                 session, user.caller, body, now_utc(), request.app.state.settings
@@ -148,7 +214,7 @@ async def declare_crisis(
             errors = (
                 service_errors(exc)
                 if isinstance(exc, ValidationFailed)
-                else {"_form": "Une crise est déjà en cours sur votre territoire."}
+                else {"_form": "Une crise est déjà en cours sur ce territoire."}
             )
         else:
             called = (
@@ -156,29 +222,36 @@ async def declare_crisis(
                 if out.plan_id
                 else "aucun volontaire appelé : le territoire n'a pas de plan de crise"
             )
-            return done(request, "/coordination/crise", f"Crise déclarée : {called}.")
+            return done(request, _here(user, territory), f"Crise déclarée : {called}.")
     errors = {("communes" if k.startswith("communes") else k): v for k, v in errors.items()}
-    return await _page(request, session, user, form.values(), errors, 422)
+    return await _page(request, session, user, territory, form.values(), errors, 422)
 
 
 NONE_RUNNING = "Aucune crise n'est en cours."
 
 
-async def _running(session: AsyncSession, user: WebUser) -> Crisis | None:
-    """The crisis running in the coordinator's territory (the page's actions act on it)."""
-    require_role(user, COORDINATOR)
-    territory_id = declaration.declaring_territory(user.caller, None)
-    return await declaration.running_crisis(session, territory_id)
+async def _running(
+    session: AsyncSession, user: WebUser, territoire: str | None
+) -> tuple[Crisis | None, str]:
+    """The crisis running in the territory (the page's actions act on it), and the page."""
+    territory = await _territory(session, user, territoire)
+    if territory is None:
+        return None, "/coordination/crise"
+    return await declaration.running_crisis(session, territory.id), _here(user, territory)
 
 
 @router.post("/appels")
 async def call_again(
-    request: Request, session: SessionDep, user: UserDep, form: FormDep
+    request: Request,
+    session: SessionDep,
+    user: UserDep,
+    form: FormDep,
+    territoire: str | None = None,
 ) -> Response:
     """Call the volunteers the plan gained since the declaration (nobody twice)."""
-    running = await _running(session, user)
+    running, here = await _running(session, user, territoire)
     if running is None:
-        return done(request, "/coordination/crise", NONE_RUNNING)
+        return done(request, here, NONE_RUNNING)
     before = (await declaration.crisis_out(session, running)).volunteers_called
     out = await declaration.call_again(
         session, user.caller, running.id, now_utc(), request.app.state.settings
@@ -186,7 +259,7 @@ async def call_again(
     added = out.volunteers_called - before
     return done(
         request,
-        "/coordination/crise",
+        here,
         f"{added} nouveau(x) volontaire(s) appelé(s)"
         if added
         else "Aucun nouveau volontaire dans le plan : personne n'a été appelé deux fois.",
@@ -195,12 +268,16 @@ async def call_again(
 
 @router.post("/fin")
 async def end_crisis(
-    request: Request, session: SessionDep, user: UserDep, form: FormDep
+    request: Request,
+    session: SessionDep,
+    user: UserDep,
+    form: FormDep,
+    territoire: str | None = None,
 ) -> Response:
     """Asks first (a confirmation page), then ends the running crisis."""
-    running = await _running(session, user)
+    running, here = await _running(session, user, territoire)
     if running is None:
-        return done(request, "/coordination/crise", NONE_RUNNING)
+        return done(request, here, NONE_RUNNING)
     if not confirmed(form):
         return ask_confirmation(
             request,
@@ -211,12 +288,12 @@ async def end_crisis(
             "partis ne partiront pas et les plafonds de surnuméraires relevés reviendront à "
             "leur valeur d'avant.",
             button="Terminer la crise",
-            back="/coordination/crise",
+            back=here,
         )
     out = await declaration.end(session, user.caller, running.id, now_utc())
     return done(
         request,
-        "/coordination/crise",
+        here,
         f"Crise terminée : {out.slots_closed} créneau(x) de crise libre(s) fermé(s), "
         f"{out.slots_kept} réservé(s) ou en cours de réservation conservé(s).",
     )
