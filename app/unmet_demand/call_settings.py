@@ -106,7 +106,7 @@ async def list_opt_ins(
         .where(Practitioner.territory_id == territory_id)
         .order_by(Practitioner.family_name, Practitioner.given_name, Practitioner.id)
     )
-    return [(gp, practice, email) for gp, practice, email in rows.tuples()]
+    return [(gp, practice, email) for gp, practice, email in rows.all()]
 
 
 # Groups of communes -----------------------------------------------------------------------
@@ -151,7 +151,7 @@ async def put_area_floor(
                     SlotCallAreaFloor.communes.overlap(codes),
                 )
             )
-        ).tuples()
+        ).all()
         for code in codes_of
     }
     for i, code in enumerate(codes):

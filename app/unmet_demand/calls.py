@@ -98,11 +98,11 @@ async def floors(session: AsyncSession, territory_id: uuid.UUID | None = None) -
             await session.execute(
                 areas.order_by(SlotCallAreaFloor.territory_id, SlotCallAreaFloor.name)
             )
-        ).tuples()
+        ).all()
     ]
     found += [
         Floor(f.territory_id, tz, f.floor, f.window_hours)
-        for f, tz in (await session.execute(whole)).tuples()
+        for f, tz in (await session.execute(whole)).all()
     ]
     return found
 
@@ -296,7 +296,7 @@ async def list_calls(
                 )
                 .order_by(SlotCall.sent_at, SlotCall.id)
             )
-        ).tuples()
+        ).all()
     )
     rows = await session.execute(
         text(PRODUCED_BY_CALL_SQL).bindparams(bindparam("ids", type_=ARRAY(Uuid))),
