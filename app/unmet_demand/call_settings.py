@@ -133,6 +133,20 @@ async def _area_out(
     ]
 
 
+async def overlapping(
+    session: AsyncSession, caller: Caller, name: str, codes: list[str]
+) -> dict[str, str]:
+    """Of these communes, those already in another group of the territory: code → its name."""
+    found = await session.execute(
+        select(SlotCallAreaFloor.name, SlotCallAreaFloor.communes).where(
+            SlotCallAreaFloor.territory_id == coordinator_territory(caller),
+            SlotCallAreaFloor.name != name,
+            SlotCallAreaFloor.communes.overlap(codes),
+        )
+    )
+    return {code: other for other, theirs in found.all() for code in theirs if code in codes}
+
+
 async def put_area_floor(
     session: AsyncSession, caller: Caller, name: str, data: schemas.AreaFloorIn
 ) -> schemas.AreaFloorOut:
@@ -141,19 +155,7 @@ async def put_area_floor(
     territory_id = coordinator_territory(caller)
     codes = await communes.resolve_in_territory(session, territory_id, data.communes)
     await session.execute(_LOCK_AREAS, {"k": f"slot-call-areas:{territory_id}"})
-    taken = {
-        code: other
-        for other, codes_of in (
-            await session.execute(
-                select(SlotCallAreaFloor.name, SlotCallAreaFloor.communes).where(
-                    SlotCallAreaFloor.territory_id == territory_id,
-                    SlotCallAreaFloor.name != name,
-                    SlotCallAreaFloor.communes.overlap(codes),
-                )
-            )
-        ).all()
-        for code in codes_of
-    }
+    taken = await overlapping(session, caller, name, codes)
     for i, code in enumerate(codes):
         if code in taken:
             raise ValidationFailed.field(
