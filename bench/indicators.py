@@ -1,7 +1,10 @@
 """Indicators for a year of activity of a 2,000-practitioner territory (about a million
-events): time of GET /v1/indicators through the API, and the query plans.
+events): time of GET /v1/indicators through the API, the unmet section on its own against a
+raw-SQL baseline (bench/indicators_unmet.py), and the query plans.
 
-    .venv/bin/python -m bench.indicators [--gps 2000] [--requests 10]
+    .venv/bin/python -m bench.indicators [--gps 2000] [--requests 10] [--reuse]
+
+`--reuse` keeps the database of the previous run (same seed) and only measures.
 """
 
 from __future__ import annotations
@@ -20,8 +23,22 @@ import httpx
 
 from app.security import digest
 from bench.common import Server, bench_database_url, fresh_database
+from bench.indicators_unmet import seed_unmet, unmet_section
 
 RNG = random.Random(7)
+
+
+async def dashboard_key(conn: asyncpg.Connection, territory: uuid.UUID) -> str:
+    """A new dashboard key of the territory."""
+    key = f"crn_bench_{uuid.uuid4().hex}"
+    await conn.execute(
+        "INSERT INTO api_key (id, name, role, prefix, digest, territory_id) "
+        "VALUES ($1, 'bench', 'dashboard', 'crn_bench', $2, $3)",
+        uuid.uuid4(),
+        digest(key),
+        territory,
+    )
+    return key
 
 
 async def seed(dsn: str, gps: int, year: int) -> tuple[uuid.UUID, str]:
@@ -32,14 +49,7 @@ async def seed(dsn: str, gps: int, year: int) -> tuple[uuid.UUID, str]:
         "VALUES ($1, 'CPTS bench', 'Europe/Paris', '15')",
         territory,
     )
-    key = f"crn_bench_{uuid.uuid4().hex}"
-    await conn.execute(
-        "INSERT INTO api_key (id, name, role, prefix, digest, territory_id) "
-        "VALUES ($1, 'bench', 'dashboard', 'crn_bench', $2, $3)",
-        uuid.uuid4(),
-        digest(key),
-        territory,
-    )
+    key = await dashboard_key(conn, territory)
     practitioners = [uuid.uuid4() for _ in range(gps)]
     start = datetime(year, 1, 1, tzinfo=UTC)
     rows = []
@@ -97,6 +107,7 @@ async def seed(dsn: str, gps: int, year: int) -> tuple[uuid.UUID, str]:
             for booking in chosen:
                 rows.append((day + timedelta(days=2), type_, territory, None, booking,
                              json.dumps({"was": "booked"})))  # fmt: skip
+        seed_unmet(rows, RNG, territory, practitioners, day)
         for _ in range(40):
             request = uuid.uuid4()
             waiting.append(request)
@@ -118,14 +129,32 @@ async def seed(dsn: str, gps: int, year: int) -> tuple[uuid.UUID, str]:
     return territory, key
 
 
-async def main(gps: int, requests: int) -> None:
+async def reused(dsn: str) -> tuple[uuid.UUID, str] | None:
+    """The territory of a previous run, with a new key; None when there is none."""
+    try:
+        conn = await asyncpg.connect(dsn)
+    except asyncpg.InvalidCatalogNameError:
+        return None
+    try:
+        territory = await conn.fetchval("SELECT id FROM territory WHERE name = 'CPTS bench'")
+        if territory is None:
+            return None
+        return territory, await dashboard_key(conn, territory)
+    finally:
+        await conn.close()
+
+
+async def main(gps: int, requests: int, reuse: bool = False) -> None:
     url = bench_database_url("creneau_bench_indicators")
     dsn = url.replace("+asyncpg", "")
-    await fresh_database(url)
     year = date.today().year - 1
-    t0 = time.perf_counter()
-    territory, key = await seed(dsn, gps, year)
-    print(f"seeded in {time.perf_counter() - t0:.1f} s")
+    found = await reused(dsn) if reuse else None
+    if found is None:
+        await fresh_database(url)
+        t0 = time.perf_counter()
+        found = await seed(dsn, gps, year)
+        print(f"seeded in {time.perf_counter() - t0:.1f} s")
+    territory, key = found
     server = Server(url)
     try:
         server.wait_ready()
@@ -151,6 +180,7 @@ async def main(gps: int, requests: int) -> None:
                     f"{statistics.median(times):7.0f} ms, max {max(times):7.0f} ms "
                     "(target < 1,000 ms)"
                 )
+        await unmet_section(url, territory, year, requests)
         await explain(url, territory, year)
     finally:
         server.stop()
@@ -179,5 +209,6 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--gps", type=int, default=2000)
     parser.add_argument("--requests", type=int, default=5)
+    parser.add_argument("--reuse", action="store_true", help="measure the previous run's data")
     args = parser.parse_args()
-    asyncio.run(main(args.gps, args.requests))
+    asyncio.run(main(args.gps, args.requests, args.reuse))

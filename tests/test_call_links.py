@@ -7,21 +7,24 @@ from __future__ import annotations
 
 import re
 import uuid
+from datetime import datetime, time
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from app.config import Settings
+from app.directory.models import Practitioner
 from app.outbox.models import OutboxMessage
 from app.unmet_demand import call_links, calls
 from app.unmet_demand.models import SlotCall
 from tests.test_agenda_page import smtp  # noqa: F401 - fixture
+from tests.test_call_gap import PARIS, other_gp, slot
 from tests.test_slot_calls import floor, opt_in, run
 from tests.test_web_dashboard import sign_in
 
 
-async def called(client, t, session) -> SlotCall:
-    await floor(client, t, 1)
+async def called(client, t, session, under=1) -> SlotCall:
+    await floor(client, t, under)
     assert (await opt_in(client, t, t.practitioner_id)).status_code == 204
     assert await run(client, t) == 1
     call = await session.scalar(select(SlotCall))
@@ -34,10 +37,10 @@ def link_path(link: str) -> str:
     return f"{parts.path}?{parts.query}"
 
 
-async def webhook_link(client, t, session) -> str:
+async def webhook_link(client, t, session, under=1) -> str:
     await client.post("/v1/webhooks", json={"url": "https://cabinet.example/hooks"},
                       headers=t.practice)  # fmt: skip
-    await called(client, t, session)
+    await called(client, t, session, under)
     hook = await session.scalar(
         select(OutboxMessage).where(OutboxMessage.event_type == "offer.low")
     )
@@ -138,3 +141,51 @@ async def test_the_slot_form_ignores_a_malformed_prefill(client, territory):
     )
     assert r.status_code == 200
     assert "<script>" not in r.text and "2030-13-01" not in r.text
+
+
+async def prefilled(client, t, session) -> tuple[str, str]:
+    """Open the call's link as the signed-in practice: the form's `debut` and its page."""
+    link = await webhook_link(client, t, session, under=10)
+    await sign_in(client, t.practice, "/cabinet")
+    r = await client.get(link_path(link))
+    assert r.status_code == 303, r.text
+    form = await client.get(r.headers["location"])
+    assert form.status_code == 200
+    query = parse_qs(urlsplit(r.headers["location"]).query)
+    return f"{query['debut'][0]}/{query['fin'][0]}", form.text
+
+
+async def test_the_link_prefills_the_hour_without_free_sas_slots_and_says_so(
+    client, territory, session, clock
+):
+    clock.set(datetime(2026, 12, 2, 7, 30, tzinfo=PARIS))  # Wednesday, 07:30 in Paris
+    gp = await session.get(Practitioner, uuid.UUID(territory.practitioner_id))
+    offer = await other_gp(session, gp)
+    for h in (9, 10):  # the territory's offer at 09:00 and 10:00: 11:00 is the first gap
+        session.add(slot(offer, datetime(2026, 12, 2, h, 15, tzinfo=PARIS)))
+    await session.commit()
+    period, page = await prefilled(client, territory, session)
+    assert period == "2026-12-02T11:00/2026-12-02T11:30"
+    assert "aucun créneau SAS libre de 11:00 à 12:00 le mercredi 2 décembre" in page
+
+
+async def test_the_link_says_how_many_free_sas_slots_the_thinnest_hour_has(
+    client, territory, session, clock
+):
+    clock.set(datetime(2026, 12, 2, 7, 30, tzinfo=PARIS))
+    await session.execute(
+        update(Practitioner)
+        .where(Practitioner.id == uuid.UUID(territory.practitioner_id))
+        .values(accepts_overbooking=True, overbooking_daily_cap=1,
+                overbooking_start_time=time(9), overbooking_end_time=time(10))
+    )  # fmt: skip
+    gp = await session.get(Practitioner, uuid.UUID(territory.practitioner_id))
+    offer = await other_gp(session, gp)
+    # The GP's hour, 09:00, on the two days of the window: 2 free SAS slots, then 1.
+    for start in ((2, 9, 0), (2, 9, 30), (3, 9, 0)):
+        day, h, m = start
+        session.add(slot(offer, datetime(2026, 12, day, h, m, tzinfo=PARIS)))
+    await session.commit()
+    period, page = await prefilled(client, territory, session)
+    assert period.startswith("2026-12-03T09:00/")
+    assert "1 créneau SAS libre de 09:00 à 10:00 le jeudi 3 décembre" in page

@@ -1,11 +1,13 @@
 """Where the signed link of a call for slots lands (/cabinet/appel-creneaux?jeton=…): a link
 this app signed and not expired, opened by the called GP's practice (signed in first, then
-brought back here), leads to the one-off slot form of that GP, prefilled. A tampered or
-expired link gets a French page saying so; a link of another practice's GP is refused."""
+brought back here), leads to the one-off slot form of that GP, prefilled at the hour of the
+call's window where the SAS offer is thinnest (app.unmet_demand.call_gap), saying why. A
+tampered or expired link gets a French page saying so; a link of another practice's GP is
+refused."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
@@ -17,13 +19,13 @@ from app.clock import now_utc
 from app.directory.models import Practitioner, Territory
 from app.errors import Forbidden, NotFound
 from app.security import PRACTICE
-from app.unmet_demand import call_links
+from app.unmet_demand import call_gap, call_links
 from app.unmet_demand.models import SlotCall
 from app.web.auth import done, read_session, require_role, web_user
-from app.web.render import page
+from app.web.french import count_of
+from app.web.render import hour, page, when
 
 router = APIRouter(prefix="/cabinet", include_in_schema=False)
-SLOT_MINUTES = 30
 
 
 def refused_page(status: int, title: str, message: str, request: Request) -> Response:
@@ -39,10 +41,23 @@ def refused_page(status: int, title: str, message: str, request: Request) -> Res
     )
 
 
-def suggested_start(now: datetime, tz: ZoneInfo) -> datetime:
-    """The slot the form proposes: the first whole hour at least an hour from now, local."""
-    local = (now + timedelta(hours=1)).astimezone(tz)
-    return local.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+def gap_reason(prefill: call_gap.Prefill, tz: ZoneInfo) -> str:
+    """Why the form proposes this hour, in French: the free SAS slots of the territory in it
+    (« aucun créneau SAS libre de 14:00 à 15:00 »), or the previous wording."""
+    gap = prefill.gap
+    if gap is None:
+        return "Le formulaire est prérempli ; ajustez l'heure puis ajoutez-le."
+    free = (
+        "aucun créneau SAS libre"
+        if gap.free_slots == 0
+        else count_of(gap.free_slots, "créneau SAS libre")
+    )
+    return (
+        f"Sur votre territoire, {free} de {hour(gap.start, tz)} à {hour(gap.end, tz)} "
+        f"le {when(gap.start, tz, 'EEEE d MMMM')} : c'est l'heure de vos horaires où l'offre "
+        "manque le plus. Le formulaire est prérempli à cette heure ; ajustez-la si besoin puis "
+        "ajoutez le créneau."
+    )
 
 
 @router.get(call_links.PATH.removeprefix("/cabinet"))
@@ -85,16 +100,14 @@ async def open_call_link(request: Request, session: SessionDep, jeton: str = "")
         )
     territory = await session.get(Territory, gp.territory_id)
     assert territory is not None
-    start = suggested_start(now, ZoneInfo(territory.timezone))
-    query = urlencode(
-        {
-            "debut": f"{start:%Y-%m-%dT%H:%M}",
-            "fin": f"{start + timedelta(minutes=SLOT_MINUTES):%Y-%m-%dT%H:%M}",
-        }
-    )
+    tz = ZoneInfo(territory.timezone)
+    proposed = await call_gap.prefill(session, call, gp, tz, now)
+    start = proposed.start.astimezone(tz)
+    end = (proposed.start + timedelta(minutes=proposed.minutes)).astimezone(tz)
+    query = urlencode({"debut": f"{start:%Y-%m-%dT%H:%M}", "fin": f"{end:%Y-%m-%dT%H:%M}"})
     return done(
         request,
         f"/cabinet/medecins/{gp.id}/creneau?{query}",
         f"Appel à créneaux de votre CPTS : il restait {call.free_slots} créneau(x) SAS libre(s) "
-        f"(seuil {call.floor}). Le formulaire est prérempli ; ajustez l'heure puis ajoutez-le.",
+        f"(seuil {call.floor}). {gap_reason(proposed, tz)}",
     )
