@@ -63,6 +63,7 @@ from app.web import (
     auth,
     booking_pages,
     call_link_pages,
+    call_opt_in_pages,
     coordinator_directory_pages,
     coordinator_pages,
     cpts_pages,
@@ -82,6 +83,7 @@ from app.web import (
     practice_slot_pages,
     pro_sante_connect,
     regulator_pages,
+    slot_call_pages,
     unmet_pages,
 )
 from app.web.error_pages import WEB_ERRORS
@@ -295,6 +297,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         crisis_link_pages,
         crisis_pages,
         crisis_plan_pages,
+        slot_call_pages,
+        call_opt_in_pages,
         directory_pages,
         agenda_pages,
         outreach_pages,

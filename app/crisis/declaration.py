@@ -20,7 +20,7 @@ from app.crisis import calls, capacity, plans, schemas
 from app.crisis.models import Crisis, CrisisCall, CrisisPlan
 from app.crisis.plan_schemas import PlanDocument
 from app.directory import communes
-from app.directory.models import Practice, Territory
+from app.directory.models import Territory
 from app.errors import Conflict, NotFound, ValidationFailed
 from app.outbox.messages import enqueue_webhooks
 from app.security import ADMIN, COORDINATOR, DASHBOARD, PRACTICE, Caller
@@ -51,35 +51,11 @@ async def current_plan(
     return (plan, PlanDocument.model_validate(plan.document)) if plan else None
 
 
-async def territory_communes(session: AsyncSession, territory_id: uuid.UUID) -> list[str]:
-    """The communes of the territory's practices (preferred when a typed value is ambiguous)."""
-    return list(
-        await session.scalars(
-            select(Practice.commune_insee).where(Practice.territory_id == territory_id).distinct()
-        )
-    )
-
-
 async def resolve_communes(
     session: AsyncSession, territory_id: uuid.UUID, values: Collection[str], loc: str = "communes"
 ) -> list[str]:
-    """INSEE codes for what was typed (codes, postal codes, names), the territory's own
-    communes preferred; an unknown or ambiguous value is a 422 on its item."""
-    prefer = await territory_communes(session, territory_id)
-    found: list[str] = []
-    for i, value in enumerate(values):
-        resolution = await communes.resolve(session, value, prefer)
-        one = resolution.one
-        if one is None and resolution.communes and resolution.communes[0].insee == value.upper():
-            one = resolution.communes[0]  # an INSEE code that is also another's postal code
-        if one is None:
-            if resolution.communes:
-                names = "; ".join(c.label for c in resolution.communes[:5])
-                raise ValidationFailed.field(["body", loc, i], f"several communes match: {names}")
-            raise ValidationFailed.field(["body", loc, i], "unknown commune")
-        if one.insee not in found:
-            found.append(one.insee)
-    return found
+    """INSEE codes for what was typed (app.directory.communes.resolve_in_territory)."""
+    return await communes.resolve_in_territory(session, territory_id, values, loc)
 
 
 async def running_crisis(session: AsyncSession, territory_id: uuid.UUID) -> Crisis | None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+import uuid
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 
@@ -15,6 +16,7 @@ from sqlalchemy import Select, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.directory.models import CommuneRecord, Practice
+from app.errors import ValidationFailed
 
 # At most this many candidates are offered for an ambiguous value.
 MAX_CANDIDATES = 20
@@ -121,6 +123,35 @@ async def resolve(session: AsyncSession, value: str, prefer: Collection[str] = (
     # Only letters, digits and spaces in a key: nothing for LIKE to take as a wildcard.
     starting = select(CommuneRecord).where(CommuneRecord.name_key.startswith(key))
     return Resolution(value, await _ranked(session, starting, prefer))
+
+
+async def territory_communes(session: AsyncSession, territory_id: uuid.UUID) -> list[str]:
+    """The INSEE codes of the territory's practices: preferred when a typed name is ambiguous."""
+    stmt = select(Practice.commune_insee).where(Practice.territory_id == territory_id).distinct()
+    return list(await session.scalars(stmt))
+
+
+async def resolve_in_territory(
+    session: AsyncSession, territory_id: uuid.UUID, values: Iterable[str], loc: str = "communes"
+) -> list[str]:
+    """INSEE codes for what an API body typed (codes, postal codes, names), the territory's own
+    communes preferred, each once in the order typed; an unknown or ambiguous value is a 422
+    on its item (`["body", loc, i]`)."""
+    prefer = await territory_communes(session, territory_id)
+    found: list[str] = []
+    for i, value in enumerate(values):
+        resolution = await resolve(session, value, prefer)
+        one = resolution.one
+        if one is None and resolution.communes and resolution.communes[0].insee == value.upper():
+            one = resolution.communes[0]  # an INSEE code that is also another's postal code
+        if one is None:
+            if resolution.communes:
+                names = "; ".join(c.label for c in resolution.communes[:5])
+                raise ValidationFailed.field(["body", loc, i], f"several communes match: {names}")
+            raise ValidationFailed.field(["body", loc, i], "unknown commune")
+        if one.insee not in found:
+            found.append(one.insee)
+    return found
 
 
 async def get(session: AsyncSession, insee: str) -> Commune | None:

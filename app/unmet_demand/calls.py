@@ -12,7 +12,18 @@ from datetime import datetime, timedelta
 from email.message import EmailMessage
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ARRAY, Date, DateTime, Integer, bindparam, func, literal, select, text
+from sqlalchemy import (
+    ARRAY,
+    Date,
+    DateTime,
+    Integer,
+    String,
+    bindparam,
+    func,
+    literal,
+    select,
+    text,
+)
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.types import Uuid
@@ -21,13 +32,12 @@ from app import outgoing_mail
 from app.activity.service import record as record_event
 from app.activity.unmet_figures import PRODUCED_SQL
 from app.config import Settings, get_settings
-from app.directory.models import Practitioner, Territory
-from app.directory.practitioner_service import get_practitioner
-from app.errors import NotFound, ValidationFailed
+from app.directory.models import Practice, Practitioner, Territory
+from app.errors import ValidationFailed
 from app.outbox.messages import enqueue_webhooks
-from app.security import COORDINATOR, PRACTICE, Caller
+from app.security import COORDINATOR, Caller
 from app.unmet_demand import call_links, schemas
-from app.unmet_demand.models import SlotCall, SlotCallFloor, SlotCallOptIn
+from app.unmet_demand.models import SlotCall, SlotCallAreaFloor, SlotCallFloor, SlotCallOptIn
 
 # Free SAS slots in the window: free, or held with an expired hold (the search's predicate).
 FREE_SQL = """
@@ -35,6 +45,11 @@ SELECT count(*) FROM slot
 WHERE territory_id = :t AND visibility IN ('sas', 'public') AND start >= :now AND start < :until
   AND (status = 'free' OR (status = 'held' AND hold_expires_at <= :now))
 """
+# The same in a group of communes: the slots of the GPs whose practice is in one of them.
+AREA_FREE_SQL = f"""{FREE_SQL}  AND practitioner_id IN (
+    SELECT p.id FROM practitioner p JOIN practice pr ON pr.id = p.practice_id
+    WHERE pr.commune_insee = ANY(:communes))
+"""  # noqa: S608 (constants only)
 
 
 def coordinator_territory(caller: Caller) -> uuid.UUID:
@@ -44,53 +59,65 @@ def coordinator_territory(caller: Caller) -> uuid.UUID:
     return caller.territory_id
 
 
-async def set_floor(
-    session: AsyncSession, caller: Caller, data: schemas.FloorIn
-) -> schemas.FloorOut:
-    territory_id = coordinator_territory(caller)
-    await session.execute(
-        insert(SlotCallFloor)
-        .values(territory_id=territory_id, floor=data.floor, window_hours=data.window_hours)
-        .on_conflict_do_update(
-            index_elements=["territory_id"],
-            set_={"floor": data.floor, "window_hours": data.window_hours, "updated_at": func.now()},
-        )
-    )
-    return schemas.FloorOut(
-        territory_id=territory_id, floor=data.floor, window_hours=data.window_hours
-    )
-
-
-async def set_opt_in(
-    session: AsyncSession,
-    caller: Caller,
-    practitioner_id: uuid.UUID,
-    data: schemas.OptInIn | None,
-) -> None:
-    """A GP accepts (data) or no longer accepts (None) calls for slots: the coordinator of
-    its territory or its practice says so."""
-    caller.require(COORDINATOR, PRACTICE)
-    gp = await get_practitioner(session, caller, practitioner_id)
-    if caller.role == PRACTICE and gp.practice_id != caller.practice_id:
-        raise NotFound("Practitioner not found")
-    if data is None:
-        row = await session.get(SlotCallOptIn, practitioner_id)
-        if row is not None:
-            await session.delete(row)
-            await session.flush()
-        return
-    await session.execute(
-        insert(SlotCallOptIn)
-        .values(practitioner_id=practitioner_id, email=data.email)
-        .on_conflict_do_update(index_elements=["practitioner_id"], set_={"email": data.email})
-    )
-
-
 @dataclass(frozen=True)
 class Call:
     id: uuid.UUID
     territory_id: uuid.UUID
     practitioner_id: uuid.UUID
+
+
+@dataclass(frozen=True)
+class Floor:
+    """A floor to check: a group of communes' (`area`, its name and communes) or, with
+    `area_id` None, the territory's."""
+
+    territory_id: uuid.UUID
+    timezone: str
+    floor: int
+    window_hours: int
+    area_id: uuid.UUID | None = None
+    area: str | None = None
+    communes: tuple[str, ...] = ()
+
+
+async def floors(session: AsyncSession, territory_id: uuid.UUID | None = None) -> list[Floor]:
+    """Every floor (or one territory's): the groups of communes first, then the territories,
+    so that a GP under both is called for the group (at most once a day in all)."""
+    areas = select(SlotCallAreaFloor, Territory.timezone).join(
+        Territory, Territory.id == SlotCallAreaFloor.territory_id
+    )
+    whole = select(SlotCallFloor, Territory.timezone).join(
+        Territory, Territory.id == SlotCallFloor.territory_id
+    )
+    if territory_id is not None:
+        areas = areas.where(SlotCallAreaFloor.territory_id == territory_id)
+        whole = whole.where(SlotCallFloor.territory_id == territory_id)
+    found = [
+        Floor(a.territory_id, tz, a.floor, a.window_hours, a.id, a.name, tuple(a.communes))
+        for a, tz in (
+            await session.execute(
+                areas.order_by(SlotCallAreaFloor.territory_id, SlotCallAreaFloor.name)
+            )
+        ).all()
+    ]
+    found += [
+        Floor(f.territory_id, tz, f.floor, f.window_hours)
+        for f, tz in (await session.execute(whole)).all()
+    ]
+    return found
+
+
+async def free_slots(session: AsyncSession, floor: Floor, now: datetime) -> int:
+    """The free SAS slots a floor counts: the territory's, or those of its communes' GPs."""
+    params = {
+        "t": floor.territory_id,
+        "now": now,
+        "until": now + timedelta(hours=floor.window_hours),
+    }
+    if floor.area_id is None:
+        return int(await session.scalar(text(FREE_SQL), params) or 0)
+    statement = text(AREA_FREE_SQL).bindparams(bindparam("communes", type_=ARRAY(String(5))))
+    return int(await session.scalar(statement, {**params, "communes": list(floor.communes)}) or 0)
 
 
 async def run(
@@ -99,33 +126,24 @@ async def run(
     territory_id: uuid.UUID | None = None,
     settings: Settings | None = None,
 ) -> list[Call]:
-    """Check every territory with a floor (or one); call each opted-in GP of a territory under
-    its floor who has not been called this local day. Safe to run twice. The webhook carries
+    """Check every floor (or one territory's): under a group's floor, call each opted-in GP
+    practising in its communes; under the territory's, each opted-in GP of the territory; in
+    both, only a GP not called yet this local day. Safe to run twice. The webhook carries
     the call's signed link to the prefilled slot form (app.unmet_demand.call_links)."""
     settings = settings or get_settings()
-    stmt = select(SlotCallFloor, Territory.timezone).join(
-        Territory, Territory.id == SlotCallFloor.territory_id
-    )
-    if territory_id is not None:
-        stmt = stmt.where(SlotCallFloor.territory_id == territory_id)
     calls: list[Call] = []
-    for floor, tz in (await session.execute(stmt)).all():
-        until = now + timedelta(hours=floor.window_hours)
-        free = int(
-            await session.scalar(
-                text(FREE_SQL), {"t": floor.territory_id, "now": now, "until": until}
-            )
-            or 0
-        )
+    for floor in await floors(session, territory_id):
+        free = await free_slots(session, floor, now)
         if free >= floor.floor:
             continue
-        day = now.astimezone(ZoneInfo(tz)).date()
+        day = now.astimezone(ZoneInfo(floor.timezone)).date()
         gps = (
             select(
                 func.gen_random_uuid(),
                 Practitioner.territory_id,
                 Practitioner.id,
                 Practitioner.practice_id,
+                literal(floor.area_id, Uuid),
                 literal(day, Date),
                 literal(now, DateTime(timezone=True)),
                 literal(free, Integer),
@@ -134,6 +152,10 @@ async def run(
             .join(SlotCallOptIn, SlotCallOptIn.practitioner_id == Practitioner.id)
             .where(Practitioner.territory_id == floor.territory_id)
         )
+        if floor.area_id is not None:
+            gps = gps.join(Practice, Practice.id == Practitioner.practice_id).where(
+                Practice.commune_insee.in_(floor.communes)
+            )
         inserted = await session.execute(
             insert(SlotCall)
             .from_select(
@@ -142,6 +164,7 @@ async def run(
                     "territory_id",
                     "practitioner_id",
                     "practice_id",
+                    "area_id",
                     "day",
                     "sent_at",
                     "free_slots",
@@ -157,6 +180,8 @@ async def run(
                 "offer": {
                     "territory_id": str(floor.territory_id),
                     "practitioner_id": str(practitioner_id),
+                    "area": floor.area,
+                    "communes": list(floor.communes) if floor.area_id is not None else None,
                     "free_slots": free,
                     "floor": floor.floor,
                     "window_hours": floor.window_hours,
@@ -182,14 +207,17 @@ async def run(
                 free_slots=free,
                 floor=floor.floor,
                 window_hours=floor.window_hours,
+                area_id=str(floor.area_id) if floor.area_id else None,
             )
             calls.append(Call(call_id, floor.territory_id, practitioner_id))
     return calls
 
 
 def call_message(
-    settings: Settings, call: SlotCall, timezone: str, to: str, name: str
+    settings: Settings, call: SlotCall, timezone: str, to: str, name: str, area: str | None = None
 ) -> EmailMessage:
+    """The call's e-mail; `area`: the group of communes it was made for (None: the territory)."""
+    where = f"dans les communes « {area} »" if area else "sur votre territoire"
     link = call_links.url(settings, call.id, call.practitioner_id, call.sent_at)
     until = call_links.expiry(call.sent_at).astimezone(ZoneInfo(timezone))
     message = EmailMessage()
@@ -198,7 +226,7 @@ def call_message(
     message["Subject"] = "Créneau : l'offre de soins non programmés est basse"
     message.set_content(
         f"Bonjour Docteur {name},\n\n"
-        f"Il ne reste que {call.free_slots} créneau(x) libre(s) pour le SAS sur votre territoire "
+        f"Il ne reste que {call.free_slots} créneau(x) libre(s) pour le SAS {where} "
         f"dans les prochaines heures (seuil fixé par la CPTS : {call.floor}). Pouvez-vous ouvrir "
         "quelques créneaux de soins non programmés ?\n\n"
         f"Publier un créneau (formulaire prérempli, après connexion à votre cabinet) :\n{link}\n"
@@ -216,8 +244,15 @@ async def send_pending(
     sent or failed (logged without the address), never sent twice."""
     rows = (
         await session.execute(
-            select(SlotCall, SlotCallOptIn.email, Practitioner.family_name, Territory.timezone)
+            select(
+                SlotCall,
+                SlotCallOptIn.email,
+                Practitioner.family_name,
+                Territory.timezone,
+                SlotCallAreaFloor.name,
+            )
             .join(SlotCallOptIn, SlotCallOptIn.practitioner_id == SlotCall.practitioner_id)
+            .outerjoin(SlotCallAreaFloor, SlotCallAreaFloor.id == SlotCall.area_id)
             .join(Territory, Territory.id == SlotCall.territory_id)
             .join(Practitioner, Practitioner.id == SlotCall.practitioner_id)
             .where(SlotCall.mail_status == "pending")
@@ -227,8 +262,8 @@ async def send_pending(
         )
     ).all()
     mails = (
-        (call, call_message(settings, call, timezone, email, name))
-        for call, email, name, timezone in rows
+        (call, call_message(settings, call, timezone, email, name, area))
+        for call, email, name, timezone, area in rows
     )
     counts = await outgoing_mail.send_each(settings, mails, "call for slots")
     await session.flush()
@@ -250,25 +285,30 @@ async def list_calls(
     in the 24 h after it (app.activity.unmet_figures.PRODUCED_SQL, as in the indicators)."""
     territory_id = coordinator_territory(caller)
     found = list(
-        await session.scalars(
-            select(SlotCall)
-            .where(
-                SlotCall.territory_id == territory_id,
-                SlotCall.sent_at >= start,
-                SlotCall.sent_at < end,
+        (
+            await session.execute(
+                select(SlotCall, SlotCallAreaFloor.name)
+                .outerjoin(SlotCallAreaFloor, SlotCallAreaFloor.id == SlotCall.area_id)
+                .where(
+                    SlotCall.territory_id == territory_id,
+                    SlotCall.sent_at >= start,
+                    SlotCall.sent_at < end,
+                )
+                .order_by(SlotCall.sent_at, SlotCall.id)
             )
-            .order_by(SlotCall.sent_at, SlotCall.id)
-        )
+        ).all()
     )
     rows = await session.execute(
         text(PRODUCED_BY_CALL_SQL).bindparams(bindparam("ids", type_=ARRAY(Uuid))),
-        {"t": territory_id, "ids": [c.id for c in found]},
+        {"t": territory_id, "ids": [c.id for c, _ in found]},
     )
     produced = {call_id: int(n) for call_id, _, n in rows}
     return [
         schemas.SlotCallOut(
             id=c.id,
             practitioner_id=c.practitioner_id,
+            area_id=c.area_id,
+            area=area,
             day=c.day,
             sent_at=c.sent_at,
             free_slots=c.free_slots,
@@ -276,5 +316,5 @@ async def list_calls(
             mail_status=c.mail_status,
             slots_published_within_24h=int(produced.get(c.id) or 0),
         )
-        for c in found
+        for c, area in found
     ]

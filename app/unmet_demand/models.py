@@ -17,6 +17,7 @@ from sqlalchemy import (
     UniqueConstraint,
     text,
 )
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.types import Uuid
 
@@ -100,6 +101,30 @@ class SlotCallFloor(Base):
     )
 
 
+class SlotCallAreaFloor(IdMixin, Base):
+    """A floor for a group of communes of a territory (its `name` unique in the territory):
+    when the free SAS slots of its communes' practices in the next `window_hours` fall under
+    `floor`, the GPs practising there who accept calls are asked for more. A commune is in one
+    group of a territory at most (checked by app.unmet_demand.call_settings)."""
+
+    __tablename__ = "slot_call_area_floor"
+    __table_args__ = (
+        UniqueConstraint("territory_id", "name", name="uq_slot_call_area_floor_territory_name"),
+        CheckConstraint("floor >= 0", name="floor"),
+        CheckConstraint("window_hours BETWEEN 1 AND 168", name="window_hours"),
+        CheckConstraint("cardinality(communes) >= 1", name="communes"),
+    )
+
+    territory_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("territory.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(100))
+    communes: Mapped[list[str]] = mapped_column(ARRAY(String(5)))
+    floor: Mapped[int] = mapped_column(Integer)
+    window_hours: Mapped[int] = mapped_column(Integer, server_default=text("48"))
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=text("now()"), onupdate=text("now()")
+    )
+
+
 class SlotCallOptIn(Base):
     """A GP who accepts calls for slots, and where to write to them."""
 
@@ -129,6 +154,11 @@ class SlotCall(IdMixin, Base):
         ForeignKey("practitioner.id", ondelete="CASCADE")
     )
     practice_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    # The group of communes the call was made for; NULL: the territory's floor (or a group
+    # since deleted).
+    area_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("slot_call_area_floor.id", ondelete="SET NULL")
+    )
     day: Mapped[date] = mapped_column(Date)
     sent_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     free_slots: Mapped[int] = mapped_column(Integer)

@@ -117,6 +117,36 @@ class FloorOut(OutModel):
     window_hours: int
 
 
+CommuneTyped = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=120, pattern=r"^[^\x00]*$"),
+]
+
+
+class AreaFloorIn(StrictModel):
+    """A group of communes' floor. Each commune as an INSEE code, a postal code, a name or
+    "Name (postal code)"; an unknown or ambiguous one is a 422 on its item."""
+
+    communes: list[CommuneTyped] = Field(min_length=1, max_length=500)
+    floor: int = Field(ge=0, le=100_000, description="Free SAS slots under which GPs are called")
+    window_hours: int = Field(default=48, ge=1, le=168, description="The window counted ahead")
+
+
+class AreaCommune(OutModel):
+    commune_insee: str
+    commune_name: str | None = Field(default=None, description="The commune's name (referential)")
+
+
+class AreaFloorOut(OutModel):
+    id: uuid.UUID
+    territory_id: uuid.UUID
+    name: str
+    communes: list[AreaCommune]
+    floor: int
+    window_hours: int
+    updated_at: datetime
+
+
 class OptInIn(StrictModel):
     email: Annotated[
         str, StringConstraints(min_length=3, max_length=254, pattern=r"^[^@\s\x00]+@[^@\s\x00]+$")
@@ -126,6 +156,10 @@ class OptInIn(StrictModel):
 class SlotCallOut(OutModel):
     id: uuid.UUID
     practitioner_id: uuid.UUID
+    area_id: uuid.UUID | None = Field(
+        description="The group of communes called for; null: the territory"
+    )
+    area: str | None = Field(description="The group's name; null: the territory's floor")
     day: date
     sent_at: datetime
     free_slots: int

@@ -24,7 +24,7 @@ from app.crisis import declaration, listing, plans
 from app.crisis.calls import KIND_LABELS
 from app.crisis.models import Crisis, CrisisCall
 from app.crisis.schemas import CrisisIn
-from app.directory import territory_service
+from app.directory import communes, territory_service
 from app.directory.models import Practitioner, Territory
 from app.errors import Conflict, NotFound, ValidationFailed
 from app.security import ADMIN, COORDINATOR
@@ -197,7 +197,7 @@ async def declare_crisis(
         session,
         form,
         lists=["communes"],
-        prefer=await declaration.territory_communes(session, territory.id),
+        prefer=await communes.territory_communes(session, territory.id),
         with_list=False,
     )
     body, errors = parse(CrisisIn, _body(typed.form, territory))

@@ -2,7 +2,7 @@
 on the territory, the e-mail's fate on each plan version (once per version)
 
 Revision ID: 0032_crisis_review_mail
-Revises: 0030_crisis_surge
+Revises: 0031_slot_call_areas
 Create Date: 2026-12-05 13:30:00
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision: str = "0032_crisis_review_mail"
-down_revision: str | None = "0030_crisis_surge"
+down_revision: str | None = "0031_slot_call_areas"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
