@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.activity.service import record, record_many
 from app.directory.models import Practice, Territory
 from app.errors import ValidationFailed
-from app.medecin_traitant import cpam_file, cpam_lines, schemas
+from app.medecin_traitant import cpam_file, cpam_lines, cpam_queue, schemas
 from app.patient_data import PatientOut
 from app.security import ADMIN, COORDINATOR, Caller
 
@@ -75,10 +75,13 @@ async def import_list(
     mapping: Mapping[str, str] | None,
     dry_run: bool,
     progress: Callable[[int], object] | None = None,
+    batch_lines: int | None = cpam_queue.BATCH_LINES,
 ) -> schemas.MtImportOut:
     """Read, map and import the list (or, for a dry run, say what an import would do).
     `mapping`: field → column header; None guesses it from the usual headers. `progress` is
-    called with the number of lines done since its last call. UnreadableFile (422) when the
+    called with the number of lines done since its last call. `batch_lines`: the lines a
+    batch decides at once (cpam_queue); None, line by line (cpam_lines: the same outcomes,
+    requests and events, in two statements or more a line). UnreadableFile (422) when the
     file or the mapping cannot be used at all; a bad line is only that line's errors."""
     territory = await territory_of(session, caller, territory_id)
     file = cpam_file.read(data)
@@ -90,9 +93,15 @@ async def import_list(
     events: list[dict[str, Any]] = []
 
     async def run() -> None:
-        outcomes.extend(
-            await cpam_lines.import_lines(session, caller, territory.id, parsed, events, progress)
-        )
+        if batch_lines is None:
+            done = await cpam_lines.import_lines(
+                session, caller, territory.id, parsed, events, progress
+            )
+        else:
+            done = await cpam_queue.import_batches(
+                session, caller, territory.id, parsed, events, batch_lines, progress
+            )
+        outcomes.extend(done)
         if not dry_run:  # one statement for them all
             await record_many(session, events)
 
