@@ -5,6 +5,10 @@ or earlier in the same file) merged into their open request, never a second plac
 changes neither the place nor the status: it fills in a missing INS or commune, and an ALD or
 precarity the list reports. A dry run does all of it in a savepoint rolled back.
 
+The lines are decided by batches (`cpam_queue`: a few statements a batch) or one by one
+(`cpam_lines`: the reference, and the fallback of a batch that meets a concurrent
+registration), with the same outcomes, requests and events.
+
 Activity events carry no patient data: `mt.registered` for each request created,
 `mt.list_merged` (the names of the fields filled in) for each merge, `mt.list_imported` (the
 counts) once. Services flush, never commit."""
