@@ -5,6 +5,10 @@ or earlier in the same file) merged into their open request, never a second plac
 changes neither the place nor the status: it fills in a missing INS or commune, and an ALD or
 precarity the list reports. A dry run does all of it in a savepoint rolled back.
 
+The lines are decided by batches (`cpam_queue`: a few statements a batch) or one by one
+(`cpam_lines`: the reference, and the fallback of a batch that meets a concurrent
+registration), with the same outcomes, requests and events.
+
 Activity events carry no patient data: `mt.registered` for each request created,
 `mt.list_merged` (the names of the fields filled in) for each merge, `mt.list_imported` (the
 counts) once. Services flush, never commit."""
@@ -14,38 +18,20 @@ from __future__ import annotations
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.activity.service import record, record_many
-from app.clock import now_utc
 from app.directory.models import Practice, Territory
 from app.errors import ValidationFailed
-from app.medecin_traitant import cpam_file, schemas
-from app.medecin_traitant.cpam_file import LineError, ParsedLine
-from app.medecin_traitant.models import MtRequest
-from app.medecin_traitant.service import event_row, same_patient
-from app.patient_data import PatientOut, patient_columns
+from app.medecin_traitant import cpam_file, cpam_lines, cpam_queue, schemas
+from app.patient_data import PatientOut
 from app.security import ADMIN, COORDINATOR, Caller
 
 PREVIEW_LINES = 20
-SOURCE = "assurance_maladie"
-_AMBIGUOUS = (
-    "Ce patient correspond à deux demandes différentes de la file (l'une par l'INS, l'autre "
-    "par le nom, la date de naissance et le téléphone) : à vérifier à la main."
-)
-
-
-@dataclass
-class _Outcome:
-    outcome: str
-    request_id: uuid.UUID | None
-    errors: list[LineError]
+SOURCE = cpam_lines.SOURCE
 
 
 async def territory_of(
@@ -84,84 +70,6 @@ async def postal_communes(session: AsyncSession, territory_id: uuid.UUID) -> dic
     return {postal: next(iter(c)) for postal, c in communes.items() if len(c) == 1}
 
 
-async def _merge(session: AsyncSession, r: MtRequest, p: ParsedLine) -> list[str]:
-    """What the list adds to the request already there (never its place, source or status):
-    the names of the fields filled in."""
-    assert p.patient is not None
-    filled = []
-    if r.patient_commune_insee is None and p.patient.commune_insee:
-        r.patient_commune_insee = p.patient.commune_insee
-        filled.append("commune_insee")
-    if p.ald and not r.ald:
-        r.ald = True
-        filled.append("ald")
-    if p.precarity and not r.precarity:
-        r.precarity = True
-        filled.append("precarity")
-    if filled:
-        await session.flush()
-    if r.patient_ins is None and p.patient.ins:
-        try:  # another request taking this INS at this instant: left as it was
-            async with session.begin_nested():
-                r.patient_ins = p.patient.ins
-                await session.flush()
-            filled.append("ins")
-        except IntegrityError:
-            await session.refresh(r)
-    return filled
-
-
-async def _apply(
-    session: AsyncSession,
-    caller: Caller | None,
-    territory_id: uuid.UUID,
-    p: ParsedLine,
-    events: list[dict[str, Any]],
-) -> _Outcome:
-    """The line's request, created, or merged into the patient's open request: two
-    statements a line (the lookup, locking what it finds, and the insert, which yields to a
-    registration of the same patient at this instant: then the line merges into it)."""
-    patient = p.patient
-    if patient is None:
-        return _Outcome("rejected", None, p.errors)
-    for _ in range(2):
-        found = (
-            await session.scalars(
-                select(MtRequest)
-                .where(*same_patient(territory_id, patient))
-                .order_by(MtRequest.registered_at, MtRequest.id)
-                .limit(2)
-                .with_for_update()
-            )
-        ).all()
-        if len(found) > 1:  # one by the INS, another by name, birth date and phone
-            break
-        if found:
-            filled = await _merge(session, found[0], p)
-            events.append(event_row(caller, "mt.list_merged", found[0], filled=filled))
-            return _Outcome("merged", found[0].id, [])
-        values: dict[str, Any] = {
-            "id": uuid.uuid4(),
-            "territory_id": territory_id,
-            "status": "waiting",
-            "source": SOURCE,
-            "ald": p.ald,
-            "precarity": p.precarity,
-            "criteria_to_check": False,
-            "registered_at": now_utc(),
-            "created_by_key_id": caller.key_id if caller else None,
-            "preferred_communes": [],
-            **patient_columns(patient),
-        }
-        created = await session.scalar(
-            insert(MtRequest).values(**values).on_conflict_do_nothing().returning(MtRequest.id)
-        )
-        if created is not None:
-            events.append(event_row(caller, "mt.registered", MtRequest(**values)))
-            return _Outcome("created", created, [])
-    return _Outcome("rejected", None, [LineError(p.line, "_line", _AMBIGUOUS)])
-
-
 async def import_list(
     session: AsyncSession,
     caller: Caller | None,
@@ -171,10 +79,13 @@ async def import_list(
     mapping: Mapping[str, str] | None,
     dry_run: bool,
     progress: Callable[[int], object] | None = None,
+    batch_lines: int | None = cpam_queue.BATCH_LINES,
 ) -> schemas.MtImportOut:
     """Read, map and import the list (or, for a dry run, say what an import would do).
     `mapping`: field → column header; None guesses it from the usual headers. `progress` is
-    called with the number of lines done since its last call. UnreadableFile (422) when the
+    called with the number of lines done since its last call. `batch_lines`: the lines a
+    batch decides at once (cpam_queue); None, line by line (cpam_lines: the same outcomes,
+    requests and events, in two statements or more a line). UnreadableFile (422) when the
     file or the mapping cannot be used at all; a bad line is only that line's errors."""
     territory = await territory_of(session, caller, territory_id)
     file = cpam_file.read(data)
@@ -182,14 +93,19 @@ async def import_list(
     indexes = cpam_file.check_mapping(file.columns, used)
     postal = await postal_communes(session, territory.id)
     parsed = [cpam_file.parse_line(n, cells, indexes, postal) for n, cells in file.rows]
-    outcomes: list[_Outcome] = []
+    outcomes: list[cpam_lines.Outcome] = []
     events: list[dict[str, Any]] = []
 
     async def run() -> None:
-        for p in parsed:
-            outcomes.append(await _apply(session, caller, territory.id, p, events))
-            if progress is not None:
-                progress(1)
+        if batch_lines is None:
+            done = await cpam_lines.import_lines(
+                session, caller, territory.id, parsed, events, progress
+            )
+        else:
+            done = await cpam_queue.import_batches(
+                session, caller, territory.id, parsed, events, batch_lines, progress
+            )
+        outcomes.extend(done)
         if not dry_run:  # one statement for them all
             await record_many(session, events)
 
