@@ -111,6 +111,22 @@ async def test_a_gps_own_night_hours_are_honoured(client, territory, clock):
     assert problem["refusal"] == "hours"
 
 
+async def test_equal_start_and_end_hours_accept_a_surnumeraire_across_midnight(
+    client, territory, clock
+):
+    """00:00-00:00 (or 08:00-08:00) is round the clock: every instant is inside, so a
+    consultation over midnight (or over 08:00) is inside too."""
+    clock.set(NOW)
+    await accepting(client, territory, overbooking_start_time="00:00",
+                    overbooking_end_time="00:00")  # fmt: skip
+    r = await overbook(client, territory, datetime(2027, 1, 13, 23, 50, tzinfo=PARIS))
+    assert r.status_code == 201, r.text
+    await accepting(client, territory, overbooking_start_time="08:00",
+                    overbooking_end_time="08:00")  # fmt: skip
+    r = await overbook(client, territory, datetime(2027, 1, 14, 7, 50, tzinfo=PARIS))
+    assert r.status_code == 201, r.text
+
+
 async def test_a_modality_the_gp_does_not_accept_is_a_409(client, territory, clock):
     clock.set(NOW)
     await accepting(client, territory)  # no rule, no list: the practice only

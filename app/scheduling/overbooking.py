@@ -44,8 +44,11 @@ def within_hours(
     start: datetime, end: datetime, tz: ZoneInfo, hours_start: time, hours_end: time
 ) -> bool:
     """Whether [start, end) lies in the local hours of one day (an end at or before the start
-    is the next day), DST-correct: the hours are wall-clock times of that day."""
-    overnight = hours_end <= hours_start
+    is the next day), DST-correct: the hours are wall-clock times of that day. Equal hours
+    (00:00-00:00) are round the clock: every instant is inside, midnight included."""
+    if hours_end == hours_start:
+        return True
+    overnight = hours_end < hours_start
     first = start.astimezone(tz).date()
     for day in (first - timedelta(days=1), first):
         opens = local_instant(day, hours_start, tz)
