@@ -115,14 +115,17 @@ async def _read_field(
     return out
 
 
+MANY = "plusieurs communes"
+
+
 def _list_error(read: _Field, with_list: bool) -> str:
     problems = []
     for ask in read.asks:
         if with_list:
-            problems.append(f"« {ask.typed} » désigne plusieurs communes (choisissez dans la liste)")
+            problems.append(f"« {ask.typed} » désigne {MANY} (choisissez dans la liste)")
         else:
             example = ask.candidates[0].label
-            problems.append(f"« {ask.typed} » désigne plusieurs communes (précisez : {example})")
+            problems.append(f"« {ask.typed} » désigne {MANY} (précisez : {example})")
     problems += [f"« {typed} » est introuvable" for typed in read.unknown]
     return "; ".join(problems) + "."
 
