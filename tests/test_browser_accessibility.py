@@ -132,7 +132,8 @@ async def test_commune_choices_pass_the_audit(served, browser, with_slots):  # n
     await public.locator("#consentement").check()
     await public.get_by_role("button", name="Envoyer la demande").click()
     await public.wait_for_load_state()
-    ytrac = public.get_by_role("radio", name="Ytrac — 15000, 15130, département 15")
+    ytrac_label = "Ytrac (15267) — codes postaux 15000, 15130, département 15"
+    ytrac = public.get_by_role("radio", name=ytrac_label)
     await expect(ytrac).to_be_visible()
     found += await serious_violations(public)
     assert found == []

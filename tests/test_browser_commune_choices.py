@@ -26,9 +26,11 @@ async def test_patient_commune_chosen_by_keyboard(served, browser, client, terri
     await page.wait_for_load_state()
     group = page.get_by_role("group", name="Précisez la commune « Saint-Georges »")
     await expect(group).to_be_visible()
-    cantal = group.get_by_role("radio", name="Saint-Georges — 15100, département 15")
+    cantal = group.get_by_role(
+        "radio", name="Saint-Georges (15188) — code postal 15100, département 15"
+    )
     await expect(group.get_by_role("radio").first).to_have_accessible_name(
-        "Saint-Georges — 15100, département 15"
+        "Saint-Georges (15188) — code postal 15100, département 15"
     )
     # The error summary's link puts the keyboard in the field; one Tab reaches the choices.
     await page.get_by_role("link", name="Commune du patient", exact=False).first.click()

@@ -110,9 +110,10 @@ async def test_a_postal_code_of_several_communes_asks_which(client, territory, s
     assert r.status_code == 422
     text = unescape(r.text)
     assert "Commune : Plusieurs communes correspondent : choisissez la bonne dans la liste." in text
-    assert 'name="commune.choix" value="15014"' in text and "Ytrac — 15000, 15130" in text
+    assert 'name="commune.choix.0" value="15014"' in text
+    assert "Ytrac (15267) — codes postaux 15000, 15130" in text
     assert await requests_of(session, territory) == []
-    chosen = form(commune="15000", **{"commune.choix": "15267"})
+    chosen = form(commune="15000", **{"commune.choix.0": "15267"})
     r = await client.post(f"/medecin-traitant/{territory.id}", data=chosen)
     assert r.status_code == 200, r.text
     [request] = await requests_of(session, territory)

@@ -18,7 +18,7 @@ def radios(html: str, name: str) -> dict[str, str]:
     """INSEE code → the label of its radio button, for the radios of field `name`."""
     found = {}
     for fid, field_name, insee in CHOICE.findall(html):
-        if field_name == name + ".choix":
+        if field_name == name + ".choix.0":
             label = html.split(f'<label for="{fid}">')[1].split("</label>")[0]
             found[insee] = unescape(label)
     return found
@@ -36,12 +36,12 @@ async def test_a_booking_offers_the_communes_of_an_ambiguous_name(client, territ
     choices = radios(r.text, "patient.commune_insee")
     assert len(choices) > 5
     # Each names the commune, its postal code and its département; the Cantal's first.
-    assert choices["15188"] == "Saint-Georges — 15100, département 15"
+    assert choices["15188"] == "Saint-Georges (15188) — code postal 15100, département 15"
     assert next(iter(choices)) == "15188", list(choices.items())[:3]
     assert "<legend>Précisez la commune « Saint-Georges »</legend>" in unescape(r.text)
     assert 'href="#patient-commune_insee"' in r.text  # the summary links to the field
     r = await client.post(
-        "/regulation/reserver", data={**data, "patient.commune_insee.choix": "15188"}
+        "/regulation/reserver", data={**data, "patient.commune_insee.choix.0": "15188"}
     )
     assert r.status_code == 303, r.text
     page = unescape((await client.get(r.headers["location"])).text)
@@ -61,10 +61,10 @@ async def test_the_unmet_request_form_offers_the_communes_of_an_ambiguous_name(
     assert r.status_code == 422
     choices = radios(r.text, "commune")
     assert choices == {
-        "15014": "Aurillac — 15000, département 15",
-        "15267": "Ytrac — 15000, 15130, département 15",
+        "15014": "Aurillac (15014) — code postal 15000, département 15",
+        "15267": "Ytrac (15267) — codes postaux 15000, 15130, département 15",
     }
-    r = await client.post("/regulation/carence", data={**data, "commune.choix": "15267"})
+    r = await client.post("/regulation/carence", data={**data, "commune.choix.0": "15267"})
     assert r.status_code == 303, r.text
     [declared] = await unmet(session, "declared")
     assert declared.commune_insee == "15267"
@@ -134,7 +134,7 @@ async def test_the_practice_form_offers_the_communes_of_an_ambiguous_name(client
     assert r.status_code == 422
     assert set(radios(r.text, "commune_insee")) == {"15014", "15267"}
     r = await client.post(
-        "/coordination/annuaire/cabinets", data={**data, "commune_insee.choix": "15267"}
+        "/coordination/annuaire/cabinets", data={**data, "commune_insee.choix.0": "15267"}
     )
     assert r.status_code == 303, r.text
     [practice] = await _practices_named(client, territory, "Cabinet du Lac")
@@ -170,7 +170,7 @@ async def test_a_cpts_booking_offers_the_communes_of_an_ambiguous_name(client, t
     r = await client.post("/cpts/reserver", data=data)
     assert r.status_code == 422
     assert set(radios(r.text, "patient.commune_insee")) == {"15014", "15267"}
-    r = await client.post("/cpts/reserver", data={**data, "patient.commune_insee.choix": "15014"})
+    r = await client.post("/cpts/reserver", data={**data, "patient.commune_insee.choix.0": "15014"})
     assert r.status_code == 303, r.text
     page = unescape((await client.get(r.headers["location"])).text)
     assert "<dt>Commune</dt><dd>Aurillac (15014)</dd>" in page

@@ -142,10 +142,11 @@ async def test_the_coordinator_chooses_among_the_communes_of_a_postal_code(clien
     r = await client.post("/coordination/mt/nouvelle", data=data)
     assert r.status_code == 422
     html = unescape(r.text)
-    assert 'name="patient.commune_insee.choix" value="15267"' in html  # Ytrac, to choose
-    assert "« Saint-Georges » désigne plusieurs communes (précisez : Saint-Georges (15100))" in html
+    assert 'name="patient.commune_insee.choix.0" value="15267"' in html  # Ytrac, to choose
+    assert "« Saint-Georges » désigne plusieurs communes (choisissez dans la liste)" in html
+    assert 'name="preferences.communes_insee.choix.0" value="15188"' in html
     assert "« Zzyzx » est introuvable." in html
-    chosen = {**data, "patient.commune_insee.choix": "15267", "preferences.communes_insee": ""}
+    chosen = {**data, "patient.commune_insee.choix.0": "15267", "preferences.communes_insee": ""}
     r = await client.post("/coordination/mt/nouvelle", data=chosen)
     assert r.status_code == 303, r.text
     assert "Ytrac (15267)" in unescape((await client.get(r.headers["location"])).text)
@@ -162,7 +163,7 @@ async def test_the_booking_form_takes_the_patient_commune_by_name(client, territ
     assert r.status_code == 422
     html = unescape(r.text)
     assert "Plusieurs communes correspondent : choisissez la bonne dans la liste." in html
-    assert 'name="patient.commune_insee.choix" value="15267"' in html  # Ytrac, to choose
+    assert 'name="patient.commune_insee.choix.0" value="15267"' in html  # Ytrac, to choose
     r = await client.post("/regulation/reserver", data={**data, "patient.commune_insee": "Ytrac"})
     assert r.status_code == 303, r.text
     page = unescape((await client.get(r.headers["location"])).text)

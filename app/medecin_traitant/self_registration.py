@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.clock import now_utc
 from app.config import get_settings
-from app.directory.models import Practice, Territory
+from app.directory.models import Territory
 from app.errors import Conflict, NotFound, ServiceUnavailable
 from app.medecin_traitant import schemas, service
 from app.medecin_traitant.models import MtRequest
@@ -70,13 +70,6 @@ async def public_territory(session: AsyncSession, territory_id: uuid.UUID) -> Te
 async def territories(session: AsyncSession) -> list[Territory]:
     """The territories a patient may choose from (names only are shown)."""
     return list((await session.scalars(select(Territory).order_by(Territory.name))).all())
-
-
-async def territory_communes(session: AsyncSession, territory_id: uuid.UUID) -> list[str]:
-    """The INSEE codes of the territory's practices: offered first when a commune typed on
-    the public form is ambiguous."""
-    stmt = select(Practice.commune_insee).where(Practice.territory_id == territory_id).distinct()
-    return list((await session.scalars(stmt)).all())
 
 
 async def _today_count(session: AsyncSession, territory: Territory) -> int:

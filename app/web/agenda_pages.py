@@ -200,7 +200,7 @@ async def book(
     errors.update(typed.errors)
     if body is None or errors:
         return await _booking_page(
-            request, session, user, doctor, caller, booking=form.values(), errors=errors,
+            request, session, user, doctor, caller, booking=typed.values(form), errors=errors,
             status=422, choices=typed.choices,
         )  # fmt: skip
     slot_practitioner = await session.scalar(

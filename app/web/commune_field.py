@@ -1,9 +1,11 @@
 """Commune fields of the forms (the public médecin traitant registration, the coordinator's,
-the booking forms' patient commune): people type a name, a postal code or an INSEE code; the
-API's models take INSEE codes. `read_communes` resolves the typed values through the
-referential before the models read the form; an unknown value is an error on its field, a
-value of several communes too, with the candidates to choose from (radio buttons named
-`<field>.choix`, app/web/templates/_macros.html: commune_choices)."""
+the crisis declaration, the booking forms' patient commune): people type a name, a postal code
+or an INSEE code, one commune or several separated by commas; the API's models take INSEE
+codes. `read_communes` resolves the typed values through the referential before the models
+read the form; an unknown value is an error on its field, a value of several communes too,
+with the candidates to choose from (`ListChoice`: radio buttons named `<field>.choix.<n>`, n
+the value's place in the field, app/web/templates/_macros.html: commune_list_choices). A
+commune chosen that way is shown back as "Name (INSEE code)", which reads as that commune."""
 
 from __future__ import annotations
 
@@ -22,9 +24,9 @@ UNKNOWN = "Commune introuvable : indiquez son nom ou son code postal (ex. Aurill
 SEVERAL = "Plusieurs communes correspondent : choisissez la bonne dans la liste."
 
 
-def several(candidates: list[communes.Commune]) -> str:
+def several(candidates: Collection[communes.Commune]) -> str:
     """For a field shown without the list: the candidates, as they may be typed back."""
-    names = " ; ".join(c.label for c in candidates[:4])
+    names = " ; ".join(c.label for c in list(candidates)[:4])
     more = " ; …" if len(candidates) > 4 else ""
     return f"Plusieurs communes correspondent ({names}{more}) : tapez-la comme écrit ici."
 
@@ -32,14 +34,43 @@ def several(candidates: list[communes.Commune]) -> str:
 CHOICE = ".choix"
 
 
+def chosen_label(commune: communes.Commune) -> str:
+    """A commune chosen among several, as shown back in its field: "Saint-Georges (15188)"
+    (the INSEE code, one commune's, where a postal code may be several's)."""
+    return f"{commune.name} ({commune.insee})"
+
+
+@dataclass(frozen=True)
+class ListChoice:
+    """A value typed in a commune field that several communes match: the text typed, its place
+    in the field (`index`: 0 for a field of one commune, the n-th of a list), the candidates
+    (INSEE code, name, postal codes), the likeliest first."""
+
+    field: str
+    index: int
+    typed: str
+    candidates: tuple[communes.Commune, ...]
+
+    @property
+    def name(self) -> str:
+        """The name of its radio buttons: `<field>.choix.<n>`."""
+        return f"{self.field}{CHOICE}.{self.index}"
+
+
 @dataclass
 class Read:
-    """The form with the commune fields as INSEE codes, the errors per field, and the
-    candidates of each ambiguous field."""
+    """The form with the commune fields as INSEE codes, the errors per field, the choices
+    each ambiguous field asks for, and the fields as to show back (`shown`: a commune chosen
+    in a list as "Name (INSEE code)")."""
 
     form: Form
     errors: dict[str, str] = field(default_factory=dict)
-    choices: dict[str, list[communes.Commune]] = field(default_factory=dict)
+    choices: dict[str, list[ListChoice]] = field(default_factory=dict)
+    shown: dict[str, str] = field(default_factory=dict)
+
+    def values(self, typed: Form) -> dict[str, str]:
+        """The form as typed (`typed`), to fill it again, with the communes chosen shown."""
+        return {**typed.values(), **self.shown}
 
 
 async def caller_communes(session: AsyncSession, caller: Caller) -> list[str]:
@@ -52,6 +83,53 @@ def split_list(text: str) -> list[str]:
     return [part.strip() for part in re.split(r"[,;\n]+", text) if part.strip()]
 
 
+@dataclass
+class _Field:
+    """One field's values read: the INSEE codes, the values as to show back, what is wrong."""
+
+    codes: list[str] = field(default_factory=list)
+    shown: list[str] = field(default_factory=list)
+    unknown: list[str] = field(default_factory=list)
+    asks: list[ListChoice] = field(default_factory=list)
+    picked: bool = False  # a commune chosen from the list
+
+
+async def _read_field(
+    session: AsyncSession, form: Form, name: str, values: list[str], prefer: Collection[str]
+) -> _Field:
+    out = _Field()
+    for index, typed in enumerate(values):
+        found = await communes.resolve(session, typed, prefer)
+        chosen = form.get(f"{name}{CHOICE}.{index}")
+        picked = found.one or next((c for c in found.communes if c.insee == chosen), None)
+        if picked is not None:
+            out.codes.append(picked.insee)
+            out.picked |= found.one is None
+            out.shown.append(typed if found.one else chosen_label(picked))
+            continue
+        out.shown.append(typed)
+        if found.communes:
+            out.asks.append(ListChoice(name, index, typed, tuple(found.communes)))
+        else:
+            out.unknown.append(typed)
+    return out
+
+
+MANY = "plusieurs communes"
+
+
+def _list_error(read: _Field, with_list: bool) -> str:
+    problems = []
+    for ask in read.asks:
+        if with_list:
+            problems.append(f"« {ask.typed} » désigne {MANY} (choisissez dans la liste)")
+        else:
+            example = ask.candidates[0].label
+            problems.append(f"« {ask.typed} » désigne {MANY} (précisez : {example})")
+    problems += [f"« {typed} » est introuvable" for typed in read.unknown]
+    return "; ".join(problems) + "."
+
+
 async def read_communes(
     session: AsyncSession,
     form: Form,
@@ -62,43 +140,48 @@ async def read_communes(
     with_list: bool = True,
 ) -> Read:
     """Resolve the `single` fields (one commune each) and the `lists` fields (several,
-    comma-separated: given back comma-separated INSEE codes). Blank fields stay blank.
+    comma-separated: given back comma-separated INSEE codes). Blank fields stay blank; a
+    field in error keeps its text. The n-th value of a field that several communes match is
+    the one its radio `<field>.choix.<n>` names, when that is one of them.
     `prefer`: INSEE codes whose candidates come first (the caller's own communes).
-    `with_list`: the page shows the candidates of an ambiguous field to choose from."""
+    `with_list`: the page shows the candidates of an ambiguous value to choose from."""
     replaced: dict[str, str] = {}
     read = Read(form)
-    for name in single:
-        typed = form.get(name)
-        if not typed:
+    for name in (*single, *lists):
+        text = form.get(name)
+        values = [text] if name in single else split_list(text)
+        if not text or not values:
             continue
-        found = await communes.resolve(session, typed, prefer)
-        chosen = form.get(name + CHOICE)
-        picked = found.one or next((c for c in found.communes if c.insee == chosen), None)
-        if picked is not None:
-            replaced[name] = picked.insee
-        elif found.communes:
-            read.errors[name] = SEVERAL if with_list else several(found.communes)
-            read.choices[name] = found.communes
-        else:
+        found = await _read_field(session, form, name, values, prefer)
+        if found.picked:
+            read.shown[name] = ", ".join(found.shown)
+        if with_list and found.asks:
+            read.choices[name] = found.asks
+        if name in lists and (found.asks or found.unknown):
+            read.errors[name] = _list_error(found, with_list)
+        elif found.asks:
+            candidates = found.asks[0].candidates
+            read.errors[name] = SEVERAL if with_list else several(candidates)
+        elif found.unknown:
             read.errors[name] = UNKNOWN
-    for name in lists:
-        codes, problems = [], []
-        for typed in split_list(form.get(name)):
-            found = await communes.resolve(session, typed, prefer)
-            if found.one is not None:
-                codes.append(found.one.insee)
-            elif found.communes:
-                example = found.communes[0].label
-                problems.append(f"« {typed} » désigne plusieurs communes (précisez : {example})")
-            else:
-                problems.append(f"« {typed} » est introuvable")
-        if problems:
-            read.errors[name] = "; ".join(problems) + "."
-        elif codes:
-            replaced[name] = ", ".join(codes)
+        else:
+            replaced[name] = ", ".join(found.codes)
     if replaced:
         read.form = Form([(key, replaced.get(key, value)) for key, value in form.pairs])
     return read
+
+
+def with_model_errors(read: Read, errors: dict[str, str]) -> dict[str, str]:
+    """The model's errors (`errors`) and the referential's, one message per field: a commune
+    field the referential found wrong reads only its word, not the model's on the text as
+    typed (on the field or on its items, `<field>.<n>`)."""
+    ours = read.errors
+    kept = {
+        name: message
+        for name, message in errors.items()
+        if not any(name == field or name.startswith(field + ".") for field in ours)
+    }
+    return {**kept, **ours}
 
 
 def _postal_mismatch(commune: communes.Commune, postal_code: str) -> str:

@@ -19,13 +19,12 @@ from app.api.deps import SessionDep
 from app.clock import now_utc
 from app.directory import practitioner_service, territory_service
 from app.directory import schemas as directory
-from app.directory.communes import Commune
 from app.errors import Conflict, ValidationFailed
 from app.idempotency import idempotent
 from app.medecin_traitant import capacity, history, schemas, self_registration, service, transitions
 from app.security import ADMIN, COORDINATOR
 from app.web.auth import Form, FormDep, UserDep, WebUser, done, require_role, show
-from app.web.commune_field import caller_communes, read_communes
+from app.web.commune_field import ListChoice, caller_communes, read_communes, with_model_errors
 from app.web.crisis_plan_reminder import plan_reminder
 from app.web.forms import PATIENT_FIELDS, nested, parse, service_errors
 from app.web.french import count_of
@@ -82,7 +81,7 @@ def _register_page(
     values: dict[str, str],
     errors: dict[str, str] | None = None,
     status: int = 200,
-    choices: dict[str, list[Commune]] | None = None,
+    choices: dict[str, list[ListChoice]] | None = None,
 ) -> Response:
     errors = errors or {}
     values.setdefault("jeton", str(uuid.uuid4()))
@@ -105,8 +104,8 @@ async def register(request: Request, session: SessionDep, user: UserDep, form: F
         prefer=await caller_communes(session, user.caller),
     )  # fmt: skip
     body, errors = parse(schemas.MtRequestIn, _register_data(typed.form))
-    errors.update(typed.errors)
-    values = form.values()
+    errors = with_model_errors(typed, errors)
+    values = typed.values(form)
     if body is None or typed.errors:
         return _register_page(request, user, values, errors, 422, typed.choices)
 

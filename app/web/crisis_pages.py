@@ -29,7 +29,7 @@ from app.directory.models import Practitioner, Territory
 from app.errors import Conflict, NotFound, ValidationFailed
 from app.security import ADMIN, COORDINATOR
 from app.web.auth import Form, FormDep, UserDep, WebUser, done, require_role, show
-from app.web.commune_field import read_communes
+from app.web.commune_field import ListChoice, read_communes, with_model_errors
 from app.web.confirm import ask_confirmation, confirmed
 from app.web.crisis_banner import crisis_view
 from app.web.forms import local_datetime, parse, service_errors
@@ -123,6 +123,7 @@ async def _page(
     values: dict[str, str] | None = None,
     errors: dict[str, str] | None = None,
     status: int = 200,
+    choices: dict[str, list[ListChoice]] | None = None,
 ) -> Response:
     tz = ZoneInfo(territory.timezone)
     running = await declaration.running_crisis(session, territory.id)
@@ -157,6 +158,7 @@ async def _page(
         values=values,
         errors=errors,
         first_error=next(iter(errors), None),
+        choices=choices or {},
         kinds=[(k, label) for k, label in KIND_LABELS.items()],
     )
 
@@ -198,10 +200,9 @@ async def declare_crisis(
         form,
         lists=["communes"],
         prefer=await communes.territory_communes(session, territory.id),
-        with_list=False,
     )
     body, errors = parse(CrisisIn, _body(typed.form, territory))
-    errors = {**errors, **typed.errors}
+    errors = with_model_errors(typed, errors)
     if body is not None and not errors:
         if user.role == ADMIN:
             body = body.model_copy(update={"territory_id": territory.id})
@@ -224,7 +225,8 @@ async def declare_crisis(
             )
             return done(request, _here(user, territory), f"Crise déclarée : {called}.")
     errors = {("communes" if k.startswith("communes") else k): v for k, v in errors.items()}
-    return await _page(request, session, user, territory, form.values(), errors, 422)
+    values = typed.values(form)
+    return await _page(request, session, user, territory, values, errors, 422, typed.choices)
 
 
 NONE_RUNNING = "Aucune crise n'est en cours."

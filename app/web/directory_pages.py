@@ -14,12 +14,11 @@ from starlette.responses import Response
 
 from app.api.deps import SessionDep
 from app.directory import practice_service, practitioner_service, schemas, territory_service
-from app.directory.communes import Commune
 from app.directory.models import Practice, Practitioner
 from app.errors import Conflict, ValidationFailed
 from app.security import ADMIN, COORDINATOR, Caller
 from app.web.auth import Form, FormDep, UserDep, WebUser, done, require_role, show
-from app.web.commune_field import Read, caller_communes, read_communes, read_town
+from app.web.commune_field import ListChoice, Read, caller_communes, read_communes, read_town
 from app.web.forms import nested, parse, service_errors
 from app.web.french import commune_label
 
@@ -94,7 +93,7 @@ async def _practice_body(
 
 def _shown(form: Form, read: Read) -> dict[str, str]:
     """The form as typed, with the town the commune filled in."""
-    return {**form.values(), "city": read.form.get("city")}
+    return {**read.values(form), "city": read.form.get("city")}
 
 
 async def _territory_options(session: AsyncSession, user: WebUser) -> list[tuple[str, str]]:
@@ -112,7 +111,7 @@ async def _practice_form(
     values: dict[str, str],
     errors: dict[str, str] | None = None,
     status: int = 200,
-    choices: dict[str, list[Commune]] | None = None,
+    choices: dict[str, list[ListChoice]] | None = None,
 ) -> Response:
     return _errors_page(request, user, "practice_form.html", values, errors or {}, status,
                         practice=practice, choices=choices or {},

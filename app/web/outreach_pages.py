@@ -16,13 +16,13 @@ from starlette.responses import Response
 
 from app.api.deps import SessionDep
 from app.config import get_settings
-from app.directory.communes import Commune
+from app.directory import communes
 from app.directory.models import Territory
 from app.errors import TooManyRequests
 from app.medecin_traitant import self_registration as selfreg
 from app.rate_limit import RateLimiter
 from app.web.auth import Form, read_form
-from app.web.commune_field import read_communes
+from app.web.commune_field import ListChoice, read_communes
 from app.web.forms import nested, parse
 from app.web.render import cpts_name, page
 
@@ -138,7 +138,7 @@ def _form_page(
     values: dict[str, str],
     errors: dict[str, str] | None = None,
     status: int = 200,
-    choices: dict[str, list[Commune]] | None = None,
+    choices: dict[str, list[ListChoice]] | None = None,
 ) -> Response:
     errors = errors or {}
     return page("mt_public_form.html", status, t=territory, values=values, errors=errors,
@@ -172,14 +172,13 @@ async def register(request: Request, session: SessionDep, territory_id: uuid.UUI
         return limited
     territory = await selfreg.public_territory(session, territory_id)
     form = await read_form(request)
-    values = form.values()
     if form.get(HONEYPOT):
         # A robot filled the field people do not see: the answer of a registration, nothing kept.
         return _registered(territory, selfreg.new_reference())
     data = _data(form)
     # A name, a postal code or an INSEE code; the territory's communes offered first.
     typed = await read_communes(
-        session, form, ["commune"], prefer=await selfreg.territory_communes(session, territory.id)
+        session, form, ["commune"], prefer=await communes.territory_communes(session, territory.id)
     )
     if form.get("commune") and "commune" not in typed.errors:
         data["patient"]["commune_insee"] = typed.form.get("commune")
@@ -191,7 +190,7 @@ async def register(request: Request, session: SessionDep, territory_id: uuid.UUI
     if form.get("consentement") != "oui":
         errors["consentement"] = "Votre accord est nécessaire pour enregistrer la demande."
     if body is None or errors:
-        return _form_page(territory, values, _ordered(errors), 422, typed.choices)
+        return _form_page(territory, typed.values(form), _ordered(errors), 422, typed.choices)
     limited = _check(request, "phone", body.patient.phone)
     if limited is not None:
         return limited

@@ -175,7 +175,8 @@ async def overbook(request: Request, session: SessionDep, user: UserDep, form: F
     if not re.fullmatch(r"[0-9a-f-]{36}", form.get("jeton")):
         errors["_form"] = "Le formulaire est incomplet : rechargez la page."
     if body is None or errors:
-        return await _overbook_page(request, session, user, values, errors, 422, typed.choices)
+        shown = typed.values(form)
+        return await _overbook_page(request, session, user, shown, errors, 422, typed.choices)
     name = gp.family_name if gp else ""
 
     async def run() -> BookingOut:

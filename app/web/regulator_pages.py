@@ -255,7 +255,7 @@ async def book_from_form(
     errors.update(typed.errors)
     if body is None or errors:
         return await page(
-            request, session, user, criteria, booking=form.values(), errors=errors, status=422,
+            request, session, user, criteria, booking=typed.values(form), errors=errors, status=422,
             choices=typed.choices,
         )  # fmt: skip
 

@@ -15,14 +15,13 @@ from starlette.responses import Response
 
 from app.api.deps import SessionDep
 from app.clock import now_utc
-from app.directory.communes import Commune
 from app.errors import Forbidden, ValidationFailed
 from app.idempotency import idempotent
 from app.security import REGULATOR
 from app.unmet_demand import service
 from app.unmet_demand.schemas import UnmetRequestIn, UnmetRequestOut
 from app.web.auth import FormDep, UserDep, WebUser, done, require_role, show
-from app.web.commune_field import caller_communes, read_communes
+from app.web.commune_field import ListChoice, caller_communes, read_communes
 from app.web.forms import parse, service_errors
 
 router = APIRouter(prefix="/regulation/carence", include_in_schema=False)
@@ -98,7 +97,7 @@ def _page(
     values: dict[str, str],
     errors: dict[str, str],
     status: int,
-    choices: dict[str, list[Commune]] | None = None,
+    choices: dict[str, list[ListChoice]] | None = None,
 ) -> Response:
     return show(request, user, "unmet.html", status, unmet=values, unmet_errors=errors,
                 reasons=REASONS, first_error=next(iter(errors), None),
@@ -134,7 +133,7 @@ async def record_unmet(
     if not re.fullmatch(r"[0-9a-f-]{36}", token):
         errors["_form"] = "Le formulaire est incomplet : rechargez la page."
     if body is None or errors:
-        return _page(request, user, values, errors, 422, typed.choices)
+        return _page(request, user, typed.values(form), errors, 422, typed.choices)
 
     async def run() -> UnmetRequestOut:
         return service.render(await service.record(session, user.caller, body, now_utc()))
