@@ -5,12 +5,16 @@ accept calls, the last 7 days' calls) and the practice's per-GP form
 
 from __future__ import annotations
 
+from html import unescape
+
 from sqlalchemy import select
 
 from app.unmet_demand.models import SlotCallAreaFloor, SlotCallFloor, SlotCallOptIn
 from tests.test_slot_calls import opt_in, run
 from tests.test_web_crisis import csrf
 from tests.test_web_dashboard import sign_in
+from tests.test_web_directory import field_value as input_value
+from tests.test_web_mt_commune_choices import radios
 
 PAGE = "/coordination/appels-creneaux"
 
@@ -135,3 +139,32 @@ async def test_another_practices_gp_is_not_found(client, territory, other_territ
     await sign_in(client, territory.practice, "/cabinet")
     r = await client.get(f"/cabinet/medecins/{other_territory.practitioner_id}/appels")
     assert r.status_code == 404
+
+
+async def test_an_ambiguous_commune_of_a_group_asks_which_with_radios(client, territory, session):
+    token = await coordinator_form(client, territory)
+    form = {"csrf": token, "group.name": "Sud", "group.communes": "Saint-Flour, Saint-Georges",
+            "group.floor": "1", "group.window_hours": "48"}  # fmt: skip
+    r = await client.post(f"{PAGE}/groupes", data=form)
+    assert r.status_code == 422
+    choices = radios(r.text, "group.communes.choix.1")
+    assert "15188" in choices and len(choices) > 5
+    assert '<fieldset class="choices" aria-describedby="group-communes-error">' in unescape(r.text)
+    assert not await session.scalar(
+        select(SlotCallAreaFloor).where(SlotCallAreaFloor.territory_id == territory.id)
+    )
+    r = await client.post(f"{PAGE}/groupes", data={**form, "group.communes.choix.1": "15188"})
+    assert r.status_code == 303, r.text
+    page = (await client.get(PAGE)).text
+    assert "Saint-Flour (15187), Saint-Georges (15188)" in page
+
+
+async def test_a_commune_chosen_in_a_group_is_shown_back_as_chosen(client, territory):
+    token = await coordinator_form(client, territory)
+    form = {"csrf": token, "group.name": "a/b", "group.communes": "Saint-Georges",
+            "group.communes.choix.0": "15188", "group.floor": "1",
+            "group.window_hours": "48"}  # fmt: skip
+    r = await client.post(f"{PAGE}/groupes", data=form)
+    assert r.status_code == 422 and "sans barre oblique" in r.text
+    assert input_value(r.text, "group.communes") == "Saint-Georges (15188)"
+    assert "group.communes.choix" not in r.text

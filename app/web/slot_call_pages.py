@@ -22,8 +22,8 @@ from app.directory.models import Practitioner, Territory
 from app.errors import NotFound
 from app.security import COORDINATOR
 from app.unmet_demand import call_settings, calls, schemas
-from app.web.auth import Form, FormDep, UserDep, WebUser, done, require_role, show
-from app.web.commune_field import caller_communes, read_communes
+from app.web.auth import FormDep, UserDep, WebUser, done, require_role, show
+from app.web.commune_field import ListChoice, caller_communes, read_communes, with_model_errors
 from app.web.confirm import ask_confirmation, confirmed
 from app.web.forms import parse
 
@@ -56,6 +56,7 @@ async def _page(
     floor_values: dict[str, str] | None = None,
     group_values: dict[str, str] | None = None,
     errors: dict[str, str] | None = None,
+    choices: dict[str, list[ListChoice]] | None = None,
     editing: str | None = None,
     status: int = 200,
 ) -> Response:
@@ -83,6 +84,7 @@ async def _page(
         floor_values=floor_values,
         group_values=group_values or {"group.window_hours": "48"},
         errors=errors,
+        choices=choices or {},
         first_error=next(iter(errors), None),
         editing=editing,
         quote=quote,
@@ -155,19 +157,15 @@ async def put_group(
     require_role(user, COORDINATOR)
     values = {f"group.{n}": form.get(f"group.{n}") for n in GROUP_FIELDS}
     typed = await read_communes(
-        session,
-        Form([("communes", values["group.communes"])]),
-        lists=["communes"],
-        prefer=await caller_communes(session, user.caller),
-        with_list=False,
+        session, form, lists=["group.communes"], prefer=await caller_communes(session, user.caller)
     )
+    values.update(typed.shown)
     data = {"floor": values["group.floor"], "window_hours": values["group.window_hours"]}
-    codes = [c.strip() for c in typed.form.get("communes").split(",") if c.strip()]
+    codes = [c.strip() for c in typed.form.get("group.communes").split(",") if c.strip()]
     body, errors = parse(
         schemas.AreaFloorIn, {"communes": codes, **{k: v for k, v in data.items() if v}}
     )
-    errors = {f"group.{k.split('.')[0]}": v for k, v in errors.items()}
-    errors.update({f"group.{k}": v for k, v in typed.errors.items()})
+    errors = with_model_errors(typed, {f"group.{k.split('.')[0]}": v for k, v in errors.items()})
     name = values["group.name"].strip()
     if not name:
         errors["group.name"] = "Ce champ est obligatoire."
@@ -179,7 +177,8 @@ async def put_group(
             errors["group.communes"] = overlap
     if body is None or errors:
         return await _page(request, session, user, group_values=values, errors=errors,
-                           editing=name or None, status=422)  # fmt: skip
+                           choices=typed.choices, editing=name or None,
+                           status=422)  # fmt: skip
     area = await call_settings.put_area_floor(session, user.caller, name, body)
     return done(
         request,
