@@ -24,13 +24,6 @@ UNKNOWN = "Commune introuvable : indiquez son nom ou son code postal (ex. Aurill
 SEVERAL = "Plusieurs communes correspondent : choisissez la bonne dans la liste."
 
 
-def several(candidates: Collection[communes.Commune]) -> str:
-    """For a field shown without the list: the candidates, as they may be typed back."""
-    names = " ; ".join(c.label for c in list(candidates)[:4])
-    more = " ; …" if len(candidates) > 4 else ""
-    return f"Plusieurs communes correspondent ({names}{more}) : tapez-la comme écrit ici."
-
-
 CHOICE = ".choix"
 
 
@@ -118,14 +111,8 @@ async def _read_field(
 MANY = "plusieurs communes"
 
 
-def _list_error(read: _Field, with_list: bool) -> str:
-    problems = []
-    for ask in read.asks:
-        if with_list:
-            problems.append(f"« {ask.typed} » désigne {MANY} (choisissez dans la liste)")
-        else:
-            example = ask.candidates[0].label
-            problems.append(f"« {ask.typed} » désigne {MANY} (précisez : {example})")
+def _list_error(read: _Field) -> str:
+    problems = [f"« {ask.typed} » désigne {MANY} (choisissez dans la liste)" for ask in read.asks]
     problems += [f"« {typed} » est introuvable" for typed in read.unknown]
     return "; ".join(problems) + "."
 
@@ -137,14 +124,12 @@ async def read_communes(
     *,
     lists: Collection[str] = (),
     prefer: Collection[str] = (),
-    with_list: bool = True,
 ) -> Read:
     """Resolve the `single` fields (one commune each) and the `lists` fields (several,
     comma-separated: given back comma-separated INSEE codes). Blank fields stay blank; a
     field in error keeps its text. The n-th value of a field that several communes match is
     the one its radio `<field>.choix.<n>` names, when that is one of them.
-    `prefer`: INSEE codes whose candidates come first (the caller's own communes).
-    `with_list`: the page shows the candidates of an ambiguous value to choose from."""
+    `prefer`: INSEE codes whose candidates come first (the caller's own communes)."""
     replaced: dict[str, str] = {}
     read = Read(form)
     for name in (*single, *lists):
@@ -155,13 +140,12 @@ async def read_communes(
         found = await _read_field(session, form, name, values, prefer)
         if found.picked:
             read.shown[name] = ", ".join(found.shown)
-        if with_list and found.asks:
+        if found.asks:
             read.choices[name] = found.asks
         if name in lists and (found.asks or found.unknown):
-            read.errors[name] = _list_error(found, with_list)
+            read.errors[name] = _list_error(found)
         elif found.asks:
-            candidates = found.asks[0].candidates
-            read.errors[name] = SEVERAL if with_list else several(candidates)
+            read.errors[name] = SEVERAL
         elif found.unknown:
             read.errors[name] = UNKNOWN
         else:
