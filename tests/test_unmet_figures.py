@@ -5,6 +5,7 @@ from zoneinfo import ZoneInfo
 
 from tests.conftest import assert_problem
 from tests.test_bookings import book, overbook
+from tests.test_cpts_booking import member_book
 from tests.test_slot_search import add_slot
 from tests.test_unmet_requests import post_unmet
 from tests.test_web_dashboard import sign_in
@@ -101,3 +102,19 @@ async def test_summary_period_errors_are_422(client, territory):
     ):
         r = await client.get(f"/v1/unmet-requests/summary?{query}", headers=territory.coordinator)
         assert_problem(r, 422)
+
+
+async def test_the_national_platform_s_bookings_count_as_placed_and_cpts_ones_do_not(
+    client, territory, operator
+):
+    """A slot booked through the SAS platform (its regulator account as the operator) is a
+    SAS request placed; a CPTS member's booking of a CPTS slot is none of the SAS's."""
+    sas = await add_slot(client, territory, territory.practitioner_id, 3)
+    r = await member_book(client, territory.regulator, sas, operator=operator)
+    assert r.status_code == 201, r.text
+    cpts = await add_slot(client, territory, territory.practitioner_id, 4, visibility="cpts")
+    assert (await member_book(client, territory.practice, cpts)).status_code == 201
+    r = await client.get(f"/v1/unmet-requests/summary?{period()}", headers=territory.coordinator)
+    s = r.json()
+    assert (s["placed_slots"], s["placed"], s["sas_requests"]) == (1, 1, 1)
+    assert s["placed_within_48h"] == 1 and s["share_placed"] == 1.0
