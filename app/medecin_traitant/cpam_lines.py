@@ -58,9 +58,10 @@ def request_values(caller: Caller | None, territory_id: uuid.UUID, p: ParsedLine
     }
 
 
-async def _merge(session: AsyncSession, r: MtRequest, p: ParsedLine) -> list[str]:
-    """What the list adds to the request already there (never its place, source or status):
-    the names of the fields filled in."""
+def fill_in(r: MtRequest, p: ParsedLine) -> list[str]:
+    """What the line adds to the request already there, but its INS (whose uniqueness each
+    path checks its own way), never its place, source or status: the names of the fields
+    filled in."""
     assert p.patient is not None
     filled = []
     if r.patient_commune_insee is None and p.patient.commune_insee:
@@ -72,6 +73,14 @@ async def _merge(session: AsyncSession, r: MtRequest, p: ParsedLine) -> list[str
     if p.precarity and not r.precarity:
         r.precarity = True
         filled.append("precarity")
+    return filled
+
+
+async def _merge(session: AsyncSession, r: MtRequest, p: ParsedLine) -> list[str]:
+    """What the list adds to the request already there (`fill_in`, then its INS when no
+    other request holds it): the names of the fields filled in."""
+    assert p.patient is not None
+    filled = fill_in(r, p)
     if filled:
         await session.flush()
     if r.patient_ins is None and p.patient.ins:

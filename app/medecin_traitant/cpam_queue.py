@@ -178,16 +178,7 @@ class _Queue:
     def merge(self, r: MtRequest, p: ParsedLine) -> list[str]:
         """cpam_lines._merge on the request in memory: the names of the fields filled in."""
         assert p.patient is not None
-        filled = []
-        if r.patient_commune_insee is None and p.patient.commune_insee:
-            r.patient_commune_insee = p.patient.commune_insee
-            filled.append("commune_insee")
-        if p.ald and not r.ald:
-            r.ald = True
-            filled.append("ald")
-        if p.precarity and not r.precarity:
-            r.precarity = True
-            filled.append("precarity")
+        filled = cpam_lines.fill_in(r, p)
         if r.patient_ins is None and p.patient.ins and p.patient.ins not in self._by_ins:
             r.patient_ins = p.patient.ins
             self._by_ins[p.patient.ins] = r.id
