@@ -16,6 +16,7 @@ from tests.test_mt_requests import gp_with_capacity, register
 from tests.test_web_dashboard import sign_in
 
 PARIS = ZoneInfo("Europe/Paris")
+MID_YEAR = datetime(2027, 6, 9, 10, tzinfo=PARIS)
 
 
 async def decline(client, key, rid, **body):
@@ -48,18 +49,15 @@ async def scenario(client, t, session, clock) -> tuple[str, str]:
 
 
 async def test_refusals_are_counted_by_side_and_reason(client, territory, session, clock):
+    clock.set(MID_YEAR)  # the scenario's 8 days in one year's period
+    today = MID_YEAR.date()
     await scenario(client, territory, session, clock)
-    today = datetime.now(PARIS).date()
-    params = {"from": today.isoformat(), "to": (today + timedelta(days=3)).isoformat(),
+    params = {"from": today.isoformat(), "to": (today + timedelta(days=10)).isoformat(),
               "granularity": "year"}  # fmt: skip
     r = await client.get("/v1/indicators", params=params, headers=territory.coordinator)
     assert r.status_code == 200, r.text
-    periods = r.json()["periods"]
-    mt = (
-        periods[0]["mt"]
-        if len(periods) == 1 or periods[0]["mt"]["proposals"]
-        else (periods[1]["mt"])
-    )
+    [period] = r.json()["periods"]
+    mt = period["mt"]
     # r1: G1, G2, G3; r2: G1; r3: G2; r4: G3 → 6 proposals; r4's lapsed.
     assert (mt["proposals"], mt["proposals_lapsed"], mt["declined"]) == (6, 1, 4)
     # r1 by the patient (distance), r1 by the GP (capacity), r2 by the patient (preference),
@@ -88,6 +86,9 @@ async def test_refusals_are_counted_by_side_and_reason(client, territory, sessio
 
 
 async def test_the_dashboard_shows_refusals_by_side_and_reason(client, territory, session, clock):
+    # Mid-year: the scenario's 8 days stay in the ACI year the dashboard shows (from the last
+    # 23:50 of a year, they would end in the next one, rightly without these refusals).
+    clock.set(MID_YEAR)
     await scenario(client, territory, session, clock)
     await sign_in(client, territory.coordinator, "/dashboard")
     page = unescape((await client.get(f"/dashboard?territory_id={territory.id}")).text)

@@ -1,4 +1,7 @@
-"""Write activity events in the caller's transaction, so indicators never disagree with data."""
+"""Write activity events in the caller's transaction, so indicators never disagree with data.
+An event's instant (`at`) is the service's clock (app.clock), as every other timestamp the
+service writes: the indicators count an event in the period of that clock, at any date the
+tests set it to."""
 
 from __future__ import annotations
 
@@ -6,18 +9,32 @@ import json
 import uuid
 from typing import Any
 
-from sqlalchemy import ARRAY, Insert, String, Text, bindparam, cast, insert, text, type_coerce
+from sqlalchemy import (
+    ARRAY,
+    DateTime,
+    Insert,
+    String,
+    Text,
+    bindparam,
+    cast,
+    insert,
+    text,
+    type_coerce,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.types import Uuid
 
 from app.activity.models import ActivityEvent
+from app.clock import now_utc
 from app.db import DriverStatement
 
 
 def event_insert(**values: Any) -> Insert:
     """The INSERT of one event, with values or bind parameters (`data`: JSON text), so the
-    booking path can compile it once into a larger statement."""
+    booking path can compile it once into a larger statement; executed with `event_at`, the
+    event's instant."""
+    values.setdefault("at", bindparam("event_at", type_=DateTime(timezone=True)))
     if "data" in values:
         values["data"] = cast(type_coerce(values["data"], Text), JSONB)
     return insert(ActivityEvent).values(**values)
@@ -42,6 +59,7 @@ async def record(
             subject_id=subject_id,
             actor_key_id=actor_key_id,
             data=data,
+            at=now_utc(),
         )
     )
 
@@ -50,16 +68,17 @@ async def record_many(session: AsyncSession, events: list[dict[str, Any]]) -> No
     """Append many events in one statement (each dict holds `record`'s arguments, with
     `type` for the type and `data` for the payload)."""
     if events:
-        await session.execute(insert(ActivityEvent), events)
+        at = now_utc()
+        await session.execute(insert(ActivityEvent), [{"at": at, **e} for e in events])
 
 
 _RECORD_ROWS = DriverStatement(
     text(
         """
         INSERT INTO activity_event (type, territory_id, practitioner_id, subject_id,
-                                    actor_key_id, data)
+                                    actor_key_id, data, at)
         SELECT e.type, e.territory_id, e.practitioner_id, e.subject_id, e.actor_key_id,
-               e.data::jsonb
+               e.data::jsonb, :at
         FROM unnest(:types, :territory_ids, :practitioner_ids, :subject_ids, :actor_key_ids,
                     :data) WITH ORDINALITY
              AS e(type, territory_id, practitioner_id, subject_id, actor_key_id, data, n)
@@ -72,6 +91,7 @@ _RECORD_ROWS = DriverStatement(
         bindparam("subject_ids", type_=ARRAY(Uuid)),
         bindparam("actor_key_ids", type_=ARRAY(Uuid)),
         bindparam("data", type_=ARRAY(Text)),
+        bindparam("at", type_=DateTime(timezone=True)),
     )
 )
 
@@ -88,6 +108,7 @@ async def record_rows(session: AsyncSession, events: list[dict[str, Any]]) -> No
             subject_ids=[e.get("subject_id") for e in events],
             actor_key_ids=[e.get("actor_key_id") for e in events],
             data=[json.dumps(e.get("data", {})) for e in events],
+            at=now_utc(),
         )
 
 

@@ -145,6 +145,7 @@ async def cancel(
         practitioner_id=booking.practitioner_id,
         actor_key_id=caller.key_id,
         event_data=json.dumps(event_data(booking, was=was, by_role=caller.role)),
+        event_at=now,
     )
     await notify_platform(session, booking)
     practitioner = schemas.BookingPractitionerOut(

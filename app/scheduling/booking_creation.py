@@ -209,6 +209,7 @@ async def book(session: AsyncSession, caller: Caller, data: schemas.BookingIn) -
         event_created=now.isoformat(),
         webhook_data=json.dumps(webhook_payload(booking)),
         event_data=json.dumps(event_data(booking, lead_minutes=lead_minutes(booking.start, now))),
+        event_at=now,
     )
     await notify_platform(session, booking)
     practitioner = schemas.BookingPractitionerOut(

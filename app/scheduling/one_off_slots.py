@@ -72,7 +72,7 @@ def _one_off_statement() -> DriverStatement:
     offer = (
         insert(ActivityEvent)
         .from_select(
-            ["type", "territory_id", "practitioner_id", "subject_id", "actor_key_id", "data"],
+            ["type", "territory_id", "practitioner_id", "subject_id", "actor_key_id", "data", "at"],
             select(
                 literal("slots.offered"),
                 territory_id,
@@ -80,6 +80,7 @@ def _one_off_statement() -> DriverStatement:
                 new_slot.c.id,
                 bindparam("actor_key_id", type_=Uuid),
                 cast(type_coerce(bindparam("offer_data"), Text), JSONB),
+                bindparam("event_at", type_=DateTime(timezone=True)),
             ),
         )
         .returning(ActivityEvent.subject_id)
@@ -142,6 +143,7 @@ async def create_one_off_slot(
                 crisis_id=crisis_id,
                 actor_key_id=caller.key_id,
                 offer_data=json.dumps(event["data"]),
+                event_at=now_utc(),
             )
     except asyncpg.IntegrityConstraintViolationError as exc:
         existing = await overlapping_slots(session, publisher.id, [(data.start, data.end)])
