@@ -296,8 +296,10 @@ async def test_regulator_cannot_publish(client, territory):
     assert_problem(r, 403)
 
 
-async def test_dst_change_keeps_local_wall_clock_time(client, territory, session):
-    """17:00–19:00 stays 17:00 in Paris on both sides of the 28 March 2027 change."""
+async def test_dst_change_keeps_local_wall_clock_time(client, territory, session, clock):
+    """17:00–19:00 stays 17:00 in Paris on both sides of the 28 March 2027 change (the
+    service's clock a few days before: the test holds on any date)."""
+    clock.set(datetime(2027, 3, 24, tzinfo=UTC))
     path = f"/v1/practitioners/{territory.practitioner_id}"
     r = await client.post(
         f"{path}/availability-rules",
@@ -328,10 +330,11 @@ async def test_dst_change_keeps_local_wall_clock_time(client, territory, session
 
 
 async def test_overnight_period_on_the_night_clocks_go_back_has_13_hours(
-    client, territory, session
+    client, territory, session, clock
 ):
+    clock.set(datetime(2027, 10, 29, tzinfo=UTC))
     path = f"/v1/practitioners/{territory.practitioner_id}"
-    await client.post(
+    r = await client.post(
         f"{path}/availability-rules",
         json=rule(
             rrule="FREQ=WEEKLY;BYDAY=SA",
@@ -343,6 +346,7 @@ async def test_overnight_period_on_the_night_clocks_go_back_has_13_hours(
         ),
         headers=territory.practice,
     )
+    assert r.status_code == 201, r.text
     await materialize_all(session, now=datetime(2027, 10, 29, tzinfo=UTC))
     assert await slot_count(session, territory.practitioner_id) == 13
 
