@@ -9,11 +9,13 @@ import os
 import shutil
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.clock import FrozenClock, frozen_at
@@ -319,6 +321,25 @@ def clock() -> Iterator[FrozenClock]:
 
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@contextmanager
+def statements(connection: AsyncConnection, containing: str = "") -> Iterator[list[str]]:
+    """Every SQL statement sent on `connection` while the block runs (those `containing` a
+    text, when given)."""
+    seen: list[str] = []
+
+    def count(conn, cursor, statement, parameters, context, executemany) -> None:
+        if containing in statement:
+            seen.append(statement)
+
+    sync = connection.sync_connection
+    assert sync is not None
+    event.listen(sync, "before_cursor_execute", count)
+    try:
+        yield seen
+    finally:
+        event.remove(sync, "before_cursor_execute", count)
 
 
 @pytest.fixture(scope="session")

@@ -1,33 +1,18 @@
 """The JSON answers name the communes beside their INSEE codes (issue 25: people read names,
 not codes), from the referential, with one lookup for the whole answer."""
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 
-from sqlalchemy import event
-
-from tests.conftest import practice_body
+from tests.conftest import practice_body, statements
 from tests.test_bookings import PATIENT, book
 from tests.test_mt_requests import gp_with_capacity, patient, register
 from tests.test_slot_search import add_slot
 from tests.test_unmet_requests import post_unmet
 
 
-@contextmanager
-def commune_lookups(connection) -> Iterator[list[str]]:
+def commune_lookups(connection) -> AbstractContextManager[list[str]]:
     """The statements that read the referential of communes while the block runs."""
-    seen: list[str] = []
-
-    def count(conn, cursor, statement, parameters, context, executemany) -> None:
-        if "FROM commune" in statement:
-            seen.append(statement)
-
-    sync = connection.sync_connection
-    event.listen(sync, "before_cursor_execute", count)
-    try:
-        yield seen
-    finally:
-        event.remove(sync, "before_cursor_execute", count)
+    return statements(connection, containing="FROM commune")
 
 
 async def test_practices_are_named_with_one_lookup_per_answer(client, territory, connection):

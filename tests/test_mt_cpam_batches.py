@@ -6,15 +6,13 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import date, timedelta
 from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import event, func, select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from app.activity.models import ActivityEvent
@@ -23,7 +21,7 @@ from app.directory.models import Territory
 from app.medecin_traitant import cpam_lines, cpam_queue
 from app.medecin_traitant.cpam_import import import_list
 from app.medecin_traitant.models import MtRequest
-from tests.conftest import ADMIN_CALLER
+from tests.conftest import ADMIN_CALLER, statements
 
 HEADER = "NOM;PRENOM;DATE_NAISSANCE;TELEPHONE;NIR;CODE_INSEE;ALD;C2S"
 FAMILY = ("Dupont", "Lefèvre", "Müller", "Œuvray", "Martin")
@@ -124,22 +122,6 @@ def report(out, names: dict) -> dict[str, Any]:
     for line in body["preview"]:
         line["request_id"] = names.get(line["request_id"], line["request_id"])
     return body
-
-
-@contextmanager
-def statements(connection) -> Iterator[list[str]]:
-    """Every SQL statement sent on `connection` while the block runs."""
-    seen: list[str] = []
-
-    def count(conn, cursor, statement, parameters, context, executemany) -> None:
-        seen.append(statement)
-
-    sync = connection.sync_connection
-    event.listen(sync, "before_cursor_execute", count)
-    try:
-        yield seen
-    finally:
-        event.remove(sync, "before_cursor_execute", count)
 
 
 QUEUES = [(), ("identity",), ("identity_ins",), ("ins_other",), ("identity", "ins_other"),
