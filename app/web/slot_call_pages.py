@@ -23,7 +23,13 @@ from app.errors import NotFound
 from app.security import COORDINATOR
 from app.unmet_demand import call_settings, calls, schemas
 from app.web.auth import FormDep, UserDep, WebUser, done, require_role, show
-from app.web.commune_field import ListChoice, caller_communes, read_communes, with_model_errors
+from app.web.commune_field import (
+    ListChoice,
+    caller_communes,
+    read_communes,
+    split_list,
+    with_model_errors,
+)
 from app.web.confirm import ask_confirmation, confirmed
 from app.web.forms import parse
 
@@ -161,7 +167,7 @@ async def put_group(
     )
     values.update(typed.shown)
     data = {"floor": values["group.floor"], "window_hours": values["group.window_hours"]}
-    codes = [c.strip() for c in typed.form.get("group.communes").split(",") if c.strip()]
+    codes = split_list(typed.form.get("group.communes"))
     body, errors = parse(
         schemas.AreaFloorIn, {"communes": codes, **{k: v for k, v in data.items() if v}}
     )
